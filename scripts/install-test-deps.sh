@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what the test suite drives for real: coturn's turnutils_* clients and
+# redis-server (Debian), Synapse (PyPI). Idempotent: skips what is already there.
+set -euo pipefail
+
+apt_packages=()
+command -v turnutils_uclient >/dev/null 2>&1 || apt_packages+=(coturn)
+command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
+command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
+
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-test-deps: need root to apt-get install ${apt_packages[*]}" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+fi
+
+# Debian's coturn package starts a system turnserver on 3478; tests use their own ports,
+# but a stray daemon would answer them, so make sure it is not running.
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl stop coturn >/dev/null 2>&1 || true
+fi
+pkill -x turnserver >/dev/null 2>&1 || true
