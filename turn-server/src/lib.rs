@@ -1,4 +1,6 @@
 //! A coturn-compatible TURN/STUN relay.
 //!
 //! Layout:
+//! - [`proto`]: the sans-IO TURN/STUN core (codec, allocations, auth, policy).
 //! - `config`: coturn's `turnserver.conf` format and command line, into one typed [`config::Config`].
+pub mod proto;
