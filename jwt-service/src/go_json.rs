@@ -1,0 +1,241 @@
+//! JSON the way Go's `encoding/json` reads and writes it, where clients can tell.
+//!
+//! Reading (upstream decodes with `DisallowUnknownFields`): only the first JSON value
+//! counts and trailing bytes are ignored; object keys match field names exactly or else
+//! case-insensitively; the last duplicate wins; `null` leaves a field (or the whole
+//! body) at its zero value; unknown fields at any depth and wrong types are errors.
+//! [`decode`] applies these rules to a [`serde_json::Value`] against a [`Schema`], then
+//! lets serde do the typed part.
+//!
+//! Writing: Go escapes `<`, `>`, `&`, U+2028 and U+2029 in strings. Hashes of ids
+//! ([`crate::livekit::alias`]) and response bodies use [`push_string`] so they match
+//! upstream byte for byte.
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+/// The field names of one JSON object; `Some` marks a nested object with its own schema.
+#[derive(Debug)]
+pub struct Schema {
+    /// `(name, nested)` for each field.
+    pub fields: &'static [(&'static str, Option<&'static Schema>)],
+}
+
+/// Why a body is not acceptable JSON (the detail is for logs, clients get M_NOT_JSON).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(String);
+
+/// Decodes the first JSON value of `body` into `T` with Go's rules (module docs).
+pub fn decode<T: DeserializeOwned>(body: &[u8], schema: &Schema) -> Result<T, DecodeError> {
+    let first = serde_json::Deserializer::from_slice(body)
+        .into_iter::<Value>()
+        .next()
+        .ok_or_else(|| DecodeError("empty body".into()))?
+        .map_err(|e| DecodeError(e.to_string()))?;
+    let normalised = normalise(first, schema)?;
+    serde_json::from_value(normalised).map_err(|e| DecodeError(e.to_string()))
+}
+
+/// Renames keys to their field names, rejects unknown keys and non-objects.
+fn normalise(value: Value, schema: &Schema) -> Result<Value, DecodeError> {
+    let object = match value {
+        Value::Null => return Ok(Value::Object(Map::new())),
+        Value::Object(object) => object,
+        other => return Err(DecodeError(format!("expected an object, got {other}"))),
+    };
+    let mut out = Map::new();
+    for (key, value) in object {
+        let (name, nested) = schema
+            .fields
+            .iter()
+            .find(|(name, _)| *name == key)
+            .or_else(|| schema.fields.iter().find(|(name, _)| fold_eq(name, &key)))
+            .ok_or_else(|| DecodeError(format!("unknown field {key:?}")))?;
+        let value = match (nested, value) {
+            (_, Value::Null) => Value::Null,
+            (Some(nested), value) => normalise(value, nested)?,
+            (None, value) => value,
+        };
+        out.insert((*name).to_owned(), value);
+    }
+    Ok(Value::Object(out))
+}
+
+/// Case-insensitive comparison as Go's field matching does it (simple Unicode folding,
+/// including its Kelvin sign and long s special cases).
+fn fold_eq(a: &str, b: &str) -> bool {
+    let fold = |c: char| match c {
+        '\u{212a}' => 'k',
+        '\u{17f}' => 's',
+        c => c.to_lowercase().next().unwrap_or(c),
+    };
+    a.chars().map(fold).eq(b.chars().map(fold))
+}
+
+/// A compact JSON array of strings, escaped exactly like Go's `json.Marshal`.
+pub fn string_array(list: &[&str]) -> String {
+    let mut out = String::from("[");
+    for (i, item) in list.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_string(&mut out, item);
+    }
+    out.push(']');
+    out
+}
+
+/// A JSON object of string values (in the given order) with a trailing newline, as Go's
+/// `json.NewEncoder(w).Encode` writes a response body.
+pub fn string_object_line(fields: &[(&str, &str)]) -> String {
+    let mut out = String::from("{");
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_string(&mut out, key);
+        out.push(':');
+        push_string(&mut out, value);
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// Appends `s` as a JSON string, escaped like Go's `encodeState.string` with HTML
+/// escaping on (the `json.Marshal` and `Encoder` default).
+pub fn push_string(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' | '\u{0}'..='\u{1f}' => {
+                let b = c as u8;
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xf)]));
+            }
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            other => out.push(other),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    static INNER: Schema = Schema {
+        fields: &[("token", None), ("n", None)],
+    };
+    static OUTER: Schema = Schema {
+        fields: &[("room_id", None), ("inner", Some(&INNER))],
+    };
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        token: Option<String>,
+        n: Option<i64>,
+    }
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Outer {
+        room_id: Option<String>,
+        inner: Option<Inner>,
+    }
+
+    fn parse(body: &str) -> Result<Outer, DecodeError> {
+        decode(body.as_bytes(), &OUTER)
+    }
+
+    #[test]
+    fn go_decoding_quirks() {
+        let full = parse(r#"{"room_id":"!r","inner":{"token":"t","n":5}}"#).unwrap();
+        assert_eq!(full.room_id.as_deref(), Some("!r"));
+        assert_eq!(full.inner.unwrap().n, Some(5));
+        // Case-insensitive keys, including Go's folding specials.
+        let folded = parse(r#"{"ROOM_ID":"a","Inner":{"TO\u212aEN":"t"}}"#).unwrap();
+        assert_eq!(folded.room_id.as_deref(), Some("a"));
+        assert_eq!(folded.inner.unwrap().token.as_deref(), Some("t"));
+        // The last duplicate wins, across spellings too.
+        assert_eq!(
+            parse(r#"{"room_id":"a","ROOM_ID":"b"}"#)
+                .unwrap()
+                .room_id
+                .as_deref(),
+            Some("b")
+        );
+        // Only the first value counts.
+        assert_eq!(
+            parse(r#"{"room_id":"a"} trailing garbage"#)
+                .unwrap()
+                .room_id
+                .as_deref(),
+            Some("a")
+        );
+        // null is the zero value, for the body and for fields.
+        assert_eq!(parse("null").unwrap(), Outer::default());
+        assert_eq!(
+            parse(r#"{"room_id":null,"inner":null}"#).unwrap(),
+            Outer::default()
+        );
+    }
+
+    #[test]
+    fn go_decoding_errors() {
+        for bad in [
+            "",
+            "   ",
+            "{",
+            "[]",
+            r#""text""#,
+            "42",
+            r#"{"unknown":1}"#,
+            r#"{"inner":{"unknown":1}}"#,
+            r#"{"inner":["t",1]}"#,
+            r#"{"inner":"t"}"#,
+            r#"{"room_id":5}"#,
+            r#"{"inner":{"n":"5"}}"#,
+            r#"{"inner":{"n":5.5}}"#,
+            r#"{"inner":{"n":5.0}}"#,
+            r#"{"inner":{"n":1e3}}"#,
+            r#"{"inner":{"n":99999999999999999999}}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} should fail");
+        }
+    }
+
+    #[test]
+    fn go_escaping() {
+        assert_eq!(string_array(&[]), "[]");
+        assert_eq!(string_array(&["a", "b"]), r#"["a","b"]"#);
+        assert_eq!(
+            string_array(&["<a&b>", "q\"\\"]),
+            r#"["\u003ca\u0026b\u003e","q\"\\"]"#
+        );
+        assert_eq!(
+            string_array(&["\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f}"]),
+            "[\"\\n\\r\\t\\b\\f\\u0001\\u001f\u{7f}\"]"
+        );
+        assert_eq!(
+            string_array(&["\u{2028}\u{2029}é😀"]),
+            "[\"\\u2028\\u2029é😀\"]"
+        );
+        assert_eq!(
+            string_object_line(&[("url", "wss://a/?x=1&y=2"), ("jwt", "e.f.g")]),
+            "{\"url\":\"wss://a/?x=1\\u0026y=2\",\"jwt\":\"e.f.g\"}\n"
+        );
+    }
+}

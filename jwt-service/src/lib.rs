@@ -1,0 +1,24 @@
+//! `lk-jwt-service`: a drop-in replacement for Element's LiveKit token service.
+//!
+//! Element Call posts the Matrix OpenID token it got from its homeserver; the service
+//! checks it against that homeserver over federation and answers with the LiveKit URL
+//! and a signed LiveKit JWT, creating the room on the SFU for users of full-access
+//! homeservers. Behaviour follows upstream `a375b13` (see the spec); improvements are
+//! opt-in or invisible to clients.
+//!
+//! Layout: [`config`] (environment), [`routes`] (HTTP), [`request`] (bodies and
+//! validation), [`go_json`] (Go's JSON quirks), [`openid`] (federation verification),
+//! [`livekit`] (tokens, aliases, Twirp), [`server`] (wiring and listening).
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod error;
+pub mod go_json;
+pub mod healthcheck;
+pub mod livekit;
+pub mod openid;
+pub mod rate_limit;
+pub mod request;
+pub mod routes;
+pub mod server;
+pub mod state;

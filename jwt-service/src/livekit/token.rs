@@ -1,0 +1,231 @@
+//! LiveKit access tokens (spec §4.1): HS256 JWTs signed with the API secret, `iss` = the
+//! API key, grants in the `video` claim.
+//!
+//! The claims are our own structs, in the order LiveKit's Go SDK writes them, so the
+//! JSON is exactly what upstream produces; defaults are omitted as Go's `omitempty`
+//! does (notably `roomCreate`, which must never be `true` in a join token).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rtc_auth::secret::Secret;
+use serde::{Deserialize, Serialize};
+
+/// Lifetime of a join token.
+pub const JOIN_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// Lifetime of the service's own API tokens (the server SDK's default).
+pub const API_TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
+
+/// LiveKit's `VideoGrant`, only the fields this service sets.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoGrant {
+    /// May create rooms (only the service's own CreateRoom token).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub room_create: bool,
+    /// Administers `room` (GetParticipant).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub room_admin: bool,
+    /// May join `room`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub room_join: bool,
+    /// The LiveKit room alias.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub room: String,
+    /// May publish tracks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_publish: Option<bool>,
+    /// May subscribe to tracks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_subscribe: Option<bool>,
+    /// May update its own metadata (upstream #202).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub can_update_own_metadata: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The JWT claims, in golang-jwt's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The API key.
+    pub iss: String,
+    /// The participant identity; absent in API tokens.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sub: String,
+    /// Expiry, Unix seconds.
+    pub exp: u64,
+    /// Not before, Unix seconds.
+    pub nbf: u64,
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+    /// The identity again (LiveKit protocol adds it since 2025-07).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub identity: String,
+    /// The grants.
+    pub video: VideoGrant,
+}
+
+/// Signing failed (only possible with a broken crypto backend, never from input).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot sign LiveKit token: {0}")]
+pub struct SignError(#[from] jsonwebtoken::errors::Error);
+
+/// Signs LiveKit tokens with one key and secret.
+#[derive(Clone)]
+pub struct TokenSigner {
+    key: String,
+    encoding_key: EncodingKey,
+}
+
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSigner")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenSigner {
+    /// A signer for the API `key` and `secret`.
+    pub fn new(key: &str, secret: &Secret) -> Self {
+        Self {
+            key: key.to_owned(),
+            encoding_key: EncodingKey::from_secret(secret.expose()),
+        }
+    }
+
+    /// The join token for `identity` in `room` (same grants for every user, as upstream).
+    pub fn join_token(
+        &self,
+        identity: &str,
+        room: &str,
+        now: SystemTime,
+    ) -> Result<String, SignError> {
+        let grant = VideoGrant {
+            room_join: true,
+            room: room.to_owned(),
+            can_publish: Some(true),
+            can_subscribe: Some(true),
+            can_update_own_metadata: true,
+            ..VideoGrant::default()
+        };
+        self.sign(identity, grant, JOIN_TOKEN_TTL, now)
+    }
+
+    /// The service's token for `CreateRoom`.
+    pub fn room_create_token(&self, now: SystemTime) -> Result<String, SignError> {
+        let grant = VideoGrant {
+            room_create: true,
+            ..VideoGrant::default()
+        };
+        self.sign("", grant, API_TOKEN_TTL, now)
+    }
+
+    /// The service's token for `GetParticipant` in `room`.
+    pub fn room_admin_token(&self, room: &str, now: SystemTime) -> Result<String, SignError> {
+        let grant = VideoGrant {
+            room_admin: true,
+            room: room.to_owned(),
+            ..VideoGrant::default()
+        };
+        self.sign("", grant, API_TOKEN_TTL, now)
+    }
+
+    fn sign(
+        &self,
+        identity: &str,
+        video: VideoGrant,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> Result<String, SignError> {
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let claims = Claims {
+            iss: self.key.clone(),
+            sub: identity.to_owned(),
+            exp: now + ttl.as_secs(),
+            nbf: now,
+            iat: now,
+            identity: identity.to_owned(),
+            video,
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding_key,
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use jsonwebtoken::{DecodingKey, Validation};
+
+    fn payload_json(token: &str) -> String {
+        let payload = token.split('.').nth(1).unwrap();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    fn signer() -> TokenSigner {
+        TokenSigner::new("devkey", &Secret::new("devsecret"))
+    }
+
+    #[test]
+    fn join_token_claims_exactly() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let token = signer().join_token("@a:b:DEV", "ROOM", now).unwrap();
+        assert_eq!(
+            payload_json(&token),
+            r#"{"iss":"devkey","sub":"@a:b:DEV","exp":1700003600,"nbf":1700000000,"iat":1700000000,"identity":"@a:b:DEV","video":{"roomJoin":true,"room":"ROOM","canPublish":true,"canSubscribe":true,"canUpdateOwnMetadata":true}}"#
+        );
+    }
+
+    #[test]
+    fn join_token_verifies_with_the_secret() {
+        let token = signer()
+            .join_token("ident", "room", SystemTime::now())
+            .unwrap();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub"]);
+        validation.set_issuer(&["devkey"]);
+        let data = jsonwebtoken::decode::<Claims>(
+            &token,
+            &DecodingKey::from_secret(b"devsecret"),
+            &validation,
+        )
+        .unwrap();
+        assert!(!data.claims.video.room_create);
+        assert_eq!(data.claims.exp - data.claims.iat, 3600);
+        assert!(
+            jsonwebtoken::decode::<Claims>(
+                &token,
+                &DecodingKey::from_secret(b"wrong"),
+                &validation
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn api_tokens() {
+        let now = UNIX_EPOCH + Duration::from_secs(100);
+        let create = signer().room_create_token(now).unwrap();
+        assert_eq!(
+            payload_json(&create),
+            r#"{"iss":"devkey","exp":21700,"nbf":100,"iat":100,"video":{"roomCreate":true}}"#
+        );
+        let admin = signer().room_admin_token("R", now).unwrap();
+        assert_eq!(
+            payload_json(&admin),
+            r#"{"iss":"devkey","exp":21700,"nbf":100,"iat":100,"video":{"roomAdmin":true,"room":"R"}}"#
+        );
+        assert!(!format!("{:?}", signer()).contains("devsecret"));
+    }
+}

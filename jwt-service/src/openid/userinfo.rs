@@ -1,0 +1,282 @@
+//! OpenID token verification: ask the claimed homeserver who the token belongs to
+//! (`GET /_matrix/federation/v1/openid/userinfo`), then check the answer belongs to
+//! that homeserver (spec §3).
+//!
+//! Every failure becomes the same 401 for the client, as upstream; the log gets the
+//! precise cause (DNS, TLS, timeout, HTTP status and errcode, server mismatch) with the
+//! token left out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+use super::discovery::{self, BoxFuture, Destination, Lookup};
+use super::net::{DenyingResolver, REQUEST_TIMEOUT, describe};
+use super::server_name::ServerName;
+use crate::request::OpenIdToken;
+
+/// How long a discovery result is reused (the spec allows up to 48 h for well-known
+/// answers; an hour keeps moves of a homeserver visible soon).
+pub const DISCOVERY_CACHE_TTL: Duration = Duration::from_secs(3600);
+/// Cap on cached server names, so random names from clients cannot grow memory.
+pub const DISCOVERY_CACHE_MAX: usize = 10_000;
+/// Largest userinfo body read.
+const USERINFO_MAX_BYTES: usize = 64 * 1024;
+
+/// Why a token was not accepted (logged; the client sees one 401).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenIdError {
+    /// `matrix_server_name` is not a server name.
+    #[error(transparent)]
+    InvalidServerName(#[from] super::server_name::InvalidServerName),
+    /// Discovery produced no destination.
+    #[error("no federation destination for {0}")]
+    NoDestination(String),
+    /// The address is on the outgoing deny list.
+    #[error("address {0} is on the outgoing deny list")]
+    Denied(IpAddr),
+    /// No answer from the homeserver (DNS, connect, TLS, timeout).
+    #[error("cannot reach {destination}: {cause}")]
+    Transport {
+        /// `host:port` tried.
+        destination: String,
+        /// The cause chain.
+        cause: String,
+    },
+    /// The homeserver refused (bad token, federation disabled, ...).
+    #[error("homeserver answered HTTP {status} {errcode}")]
+    Status {
+        /// The status.
+        status: u16,
+        /// The Matrix errcode, if the body had one.
+        errcode: String,
+    },
+    /// A 2xx body without a usable `sub`.
+    #[error("bad userinfo body: {0}")]
+    BadBody(String),
+    /// `sub` belongs to another server than the one the client named.
+    #[error("user {sub} does not belong to {server}")]
+    ServerMismatch {
+        /// The user id the homeserver returned.
+        sub: String,
+        /// The server the client named.
+        server: String,
+    },
+}
+
+/// Verifies an OpenID token and returns the Matrix user id it belongs to.
+pub trait Verifier: Send + Sync {
+    /// The user id (`sub`), already checked to belong to `token.matrix_server_name`.
+    fn verify<'a>(&'a self, token: &'a OpenIdToken) -> BoxFuture<'a, Result<String, OpenIdError>>;
+}
+
+/// The production verifier: federation discovery, one shared client, cached results.
+pub struct FederationVerifier {
+    client: reqwest::Client,
+    resolver: Arc<DenyingResolver>,
+    lookup: Arc<dyn Lookup>,
+    overrides: BTreeMap<String, Url>,
+    cache: Mutex<HashMap<String, (Instant, Vec<Destination>)>>,
+}
+
+impl FederationVerifier {
+    /// `client` must use `resolver`; `overrides` maps server names to federation base URLs
+    /// that replace discovery.
+    pub fn new(
+        client: reqwest::Client,
+        resolver: Arc<DenyingResolver>,
+        lookup: Arc<dyn Lookup>,
+        overrides: BTreeMap<String, Url>,
+    ) -> Self {
+        Self {
+            client,
+            resolver,
+            lookup,
+            overrides,
+            cache: Mutex::default(),
+        }
+    }
+
+    async fn destinations(&self, server: &str) -> Result<Vec<Destination>, OpenIdError> {
+        if let Some((at, cached)) = self.cache.lock().ok().and_then(|c| c.get(server).cloned())
+            && at.elapsed() < DISCOVERY_CACHE_TTL
+        {
+            return Ok(cached);
+        }
+        let name = ServerName::parse(server)?;
+        let found = discovery::discover(&name, server, self.lookup.as_ref()).await;
+        if found.is_empty() {
+            return Err(OpenIdError::NoDestination(server.to_owned()));
+        }
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= DISCOVERY_CACHE_MAX {
+                cache.retain(|_, (at, _)| at.elapsed() < DISCOVERY_CACHE_TTL);
+                if cache.len() >= DISCOVERY_CACHE_MAX {
+                    cache.clear();
+                }
+            }
+            cache.insert(server.to_owned(), (Instant::now(), found.clone()));
+        }
+        Ok(found)
+    }
+
+    fn forget(&self, server: &str) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(server);
+        }
+    }
+
+    async fn query(&self, url: Url, host_header: Option<&str>) -> Result<String, OpenIdError> {
+        let destination = format!(
+            "{}:{}",
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or_default()
+        );
+        if let Some(url::Host::Ipv4(ip)) = url.host() {
+            self.check_ip(IpAddr::V4(ip))?;
+        }
+        if let Some(url::Host::Ipv6(ip)) = url.host() {
+            self.check_ip(IpAddr::V6(ip))?;
+        }
+        let mut request = self.client.get(url).timeout(REQUEST_TIMEOUT);
+        if let Some(host) = host_header {
+            request = request.header(reqwest::header::HOST, host);
+        }
+        let transport = |e: reqwest::Error| OpenIdError::Transport {
+            destination: destination.clone(),
+            cause: describe(&e),
+        };
+        let mut response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if body.len() + chunk.len() > USERINFO_MAX_BYTES {
+                return Err(OpenIdError::BadBody("body too large".into()));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            sub: Option<String>,
+            errcode: Option<String>,
+        }
+        let answer = serde_json::from_slice::<Answer>(&body);
+        if !status.is_success() {
+            return Err(OpenIdError::Status {
+                status: status.as_u16(),
+                errcode: answer.ok().and_then(|a| a.errcode).unwrap_or_default(),
+            });
+        }
+        answer
+            .map_err(|e| OpenIdError::BadBody(e.to_string()))?
+            .sub
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| OpenIdError::BadBody("no `sub`".into()))
+    }
+
+    fn check_ip(&self, ip: IpAddr) -> Result<(), OpenIdError> {
+        if self.resolver.allowed(ip) {
+            Ok(())
+        } else {
+            Err(OpenIdError::Denied(ip))
+        }
+    }
+
+    async fn userinfo(&self, token: &OpenIdToken) -> Result<String, OpenIdError> {
+        let server = &token.matrix_server_name;
+        if let Some(base) = self.overrides.get(server) {
+            return self
+                .query(userinfo_url(base, &token.access_token), None)
+                .await;
+        }
+        let destinations = self.destinations(server).await?;
+        let mut last_error = OpenIdError::NoDestination(server.clone());
+        for destination in &destinations {
+            if let Some(connect) = &destination.connect_host {
+                self.resolver
+                    .set_connect_host(&destination.tls_host, connect);
+            }
+            let base = format!("https://{}:{}/", destination.tls_host, destination.port);
+            let Ok(base) = Url::parse(&base) else {
+                continue;
+            };
+            let url = userinfo_url(&base, &token.access_token);
+            match self.query(url, Some(&destination.host_header)).await {
+                // Only an unreachable destination moves on to the next one.
+                Err(e @ OpenIdError::Transport { .. }) => last_error = e,
+                other => return other,
+            }
+        }
+        self.forget(server);
+        Err(last_error)
+    }
+}
+
+/// `<base>/_matrix/federation/v1/openid/userinfo?access_token=<token, URL-encoded>`.
+pub fn userinfo_url(base: &Url, access_token: &str) -> Url {
+    let mut url = base.clone();
+    let path = format!(
+        "{}/_matrix/federation/v1/openid/userinfo",
+        base.path().trim_end_matches('/')
+    );
+    url.set_path(&path);
+    url.set_query(None);
+    url.query_pairs_mut()
+        .append_pair("access_token", access_token);
+    url
+}
+
+/// Upstream's check: the part of `sub` after the first `:` must equal the server name
+/// the client claimed, exactly (case and port included).
+pub fn check_server(sub: &str, server: &str) -> Result<(), OpenIdError> {
+    match sub.split_once(':') {
+        Some((_, part)) if part == server => Ok(()),
+        _ => Err(OpenIdError::ServerMismatch {
+            sub: sub.to_owned(),
+            server: server.to_owned(),
+        }),
+    }
+}
+
+impl Verifier for FederationVerifier {
+    fn verify<'a>(&'a self, token: &'a OpenIdToken) -> BoxFuture<'a, Result<String, OpenIdError>> {
+        Box::pin(async move {
+            let sub = self.userinfo(token).await?;
+            check_server(&sub, &token.matrix_server_name)?;
+            Ok(sub)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_urls_encode_the_token() {
+        let base = Url::parse("https://127.0.0.1:8448/").unwrap();
+        assert_eq!(
+            userinfo_url(&base, "a b&c=d/+").as_str(),
+            "https://127.0.0.1:8448/_matrix/federation/v1/openid/userinfo?access_token=a+b%26c%3Dd%2F%2B"
+        );
+        let prefixed = Url::parse("https://proxy.example/matrix/?x=1").unwrap();
+        assert_eq!(
+            userinfo_url(&prefixed, "t").as_str(),
+            "https://proxy.example/matrix/_matrix/federation/v1/openid/userinfo?access_token=t"
+        );
+    }
+
+    #[test]
+    fn server_part_must_match_exactly() {
+        assert!(check_server("@alice:example.com", "example.com").is_ok());
+        assert!(check_server("@alice:127.0.0.1:8448", "127.0.0.1:8448").is_ok());
+        assert!(check_server("@alice:127.0.0.1:8448", "127.0.0.1").is_err());
+        assert!(check_server("@alice:Example.com", "example.com").is_err());
+        assert!(check_server("@alice:evil.com", "example.com").is_err());
+        assert!(check_server("alice", "example.com").is_err());
+        assert!(check_server("@alice:example.com.evil", "example.com").is_err());
+    }
+}

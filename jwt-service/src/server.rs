@@ -1,0 +1,157 @@
+//! Wiring: configuration → services → router → listener, with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::{BindAddress, Config};
+use crate::livekit::token::TokenSigner;
+use crate::livekit::twirp::RoomService;
+use crate::openid::net::{self, DenyingResolver, MatrixTls};
+use crate::openid::userinfo::FederationVerifier;
+use crate::rate_limit::RateLimiter;
+use crate::routes;
+use crate::state::{AppState, Services};
+
+/// Bound on handling one request (upstream has none); well above the outgoing timeouts.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A start-up failure, with the cause.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(String);
+
+/// Builds the services from the configuration.
+pub fn services(config: &Config) -> Result<AppState, StartError> {
+    let extra_roots_pem = match &config.matrix_ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            StartError(format!(
+                "LIVEKIT_MATRIX_CA_FILE: cannot read {}: {e}",
+                path.display()
+            ))
+        })?),
+        None => None,
+    };
+    let tls = MatrixTls {
+        skip_verify: config.insecure_skip_verify_tls,
+        extra_roots_pem,
+    };
+    let federation_resolver = Arc::new(DenyingResolver::new(config.outgoing_deny.clone()));
+    let federation = net::matrix_client(
+        &tls,
+        federation_resolver.clone(),
+        reqwest::redirect::Policy::none(),
+    )
+    .map_err(|e| StartError(e.to_string()))?;
+    let well_known_client = net::matrix_client(
+        &tls,
+        Arc::new(DenyingResolver::new(config.outgoing_deny.clone())),
+        reqwest::redirect::Policy::limited(5),
+    )
+    .map_err(|e| StartError(e.to_string()))?;
+    let lookup = Arc::new(net::NetworkLookup::new(well_known_client));
+    let verifier = FederationVerifier::new(
+        federation,
+        federation_resolver,
+        lookup,
+        config.federation_url_overrides.clone(),
+    );
+
+    // LiveKit traffic keeps full TLS verification whatever the Matrix setting.
+    let livekit_http = reqwest::Client::builder()
+        .connect_timeout(net::CONNECT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| StartError(format!("cannot build the LiveKit HTTP client: {e}")))?;
+    let signer = TokenSigner::new(&config.key, &config.secret);
+    let rooms = RoomService::new(livekit_http, config.livekit_api_url.clone(), signer.clone());
+
+    Ok(AppState(Arc::new(Services {
+        livekit_url: config.livekit_url.clone(),
+        full_access: config.full_access.clone(),
+        signer,
+        verifier: Arc::new(verifier),
+        rooms: Arc::new(rooms),
+        rate_limit: config.rate_limit_per_minute.map(RateLimiter::new),
+    })))
+}
+
+/// Binds the configured address; `:port` tries dual-stack `[::]` first, then `0.0.0.0`.
+pub async fn bind(bind: &BindAddress) -> std::io::Result<TcpListener> {
+    match bind {
+        BindAddress::AllInterfaces(port) => {
+            match TcpListener::bind(SocketAddr::from(([0u16; 8], *port))).await {
+                Ok(listener) => Ok(listener),
+                Err(_) => TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], *port))).await,
+            }
+        }
+        BindAddress::Socket(addr) => TcpListener::bind(addr).await,
+        BindAddress::Host(host, port) => TcpListener::bind((host.as_str(), *port)).await,
+    }
+}
+
+/// Runs the service until SIGINT or SIGTERM, then drains in-flight requests.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let state = services(&config)?;
+    let listener = bind(&config.bind)
+        .await
+        .map_err(|e| StartError(format!("cannot listen on {:?}: {e}", config.bind)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| StartError(format!("listener has no address: {e}")))?;
+    tracing::info!(
+        livekit_url = %config.livekit_url,
+        bind = %local,
+        full_access = ?config.full_access,
+        "lk-jwt-service listening"
+    );
+    if config.insecure_skip_verify_tls {
+        tracing::warn!(
+            "TLS verification of Matrix traffic is OFF (LIVEKIT_INSECURE_SKIP_VERIFY_TLS)"
+        );
+    }
+    if config.redis_url.is_some() || config.sanity_check_interval.is_some() {
+        tracing::warn!(
+            "LIVEKIT_REDIS_URL / LIVEKIT_SANITY_CHECK_INTERVAL_SECONDS are accepted but delayed-leave delegation is not implemented yet"
+        );
+    }
+    let app = routes::app(state).layer(TimeoutLayer::with_status_code(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        REQUEST_TIMEOUT,
+    ));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| StartError(format!("server failed: {e}")))?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot watch SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down, draining requests");
+}

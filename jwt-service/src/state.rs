@@ -1,0 +1,30 @@
+//! Shared state of the HTTP handlers: configuration they need and the services behind
+//! traits (OpenID verification, room creation), so tests can swap in fakes.
+
+use std::sync::Arc;
+
+use crate::config::FullAccess;
+use crate::livekit::token::TokenSigner;
+use crate::livekit::twirp::RoomCreator;
+use crate::openid::userinfo::Verifier;
+use crate::rate_limit::RateLimiter;
+
+/// Cheap to clone: everything is behind one `Arc`.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Services>);
+
+/// What handlers use.
+pub struct Services {
+    /// `LIVEKIT_URL`, returned verbatim.
+    pub livekit_url: String,
+    /// Who may create rooms.
+    pub full_access: FullAccess,
+    /// Signs join tokens.
+    pub signer: TokenSigner,
+    /// Checks OpenID tokens.
+    pub verifier: Arc<dyn Verifier>,
+    /// Creates rooms on the SFU.
+    pub rooms: Arc<dyn RoomCreator>,
+    /// Optional per-IP limit on token requests.
+    pub rate_limit: Option<RateLimiter>,
+}
