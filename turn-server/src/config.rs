@@ -265,6 +265,9 @@ where
     let (config, build_warnings, build_errors) = builder.finish();
     warnings.extend(build_warnings);
     errors.extend(build_errors);
+    // Passes and cross-checks find problems out of file order; operators read top-down.
+    warnings.sort_by_key(reading_order);
+    errors.sort_by_key(reading_order);
     if errors.is_empty() {
         Ok(Loaded {
             config,
@@ -274,6 +277,15 @@ where
         })
     } else {
         Err(ConfigError::Invalid { errors, warnings })
+    }
+}
+
+/// File lines first (by line), then command-line arguments, then global facts.
+fn reading_order(diagnostic: &Diagnostic) -> (u8, usize) {
+    match &diagnostic.origin {
+        Some(Origin::File { line, .. }) => (0, *line),
+        Some(Origin::CommandLine { position }) => (1, *position),
+        None => (2, 0),
     }
 }
 
@@ -290,3 +302,6 @@ pub(crate) struct Entry {
     pub(crate) value: Option<String>,
     pub(crate) origin: Origin,
 }
+
+#[cfg(test)]
+mod tests;

@@ -818,7 +818,7 @@ impl Builder {
         }
         if c.use_auth_secret && !c.users.is_empty() {
             warnings.push(Diagnostic::new(
-                at("user"),
+                c.origins.of("user").first().cloned(),
                 Some("user"),
                 "the shared secret (static-auth-secret) overrides user= accounts; they are not \
                  used for authentication",
@@ -834,7 +834,7 @@ impl Builder {
         if !c.users.is_empty() && !c.lt_cred_mech && !c.use_auth_secret && !c.no_auth {
             c.lt_cred_mech = true;
             warnings.push(Diagnostic::new(
-                at("user"),
+                c.origins.of("user").first().cloned(),
                 Some("user"),
                 "user= accounts without lt-cred-mech: turning lt-cred-mech on, as coturn does",
             ));
@@ -1040,6 +1040,11 @@ fn peer_range(list: &mut PeerList, value: &str) -> Result<(), String> {
 /// `addr`, `addr:port`, `[v6]:port` or a bare IPv6 address.
 fn server_address(value: &str, default_port: u16) -> Result<SocketAddr, String> {
     if let Ok(addr) = value.parse::<SocketAddr>() {
+        if addr.port() == 0 {
+            return Err(format!(
+                "port \"0\" of {value:?} is not between 1 and 65535"
+            ));
+        }
         return Ok(addr);
     }
     if let Ok(addr) = ip(value) {
