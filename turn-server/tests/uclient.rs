@@ -1,0 +1,232 @@
+//! coturn's own test client, `turnutils_uclient`, against the server under test: relay over
+//! channels, over Send indications (`-s`) and client-to-client (`-y`), with TURN REST auth
+//! (`-W <secret>`) for a Matrix user and several clients (`-m 4`); and a wrong secret.
+//! Each test parses uclient's summary and asserts every message sent came back.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use support::{EchoPeer, MATRIX_USER, RunOutput, TurnServer, run_bounded};
+
+const UCLIENT: &str = "turnutils_uclient";
+/// Clients per run (`-m`).
+const CLIENTS: u64 = 4;
+/// Messages per client (`-n`).
+const MESSAGES: u64 = 30;
+/// Message length (`-l`).
+const LENGTH: u64 = 120;
+/// uclient needs about 5 s per run; kill it after this.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// The totals of uclient's final summary.
+#[derive(Debug, PartialEq, Eq)]
+struct Summary {
+    sent_msgs: u64,
+    recv_msgs: u64,
+    sent_bytes: u64,
+    recv_bytes: u64,
+    lost: u64,
+}
+
+/// The number after `key` in `line` (digits only).
+fn number_after(line: &str, key: &str) -> Option<u64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// Parses the last summary lines:
+/// `start_mclient: tot_send_msgs=80, tot_recv_msgs=80`,
+/// `start_mclient: tot_send_bytes ~ 9600, tot_recv_bytes ~ 9600`,
+/// `Total lost packets 0 (0.000000%), ...`.
+fn parse_summary(output: &str) -> Option<Summary> {
+    // The final totals; the per-second progress lines carry `msz=`.
+    let line = |needle: &str| {
+        output
+            .lines()
+            .rev()
+            .find(|l| l.contains(needle) && !l.contains("msz="))
+    };
+    let msgs = line("start_mclient: tot_send_msgs=")?;
+    let bytes = line("start_mclient: tot_send_bytes")?;
+    let lost = line("Total lost packets")?;
+    Some(Summary {
+        sent_msgs: number_after(msgs, "tot_send_msgs=")?,
+        recv_msgs: number_after(msgs, "tot_recv_msgs=")?,
+        sent_bytes: number_after(bytes, "tot_send_bytes ~")?,
+        recv_bytes: number_after(bytes, "tot_recv_bytes ~")?,
+        lost: number_after(lost, "Total lost packets")?,
+    })
+}
+
+/// Runs uclient against `server` with REST auth for [`MATRIX_USER`] plus `flags`.
+fn uclient(server: &TurnServer, secret: &str, flags: &[&str]) -> RunOutput {
+    let mut args: Vec<String> = flags.iter().map(|f| (*f).to_owned()).collect();
+    args.extend(
+        [
+            "-u",
+            MATRIX_USER,
+            "-W",
+            secret,
+            "-m",
+            &CLIENTS.to_string(),
+            "-n",
+            &MESSAGES.to_string(),
+            "-l",
+            &LENGTH.to_string(),
+            "-z",
+            "5",
+            "-p",
+            &server.addr.port().to_string(),
+            "127.0.0.1",
+        ]
+        .map(str::to_owned),
+    );
+    run_bounded(UCLIENT, &args, LIMIT)
+}
+
+/// Asserts a successful run in which every message came back.
+fn assert_all_relayed(run: &RunOutput) {
+    assert!(
+        run.status.success(),
+        "uclient failed with {}:\n{}",
+        run.status,
+        run.output
+    );
+    let summary = parse_summary(&run.output)
+        .unwrap_or_else(|| panic!("no summary in uclient output:\n{}", run.output));
+    let total = CLIENTS * MESSAGES;
+    assert_eq!(
+        summary,
+        Summary {
+            sent_msgs: total,
+            recv_msgs: total,
+            sent_bytes: total * LENGTH,
+            recv_bytes: total * LENGTH,
+            lost: 0,
+        },
+        "uclient summary; output:\n{}",
+        run.output
+    );
+}
+
+/// Asserts the peer got every message once, from relay addresses of `server`.
+fn assert_peer_saw_relays(server: &TurnServer, peer: &EchoPeer) {
+    let received = peer.received();
+    assert_eq!(
+        received.len() as u64,
+        CLIENTS * MESSAGES,
+        "datagrams at the peer"
+    );
+    assert!(
+        received
+            .iter()
+            .all(|r| server.slot.is_relay_addr(r.from) && r.data.len() as u64 == LENGTH),
+        "the peer must only get {LENGTH}-byte datagrams from relay addresses"
+    );
+    let relays: HashSet<_> = received.iter().map(|r| r.from).collect();
+    assert_eq!(relays.len() as u64, CLIENTS, "one relay address per client");
+}
+
+#[test]
+fn uclient_relays_rtp_and_rtcp_over_channels() {
+    let server = TurnServer::start();
+    let peer = EchoPeer::start_pair();
+    let port = peer.addr.port().to_string();
+    // No -c: each client also allocates an RTCP relay (EVEN-PORT with the R bit and a
+    // RESERVATION-TOKEN); data goes over channels.
+    let run = uclient(
+        &server,
+        server.secret.expose_str().unwrap(),
+        &["-e", "127.0.0.1", "-r", &port],
+    );
+    assert_all_relayed(&run);
+    assert_peer_saw_relays(&server, &peer);
+    // The RTCP sessions relayed to the peer's port + 1.
+    let ports: HashSet<_> = peer.received().iter().map(|r| r.to.port()).collect();
+    assert_eq!(
+        ports,
+        HashSet::from([peer.addr.port(), peer.addr.port() + 1]),
+        "RTP and RTCP sessions must both reach the peer"
+    );
+    server.assert_no_secrets_logged(&[]);
+}
+
+#[test]
+fn uclient_relays_over_send_indications() {
+    let server = TurnServer::start();
+    let peer = EchoPeer::start();
+    let port = peer.addr.port().to_string();
+    let run = uclient(
+        &server,
+        server.secret.expose_str().unwrap(),
+        &["-s", "-c", "-e", "127.0.0.1", "-r", &port],
+    );
+    assert_all_relayed(&run);
+    assert_peer_saw_relays(&server, &peer);
+}
+
+#[test]
+fn uclient_client_to_client_through_two_relays() {
+    let server = TurnServer::start();
+    let run = uclient(&server, server.secret.expose_str().unwrap(), &["-y", "-c"]);
+    assert_all_relayed(&run);
+}
+
+#[test]
+fn uclient_with_a_wrong_secret_cannot_allocate() {
+    let server = TurnServer::start();
+    let peer = EchoPeer::start();
+    let port = peer.addr.port().to_string();
+    let run = uclient(
+        &server,
+        "not-the-server-secret",
+        &["-c", "-e", "127.0.0.1", "-r", &port],
+    );
+    assert!(
+        !run.status.success(),
+        "uclient must fail with a wrong secret:\n{}",
+        run.output
+    );
+    assert!(
+        run.output.contains("Cannot complete Allocation"),
+        "uclient must report the refused allocation:\n{}",
+        run.output
+    );
+    assert!(
+        parse_summary(&run.output).is_none(),
+        "no traffic may flow:\n{}",
+        run.output
+    );
+    assert_eq!(peer.count(), 0, "the peer received data");
+}
+
+#[test]
+fn summary_parser_reads_uclient_output() {
+    let output = "5: : start_mclient: msz=4, tot_send_msgs=60, tot_recv_msgs=60, \
+                  tot_send_bytes ~ 7200, tot_recv_bytes ~ 7200\n\
+                  5: : start_mclient: tot_send_msgs=80, tot_recv_msgs=79\n\
+                  5: : start_mclient: tot_send_bytes ~ 9600, tot_recv_bytes ~ 9480\n\
+                  5: : Total transmit time is 5\n\
+                  5: : Total lost packets 1 (1.250000%), total send dropped 0 (0.000000%)\n";
+    assert_eq!(
+        parse_summary(output),
+        Some(Summary {
+            sent_msgs: 80,
+            recv_msgs: 79,
+            sent_bytes: 9600,
+            recv_bytes: 9480,
+            lost: 1,
+        })
+    );
+    assert_eq!(
+        parse_summary("0: : ERROR: Cannot complete Allocation\n"),
+        None
+    );
+}
