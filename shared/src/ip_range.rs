@@ -261,7 +261,7 @@ impl Successor for u128 {
 }
 
 /// The IPv4 address an IPv6 address carries, where a packet to it would end at an IPv4
-/// host: IPv4-mapped `::ffff:0:0/96`, IPv4-compatible `::/96`, NAT64 `64:ff9b::/96` and
+/// host: IPv4-mapped `::ffff:0:0/96`, IPv4-compatible `::/96` (but `::1`), NAT64 `64:ff9b::/96` and
 /// `64:ff9b:1::/48` (RFC 6052 /48 layout), 6to4 `2002::/16` and Teredo `2001::/32`
 /// (the client address, stored inverted).
 pub fn embedded_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
@@ -272,6 +272,8 @@ pub fn embedded_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
     let seg = v6.segments();
     let last32 = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
     match seg {
+        // `::1` is IPv6 loopback, not the compatible form of 0.0.0.1.
+        [0, 0, 0, 0, 0, 0, 0, 1] => None,
         [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0, 0, _, _] => Some(last32),
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(last32),
         [0x64, 0xff9b, 1, ..] => Some(Ipv4Addr::new(o[6], o[7], o[9], o[10])),
@@ -481,6 +483,7 @@ mod tests {
             // Teredo: client 127.0.0.1 stored as its complement 80ff:fffe.
             ("2001:0:4136:e378:8000:63bf:80ff:fffe", Some("127.0.0.1")),
             ("::", Some("0.0.0.0")),
+            ("::1", None),
             ("2001:db8::1", None),
             ("2a00::1", None),
             ("127.0.0.1", None),

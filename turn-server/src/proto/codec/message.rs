@@ -257,6 +257,15 @@ impl<'a> Message<'a> {
             })
     }
 
+    /// Where the first attribute of type `kind` lies in [`Self::bytes`], so relayed data
+    /// can be sent from the input buffer without a copy.
+    pub fn attr_range(&self, kind: AttrType) -> Option<std::ops::Range<usize>> {
+        self.slots[..self.count]
+            .iter()
+            .find(|slot| slot.kind == kind.0)
+            .map(|slot| usize::from(slot.start)..usize::from(slot.start) + usize::from(slot.len))
+    }
+
     /// Every attribute type present (before MESSAGE-INTEGRITY).
     pub fn attr_types(&self) -> impl Iterator<Item = AttrType> + '_ {
         self.slots[..self.count]

@@ -88,14 +88,13 @@ fn sample_ipv4_response_and_rewrite() {
     assert!(ours.has_fingerprint());
     // With the RFC's padding restored, MI and FINGERPRINT match the vector exactly.
     let mut padded = Vec::new();
-    let mut writer = MessageWriter::new(
+    MessageWriter::new(
         &mut padded,
         Method::BINDING,
         Class::Success,
         message.transaction(),
-    );
-    writer.attr(AttrType::SOFTWARE, b"test vector ");
-    drop(writer);
+    )
+    .attr(AttrType::SOFTWARE, b"test vector ");
     padded[22..24].copy_from_slice(&[0, 11]);
     let mut writer = MessageWriter::resume(&mut padded);
     writer

@@ -1,0 +1,1018 @@
+//! The TURN server state machine (RFC 8489, RFC 8656), one per shard.
+//!
+//! Inputs: client messages with their 5-tuple, peer datagrams with their allocation,
+//! and time. Outputs: at most one [`Transmit`] per input, written into the caller's
+//! buffer or pointing into the input. Relay ports are bound through [`RelayPorts`], the
+//! one place the core asks the driver for I/O.
+//!
+//! Time: every call takes `now: Instant`; never call with a time earlier than the
+//! previous one. Wall-clock time (for TURN REST expiry) is derived from the reading
+//! passed to [`Server::new`] and refreshed by [`Server::handle_timeout`].
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::allocation::{AllocId, Allocation, Channel, Traffic};
+use super::auth::KeyError;
+use super::bandwidth::TokenBucket;
+use super::codec::address::decode_xor;
+use super::codec::attribute::AttrType;
+use super::codec::channel_data::CHANNEL_RANGE;
+use super::codec::{ChannelData, Class, ErrorCode, Message, MessageWriter, Method, TransactionId};
+use super::nonce::Nonces;
+use super::quota::Quotas;
+use super::server_config::ServerConfig;
+use super::transmit::{Destination, FiveTuple, Payload, Transmit};
+
+/// How long an EVEN-PORT reservation is held (RFC 8656 §7.2: about 30 s).
+const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
+/// How often lapsed allocations, permissions and channels are swept.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// REQUESTED-TRANSPORT value for UDP (RFC 8656 §18.8).
+const PROTOCOL_UDP: u8 = 17;
+/// Largest peer payload that still fits a Data indication's 16-bit length.
+const MAX_DATA_INDICATION_PAYLOAD: usize = 65_000;
+
+/// What the driver is asked to bind for a new allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayRequest {
+    /// True for an IPv6 relay address.
+    pub ipv6: bool,
+    /// The server address the client reached (relay on the same IP when possible).
+    pub server: SocketAddr,
+    /// EVEN-PORT: the relay port must be even.
+    pub even_port: bool,
+    /// EVEN-PORT with R: also hold port + 1 for a later RESERVATION-TOKEN.
+    pub reserve_next: bool,
+    /// RESERVATION-TOKEN: use this address, held since an earlier reservation.
+    pub reserved: Option<SocketAddr>,
+}
+
+/// Addresses bound for a new allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayBinding {
+    /// The relay transport address.
+    pub relay: SocketAddr,
+    /// The address held for a later reservation (`reserve_next`).
+    pub reserved: Option<SocketAddr>,
+}
+
+/// No relay port could be bound (range exhausted, address gone): 508.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no relay port available")]
+pub struct NoRelayPort;
+
+/// Relay sockets, owned by the driver.
+pub trait RelayPorts {
+    /// Binds a relay socket for allocation `id`; `Err` answers 508.
+    fn bind(&mut self, id: AllocId, request: RelayRequest) -> Result<RelayBinding, NoRelayPort>;
+    /// Closes the socket at `relay` (an allocation's, or an unclaimed reservation's).
+    fn release(&mut self, relay: SocketAddr);
+}
+
+/// Counters for logs and metrics, cumulative since start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stats {
+    /// Allocations created.
+    pub allocations_created: u64,
+    /// Allocations ended (refresh to 0, expiry, shutdown).
+    pub allocations_ended: u64,
+    /// Binding requests answered.
+    pub binding_requests: u64,
+    /// Requests refused for missing or wrong credentials (401/441).
+    pub auth_failures: u64,
+    /// Requests refused for a stale or invalid nonce (438).
+    pub stale_nonces: u64,
+    /// Permissions, channels or sends refused by peer policy.
+    pub peers_denied: u64,
+    /// Allocations refused by quotas (486).
+    pub quota_refusals: u64,
+    /// Input that was neither STUN nor ChannelData, or malformed.
+    pub malformed: u64,
+    /// Relayed data dropped: no allocation, permission or channel.
+    pub unroutable: u64,
+    /// Client to peer traffic, all allocations.
+    pub upstream: Traffic,
+    /// Peer to client traffic, all allocations.
+    pub downstream: Traffic,
+}
+
+struct Slot {
+    generation: u32,
+    allocation: Option<Allocation>,
+}
+
+struct Reservation {
+    relay: SocketAddr,
+    expires: Instant,
+}
+
+/// Authenticated request context.
+struct Auth<'m> {
+    key: Option<[u8; 16]>,
+    username: &'m str,
+    user: &'m str,
+}
+
+/// The sans-IO TURN server.
+pub struct Server {
+    config: ServerConfig,
+    nonces: Nonces,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    by_tuple: HashMap<FiveTuple, AllocId>,
+    quotas: Quotas,
+    reservations: HashMap<u64, Reservation>,
+    clock_instant: Instant,
+    clock_unix: u64,
+    next_sweep: Instant,
+    rng: SmallRng,
+    stats: Stats,
+}
+
+impl Server {
+    /// A server with `config`; `unix_now` is the wall clock at `now`, `seed` keys nonces
+    /// and reservation tokens (from the OS RNG in production, fixed in tests).
+    pub fn new(config: ServerConfig, now: Instant, unix_now: u64, seed: [u8; 32]) -> Self {
+        let mut rng = SmallRng::from_seed(seed);
+        let nonce_key: [u8; 32] = rng.random();
+        let quotas = Quotas::new(
+            config.user_quota,
+            config.total_quota,
+            config.max_bps,
+            config.bps_capacity,
+        );
+        Self {
+            nonces: Nonces::new(nonce_key, now, config.stale_nonce),
+            config,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_tuple: HashMap::new(),
+            quotas,
+            reservations: HashMap::new(),
+            clock_instant: now,
+            clock_unix: unix_now,
+            next_sweep: now + SWEEP_INTERVAL,
+            rng,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Live allocations.
+    pub fn allocation_count(&self) -> usize {
+        self.by_tuple.len()
+    }
+
+    /// The allocation `id`, if it still exists.
+    pub fn allocation(&self, id: AllocId) -> Option<&Allocation> {
+        self.slots
+            .get(id.index as usize)
+            .filter(|slot| slot.generation == id.generation)
+            .and_then(|slot| slot.allocation.as_ref())
+    }
+
+    /// When [`Self::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_sweep
+    }
+
+    /// Expires allocations, permissions, channels and reservations; `unix_now` refreshes
+    /// the wall clock. Calling early or twice is harmless.
+    pub fn handle_timeout(&mut self, now: Instant, unix_now: u64, relays: &mut dyn RelayPorts) {
+        self.clock_instant = now;
+        self.clock_unix = unix_now;
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + SWEEP_INTERVAL;
+        for index in 0..self.slots.len() {
+            let slot = &mut self.slots[index];
+            let Some(allocation) = slot.allocation.as_mut() else {
+                continue;
+            };
+            if allocation.expires <= now {
+                let id = AllocId {
+                    index: index as u32,
+                    generation: slot.generation,
+                };
+                self.remove(id, relays, "expired");
+            } else {
+                allocation.sweep(now);
+            }
+        }
+        self.reservations.retain(|_, reservation| {
+            let keep = reservation.expires > now;
+            if !keep {
+                relays.release(reservation.relay);
+            }
+            keep
+        });
+    }
+
+    /// Ends every allocation (shutdown).
+    pub fn close_all(&mut self, relays: &mut dyn RelayPorts) {
+        let ids: Vec<AllocId> = self.by_tuple.values().copied().collect();
+        for id in ids {
+            self.remove(id, relays, "server shutting down");
+        }
+        for (_, reservation) in self.reservations.drain() {
+            relays.release(reservation.relay);
+        }
+    }
+
+    /// Handles one message from a client: a STUN message or a ChannelData message
+    /// (for stream transports the driver frames them; `data` is exactly one).
+    pub fn handle_client(
+        &mut self,
+        now: Instant,
+        tuple: FiveTuple,
+        data: &[u8],
+        relays: &mut dyn RelayPorts,
+        out: &mut Vec<u8>,
+    ) -> Option<Transmit> {
+        out.clear();
+        if ChannelData::is_channel_data(data) {
+            return self.relay_channel_data(now, tuple, data);
+        }
+        let Ok(message) = Message::parse(data) else {
+            self.stats.malformed += 1;
+            return None;
+        };
+        match (message.class(), message.method()) {
+            (Class::Request, _) => self.handle_request(now, tuple, &message, relays, out),
+            (Class::Indication, Method::SEND) => self.relay_send(now, tuple, &message),
+            _ => None,
+        }
+    }
+
+    /// Handles a datagram from `peer` on allocation `id`'s relay socket.
+    pub fn handle_peer(
+        &mut self,
+        now: Instant,
+        id: AllocId,
+        peer: SocketAddr,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<Transmit> {
+        out.clear();
+        let fingerprint = self.config.fingerprint;
+        let transaction = TransactionId(self.rng.random());
+        let allocation = slot_mut(&mut self.slots, id)?;
+        if !allocation.permits(peer.ip(), now) {
+            self.stats.unroutable += 1;
+            return None;
+        }
+        if let Some(limit) = allocation.downstream_limit.as_mut()
+            && !limit.take(data.len(), now)
+        {
+            allocation.downstream.dropped += 1;
+            self.stats.downstream.dropped += 1;
+            return None;
+        }
+        let tuple = allocation.tuple;
+        if let Some(channel) = allocation.channel_to(peer, now) {
+            ChannelData::write(channel.number, data, tuple.transport.is_stream(), out);
+        } else {
+            if data.len() > MAX_DATA_INDICATION_PAYLOAD {
+                self.stats.unroutable += 1;
+                return None;
+            }
+            let mut writer = MessageWriter::new(out, Method::DATA, Class::Indication, transaction);
+            writer
+                .xor_address(AttrType::XOR_PEER_ADDRESS, peer)
+                .attr(AttrType::DATA, data);
+            if fingerprint {
+                writer.fingerprint();
+            }
+        }
+        count(&mut allocation.downstream, data.len());
+        count(&mut self.stats.downstream, data.len());
+        Some(Transmit {
+            destination: Destination::Client(tuple),
+            payload: Payload::Output,
+        })
+    }
+
+    fn relay_channel_data(
+        &mut self,
+        now: Instant,
+        tuple: FiveTuple,
+        data: &[u8],
+    ) -> Option<Transmit> {
+        let Some(message) = ChannelData::parse(data) else {
+            self.stats.malformed += 1;
+            return None;
+        };
+        let Some(&id) = self.by_tuple.get(&tuple) else {
+            self.stats.unroutable += 1;
+            return None;
+        };
+        let allocation = slot_mut(&mut self.slots, id)?;
+        let Some(peer) = allocation
+            .channel(message.channel, now)
+            .map(|channel| channel.peer)
+            .filter(|peer| allocation.permits(peer.ip(), now))
+        else {
+            self.stats.unroutable += 1;
+            return None;
+        };
+        self.send_to_peer(now, id, peer, 4..4 + message.data.len())
+    }
+
+    fn relay_send(
+        &mut self,
+        now: Instant,
+        tuple: FiveTuple,
+        message: &Message<'_>,
+    ) -> Option<Transmit> {
+        let id = *self.by_tuple.get(&tuple)?;
+        let (Some(peer), Some(range)) = (
+            message.attr(AttrType::XOR_PEER_ADDRESS),
+            message.attr_range(AttrType::DATA),
+        ) else {
+            self.stats.malformed += 1;
+            return None;
+        };
+        let Ok(peer) = decode_xor(peer, &message.transaction()) else {
+            self.stats.malformed += 1;
+            return None;
+        };
+        let peer = self.internal_peer(peer);
+        if self.config.policy.check(peer.ip()).is_err() {
+            self.stats.peers_denied += 1;
+            return None;
+        }
+        let allocation = slot_mut(&mut self.slots, id)?;
+        if !allocation.permits(peer.ip(), now) || !same_family(peer, allocation.relay) {
+            self.stats.unroutable += 1;
+            return None;
+        }
+        self.send_to_peer(now, id, peer, range)
+    }
+
+    fn send_to_peer(
+        &mut self,
+        now: Instant,
+        id: AllocId,
+        peer: SocketAddr,
+        range: std::ops::Range<usize>,
+    ) -> Option<Transmit> {
+        let len = range.len();
+        let allocation = slot_mut(&mut self.slots, id)?;
+        if let Some(limit) = allocation.upstream_limit.as_mut()
+            && !limit.take(len, now)
+        {
+            allocation.upstream.dropped += 1;
+            self.stats.upstream.dropped += 1;
+            return None;
+        }
+        count(&mut allocation.upstream, len);
+        count(&mut self.stats.upstream, len);
+        Some(Transmit {
+            destination: Destination::Peer {
+                allocation: id,
+                peer,
+            },
+            payload: Payload::Input(range),
+        })
+    }
+
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        tuple: FiveTuple,
+        message: &Message<'_>,
+        relays: &mut dyn RelayPorts,
+        out: &mut Vec<u8>,
+    ) -> Option<Transmit> {
+        let fingerprint = self.config.fingerprint || message.has_fingerprint();
+        let reply = Some(Transmit {
+            destination: Destination::Client(tuple),
+            payload: Payload::Output,
+        });
+        let method = message.method();
+        if method == Method::BINDING {
+            self.stats.binding_requests += 1;
+            let mut writer =
+                MessageWriter::new(out, Method::BINDING, Class::Success, message.transaction());
+            writer.xor_address(AttrType::XOR_MAPPED_ADDRESS, tuple.client);
+            if fingerprint {
+                writer.fingerprint();
+            }
+            return reply;
+        }
+        if !matches!(
+            method,
+            Method::ALLOCATE | Method::REFRESH | Method::CREATE_PERMISSION | Method::CHANNEL_BIND
+        ) {
+            self.error(out, message, ErrorCode::BAD_REQUEST, None, fingerprint);
+            return reply;
+        }
+        let auth = match self.authenticate(now, tuple, message) {
+            Ok(auth) => auth,
+            Err(code) => {
+                if matches!(code, ErrorCode::UNAUTHORIZED | ErrorCode::STALE_NONCE) {
+                    self.challenge(out, message, code, now, tuple.client.ip(), fingerprint);
+                } else {
+                    self.error(out, message, code, None, fingerprint);
+                }
+                return reply;
+            }
+        };
+        let key = auth.key;
+        let mut unknown = [AttrType(0); 16];
+        let mut unknown_count = 0;
+        for kind in message.attr_types() {
+            if kind.is_comprehension_required()
+                && !kind.is_understood()
+                && unknown_count < unknown.len()
+            {
+                unknown[unknown_count] = kind;
+                unknown_count += 1;
+            }
+        }
+        if unknown_count > 0 {
+            let mut writer = MessageWriter::new(out, method, Class::Error, message.transaction());
+            writer
+                .error_code(ErrorCode::UNKNOWN_ATTRIBUTE)
+                .unknown_attributes(&unknown[..unknown_count]);
+            finish(&mut writer, key.as_ref(), fingerprint);
+            return reply;
+        }
+        let result = match method {
+            Method::ALLOCATE => self.allocate(now, tuple, message, &auth, relays, out),
+            Method::REFRESH => self.refresh(now, tuple, message, relays, out),
+            Method::CREATE_PERMISSION => self.create_permission(now, tuple, message, out),
+            _ => self.channel_bind(now, tuple, message, out),
+        };
+        match result {
+            Ok(()) => {
+                let mut writer = MessageWriter::resume(out);
+                finish(&mut writer, key.as_ref(), fingerprint);
+            }
+            Err(code) => {
+                out.clear();
+                self.error(out, message, code, key.as_ref(), fingerprint);
+            }
+        }
+        reply
+    }
+
+    /// The long-term credential mechanism (RFC 8489 §9.2.4) with coturn's session-key
+    /// caching: once a 5-tuple has an allocation, its requests are checked against the
+    /// key that created it, so a REST credential expiring mid-call does not end the call.
+    fn authenticate<'m>(
+        &mut self,
+        now: Instant,
+        tuple: FiveTuple,
+        message: &Message<'m>,
+    ) -> Result<Auth<'m>, ErrorCode> {
+        if !self.config.credentials.required() {
+            return Ok(Auth {
+                key: None,
+                username: "",
+                user: "",
+            });
+        }
+        if !message.has_integrity() {
+            return Err(ErrorCode::UNAUTHORIZED);
+        }
+        let text = |kind| message.text_attr(kind).and_then(Result::ok);
+        let (Some(username), Some(realm), Some(nonce)) = (
+            text(AttrType::USERNAME),
+            text(AttrType::REALM),
+            message.attr(AttrType::NONCE),
+        ) else {
+            return Err(ErrorCode::BAD_REQUEST);
+        };
+        if self.nonces.check(nonce, now, tuple.client.ip()).is_err() {
+            self.stats.stale_nonces += 1;
+            return Err(ErrorCode::STALE_NONCE);
+        }
+        if realm != self.config.realm {
+            self.stats.auth_failures += 1;
+            return Err(ErrorCode::UNAUTHORIZED);
+        }
+        if let Some(allocation) = self
+            .by_tuple
+            .get(&tuple)
+            .and_then(|&id| self.allocation(id))
+        {
+            if &*allocation.username != username {
+                self.stats.auth_failures += 1;
+                return Err(if message.method() == Method::ALLOCATE {
+                    ErrorCode::ALLOCATION_MISMATCH
+                } else {
+                    ErrorCode::WRONG_CREDENTIALS
+                });
+            }
+            let key = allocation.key;
+            if key.is_some_and(|key| message.verify_integrity(&key)) {
+                let user = allocation_user(username, &self.config);
+                return Ok(Auth {
+                    key,
+                    username,
+                    user,
+                });
+            }
+            self.stats.auth_failures += 1;
+            return Err(ErrorCode::UNAUTHORIZED);
+        }
+        let unix_now = self.unix_now(now);
+        let found = match self
+            .config
+            .credentials
+            .keys(username, &self.config.realm, unix_now)
+        {
+            Ok((mut keys, user)) => keys
+                .find(|key| message.verify_integrity(key))
+                .map(|key| (key, user)),
+            Err(KeyError::Malformed) => return Err(ErrorCode::BAD_REQUEST),
+            Err(KeyError::Unknown | KeyError::Expired) => None,
+        };
+        match found {
+            Some((key, user)) => Ok(Auth {
+                key: Some(key),
+                username,
+                user,
+            }),
+            None => {
+                self.stats.auth_failures += 1;
+                Err(ErrorCode::UNAUTHORIZED)
+            }
+        }
+    }
+
+    fn allocate(
+        &mut self,
+        now: Instant,
+        tuple: FiveTuple,
+        message: &Message<'_>,
+        auth: &Auth<'_>,
+        relays: &mut dyn RelayPorts,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ErrorCode> {
+        if let Some(&id) = self.by_tuple.get(&tuple) {
+            let allocation = self.allocation(id).ok_or(ErrorCode::SERVER_ERROR)?;
+            if allocation.transaction != message.transaction() {
+                return Err(ErrorCode::ALLOCATION_MISMATCH);
+            }
+            // A retransmitted Allocate: answer as the first time (RFC 8656 §7.2).
+            let remaining = allocation.expires.saturating_duration_since(now);
+            let relay = self.public_relay(allocation.relay);
+            let mut writer =
+                MessageWriter::new(out, Method::ALLOCATE, Class::Success, message.transaction());
+            writer
+                .xor_address(AttrType::XOR_RELAYED_ADDRESS, relay)
+                .u32_attr(AttrType::LIFETIME, remaining.as_secs() as u32)
+                .xor_address(AttrType::XOR_MAPPED_ADDRESS, tuple.client);
+            return Ok(());
+        }
+        match message.attr(AttrType::REQUESTED_TRANSPORT) {
+            Some([PROTOCOL_UDP, ..]) => {}
+            Some([_, _, _, _]) => return Err(ErrorCode::UNSUPPORTED_TRANSPORT_PROTOCOL),
+            _ => return Err(ErrorCode::BAD_REQUEST),
+        }
+        let even_port = match message.attr(AttrType::EVEN_PORT) {
+            None => None,
+            Some([flags, ..]) => Some(flags & 0x80 != 0),
+            Some(_) => return Err(ErrorCode::BAD_REQUEST),
+        };
+        let token = match message.attr(AttrType::RESERVATION_TOKEN) {
+            None => None,
+            Some(value) => Some(u64::from_be_bytes(
+                value.try_into().map_err(|_| ErrorCode::BAD_REQUEST)?,
+            )),
+        };
+        let family = message.attr(AttrType::REQUESTED_ADDRESS_FAMILY);
+        if token.is_some() && (even_port.is_some() || family.is_some()) {
+            return Err(ErrorCode::BAD_REQUEST);
+        }
+        let ipv6 = match family {
+            None => false,
+            Some([0x01, _, _, _]) => false,
+            Some([0x02, _, _, _]) => true,
+            Some([_, _, _, _]) => return Err(ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED),
+            Some(_) => return Err(ErrorCode::BAD_REQUEST),
+        };
+        if (ipv6 && !self.config.relay_ipv6)
+            || (!ipv6 && !self.config.relay_ipv4 && token.is_none())
+        {
+            return Err(ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED);
+        }
+        let lifetime = self.lifetime(message)?;
+        if lifetime.is_zero() {
+            return Err(ErrorCode::BAD_REQUEST);
+        }
+        if let Err(exceeded) = self.quotas.admit(auth.user) {
+            self.stats.quota_refusals += 1;
+            tracing::info!(client = %tuple.client, user = auth.user, ?exceeded, "allocation refused: quota");
+            return Err(ErrorCode::ALLOCATION_QUOTA_REACHED);
+        }
+        let reserved = match token {
+            None => None,
+            Some(token) => match self.reservations.remove(&token) {
+                Some(reservation) if reservation.expires > now => Some(reservation.relay),
+                Some(reservation) => {
+                    relays.release(reservation.relay);
+                    return Err(ErrorCode::INSUFFICIENT_CAPACITY);
+                }
+                None => return Err(ErrorCode::INSUFFICIENT_CAPACITY),
+            },
+        };
+        let id = self.next_id();
+        let request = RelayRequest {
+            ipv6,
+            server: tuple.server,
+            even_port: even_port.is_some(),
+            reserve_next: even_port == Some(true),
+            reserved,
+        };
+        let binding = relays
+            .bind(id, request)
+            .map_err(|NoRelayPort| ErrorCode::INSUFFICIENT_CAPACITY)?;
+        let reservation = binding.reserved.map(|relay| {
+            let token: u64 = self.rng.random();
+            self.reservations.insert(
+                token,
+                Reservation {
+                    relay,
+                    expires: now + RESERVATION_LIFETIME,
+                },
+            );
+            token
+        });
+        let max_bps = self.config.max_bps;
+        let limit = (max_bps > 0).then(|| TokenBucket::new(max_bps, now));
+        let allocation = Allocation {
+            tuple,
+            relay: binding.relay,
+            username: auth.username.into(),
+            user: auth.user.into(),
+            key: auth.key,
+            transaction: message.transaction(),
+            expires: now + lifetime,
+            permissions: Vec::new(),
+            channels: Vec::new(),
+            upstream_limit: limit.clone(),
+            downstream_limit: limit,
+            upstream: Traffic::default(),
+            downstream: Traffic::default(),
+            reservation,
+        };
+        self.quotas.add(auth.user);
+        self.slots[id.index as usize].allocation = Some(allocation);
+        self.by_tuple.insert(tuple, id);
+        self.stats.allocations_created += 1;
+        tracing::info!(
+            client = %tuple.client,
+            relay = %binding.relay,
+            user = auth.user,
+            lifetime = lifetime.as_secs(),
+            "allocation created"
+        );
+        let mut writer =
+            MessageWriter::new(out, Method::ALLOCATE, Class::Success, message.transaction());
+        writer
+            .xor_address(
+                AttrType::XOR_RELAYED_ADDRESS,
+                self.public_relay(binding.relay),
+            )
+            .u32_attr(AttrType::LIFETIME, lifetime.as_secs() as u32);
+        if let Some(token) = reservation {
+            writer.attr(AttrType::RESERVATION_TOKEN, &token.to_be_bytes());
+        }
+        writer.xor_address(AttrType::XOR_MAPPED_ADDRESS, tuple.client);
+        Ok(())
+    }
+
+    fn refresh(
+        &mut self,
+        now: Instant,
+        tuple: FiveTuple,
+        message: &Message<'_>,
+        relays: &mut dyn RelayPorts,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ErrorCode> {
+        let id = *self
+            .by_tuple
+            .get(&tuple)
+            .ok_or(ErrorCode::ALLOCATION_MISMATCH)?;
+        let lifetime = self.lifetime(message)?;
+        let relay = self.allocation(id).ok_or(ErrorCode::SERVER_ERROR)?.relay;
+        match message.attr(AttrType::REQUESTED_ADDRESS_FAMILY) {
+            None => {}
+            Some([0x01, _, _, _]) if relay.is_ipv4() => {}
+            Some([0x02, _, _, _]) if relay.is_ipv6() => {}
+            Some([_, _, _, _]) => return Err(ErrorCode::PEER_ADDRESS_FAMILY_MISMATCH),
+            Some(_) => return Err(ErrorCode::BAD_REQUEST),
+        }
+        if lifetime.is_zero() {
+            self.remove(id, relays, "refreshed to 0");
+        } else if let Some(allocation) = self.allocation_mut(id) {
+            allocation.expires = now + lifetime;
+        }
+        MessageWriter::new(out, Method::REFRESH, Class::Success, message.transaction())
+            .u32_attr(AttrType::LIFETIME, lifetime.as_secs() as u32);
+        Ok(())
+    }
+
+    fn create_permission(
+        &mut self,
+        now: Instant,
+        tuple: FiveTuple,
+        message: &Message<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ErrorCode> {
+        let id = *self
+            .by_tuple
+            .get(&tuple)
+            .ok_or(ErrorCode::ALLOCATION_MISMATCH)?;
+        let relay = self.allocation(id).ok_or(ErrorCode::SERVER_ERROR)?.relay;
+        let transaction = message.transaction();
+        let mut any = false;
+        // Validate every peer before installing any: the request succeeds or fails whole.
+        for value in message.attrs(AttrType::XOR_PEER_ADDRESS) {
+            let peer = decode_xor(value, &transaction).map_err(|_| ErrorCode::BAD_REQUEST)?;
+            self.check_peer(self.internal_peer(peer), relay)?;
+            any = true;
+        }
+        if !any {
+            return Err(ErrorCode::BAD_REQUEST);
+        }
+        let expires = now + self.config.permission_lifetime;
+        let max = self.config.max_permissions;
+        let peers: Vec<IpAddr> = message
+            .attrs(AttrType::XOR_PEER_ADDRESS)
+            .filter_map(|value| decode_xor(value, &transaction).ok())
+            .map(|peer| self.internal_peer(peer).ip())
+            .collect();
+        let allocation = self.allocation_mut(id).ok_or(ErrorCode::SERVER_ERROR)?;
+        for ip in peers {
+            if !allocation.permit(ip, expires, max) {
+                return Err(ErrorCode::INSUFFICIENT_CAPACITY);
+            }
+        }
+        MessageWriter::new(out, Method::CREATE_PERMISSION, Class::Success, transaction);
+        Ok(())
+    }
+
+    fn channel_bind(
+        &mut self,
+        now: Instant,
+        tuple: FiveTuple,
+        message: &Message<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ErrorCode> {
+        let id = *self
+            .by_tuple
+            .get(&tuple)
+            .ok_or(ErrorCode::ALLOCATION_MISMATCH)?;
+        let relay = self.allocation(id).ok_or(ErrorCode::SERVER_ERROR)?.relay;
+        let number = match message.attr(AttrType::CHANNEL_NUMBER) {
+            Some([high, low, _, _]) => u16::from_be_bytes([*high, *low]),
+            _ => return Err(ErrorCode::BAD_REQUEST),
+        };
+        if !CHANNEL_RANGE.contains(&number) {
+            return Err(ErrorCode::BAD_REQUEST);
+        }
+        let peer = message
+            .attr(AttrType::XOR_PEER_ADDRESS)
+            .ok_or(ErrorCode::BAD_REQUEST)
+            .and_then(|value| {
+                decode_xor(value, &message.transaction()).map_err(|_| ErrorCode::BAD_REQUEST)
+            })?;
+        let peer = self.internal_peer(peer);
+        self.check_peer(peer, relay)?;
+        let channel_expires = now + self.config.channel_lifetime;
+        let permission_expires = now + self.config.permission_lifetime;
+        let (max_channels, max_permissions) =
+            (self.config.max_channels, self.config.max_permissions);
+        let allocation = self.allocation_mut(id).ok_or(ErrorCode::SERVER_ERROR)?;
+        // A number stays with its peer and a peer with its number (RFC 8656 §12.2).
+        if allocation
+            .channels
+            .iter()
+            .any(|c| (c.number == number) != (c.peer == peer))
+        {
+            return Err(ErrorCode::BAD_REQUEST);
+        }
+        let count = allocation.channels.len();
+        match allocation.channels.iter_mut().find(|c| c.number == number) {
+            Some(channel) => channel.expires = channel_expires,
+            None if count >= max_channels => return Err(ErrorCode::INSUFFICIENT_CAPACITY),
+            None => allocation.channels.push(Channel {
+                number,
+                peer,
+                expires: channel_expires,
+            }),
+        }
+        if !allocation.permit(peer.ip(), permission_expires, max_permissions) {
+            return Err(ErrorCode::INSUFFICIENT_CAPACITY);
+        }
+        MessageWriter::new(
+            out,
+            Method::CHANNEL_BIND,
+            Class::Success,
+            message.transaction(),
+        );
+        Ok(())
+    }
+
+    /// Family match (443) and peer policy (403) for a peer named in a request.
+    fn check_peer(&mut self, peer: SocketAddr, relay: SocketAddr) -> Result<(), ErrorCode> {
+        if !same_family(peer, relay) {
+            return Err(ErrorCode::PEER_ADDRESS_FAMILY_MISMATCH);
+        }
+        match self.config.policy.check(peer.ip()) {
+            Ok(()) => Ok(()),
+            Err(denial) => {
+                self.stats.peers_denied += 1;
+                tracing::info!(peer = %peer.ip(), ?denial, "peer denied");
+                Err(ErrorCode::FORBIDDEN)
+            }
+        }
+    }
+
+    /// The lifetime to grant (RFC 8656 §7.2 / §7.3): 0 when asked for 0, otherwise the
+    /// request clamped to the maximum and raised to the default.
+    fn lifetime(&self, message: &Message<'_>) -> Result<Duration, ErrorCode> {
+        let requested = match message.attr(AttrType::LIFETIME) {
+            None => return Ok(self.config.default_lifetime),
+            Some([a, b, c, d]) => {
+                Duration::from_secs(u64::from(u32::from_be_bytes([*a, *b, *c, *d])))
+            }
+            Some(_) => return Err(ErrorCode::BAD_REQUEST),
+        };
+        if requested.is_zero() {
+            return Ok(Duration::ZERO);
+        }
+        Ok(requested
+            .min(self.config.max_lifetime)
+            .max(self.config.default_lifetime))
+    }
+
+    fn error(
+        &self,
+        out: &mut Vec<u8>,
+        message: &Message<'_>,
+        code: ErrorCode,
+        key: Option<&[u8; 16]>,
+        fingerprint: bool,
+    ) {
+        let mut writer =
+            MessageWriter::new(out, message.method(), Class::Error, message.transaction());
+        writer.error_code(code);
+        finish(&mut writer, key, fingerprint);
+    }
+
+    /// 401 or 438 with REALM and a fresh NONCE, and nothing else a spoofed source could
+    /// use for amplification.
+    fn challenge(
+        &self,
+        out: &mut Vec<u8>,
+        message: &Message<'_>,
+        code: ErrorCode,
+        now: Instant,
+        client: IpAddr,
+        fingerprint: bool,
+    ) {
+        let nonce = self.nonces.issue(now, client);
+        let mut writer =
+            MessageWriter::new(out, message.method(), Class::Error, message.transaction());
+        writer
+            .error_code(code)
+            .attr(AttrType::REALM, self.config.realm.as_bytes())
+            .attr(AttrType::NONCE, &nonce);
+        if fingerprint {
+            writer.fingerprint();
+        }
+    }
+
+    fn remove(&mut self, id: AllocId, relays: &mut dyn RelayPorts, reason: &str) {
+        let Some(slot) = self.slots.get_mut(id.index as usize) else {
+            return;
+        };
+        if slot.generation != id.generation {
+            return;
+        }
+        let Some(allocation) = slot.allocation.take() else {
+            return;
+        };
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        self.by_tuple.remove(&allocation.tuple);
+        self.quotas.remove(&allocation.user);
+        relays.release(allocation.relay);
+        self.stats.allocations_ended += 1;
+        tracing::info!(
+            client = %allocation.tuple.client,
+            relay = %allocation.relay,
+            user = &*allocation.user,
+            reason,
+            sent_packets = allocation.upstream.packets,
+            sent_bytes = allocation.upstream.bytes,
+            received_packets = allocation.downstream.packets,
+            received_bytes = allocation.downstream.bytes,
+            "allocation ended"
+        );
+    }
+
+    fn next_id(&mut self) -> AllocId {
+        if let Some(index) = self.free.pop() {
+            return AllocId {
+                index,
+                generation: self.slots[index as usize].generation,
+            };
+        }
+        self.slots.push(Slot {
+            generation: 0,
+            allocation: None,
+        });
+        AllocId {
+            index: (self.slots.len() - 1) as u32,
+            generation: 0,
+        }
+    }
+
+    fn allocation_mut(&mut self, id: AllocId) -> Option<&mut Allocation> {
+        slot_mut(&mut self.slots, id)
+    }
+
+    fn unix_now(&self, now: Instant) -> u64 {
+        self.clock_unix + now.saturating_duration_since(self.clock_instant).as_secs()
+    }
+
+    /// The address a client sees for a relay: its `external-ip` when one maps it.
+    fn public_relay(&self, relay: SocketAddr) -> SocketAddr {
+        self.config
+            .external_ips
+            .iter()
+            .find(|(private, _)| *private == relay.ip())
+            .map_or(relay, |(_, public)| SocketAddr::new(*public, relay.port()))
+    }
+
+    /// A peer named by its public `external-ip` is the private relay address behind it
+    /// (hairpin, as coturn maps XOR-PEER-ADDRESS on decode).
+    fn internal_peer(&self, peer: SocketAddr) -> SocketAddr {
+        self.config
+            .external_ips
+            .iter()
+            .find(|(_, public)| *public == peer.ip())
+            .map_or(peer, |(private, _)| SocketAddr::new(*private, peer.port()))
+    }
+}
+
+/// Borrows only the table, so counters in `self.stats` stay writable alongside.
+fn slot_mut(slots: &mut [Slot], id: AllocId) -> Option<&mut Allocation> {
+    slots
+        .get_mut(id.index as usize)
+        .filter(|slot| slot.generation == id.generation)
+        .and_then(|slot| slot.allocation.as_mut())
+}
+
+fn same_family(a: SocketAddr, b: SocketAddr) -> bool {
+    a.is_ipv4() == b.is_ipv4()
+}
+
+fn count(traffic: &mut Traffic, bytes: usize) {
+    traffic.packets += 1;
+    traffic.bytes += bytes as u64;
+}
+
+fn finish(writer: &mut MessageWriter<'_>, key: Option<&[u8; 16]>, fingerprint: bool) {
+    if let Some(key) = key {
+        writer.integrity(key);
+    }
+    if fingerprint {
+        writer.fingerprint();
+    }
+}
+
+/// The user id quotas count for `username` (REST timestamp stripped).
+fn allocation_user<'u>(username: &'u str, config: &ServerConfig) -> &'u str {
+    match &config.credentials {
+        super::auth::Credentials::Rest(verifier) => {
+            rtc_auth::rest::parse_username(username, verifier.separator())
+                .map_or(username, |parsed| parsed.user)
+        }
+        _ => username,
+    }
+}
+
+#[cfg(test)]
+mod tests;

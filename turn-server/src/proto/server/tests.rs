@@ -1,0 +1,1050 @@
+//! The server driven through its public inputs with a fake clock and fake relay ports.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rtc_auth::ip_range::IpRangeSet;
+use rtc_auth::long_term::long_term_key;
+use rtc_auth::rest::{RestVerifier, mint};
+use rtc_auth::secret::Secret;
+
+use super::*;
+use crate::proto::auth::Credentials;
+use crate::proto::codec::address::decode_xor;
+use crate::proto::policy::PeerPolicy;
+use crate::proto::transmit::Transport;
+
+const UNIX: u64 = 1_700_000_000;
+const REALM: &str = "example.org";
+
+/// Relay ports handed out from 198.51.100.1 (a documentation address), with a log of
+/// what was released.
+#[derive(Default)]
+struct FakeRelays {
+    next_port: u16,
+    bound: HashMap<SocketAddr, AllocId>,
+    released: Vec<SocketAddr>,
+    fail: bool,
+}
+
+impl RelayPorts for FakeRelays {
+    fn bind(&mut self, id: AllocId, request: RelayRequest) -> Result<RelayBinding, NoRelayPort> {
+        if self.fail {
+            return Err(NoRelayPort);
+        }
+        if let Some(relay) = request.reserved {
+            self.bound.insert(relay, id);
+            return Ok(RelayBinding {
+                relay,
+                reserved: None,
+            });
+        }
+        let mut port = 50_000 + self.next_port;
+        if request.even_port && port % 2 == 1 {
+            port += 1;
+        }
+        self.next_port = port - 50_000 + 2;
+        let relay = SocketAddr::new("198.51.100.1".parse().unwrap(), port);
+        self.bound.insert(relay, id);
+        let reserved = request
+            .reserve_next
+            .then(|| SocketAddr::new(relay.ip(), port + 1));
+        Ok(RelayBinding { relay, reserved })
+    }
+
+    fn release(&mut self, relay: SocketAddr) {
+        self.bound.remove(&relay);
+        self.released.push(relay);
+    }
+}
+
+struct Harness {
+    server: Server,
+    relays: FakeRelays,
+    start: Instant,
+    now: Instant,
+    out: Vec<u8>,
+}
+
+/// A client's view of its credentials and last nonce.
+struct Client {
+    tuple: FiveTuple,
+    username: String,
+    password: String,
+    nonce: Vec<u8>,
+    next_tid: u8,
+}
+
+fn tuple(client: &str) -> FiveTuple {
+    FiveTuple {
+        transport: Transport::Udp,
+        client: client.parse().unwrap(),
+        server: "192.0.2.10:3478".parse().unwrap(),
+    }
+}
+
+fn rest_config() -> ServerConfig {
+    ServerConfig {
+        realm: REALM.into(),
+        credentials: Credentials::Rest(RestVerifier::new(vec![Secret::new("north")], ':')),
+        policy: PeerPolicy::new(IpRangeSet::new(), IpRangeSet::new(), false, true),
+        ..ServerConfig::default()
+    }
+}
+
+const PEER: &str = "203.0.113.77:9000";
+
+fn public_peer_config() -> ServerConfig {
+    // 203.0.113.0/24 is a documentation range, denied by default: open it as an
+    // operator would open a real peer network.
+    let mut config = rest_config();
+    config.policy.allowed = IpRangeSet::parse(["203.0.113.0/24"]).unwrap();
+    config
+}
+
+impl Harness {
+    fn new(config: ServerConfig) -> Self {
+        let start = Instant::now();
+        Self {
+            server: Server::new(config, start, UNIX, [9; 32]),
+            relays: FakeRelays::default(),
+            start,
+            now: start,
+            out: Vec::new(),
+        }
+    }
+
+    fn advance(&mut self, secs: u64) {
+        self.now += Duration::from_secs(secs);
+        let unix = UNIX + self.now.duration_since(self.start).as_secs();
+        self.server.handle_timeout(self.now, unix, &mut self.relays);
+    }
+
+    fn client(&self, address: &str, user: &str, expiry: u64) -> Client {
+        let credential = mint(&Secret::new("north"), user, expiry, ':');
+        Client {
+            tuple: tuple(address),
+            username: credential.username,
+            password: credential.password,
+            nonce: Vec::new(),
+            next_tid: 0,
+        }
+    }
+
+    /// Sends `bytes` from `tuple`; returns the reply bytes, if any.
+    fn send(&mut self, tuple: FiveTuple, bytes: &[u8]) -> Option<(Transmit, Vec<u8>)> {
+        let transmit =
+            self.server
+                .handle_client(self.now, tuple, bytes, &mut self.relays, &mut self.out)?;
+        let data = match &transmit.payload {
+            Payload::Output => self.out.clone(),
+            Payload::Input(range) => bytes[range.clone()].to_vec(),
+        };
+        Some((transmit, data))
+    }
+
+    fn peer_sends(&mut self, id: AllocId, peer: &str, data: &[u8]) -> Option<(Transmit, Vec<u8>)> {
+        let transmit =
+            self.server
+                .handle_peer(self.now, id, peer.parse().unwrap(), data, &mut self.out)?;
+        Some((transmit, self.out.clone()))
+    }
+
+    /// Sends an authenticated request, doing the 401 round first when needed.
+    fn request(
+        &mut self,
+        client: &mut Client,
+        method: Method,
+        attrs: &[(AttrType, Vec<u8>)],
+    ) -> Vec<u8> {
+        if client.nonce.is_empty() {
+            let challenge = self.unauthenticated(client, method, attrs);
+            let message = Message::parse(&challenge).unwrap();
+            assert_eq!(error_code(&message), Some(401));
+            client.nonce = message.attr(AttrType::NONCE).unwrap().to_vec();
+        }
+        let bytes = signed(client, method, attrs, None);
+        self.send(client.tuple, &bytes).expect("a response").1
+    }
+
+    fn unauthenticated(
+        &mut self,
+        client: &mut Client,
+        method: Method,
+        attrs: &[(AttrType, Vec<u8>)],
+    ) -> Vec<u8> {
+        client.next_tid += 1;
+        let mut bytes = Vec::new();
+        let mut writer = MessageWriter::new(
+            &mut bytes,
+            method,
+            Class::Request,
+            TransactionId([client.next_tid; 12]),
+        );
+        for (kind, value) in attrs {
+            writer.attr(*kind, value);
+        }
+        self.send(client.tuple, &bytes).expect("a response").1
+    }
+
+    fn allocate(&mut self, client: &mut Client) -> (AllocId, SocketAddr) {
+        let response = self.request(client, Method::ALLOCATE, &[udp()]);
+        let message = Message::parse(&response).unwrap();
+        assert_eq!(
+            message.class(),
+            Class::Success,
+            "allocate failed: {:?}",
+            error_code(&message)
+        );
+        let relay = decode_xor(
+            message.attr(AttrType::XOR_RELAYED_ADDRESS).unwrap(),
+            &message.transaction(),
+        )
+        .unwrap();
+        let id = *self.relays.bound.get(&relay).expect("bound relay");
+        (id, relay)
+    }
+
+    fn permit(&mut self, client: &mut Client, peer: &str) -> Vec<u8> {
+        let peer = xor_peer(client.next_tid + 1, peer);
+        self.request(client, Method::CREATE_PERMISSION, &[peer])
+    }
+}
+
+/// A signed request; `tid` overrides the transaction id (for retransmissions).
+fn signed(
+    client: &mut Client,
+    method: Method,
+    attrs: &[(AttrType, Vec<u8>)],
+    tid: Option<u8>,
+) -> Vec<u8> {
+    let tid = tid.unwrap_or_else(|| {
+        client.next_tid += 1;
+        client.next_tid
+    });
+    let key = long_term_key(&client.username, REALM, &client.password);
+    let mut bytes = Vec::new();
+    let mut writer =
+        MessageWriter::new(&mut bytes, method, Class::Request, TransactionId([tid; 12]));
+    for (kind, value) in attrs {
+        if *kind == AttrType::XOR_PEER_ADDRESS {
+            // Re-encode with this message's transaction id.
+            let peer = decode_xor(value, &TransactionId([0; 12])).unwrap();
+            writer.xor_address(*kind, peer);
+        } else {
+            writer.attr(*kind, value);
+        }
+    }
+    writer
+        .attr(AttrType::USERNAME, client.username.as_bytes())
+        .attr(AttrType::REALM, REALM.as_bytes())
+        .attr(AttrType::NONCE, &client.nonce)
+        .integrity(&key);
+    bytes
+}
+
+fn udp() -> (AttrType, Vec<u8>) {
+    (AttrType::REQUESTED_TRANSPORT, vec![17, 0, 0, 0])
+}
+
+/// XOR-PEER-ADDRESS encoded with an all-zero transaction id; `signed` re-encodes it.
+fn xor_peer(_tid: u8, peer: &str) -> (AttrType, Vec<u8>) {
+    let mut value = [0u8; 20];
+    let len = crate::proto::codec::address::encode_xor(
+        peer.parse().unwrap(),
+        &TransactionId([0; 12]),
+        &mut value,
+    );
+    (AttrType::XOR_PEER_ADDRESS, value[..len].to_vec())
+}
+
+fn error_code(message: &Message<'_>) -> Option<u16> {
+    message
+        .attr(AttrType::ERROR_CODE)
+        .map(|value| u16::from(value[2]) * 100 + u16::from(value[3]))
+}
+
+fn code_of(bytes: &[u8]) -> Option<u16> {
+    error_code(&Message::parse(bytes).unwrap())
+}
+
+fn lifetime_of(bytes: &[u8]) -> u32 {
+    let message = Message::parse(bytes).unwrap();
+    u32::from_be_bytes(
+        message
+            .attr(AttrType::LIFETIME)
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    )
+}
+
+fn channel_bind(number: u16, peer: &str) -> [(AttrType, Vec<u8>); 2] {
+    [
+        (
+            AttrType::CHANNEL_NUMBER,
+            vec![(number >> 8) as u8, number as u8, 0, 0],
+        ),
+        xor_peer(0, peer),
+    ]
+}
+
+#[test]
+fn binding_reflects_the_client_address() {
+    let mut h = Harness::new(rest_config());
+    let mut request = Vec::new();
+    MessageWriter::new(
+        &mut request,
+        Method::BINDING,
+        Class::Request,
+        TransactionId([1; 12]),
+    )
+    .fingerprint();
+    let (transmit, response) = h.send(tuple("192.0.2.99:4000"), &request).unwrap();
+    assert_eq!(
+        transmit.destination,
+        Destination::Client(tuple("192.0.2.99:4000"))
+    );
+    let message = Message::parse(&response).unwrap();
+    assert_eq!(
+        (message.method(), message.class()),
+        (Method::BINDING, Class::Success)
+    );
+    assert!(message.has_fingerprint(), "FINGERPRINT echoed");
+    let mapped = decode_xor(
+        message.attr(AttrType::XOR_MAPPED_ADDRESS).unwrap(),
+        &message.transaction(),
+    )
+    .unwrap();
+    assert_eq!(mapped, "192.0.2.99:4000".parse().unwrap());
+}
+
+#[test]
+fn allocate_with_rest_credentials() {
+    let mut h = Harness::new(rest_config());
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 3600);
+    let challenge = h.unauthenticated(&mut alice, Method::ALLOCATE, &[udp()]);
+    let message = Message::parse(&challenge).unwrap();
+    assert_eq!(error_code(&message), Some(401));
+    assert_eq!(message.attr(AttrType::REALM), Some(REALM.as_bytes()));
+    assert!(message.attr(AttrType::NONCE).is_some());
+    assert!(!message.has_integrity(), "401 carries no MESSAGE-INTEGRITY");
+
+    let response = h.request(&mut alice, Method::ALLOCATE, &[udp()]);
+    let message = Message::parse(&response).unwrap();
+    assert_eq!(message.class(), Class::Success);
+    let key = long_term_key(&alice.username, REALM, &alice.password);
+    assert!(
+        message.verify_integrity(&key),
+        "response signed with the client's key"
+    );
+    assert_eq!(lifetime_of(&response), 600);
+    let mapped = decode_xor(
+        message.attr(AttrType::XOR_MAPPED_ADDRESS).unwrap(),
+        &message.transaction(),
+    )
+    .unwrap();
+    assert_eq!(mapped, alice.tuple.client);
+    let relay = decode_xor(
+        message.attr(AttrType::XOR_RELAYED_ADDRESS).unwrap(),
+        &message.transaction(),
+    )
+    .unwrap();
+    assert_eq!(relay.ip(), "198.51.100.1".parse::<IpAddr>().unwrap());
+    assert_eq!(h.server.allocation_count(), 1);
+    let id = h.relays.bound[&relay];
+    assert_eq!(
+        &*h.server.allocation(id).unwrap().user,
+        "@alice:example.org"
+    );
+}
+
+#[test]
+fn credential_failures() {
+    let mut h = Harness::new(rest_config());
+    // Wrong secret.
+    let mut mallory = h.client("192.0.2.2:5000", "@mallory:example.org", UNIX + 3600);
+    mallory.password = mint(
+        &Secret::new("guess"),
+        "@mallory:example.org",
+        UNIX + 3600,
+        ':',
+    )
+    .password;
+    assert_eq!(
+        code_of(&h.request(&mut mallory, Method::ALLOCATE, &[udp()])),
+        Some(401)
+    );
+    // Expired credential.
+    let mut late = h.client("192.0.2.3:5000", "@late:example.org", UNIX - 1);
+    assert_eq!(
+        code_of(&h.request(&mut late, Method::ALLOCATE, &[udp()])),
+        Some(401)
+    );
+    // Malformed username.
+    let mut odd = h.client("192.0.2.4:5000", "bad user", UNIX + 3600);
+    assert_eq!(
+        code_of(&h.request(&mut odd, Method::ALLOCATE, &[udp()])),
+        Some(400)
+    );
+    // A nonce of our own format but forged.
+    let mut bob = h.client("192.0.2.5:5000", "@bob:example.org", UNIX + 3600);
+    bob.nonce = vec![b'0'; 32];
+    let response = h.request(&mut bob, Method::ALLOCATE, &[udp()]);
+    let message = Message::parse(&response).unwrap();
+    assert_eq!(error_code(&message), Some(438));
+    assert!(
+        message.attr(AttrType::NONCE).is_some(),
+        "438 carries a fresh nonce"
+    );
+    // Missing NONCE with MESSAGE-INTEGRITY: 400.
+    let mut bytes = Vec::new();
+    MessageWriter::new(
+        &mut bytes,
+        Method::ALLOCATE,
+        Class::Request,
+        TransactionId([3; 12]),
+    )
+    .attr(AttrType::USERNAME, bob.username.as_bytes())
+    .attr(AttrType::REALM, REALM.as_bytes())
+    .integrity(&[0; 16]);
+    assert_eq!(code_of(&h.send(bob.tuple, &bytes).unwrap().1), Some(400));
+    assert_eq!(h.server.allocation_count(), 0);
+    assert!(h.server.stats().auth_failures >= 2);
+}
+
+#[test]
+fn stale_nonce_then_retry() {
+    let mut h = Harness::new(rest_config());
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let long = [udp(), (AttrType::LIFETIME, 3600u32.to_be_bytes().to_vec())];
+    assert_eq!(
+        lifetime_of(&h.request(&mut alice, Method::ALLOCATE, &long)),
+        3600
+    );
+    h.advance(601);
+    let response = h.request(&mut alice, Method::REFRESH, &[]);
+    let message = Message::parse(&response).unwrap();
+    assert_eq!(error_code(&message), Some(438));
+    alice.nonce = message.attr(AttrType::NONCE).unwrap().to_vec();
+    let response = h.request(&mut alice, Method::REFRESH, &[]);
+    assert_eq!(code_of(&response), None, "fresh nonce accepted");
+    assert_eq!(h.server.stats().stale_nonces, 1);
+}
+
+#[test]
+fn lifetimes_are_clamped_and_refresh_zero_deletes() {
+    let mut h = Harness::new(rest_config());
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let short = h.request(
+        &mut alice,
+        Method::ALLOCATE,
+        &[udp(), (AttrType::LIFETIME, 100u32.to_be_bytes().to_vec())],
+    );
+    assert_eq!(
+        lifetime_of(&short),
+        600,
+        "below default: raised to the default"
+    );
+    let long = h.request(
+        &mut alice,
+        Method::REFRESH,
+        &[(AttrType::LIFETIME, 7200u32.to_be_bytes().to_vec())],
+    );
+    assert_eq!(
+        lifetime_of(&long),
+        3600,
+        "above max-allocate-lifetime: clamped, not reset"
+    );
+    let plain = h.request(&mut alice, Method::REFRESH, &[]);
+    assert_eq!(lifetime_of(&plain), 600);
+    let relay = *h.relays.bound.keys().next().unwrap();
+    let gone = h.request(
+        &mut alice,
+        Method::REFRESH,
+        &[(AttrType::LIFETIME, vec![0; 4])],
+    );
+    assert_eq!(lifetime_of(&gone), 0);
+    assert_eq!(h.server.allocation_count(), 0);
+    assert_eq!(h.relays.released, vec![relay]);
+    let again = h.request(&mut alice, Method::REFRESH, &[]);
+    assert_eq!(code_of(&again), Some(437));
+}
+
+#[test]
+fn allocate_errors() {
+    let mut h = Harness::new(rest_config());
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    assert_eq!(
+        code_of(&h.request(&mut alice, Method::ALLOCATE, &[])),
+        Some(400)
+    );
+    let tcp = (AttrType::REQUESTED_TRANSPORT, vec![6, 0, 0, 0]);
+    assert_eq!(
+        code_of(&h.request(&mut alice, Method::ALLOCATE, &[tcp])),
+        Some(442)
+    );
+    let v6 = (AttrType::REQUESTED_ADDRESS_FAMILY, vec![2, 0, 0, 0]);
+    assert_eq!(
+        code_of(&h.request(&mut alice, Method::ALLOCATE, &[udp(), v6])),
+        Some(440)
+    );
+    let bogus = (AttrType::REQUESTED_ADDRESS_FAMILY, vec![3, 0, 0, 0]);
+    assert_eq!(
+        code_of(&h.request(&mut alice, Method::ALLOCATE, &[udp(), bogus])),
+        Some(440)
+    );
+    let token = (AttrType::RESERVATION_TOKEN, vec![1; 8]);
+    let even = (AttrType::EVEN_PORT, vec![0x80]);
+    assert_eq!(
+        code_of(&h.request(&mut alice, Method::ALLOCATE, &[udp(), token.clone(), even])),
+        Some(400)
+    );
+    assert_eq!(
+        code_of(&h.request(&mut alice, Method::ALLOCATE, &[udp(), token])),
+        Some(508)
+    );
+    let unknown = (AttrType(0x7777), vec![1, 2, 3, 4]);
+    let response = h.request(&mut alice, Method::ALLOCATE, &[udp(), unknown]);
+    let message = Message::parse(&response).unwrap();
+    assert_eq!(error_code(&message), Some(420));
+    assert_eq!(
+        message.attr(AttrType::UNKNOWN_ATTRIBUTES),
+        Some(&[0x77, 0x77][..])
+    );
+    h.relays.fail = true;
+    assert_eq!(
+        code_of(&h.request(&mut alice, Method::ALLOCATE, &[udp()])),
+        Some(508)
+    );
+    assert_eq!(h.server.allocation_count(), 0);
+}
+
+#[test]
+fn existing_allocation_rules() {
+    let mut h = Harness::new(rest_config());
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let first = h.request(&mut alice, Method::ALLOCATE, &[udp()]);
+    let first_tid = alice.next_tid;
+    // A retransmission (same transaction) gets the same relay; a new one gets 437.
+    let retransmit = signed(&mut alice, Method::ALLOCATE, &[udp()], Some(first_tid));
+    let (_, again) = h.send(alice.tuple, &retransmit).unwrap();
+    let relay = |bytes: &[u8]| {
+        let m = Message::parse(bytes).unwrap();
+        decode_xor(
+            m.attr(AttrType::XOR_RELAYED_ADDRESS).unwrap(),
+            &m.transaction(),
+        )
+        .unwrap()
+    };
+    assert_eq!(relay(&again), relay(&first));
+    assert_eq!(
+        code_of(&h.request(&mut alice, Method::ALLOCATE, &[udp()])),
+        Some(437)
+    );
+    // Another user on the same 5-tuple: 437 for Allocate, 441 for the rest.
+    let mut eve = h.client("192.0.2.1:5000", "@eve:example.org", UNIX + 7200);
+    assert_eq!(
+        code_of(&h.request(&mut eve, Method::ALLOCATE, &[udp()])),
+        Some(437)
+    );
+    assert_eq!(
+        code_of(&h.request(&mut eve, Method::REFRESH, &[])),
+        Some(441)
+    );
+    // Requests on a 5-tuple without allocation: 437.
+    let mut bob = h.client("192.0.2.2:5000", "@bob:example.org", UNIX + 7200);
+    assert_eq!(code_of(&h.permit(&mut bob, PEER)), Some(437));
+    assert_eq!(h.server.allocation_count(), 1);
+}
+
+#[test]
+fn expired_rest_credential_keeps_its_allocation_alive() {
+    // coturn caches the session key: refreshes past the username's expiry still work.
+    let mut h = Harness::new(rest_config());
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 60);
+    h.allocate(&mut alice);
+    h.advance(120);
+    assert_eq!(code_of(&h.request(&mut alice, Method::REFRESH, &[])), None);
+    // A new 5-tuple with the same expired credential is refused.
+    let mut again = h.client("192.0.2.1:5001", "@alice:example.org", UNIX + 60);
+    assert_eq!(
+        code_of(&h.request(&mut again, Method::ALLOCATE, &[udp()])),
+        Some(401)
+    );
+}
+
+#[test]
+fn permissions_and_policy() {
+    let mut h = Harness::new(public_peer_config());
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let (id, _) = h.allocate(&mut alice);
+    for denied in [
+        "127.0.0.1:9",
+        "[::ffff:127.0.0.1]:9",
+        "169.254.169.254:80",
+        "10.0.0.1:9",
+        "0.0.0.0:9",
+        "224.0.0.1:9",
+    ] {
+        let response = h.permit(&mut alice, denied);
+        if denied.starts_with('[') {
+            assert_eq!(
+                code_of(&response),
+                Some(443),
+                "{denied}: IPv6 peer on an IPv4 relay"
+            );
+        } else {
+            assert_eq!(code_of(&response), Some(403), "{denied}");
+        }
+    }
+    // One denied peer fails the whole request.
+    let both = [xor_peer(0, PEER), xor_peer(0, "127.0.0.1:9")];
+    assert_eq!(
+        code_of(&h.request(&mut alice, Method::CREATE_PERMISSION, &both)),
+        Some(403)
+    );
+    assert!(
+        h.peer_sends(id, PEER, b"x").is_none(),
+        "no permission was installed"
+    );
+    assert_eq!(
+        code_of(&h.request(&mut alice, Method::CREATE_PERMISSION, &[])),
+        Some(400)
+    );
+    assert_eq!(code_of(&h.permit(&mut alice, PEER)), None);
+    // Ports do not matter for permissions.
+    let (transmit, data) = h.peer_sends(id, "203.0.113.77:1234", b"hello").unwrap();
+    assert_eq!(transmit.destination, Destination::Client(alice.tuple));
+    let message = Message::parse(&data).unwrap();
+    assert_eq!(
+        (message.method(), message.class()),
+        (Method::DATA, Class::Indication)
+    );
+    assert_eq!(message.attr(AttrType::DATA), Some(&b"hello"[..]));
+    let from = decode_xor(
+        message.attr(AttrType::XOR_PEER_ADDRESS).unwrap(),
+        &message.transaction(),
+    )
+    .unwrap();
+    assert_eq!(from, "203.0.113.77:1234".parse().unwrap());
+    assert!(
+        h.peer_sends(id, "203.0.113.78:9000", b"x").is_none(),
+        "other IPs need their own permission"
+    );
+    // Permissions lapse after 300 s.
+    h.advance(301);
+    assert!(h.peer_sends(id, PEER, b"late").is_none());
+}
+
+#[test]
+fn send_indication_relays_without_copy() {
+    let mut h = Harness::new(public_peer_config());
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let (id, _) = h.allocate(&mut alice);
+    let send = |peer: &str| {
+        let mut bytes = Vec::new();
+        MessageWriter::new(
+            &mut bytes,
+            Method::SEND,
+            Class::Indication,
+            TransactionId([42; 12]),
+        )
+        .xor_address(AttrType::XOR_PEER_ADDRESS, peer.parse().unwrap())
+        .attr(AttrType::DATA, b"media");
+        bytes
+    };
+    assert!(
+        h.send(alice.tuple, &send(PEER)).is_none(),
+        "no permission yet"
+    );
+    h.permit(&mut alice, PEER);
+    let (transmit, data) = h.send(alice.tuple, &send(PEER)).unwrap();
+    assert_eq!(
+        transmit.destination,
+        Destination::Peer {
+            allocation: id,
+            peer: PEER.parse().unwrap()
+        }
+    );
+    assert!(matches!(transmit.payload, Payload::Input(_)));
+    assert_eq!(data, b"media");
+    assert!(
+        h.send(alice.tuple, &send("127.0.0.1:9")).is_none(),
+        "policy checked on Send"
+    );
+    assert!(
+        h.send(tuple("192.0.2.50:1"), &send(PEER)).is_none(),
+        "no allocation"
+    );
+    assert_eq!(h.server.stats().upstream.packets, 1);
+}
+
+#[test]
+fn channels() {
+    let mut h = Harness::new(public_peer_config());
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let (id, _) = h.allocate(&mut alice);
+    for bad in [0x3FFF, 0x5000, 0x7FFF] {
+        assert_eq!(
+            code_of(&h.request(&mut alice, Method::CHANNEL_BIND, &channel_bind(bad, PEER))),
+            Some(400)
+        );
+    }
+    assert_eq!(
+        code_of(&h.request(
+            &mut alice,
+            Method::CHANNEL_BIND,
+            &channel_bind(0x4000, "127.0.0.1:9")
+        )),
+        Some(403)
+    );
+    let no_peer = [(AttrType::CHANNEL_NUMBER, vec![0x40, 0, 0, 0])];
+    assert_eq!(
+        code_of(&h.request(&mut alice, Method::CHANNEL_BIND, &no_peer)),
+        Some(400)
+    );
+    assert_eq!(
+        code_of(&h.request(
+            &mut alice,
+            Method::CHANNEL_BIND,
+            &channel_bind(0x4001, PEER)
+        )),
+        None
+    );
+    // Rebinding the same pair refreshes; a number or peer moving elsewhere is refused.
+    assert_eq!(
+        code_of(&h.request(
+            &mut alice,
+            Method::CHANNEL_BIND,
+            &channel_bind(0x4001, PEER)
+        )),
+        None
+    );
+    assert_eq!(
+        code_of(&h.request(
+            &mut alice,
+            Method::CHANNEL_BIND,
+            &channel_bind(0x4001, "203.0.113.78:1")
+        )),
+        Some(400)
+    );
+    assert_eq!(
+        code_of(&h.request(
+            &mut alice,
+            Method::CHANNEL_BIND,
+            &channel_bind(0x4002, PEER)
+        )),
+        Some(400)
+    );
+
+    // Client to peer: ChannelData, payload straight from the input.
+    let mut frame = Vec::new();
+    ChannelData::write(0x4001, b"rtp", false, &mut frame);
+    let (transmit, data) = h.send(alice.tuple, &frame).unwrap();
+    assert_eq!(transmit.payload, Payload::Input(4..7));
+    assert_eq!(data, b"rtp");
+    assert!(
+        matches!(transmit.destination, Destination::Peer { allocation, .. } if allocation == id)
+    );
+    // Unbound channel: dropped.
+    ChannelData::write(0x4003, b"rtp", false, &mut frame);
+    assert!(h.send(alice.tuple, &frame).is_none());
+    // Peer to client: ChannelData, no padding over UDP.
+    let (_, data) = h.peer_sends(id, PEER, b"rtcp!").unwrap();
+    assert_eq!(data, [0x40, 0x01, 0, 5, b'r', b't', b'c', b'p', b'!']);
+    // The channel outlives an unrefreshed permission only until the permission lapses.
+    h.advance(301);
+    assert!(h.peer_sends(id, PEER, b"late").is_none());
+}
+
+#[test]
+fn channel_data_over_tcp_is_padded() {
+    let mut h = Harness::new(public_peer_config());
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    alice.tuple.transport = Transport::Tcp;
+    let (id, _) = h.allocate(&mut alice);
+    h.request(
+        &mut alice,
+        Method::CHANNEL_BIND,
+        &channel_bind(0x4000, PEER),
+    );
+    let (_, data) = h.peer_sends(id, PEER, b"abcde").unwrap();
+    assert_eq!(data.len(), 12);
+    assert_eq!(
+        &data[..9],
+        &[0x40, 0x00, 0, 5, b'a', b'b', b'c', b'd', b'e']
+    );
+}
+
+#[test]
+fn expiry_releases_the_relay() {
+    let mut h = Harness::new(rest_config());
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let (id, relay) = h.allocate(&mut alice);
+    h.advance(599);
+    assert!(h.server.allocation(id).is_some());
+    h.advance(2);
+    assert!(h.server.allocation(id).is_none());
+    assert_eq!(h.relays.released, vec![relay]);
+    assert_eq!(h.server.stats().allocations_ended, 1);
+    // The slot is reused with a new generation; the old id stays dead.
+    let mut bob = h.client("192.0.2.2:5000", "@bob:example.org", UNIX + 7200);
+    let (new_id, _) = h.allocate(&mut bob);
+    assert_eq!(new_id.index, id.index);
+    assert_ne!(new_id, id);
+    assert!(h.peer_sends(id, PEER, b"x").is_none());
+}
+
+#[test]
+fn quotas() {
+    let mut config = rest_config();
+    config.user_quota = 1;
+    config.total_quota = 2;
+    let mut h = Harness::new(config);
+    let mut a1 = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    // Same user id, other expiry: counted together (timestamp stripped).
+    let mut a2 = h.client("192.0.2.1:5001", "@alice:example.org", UNIX + 3600);
+    let mut bob = h.client("192.0.2.2:5000", "@bob:example.org", UNIX + 7200);
+    let mut carol = h.client("192.0.2.3:5000", "@carol:example.org", UNIX + 7200);
+    h.allocate(&mut a1);
+    assert_eq!(
+        code_of(&h.request(&mut a2, Method::ALLOCATE, &[udp()])),
+        Some(486)
+    );
+    h.allocate(&mut bob);
+    assert_eq!(
+        code_of(&h.request(&mut carol, Method::ALLOCATE, &[udp()])),
+        Some(486)
+    );
+    h.request(
+        &mut a1,
+        Method::REFRESH,
+        &[(AttrType::LIFETIME, vec![0; 4])],
+    );
+    h.allocate(&mut carol);
+    assert_eq!(h.server.stats().quota_refusals, 2);
+}
+
+#[test]
+fn bandwidth_limit_drops_excess() {
+    let mut config = public_peer_config();
+    config.max_bps = 1000;
+    let mut h = Harness::new(config);
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let (id, _) = h.allocate(&mut alice);
+    h.request(
+        &mut alice,
+        Method::CHANNEL_BIND,
+        &channel_bind(0x4000, PEER),
+    );
+    let mut frame = Vec::new();
+    ChannelData::write(0x4000, &[0; 400], false, &mut frame);
+    let sent = (0..5)
+        .filter(|_| h.send(alice.tuple, &frame).is_some())
+        .count();
+    assert_eq!(
+        sent, 2,
+        "1000 B/s allows two 400-byte packets in the first second"
+    );
+    let received = (0..5)
+        .filter(|_| h.peer_sends(id, PEER, &[0; 400]).is_some())
+        .count();
+    assert_eq!(received, 2, "each direction has its own bucket");
+    h.advance(1);
+    assert!(h.send(alice.tuple, &frame).is_some(), "refilled");
+    assert_eq!(h.server.stats().upstream.dropped, 3);
+}
+
+#[test]
+fn external_ip_mapping() {
+    let mut config = public_peer_config();
+    config.external_ips = vec![(
+        "198.51.100.1".parse().unwrap(),
+        "192.0.2.200".parse().unwrap(),
+    )];
+    config
+        .policy
+        .allowed
+        .insert("198.51.100.1".parse().unwrap());
+    let mut h = Harness::new(config);
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let response = h.request(&mut alice, Method::ALLOCATE, &[udp()]);
+    let message = Message::parse(&response).unwrap();
+    let relay = decode_xor(
+        message.attr(AttrType::XOR_RELAYED_ADDRESS).unwrap(),
+        &message.transaction(),
+    )
+    .unwrap();
+    assert_eq!(
+        relay.ip(),
+        "192.0.2.200".parse::<IpAddr>().unwrap(),
+        "public address advertised"
+    );
+    // Naming the public relay address as a peer means the private one (hairpin).
+    h.request(
+        &mut alice,
+        Method::CHANNEL_BIND,
+        &channel_bind(0x4000, "192.0.2.200:50002"),
+    );
+    let mut frame = Vec::new();
+    ChannelData::write(0x4000, b"loop", false, &mut frame);
+    let (transmit, _) = h.send(alice.tuple, &frame).unwrap();
+    assert!(matches!(
+        transmit.destination,
+        Destination::Peer { peer, .. } if peer == "198.51.100.1:50002".parse().unwrap()
+    ));
+}
+
+#[test]
+fn even_port_reservation() {
+    let mut h = Harness::new(rest_config());
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    h.relays.next_port = 1;
+    let response = h.request(
+        &mut alice,
+        Method::ALLOCATE,
+        &[udp(), (AttrType::EVEN_PORT, vec![0x80])],
+    );
+    let message = Message::parse(&response).unwrap();
+    let relay = decode_xor(
+        message.attr(AttrType::XOR_RELAYED_ADDRESS).unwrap(),
+        &message.transaction(),
+    )
+    .unwrap();
+    assert_eq!(relay.port() % 2, 0);
+    let token = message
+        .attr(AttrType::RESERVATION_TOKEN)
+        .expect("token")
+        .to_vec();
+    let mut bob = h.client("192.0.2.2:5000", "@bob:example.org", UNIX + 7200);
+    let response = h.request(
+        &mut bob,
+        Method::ALLOCATE,
+        &[udp(), (AttrType::RESERVATION_TOKEN, token.clone())],
+    );
+    let message = Message::parse(&response).unwrap();
+    let second = decode_xor(
+        message.attr(AttrType::XOR_RELAYED_ADDRESS).unwrap(),
+        &message.transaction(),
+    )
+    .unwrap();
+    assert_eq!(second.port(), relay.port() + 1);
+    // A token is good once.
+    let mut carol = h.client("192.0.2.3:5000", "@carol:example.org", UNIX + 7200);
+    assert_eq!(
+        code_of(&h.request(
+            &mut carol,
+            Method::ALLOCATE,
+            &[udp(), (AttrType::RESERVATION_TOKEN, token)]
+        )),
+        Some(508)
+    );
+}
+
+#[test]
+fn unclaimed_reservation_is_released() {
+    let mut h = Harness::new(rest_config());
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    h.request(
+        &mut alice,
+        Method::ALLOCATE,
+        &[udp(), (AttrType::EVEN_PORT, vec![0x80])],
+    );
+    h.advance(31);
+    assert_eq!(
+        h.relays.released.len(),
+        1,
+        "reserved port closed after 30 s"
+    );
+}
+
+#[test]
+fn static_users_and_no_auth() {
+    let mut users = HashMap::new();
+    users.insert("bob".to_owned(), long_term_key("bob", REALM, "secret"));
+    let config = ServerConfig {
+        credentials: Credentials::Users(users),
+        ..rest_config()
+    };
+    let mut h = Harness::new(config);
+    let mut bob = h.client("192.0.2.2:5000", "", UNIX);
+    bob.username = "bob".into();
+    bob.password = "secret".into();
+    h.allocate(&mut bob);
+    let mut eve = h.client("192.0.2.3:5000", "", UNIX);
+    eve.username = "eve".into();
+    eve.password = "secret".into();
+    assert_eq!(
+        code_of(&h.request(&mut eve, Method::ALLOCATE, &[udp()])),
+        Some(401)
+    );
+
+    let mut open = Harness::new(ServerConfig {
+        credentials: Credentials::None,
+        ..rest_config()
+    });
+    let mut anyone = open.client("192.0.2.4:5000", "", UNIX);
+    let response = open.unauthenticated(&mut anyone, Method::ALLOCATE, &[udp()]);
+    assert_eq!(Message::parse(&response).unwrap().class(), Class::Success);
+}
+
+#[test]
+fn fingerprint_option_and_echo() {
+    let mut config = rest_config();
+    config.fingerprint = true;
+    let mut h = Harness::new(config);
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let response = h.request(&mut alice, Method::ALLOCATE, &[udp()]);
+    assert!(Message::parse(&response).unwrap().has_fingerprint());
+}
+
+#[test]
+fn hostile_input_never_panics() {
+    use rand::{Rng, SeedableRng};
+    let mut h = Harness::new(public_peer_config());
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let (id, _) = h.allocate(&mut alice);
+    h.request(
+        &mut alice,
+        Method::CHANNEL_BIND,
+        &channel_bind(0x4000, PEER),
+    );
+    let seeds = [
+        signed(&mut alice, Method::REFRESH, &[], None),
+        signed(
+            &mut alice,
+            Method::CREATE_PERMISSION,
+            &[xor_peer(0, PEER)],
+            None,
+        ),
+        signed(
+            &mut alice,
+            Method::CHANNEL_BIND,
+            &channel_bind(0x4000, PEER),
+            None,
+        ),
+        vec![0x40, 0x00, 0x00, 0x04, 1, 2, 3, 4],
+    ];
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+    for round in 0..20_000 {
+        let mut bytes = seeds[round % seeds.len()].clone();
+        for _ in 0..rng.random_range(1..4) {
+            match rng.random_range(0..3) {
+                0 => {
+                    let i = rng.random_range(0..bytes.len());
+                    bytes[i] = rng.random();
+                }
+                1 => bytes.truncate(rng.random_range(0..bytes.len())),
+                _ => bytes.extend((0..rng.random_range(0..8)).map(|_| rng.random::<u8>())),
+            }
+            if bytes.is_empty() {
+                bytes.push(0);
+            }
+        }
+        let _ = h.send(alice.tuple, &bytes);
+        let _ = h.peer_sends(id, PEER, &bytes);
+    }
+    assert!(h.server.stats().malformed > 0);
+}

@@ -1,0 +1,74 @@
+//! What the core needs to know, already parsed and validated by `config`.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::auth::Credentials;
+use super::policy::PeerPolicy;
+
+/// Settings of the sans-IO server (lifetimes per RFC 8656 and coturn defaults).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// REALM sent in challenges and used in long-term keys.
+    pub realm: String,
+    /// The credential mechanism.
+    pub credentials: Credentials,
+    /// Add FINGERPRINT to every response (`fingerprint`); responses to requests that
+    /// carried one always get one.
+    pub fingerprint: bool,
+    /// Nonce lifetime (`stale-nonce`); None = never stale.
+    pub stale_nonce: Option<Duration>,
+    /// Allocation lifetime when the client asks for less (RFC 8656 §7.2: 600 s).
+    pub default_lifetime: Duration,
+    /// Longest lifetime granted (`max-allocate-lifetime`, 3600 s).
+    pub max_lifetime: Duration,
+    /// Permission lifetime (RFC 8656 §9: 300 s).
+    pub permission_lifetime: Duration,
+    /// Channel lifetime (RFC 8656 §12: 600 s).
+    pub channel_lifetime: Duration,
+    /// Peer policy.
+    pub policy: PeerPolicy,
+    /// `user-quota`; 0 = unlimited.
+    pub user_quota: u32,
+    /// `total-quota`; 0 = unlimited.
+    pub total_quota: u32,
+    /// `max-bps` per allocation and direction, bytes per second; 0 = unlimited.
+    pub max_bps: u64,
+    /// `bps-capacity`; 0 = unlimited.
+    pub bps_capacity: u64,
+    /// `external-ip` pairs (private relay address, public address).
+    pub external_ips: Vec<(IpAddr, IpAddr)>,
+    /// Relay address families available (IPv4, IPv6).
+    pub relay_ipv4: bool,
+    /// See `relay_ipv4`.
+    pub relay_ipv6: bool,
+    /// Most permissions one allocation may hold (508 beyond; coturn caps them too).
+    pub max_permissions: usize,
+    /// Most channels one allocation may bind.
+    pub max_channels: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            realm: String::new(),
+            credentials: Credentials::None,
+            fingerprint: false,
+            stale_nonce: Some(Duration::from_secs(600)),
+            default_lifetime: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(3600),
+            permission_lifetime: Duration::from_secs(300),
+            channel_lifetime: Duration::from_secs(600),
+            policy: PeerPolicy::default(),
+            user_quota: 0,
+            total_quota: 0,
+            max_bps: 0,
+            bps_capacity: 0,
+            external_ips: Vec::new(),
+            relay_ipv4: true,
+            relay_ipv6: false,
+            max_permissions: 64,
+            max_channels: 64,
+        }
+    }
+}
