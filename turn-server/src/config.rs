@@ -35,6 +35,7 @@ pub use model::{
     DEFAULT_TLS_ALTERNATE_PORT, ExternalIp, ExternalMapping, LogFile, MAX_REALM_CHARS,
     MAX_SECRET_BYTES, Origins, PeerList, StaticUser, UserKey, Verbosity,
 };
+pub use render::{CheckReport, check_report};
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +185,11 @@ impl SearchPath {
         Self {
             dirs: dirs.into_iter().map(Into::into).collect(),
         }
+    }
+
+    /// The directories, in search order.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
     }
 
     /// The first existing file for `name`: an absolute name is taken as is.

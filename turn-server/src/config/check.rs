@@ -8,7 +8,7 @@
 use std::net::{IpAddr, UdpSocket};
 use std::path::Path;
 
-use super::{Config, Diagnostic};
+use super::{Config, Diagnostic, SearchPath};
 
 /// What the checks need to know about the machine.
 pub trait Host {
@@ -118,6 +118,52 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Warnings for TLS files that cannot be found. coturn then starts without its TLS
+    /// and DTLS listeners instead of failing, so this is a warning, not an error; relative
+    /// names are looked up like the configuration file.
+    pub fn check_files(&self, search: &SearchPath) -> Vec<Diagnostic> {
+        let mut warnings = Vec::new();
+        let tls_wanted = !self.no_tls || self.dtls;
+        let mut files = Vec::new();
+        if tls_wanted {
+            files.push(("cert", Some(&self.cert)));
+            files.push(("pkey", Some(&self.pkey)));
+        }
+        files.push(("CA-file", self.ca_file.as_ref()));
+        files.push(("dh-file", self.dh_file.as_ref()));
+        for (key, path) in files {
+            let Some(path) = path else { continue };
+            if search.find(path).is_some() {
+                continue;
+            }
+            let searched = if path.is_absolute() {
+                String::new()
+            } else {
+                let dirs: Vec<String> = search
+                    .dirs()
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect();
+                format!(" (searched: {})", dirs.join(", "))
+            };
+            let effect = match key {
+                "cert" | "pkey" => {
+                    "; TLS listeners will not start (set cert= and pkey=, or no-tls)"
+                }
+                "CA-file" => "; client certificates cannot be verified",
+                _ => "",
+            };
+            warnings.push(Diagnostic::new(
+                self.origins.last(key).cloned(),
+                Some(key),
+                format!("{} not found{searched}{effect}", path.display()),
+            ));
+        }
+        warnings
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +233,45 @@ mod tests {
             ]
         );
         assert_eq!(errors[0].origin, Some(Origin::CommandLine { position: 4 }));
+    }
+
+    #[test]
+    fn missing_tls_files_warn() {
+        let conf_dir =
+            std::env::temp_dir().join(format!("turn-check-files-{}", std::process::id()));
+        std::fs::create_dir_all(&conf_dir).unwrap();
+        std::fs::write(conf_dir.join("turn_server_cert.pem"), "x").unwrap();
+        let search = crate::config::SearchPath::new([conf_dir.clone()]);
+        let loaded = load_with(["-n"], &search).unwrap();
+        let shown: Vec<String> = loaded
+            .config
+            .check_files(&search)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let dir = conf_dir.display();
+        assert_eq!(
+            shown,
+            [format!(
+                "pkey: turn_server_pkey.pem not found (searched: {dir}); TLS listeners will not \
+                 start (set cert= and pkey=, or no-tls)"
+            )]
+        );
+        let loaded =
+            load_with(["-n", "--no-tls", "--CA-file=/nonexistent/ca.pem"], &search).unwrap();
+        let shown: Vec<String> = loaded
+            .config
+            .check_files(&search)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "command line argument 3: CA-file: /nonexistent/ca.pem not found; client \
+              certificates cannot be verified"
+            ]
+        );
+        std::fs::remove_dir_all(&conf_dir).unwrap();
     }
 }

@@ -340,6 +340,52 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The options whose change between the running configuration (`self`) and a
+    /// re-read one (`new`) only takes effect after a restart: sockets, port ranges and
+    /// process settings. A reload applies everything else and reports these.
+    pub fn needs_restart(&self, new: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        macro_rules! compare {
+            ($($field:ident => $key:literal),* $(,)?) => {
+                $(if self.$field != new.$field {
+                    changed.push($key);
+                })*
+            };
+        }
+        compare!(
+            listening_port => "listening-port",
+            tls_listening_port => "tls-listening-port",
+            alt_listening_port => "alt-listening-port",
+            alt_tls_listening_port => "alt-tls-listening-port",
+            tcp_proxy_port => "tcp-proxy-port",
+            listening_ips => "listening-ip",
+            listening_device => "listening-device",
+            relay_ips => "relay-ip",
+            relay_device => "relay-device",
+            external_ip => "external-ip",
+            relay_threads => "relay-threads",
+            min_port => "min-port",
+            max_port => "max-port",
+            no_udp => "no-udp",
+            no_tcp => "no-tcp",
+            no_tls => "no-tls",
+            dtls => "dtls",
+            rfc5780 => "rfc5780",
+            prometheus => "prometheus",
+            prometheus_port => "prometheus-port",
+            prometheus_address => "prometheus-address",
+            prometheus_path => "prometheus-path",
+            log_file => "log-file",
+            syslog => "syslog",
+            pidfile => "pidfile",
+            proc_user => "proc-user",
+            proc_group => "proc-group",
+        );
+        changed
+    }
+}
+
 /// Which credentials the server asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
@@ -491,6 +537,12 @@ impl Origins {
     /// The occurrence that won for a scalar option.
     pub fn last(&self, key: &str) -> Option<&Origin> {
         self.of(key).last()
+    }
+
+    /// True when no option was set anywhere (no file, no command-line option): the binary
+    /// may then start its embedded safe default instead of coturn's behaviour.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     fn push(&mut self, key: &'static str, origin: Origin) {
@@ -763,7 +815,7 @@ impl Builder {
         let c = &mut self.config;
         let mut warnings = std::mem::take(&mut self.warnings);
         let mut errors = std::mem::take(&mut self.errors);
-        let at = |key: &str| c_origin(&c.origins, key);
+        let at = |key: &str| last_origin(&c.origins, key);
 
         if c.min_port > c.max_port {
             let (origin, key) = later(&c.origins, "min-port", "max-port");
@@ -891,7 +943,7 @@ impl Builder {
     }
 }
 
-fn c_origin(origins: &Origins, key: &str) -> Option<Origin> {
+fn last_origin(origins: &Origins, key: &str) -> Option<Origin> {
     origins.last(key).cloned()
 }
 

@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 
 use super::model::{AddressFamilyPolicy, Config, LogFile, UserKey, Verbosity};
+use super::{ConfigError, Diagnostic, Host, Loaded, SearchPath};
 
 const REDACTED: &str = "<redacted>";
 
@@ -233,9 +234,93 @@ impl Config {
     }
 }
 
+/// What `turn-server --check-config` prints, and whether the configuration passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    /// The effective configuration (when it loaded), then every warning and error.
+    pub text: String,
+    /// Errors found: the binary exits non-zero when this is not 0.
+    pub errors: usize,
+    /// Warnings found.
+    pub warnings: usize,
+}
+
+impl CheckReport {
+    /// True when there is no error.
+    pub fn passed(&self) -> bool {
+        self.errors == 0
+    }
+}
+
+/// Builds the `--check-config` report from the result of [`super::load`]: the
+/// configuration, file and machine checks ([`Config::check_files`],
+/// [`Config::check_host`]), every warning and error with its file line, and a summary.
+pub fn check_report(
+    outcome: &Result<Loaded, ConfigError>,
+    host: &dyn Host,
+    search: &SearchPath,
+) -> CheckReport {
+    let mut text = String::new();
+    let (warnings, errors): (Vec<Diagnostic>, Vec<Diagnostic>) = match outcome {
+        Ok(loaded) => {
+            match &loaded.config_file {
+                Some(path) => {
+                    let _ = writeln!(text, "# Configuration file: {}", path.display());
+                }
+                None => text.push_str("# No configuration file\n"),
+            }
+            text.push_str(&loaded.config.render());
+            let mut warnings = loaded.warnings.clone();
+            warnings.extend(loaded.config.check_files(search));
+            (warnings, loaded.config.check_host(host))
+        }
+        Err(ConfigError::Invalid { errors, warnings }) => (warnings.clone(), errors.clone()),
+        Err(ConfigError::Usage(problem)) => (Vec::new(), vec![problem.clone()]),
+        Err(error @ ConfigError::Read { .. }) => (
+            Vec::new(),
+            vec![Diagnostic::new(None, None, error.to_string())],
+        ),
+    };
+    if !warnings.is_empty() || !errors.is_empty() {
+        text.push('\n');
+    }
+    for warning in &warnings {
+        let _ = writeln!(text, "warning: {warning}");
+    }
+    for error in &errors {
+        let _ = writeln!(text, "error: {error}");
+    }
+    let _ = if errors.is_empty() {
+        writeln!(
+            text,
+            "\nConfiguration OK ({} warning{}).",
+            warnings.len(),
+            plural(warnings.len())
+        )
+    } else {
+        writeln!(
+            text,
+            "\nConfiguration has {} error{} and {} warning{}.",
+            errors.len(),
+            plural(errors.len()),
+            warnings.len(),
+            plural(warnings.len())
+        )
+    };
+    CheckReport {
+        text,
+        errors: errors.len(),
+        warnings: warnings.len(),
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::config::{SearchPath, load_with};
+    use crate::config::{SearchPath, StaticHost, check_report, load_with};
 
     #[test]
     fn secrets_are_redacted_everywhere() {
@@ -299,5 +384,60 @@ mod tests {
                 "{leaked}"
             );
         }
+    }
+
+    #[test]
+    fn check_report_for_the_seed_file() {
+        let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/seed-turnserver.conf");
+        let search = SearchPath::new(Vec::<&str>::new());
+        let outcome = load_with(["-c", seed.to_str().unwrap(), "--check-config"], &search);
+        let host = StaticHost {
+            addresses: vec!["10.0.0.4".parse().unwrap()],
+            interfaces: vec!["ens3".into()],
+        };
+        let report = check_report(&outcome, &host, &search);
+        assert!(!report.passed());
+        assert_eq!((report.errors, report.warnings), (2, 6));
+        let text = report.text.replace(seed.to_str().unwrap(), "seed");
+        assert!(text.starts_with("# Configuration file: seed\n# Effective configuration"));
+        assert!(text.contains("\nwarning: seed:17: hide-credentials: ignored"));
+        assert!(text.contains("\nwarning: pkey: turn_server_pkey.pem not found"));
+        assert!(text.contains("\nerror: seed:34: relay-ip: 62.122.185.165 is not an address"));
+        assert!(text.contains("\nerror: seed:33: relay-device: network interface \"eth0\""));
+        assert!(text.ends_with("\nConfiguration has 2 errors and 6 warnings.\n"));
+        assert!(!text.contains("d5286002e9e14a2c"));
+    }
+
+    #[test]
+    fn check_report_for_errors() {
+        let search = SearchPath::new(Vec::<&str>::new());
+        let host = StaticHost::default();
+        let outcome = load_with(["-n", "--min-port=9", "--max-port=8", "--no-cli"], &search);
+        let report = check_report(&outcome, &host, &search);
+        assert_eq!(
+            report.text,
+            "\nwarning: command line argument 4: no-cli: ignored: the telnet admin CLI does not \
+             exist here (coturn 4.10+ has it off too)\n\
+             error: command line argument 3: max-port: min-port (9) is greater than max-port \
+             (8): no relay port is left\n\
+             \nConfiguration has 1 error and 1 warning.\n"
+        );
+        let outcome = load_with(["--bogus"], &search);
+        let report = check_report(&outcome, &host, &search);
+        assert_eq!(report.errors, 1);
+        assert!(
+            report
+                .text
+                .contains("error: command line argument 1: --bogus: unknown option")
+        );
+        let outcome = load_with(["-n", "--no-tls", "-L", "127.0.0.1"], &search);
+        let host = StaticHost {
+            addresses: vec!["127.0.0.1".parse().unwrap()],
+            interfaces: Vec::new(),
+        };
+        let report = check_report(&outcome, &host, &search);
+        assert!(report.passed(), "{}", report.text);
+        assert!(report.text.ends_with("\nConfiguration OK (0 warnings).\n"));
     }
 }

@@ -640,3 +640,35 @@ fn seed_config_host_check_names_lines() {
     };
     assert!(loaded.config.check_host(&at_home).is_empty());
 }
+
+#[test]
+fn reload_reports_options_that_need_a_restart() {
+    let old = load_with(["-n", "-p", "3478", "--static-auth-secret=a"], &nowhere()).unwrap();
+    let new = load_with(
+        [
+            "-n",
+            "-p",
+            "3479",
+            "--static-auth-secret=b",
+            "--max-port=60000",
+            "-r",
+            "x",
+        ],
+        &nowhere(),
+    )
+    .unwrap();
+    assert_eq!(
+        old.config.needs_restart(&new.config),
+        ["listening-port", "max-port"],
+        "secrets and realm apply live"
+    );
+    assert!(old.config.needs_restart(&old.config).is_empty());
+}
+
+#[test]
+fn nothing_configured_is_detectable() {
+    let loaded = load_with(["-n"], &nowhere()).unwrap();
+    assert!(loaded.config.origins.is_empty());
+    let loaded = load_with(["-n", "-f"], &nowhere()).unwrap();
+    assert!(!loaded.config.origins.is_empty());
+}
