@@ -385,11 +385,13 @@ mod tests {
             ),
             (
                 vec!["-n", "--config", "x"],
-                "command line argument 2: --config: unknown option (coturn has no --config; use -c FILE)",
+                "command line argument 2: --config: unknown option (coturn has no --config; \
+                 use -c FILE)",
             ),
             (
                 vec!["--VERBOSE"],
-                "command line argument 1: --VERBOSE: unknown option (option names are case-sensitive)",
+                "command line argument 1: --VERBOSE: unknown option (option names are \
+                 case-sensitive)",
             ),
             (vec!["-Y"], "command line argument 1: -Y: unknown option"),
             (
@@ -402,7 +404,8 @@ mod tests {
             ),
             (
                 vec!["stray"],
-                "command line argument 1: unexpected argument \"stray\": options start with - or --",
+                "command line argument 1: unexpected argument \"stray\": options start with \
+                 - or --",
             ),
         ];
         for (args, expected) in cases {

@@ -202,16 +202,21 @@ mod tests {
 
     #[test]
     fn warnings_name_file_and_line() {
-        let text = b"# comment\nhide-credentials\nVERBOSE\nno-tlsv1\nrealm=x;\nbogus-key 1\ncheck-config\n";
+        let text = b"# comment\nhide-credentials\nVERBOSE\nno-tlsv1\nrealm=x;\nbogus-key 1\n\
+                     check-config\n";
         let parsed = parse(text, Path::new("/etc/t.conf"));
         let shown: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
         assert_eq!(
             shown,
             [
-                "/etc/t.conf:2: hide-credentials: ignored: not a coturn option; credentials are never logged here",
-                "/etc/t.conf:3: VERBOSE: unknown option, line ignored (option names are case-sensitive)",
-                "/etc/t.conf:4: no-tlsv1: ignored: TLS 1.0/1.1 and SSL are never offered (rustls speaks TLS 1.2 and 1.3 only)",
-                "/etc/t.conf:5: realm: line ends with ';', which becomes part of the value (check the line)",
+                "/etc/t.conf:2: hide-credentials: ignored: not a coturn option; credentials are \
+                 never logged here",
+                "/etc/t.conf:3: VERBOSE: unknown option, line ignored (option names are \
+                 case-sensitive)",
+                "/etc/t.conf:4: no-tlsv1: ignored: TLS 1.0/1.1 and SSL are never offered (rustls \
+                 speaks TLS 1.2 and 1.3 only)",
+                "/etc/t.conf:5: realm: line ends with ';', which becomes part of the value (check \
+                 the line)",
                 "/etc/t.conf:6: bogus-key: unknown option, line ignored",
                 "/etc/t.conf:7: check-config: only valid on the command line, line ignored",
             ]

@@ -1077,13 +1077,18 @@ fn device(value: &str) -> Result<String, String> {
 
 fn peer_range(list: &mut PeerList, value: &str) -> Result<(), String> {
     // Fail closed: coturn <= 4.10 ignored a bad line and relayed to what it meant to deny.
-    let range: IpRange = value.parse().map_err(|e: rtc_auth::ip_range::IpRangeError| {
-        if value.contains('#') {
-            format!("{e} (there are no inline comments: '#' only starts a comment at the start of a line)")
-        } else {
-            e.to_string()
-        }
-    })?;
+    let range: IpRange = value
+        .parse()
+        .map_err(|e: rtc_auth::ip_range::IpRangeError| {
+            if value.contains('#') {
+                format!(
+                    "{e} (there are no inline comments: '#' only starts a comment at the start \
+                 of a line)"
+                )
+            } else {
+                e.to_string()
+            }
+        })?;
     list.set.insert(range);
     list.entries.push(value.to_owned());
     Ok(())

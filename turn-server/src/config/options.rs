@@ -756,6 +756,7 @@ pub(crate) const OPTIONS: &[Spec] = &[
         "not a coturn option; credentials are never logged here",
     ),
     ignored("no-cli", Flag, CLI),
+    ignored("cli", Flag, CLI),
     ignored("cli-ip", Required, CLI),
     ignored("cli-port", Required, CLI),
     ignored("cli-password", Required, CLI),
