@@ -907,9 +907,10 @@ impl Builder {
             ));
         }
         if !c.no_multicast_peers {
+            let (origin, key) = later(&c.origins, "allow-multicast-peers", "no-multicast-peers");
             warnings.push(Diagnostic::new(
-                at("allow-multicast-peers"),
-                Some("allow-multicast-peers"),
+                origin,
+                Some(key),
                 "multicast peers are allowed",
             ));
         }

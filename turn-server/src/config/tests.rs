@@ -471,6 +471,12 @@ fn multicast_and_misc_flags() {
     // Later lines win: no-multicast-peers after allow-multicast-peers closes it again.
     let (loaded, _conf) = ok("allow-multicast-peers\n", &["--no-multicast-peers"]);
     assert!(loaded.config.no_multicast_peers);
+    let (loaded, conf) = ok("no-multicast-peers=off\n", &[]);
+    assert!(!loaded.config.no_multicast_peers);
+    assert_eq!(
+        warnings(&loaded, &conf),
+        ["F:1: no-multicast-peers: multicast peers are allowed"]
+    );
 }
 
 #[test]
