@@ -23,3 +23,13 @@ if command -v systemctl >/dev/null 2>&1; then
   systemctl stop coturn >/dev/null 2>&1 || true
 fi
 pkill -x turnserver >/dev/null 2>&1 || true
+
+# lk-jwt-service's integration tests start a real Synapse (PyPI) with sqlite.
+if ! python3 -c 'import synapse' >/dev/null 2>&1; then
+  command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || {
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  }
+  python3 -m pip install --quiet matrix-synapse 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages matrix-synapse
+fi

@@ -1,0 +1,166 @@
+//! The binary's command line: configuration errors, the `healthcheck` subcommand.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{LiveKitFake, Service, TempDir, free_port};
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lk-jwt-service"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("LIVEKIT_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+const VALID: &[(&str, &str)] = &[
+    ("LIVEKIT_URL", "ws://127.0.0.1:7880"),
+    ("LIVEKIT_KEY", "devkey"),
+    ("LIVEKIT_SECRET", "devsecret"),
+    ("LIVEKIT_FULL_ACCESS_HOMESERVERS", "example.com"),
+];
+
+fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut env: Vec<_> = VALID
+        .iter()
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+        .copied()
+        .collect();
+    env.extend(extra.iter().filter(|(_, v)| !v.is_empty()).copied());
+    env
+}
+
+#[test]
+fn bad_configuration_exits_with_a_message_naming_the_variable() {
+    for (extra, expected) in [
+        (
+            &[("LIVEKIT_URL", "")][..],
+            "LIVEKIT_KEY* / LIVEKIT_SECRET* and LIVEKIT_URL must be set",
+        ),
+        (
+            &[("LIVEKIT_SECRET", "")][..],
+            "LIVEKIT_KEY* / LIVEKIT_SECRET* and LIVEKIT_URL must be set",
+        ),
+        (
+            &[("LIVEKIT_FULL_ACCESS_HOMESERVERS", "")][..],
+            "LIVEKIT_FULL_ACCESS_HOMESERVERS must be set",
+        ),
+        (
+            &[("LIVEKIT_JWT_BIND", ":1"), ("LIVEKIT_JWT_PORT", "2")][..],
+            "LIVEKIT_JWT_BIND and LIVEKIT_JWT_PORT",
+        ),
+        (
+            &[("LIVEKIT_SANITY_CHECK_INTERVAL_SECONDS", "-1")][..],
+            "LIVEKIT_SANITY_CHECK_INTERVAL_SECONDS",
+        ),
+        (
+            &[("LIVEKIT_CS_API_URL_OVERRIDES", "example.com")][..],
+            "LIVEKIT_CS_API_URL_OVERRIDES",
+        ),
+        (
+            &[("LIVEKIT_KEY_FILE", "/nonexistent/keys")][..],
+            "LIVEKIT_KEY_FILE",
+        ),
+    ] {
+        let output = run(&[], &with(extra));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{extra:?} should fail");
+        assert!(stderr.contains(expected), "{extra:?}: {stderr}");
+    }
+}
+
+#[test]
+fn bad_key_file_format() {
+    let dir = TempDir::new("cli-keyfile");
+    let file = dir.path("keys");
+    std::fs::write(&file, "no-colon-here\n").unwrap();
+    let path = file.display().to_string();
+    let mut env = VALID.to_vec();
+    env.push(("LIVEKIT_KEY_FILE", &path));
+    let output = run(&[], &env);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("invalid key secret file format!"));
+}
+
+#[test]
+fn unknown_arguments_are_refused() {
+    let output = run(&["--frobnicate"], VALID);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("usage"));
+}
+
+#[tokio::test]
+async fn healthcheck_subcommand_follows_the_bind_setting() {
+    let sfu = LiveKitFake::start().await;
+    let service = Service::start(&[
+        ("LIVEKIT_URL", sfu.url()),
+        ("LIVEKIT_KEY", "devkey".into()),
+        ("LIVEKIT_SECRET", "devsecret".into()),
+        ("LIVEKIT_FULL_ACCESS_HOMESERVERS", "*".into()),
+    ])
+    .await;
+    let bind = format!("127.0.0.1:{}", service.port);
+    let ok = run(&["healthcheck"], &[("LIVEKIT_JWT_BIND", &bind)]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    // Upstream's helper breaks on ":port"; ours probes loopback.
+    let colon = format!(":{}", service.port);
+    let ok = run(&["healthcheck"], &[("LIVEKIT_JWT_BIND", &colon)]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    drop(service);
+    let down = format!("127.0.0.1:{}", free_port());
+    let failed = run(&["healthcheck"], &[("LIVEKIT_JWT_BIND", &down)]);
+    assert_eq!(failed.status.code(), Some(1));
+}
+
+#[tokio::test]
+async fn real_listener_answers_with_upstream_headers() {
+    let sfu = LiveKitFake::start().await;
+    let service = Service::start(&[
+        ("LIVEKIT_URL", sfu.url()),
+        ("LIVEKIT_KEY", "devkey".into()),
+        ("LIVEKIT_SECRET", "devsecret".into()),
+        ("LIVEKIT_FULL_ACCESS_HOMESERVERS", "*".into()),
+    ])
+    .await;
+    let client = reqwest::Client::new();
+    let options = client
+        .request(reqwest::Method::OPTIONS, service.url("/get_token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(options.status(), 200);
+    assert_eq!(options.headers()["access-control-allow-methods"], "POST");
+    let get = client.get(service.url("/sfu/get")).send().await.unwrap();
+    assert_eq!(get.status(), 405);
+    let (status, body) = service
+        .post(
+            "/get_token",
+            &serde_json::json!({"room_id": "!r", "unknown": 1}),
+        )
+        .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            400,
+            "{\"errcode\":\"M_NOT_JSON\",\"error\":\"Error reading request\"}\n"
+        )
+    );
+    let missing = client.get(service.url("/missing")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.text().await.unwrap(), "404 page not found\n");
+}

@@ -1,0 +1,590 @@
+//! Test harness: a real Synapse (one per test binary), a LiveKit Twirp fake, a test CA,
+//! and the real `lk-jwt-service` binary, all on 127.0.0.1.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use serde_json::{Value, json};
+
+pub const KEY: &str = "devkey";
+pub const SECRET: &str = "devsecret";
+
+/// A free loopback port (bound then released; good enough on a test machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("lkjwt-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A CA and a server certificate for `names` signed by it, as PEM files in `dir`.
+pub struct TestPki {
+    pub ca_pem: PathBuf,
+    pub cert_pem: PathBuf,
+    pub key_pem: PathBuf,
+}
+
+pub fn make_pki(dir: &Path, names: &[&str]) -> TestPki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "lk-jwt-service test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let params =
+        CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    let pki = TestPki {
+        ca_pem: dir.join("ca.pem"),
+        cert_pem: dir.join("server.crt"),
+        key_pem: dir.join("server.key"),
+    };
+    std::fs::write(&pki.ca_pem, ca.pem()).unwrap();
+    std::fs::write(&pki.cert_pem, cert.pem()).unwrap();
+    std::fs::write(&pki.key_pem, key.serialize_pem()).unwrap();
+    pki
+}
+
+/// A running Synapse with a plain-HTTP client listener and a TLS federation listener.
+pub struct Synapse {
+    pub client_port: u16,
+    pub federation_port: u16,
+    pub server_name: String,
+    pub ca_pem: PathBuf,
+    pub dir: PathBuf,
+    child: Mutex<Child>,
+}
+
+const SHARED_SECRET: &str = "registration-secret";
+
+impl Synapse {
+    /// The shared instance of this test binary, started on first use.
+    pub fn shared() -> &'static Synapse {
+        static SYNAPSE: OnceLock<Synapse> = OnceLock::new();
+        SYNAPSE.get_or_init(Synapse::start)
+    }
+
+    fn start() -> Synapse {
+        let dir = std::env::temp_dir().join(format!("lkjwt-synapse-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("media")).unwrap();
+        let pki = make_pki(&dir, &["127.0.0.1", "localhost", "matrix.example.test"]);
+        let client_port = free_port();
+        let federation_port = free_port();
+        let server_name = format!("127.0.0.1:{federation_port}");
+        let d = dir.display();
+        let config = format!(
+            r#"server_name: "{server_name}"
+pid_file: "{d}/homeserver.pid"
+listeners:
+  - port: {client_port}
+    bind_addresses: ["127.0.0.1"]
+    type: http
+    tls: false
+    resources: [{{names: [client], compress: false}}]
+  - port: {federation_port}
+    bind_addresses: ["127.0.0.1"]
+    type: http
+    tls: true
+    resources: [{{names: [federation], compress: false}}]
+tls_certificate_path: "{cert}"
+tls_private_key_path: "{key}"
+database:
+  name: sqlite3
+  args:
+    database: "{d}/homeserver.db"
+media_store_path: "{d}/media"
+signing_key_path: "{d}/signing.key"
+registration_shared_secret: "{SHARED_SECRET}"
+report_stats: false
+trusted_key_servers: []
+suppress_key_server_warning: true
+enable_metrics: false
+presence:
+  enabled: false
+rc_message: {{per_second: 1000, burst_count: 1000}}
+rc_registration: {{per_second: 1000, burst_count: 1000}}
+rc_login:
+  address: {{per_second: 1000, burst_count: 1000}}
+  account: {{per_second: 1000, burst_count: 1000}}
+  failed_attempts: {{per_second: 1000, burst_count: 1000}}
+"#,
+            cert = pki.cert_pem.display(),
+            key = pki.key_pem.display(),
+        );
+        std::fs::write(dir.join("homeserver.yaml"), config).unwrap();
+        // An ed25519 signing key in Synapse's format: "ed25519 <key id> <unpadded base64 seed>".
+        let seed: Vec<u8> = (0..32u8)
+            .map(|i| i.wrapping_mul(37).wrapping_add(federation_port as u8))
+            .collect();
+        use base64::Engine as _;
+        let seed = base64::engine::general_purpose::STANDARD_NO_PAD.encode(seed);
+        std::fs::write(dir.join("signing.key"), format!("ed25519 a_test {seed}\n")).unwrap();
+        let log = std::fs::File::create(dir.join("synapse.log")).unwrap();
+        // Statics are never dropped, so a watchdog shell stops Synapse once this test
+        // process is gone.
+        let script = format!(
+            "python3 -m synapse.app.homeserver -c '{d}/homeserver.yaml' & child=$!; \
+             while kill -0 {pid} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done; \
+             kill $child 2>/dev/null; wait $child; rm -rf '{d}'",
+            pid = std::process::id()
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start sh");
+        let synapse = Synapse {
+            client_port,
+            federation_port,
+            server_name,
+            ca_pem: pki.ca_pem,
+            dir,
+            child: Mutex::new(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok((200, _)) = http(client_port, "GET", "/_matrix/client/versions", None, None) {
+                break;
+            }
+            if let Ok(Some(status)) = synapse.child.lock().unwrap().try_wait() {
+                panic!(
+                    "Synapse exited with {status} (is matrix-synapse installed? see \
+                     scripts/install-test-deps.sh); log:\n{}",
+                    synapse.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Synapse did not start; log:\n{}",
+                synapse.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        synapse
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("synapse.log")).unwrap_or_default()
+    }
+
+    /// Registers `localpart` (once) with the shared-secret admin API and returns
+    /// `(user_id, access_token)`.
+    pub fn user(&self, localpart: &str) -> (String, String) {
+        static USERS: OnceLock<Mutex<std::collections::HashMap<String, (String, String)>>> =
+            OnceLock::new();
+        let users = USERS.get_or_init(Mutex::default);
+        if let Some(found) = users.lock().unwrap().get(localpart) {
+            return found.clone();
+        }
+        let (status, nonce) = http(
+            self.client_port,
+            "GET",
+            "/_synapse/admin/v1/register",
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{nonce}");
+        let nonce = nonce["nonce"].as_str().unwrap().to_owned();
+        let password = "correct horse battery staple";
+        let mut mac = Hmac::<sha1::Sha1>::new_from_slice(SHARED_SECRET.as_bytes()).unwrap();
+        mac.update(format!("{nonce}\0{localpart}\0{password}\0notadmin").as_bytes());
+        let mac: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let body = json!({"nonce": nonce, "username": localpart, "password": password, "admin": false, "mac": mac});
+        let (status, registered) = http(
+            self.client_port,
+            "POST",
+            "/_synapse/admin/v1/register",
+            Some(&body),
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{registered}");
+        let user_id = registered["user_id"].as_str().unwrap().to_owned();
+        // Log in as a client would, for a fresh device and access token.
+        let login = json!({
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": localpart},
+            "password": password,
+        });
+        let (status, session) = http(
+            self.client_port,
+            "POST",
+            "/_matrix/client/v3/login",
+            Some(&login),
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{session}");
+        let token = session["access_token"].as_str().unwrap().to_owned();
+        let entry = (user_id, token);
+        users
+            .lock()
+            .unwrap()
+            .insert(localpart.to_owned(), entry.clone());
+        entry
+    }
+
+    /// A fresh OpenID token for `localpart`, as the client forwards it.
+    pub fn openid_token(&self, localpart: &str) -> Value {
+        let (user_id, access_token) = self.user(localpart);
+        let path = format!(
+            "/_matrix/client/v3/user/{}/openid/request_token",
+            user_id.replace('@', "%40").replace(':', "%3A")
+        );
+        let (status, token) = http(
+            self.client_port,
+            "POST",
+            &path,
+            Some(&json!({})),
+            Some(&access_token),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{token}");
+        assert_eq!(token["matrix_server_name"], self.server_name.as_str());
+        token
+    }
+}
+
+/// A minimal blocking HTTP/1.1 client for Synapse's plain client listener.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    token: Option<&str>,
+) -> std::io::Result<(u16, Value)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    Ok((
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    ))
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// What the LiveKit fake saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRoomCall {
+    pub name: String,
+    pub empty_timeout: u32,
+    pub max_participants: u32,
+    pub departure_timeout: u32,
+}
+
+/// LiveKit's `CreateRoomRequest`, decoded with prost (independent of the service's
+/// hand-written encoder).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CreateRoomRequestProto {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(uint32, tag = "2")]
+    pub empty_timeout: u32,
+    #[prost(uint32, tag = "3")]
+    pub max_participants: u32,
+    #[prost(string, tag = "4")]
+    pub node_id: String,
+    #[prost(string, tag = "5")]
+    pub metadata: String,
+    #[prost(uint32, tag = "10")]
+    pub departure_timeout: u32,
+}
+
+/// LiveKit's `Room` (the fields the fake fills in).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RoomProto {
+    #[prost(string, tag = "1")]
+    pub sid: String,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(uint32, tag = "3")]
+    pub empty_timeout: u32,
+    #[prost(int64, tag = "5")]
+    pub creation_time: i64,
+}
+
+/// The service token's claims as LiveKit checks them.
+#[derive(Debug, serde::Deserialize)]
+pub struct ApiClaims {
+    pub iss: String,
+    pub exp: u64,
+    pub video: Value,
+}
+
+/// A LiveKit Twirp fake: checks the route, headers and bearer JWT, decodes the real
+/// protobuf request and answers with a protobuf `Room`.
+pub struct LiveKitFake {
+    pub addr: SocketAddr,
+    pub calls: Arc<Mutex<Vec<CreateRoomCall>>>,
+    pub rejected: Arc<Mutex<Vec<String>>>,
+}
+
+impl LiveKitFake {
+    pub async fn start() -> Self {
+        use axum::body::Bytes;
+        use axum::http::{HeaderMap, StatusCode};
+        use axum::routing::post;
+        use prost::Message as _;
+
+        let calls: Arc<Mutex<Vec<CreateRoomCall>>> = Arc::default();
+        let rejected: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (calls2, rejected2) = (calls.clone(), rejected.clone());
+        let handler = move |headers: HeaderMap, body: Bytes| {
+            let calls = calls2.clone();
+            let rejected = rejected2.clone();
+            async move {
+                let reject = |why: String| {
+                    rejected.lock().unwrap().push(why.clone());
+                    let body = json!({"code": "unauthenticated", "msg": why}).to_string();
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        [("content-type", "application/json")],
+                        body.into_bytes(),
+                    )
+                };
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                if header("content-type") != "application/protobuf" {
+                    return reject(format!("content-type {:?}", header("content-type")));
+                }
+                let Some(jwt) = header("authorization")
+                    .strip_prefix("Bearer ")
+                    .map(str::to_owned)
+                else {
+                    return reject("no bearer token".into());
+                };
+                let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+                validation.set_issuer(&[KEY]);
+                validation.leeway = 60;
+                let claims = match jsonwebtoken::decode::<ApiClaims>(
+                    &jwt,
+                    &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+                    &validation,
+                ) {
+                    Ok(data) => data.claims,
+                    Err(e) => return reject(format!("bad token: {e}")),
+                };
+                if claims.video["roomCreate"] != json!(true) {
+                    return reject(format!("no roomCreate grant: {}", claims.video));
+                }
+                let request = match CreateRoomRequestProto::decode(body) {
+                    Ok(request) => request,
+                    Err(e) => return reject(format!("bad protobuf: {e}")),
+                };
+                calls.lock().unwrap().push(CreateRoomCall {
+                    name: request.name.clone(),
+                    empty_timeout: request.empty_timeout,
+                    max_participants: request.max_participants,
+                    departure_timeout: request.departure_timeout,
+                });
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs() as i64;
+                let room = RoomProto {
+                    sid: "RM_test".into(),
+                    name: request.name,
+                    empty_timeout: request.empty_timeout,
+                    creation_time: now,
+                };
+                (
+                    StatusCode::OK,
+                    [("content-type", "application/protobuf")],
+                    room.encode_to_vec(),
+                )
+            }
+        };
+        let app = axum::Router::new().route("/twirp/livekit.RoomService/CreateRoom", post(handler));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            addr,
+            calls,
+            rejected,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    pub fn calls(&self) -> Vec<CreateRoomCall> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+/// The real binary, killed on drop.
+pub struct Service {
+    pub port: u16,
+    child: Child,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Service {
+    /// Starts the binary with `env` (on top of a cleared `LIVEKIT_*` environment) and
+    /// waits for `/healthz`.
+    pub async fn start(env: &[(&str, String)]) -> Self {
+        let dir = TempDir::new("service");
+        let port = free_port();
+        let log = dir.path("service.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lk-jwt-service"));
+        for (name, _) in std::env::vars() {
+            if name.starts_with("LIVEKIT_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .env("LIVEKIT_JWT_BIND", format!("127.0.0.1:{port}"))
+            .env("LIVEKIT_LOG_LEVEL", "debug")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file);
+        let child = command.spawn().expect("cannot start lk-jwt-service");
+        let mut service = Self {
+            port,
+            child,
+            log,
+            _dir: dir,
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let url = format!("http://127.0.0.1:{port}/healthz");
+            if let Ok(r) = client.get(&url).send().await
+                && r.status() == 200
+            {
+                return service;
+            }
+            if let Ok(Some(status)) = service.child.try_wait() {
+                panic!("lk-jwt-service exited with {status}: {}", service.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "lk-jwt-service did not start: {}",
+                service.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// POSTs `body` to `path`; returns status and body text.
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, String) {
+        let response = reqwest::Client::new()
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
