@@ -2,6 +2,11 @@
 //!
 //! Layout:
 //! - [`proto`]: the sans-IO TURN/STUN core (codec, allocations, auth, policy).
-//! - `config`: coturn's `turnserver.conf` format and command line, into one typed [`config::Config`].
+//! - [`config`]: coturn's `turnserver.conf` format and command line, into one typed
+//!   [`config::Config`].
+//! - [`startup`]: from a `Config` to the core's settings, logging and the embedded default.
+//! - [`io`]: the tokio driver (sockets, timers, signals) around the core.
 pub mod config;
+pub mod io;
 pub mod proto;
+pub mod startup;

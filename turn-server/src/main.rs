@@ -1,1 +1,150 @@
-fn main() {}
+//! `turn-server`: a coturn-compatible TURN/STUN relay. Takes coturn's command line and
+//! `turnserver.conf`; `--check-config` prints the effective configuration.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use turn_server::config::{self, Action, AuthMode, ConfigError, SearchPath, SystemHost};
+use turn_server::io::driver::{self, Listeners};
+use turn_server::io::relay::RelayRange;
+use turn_server::proto::Server;
+use turn_server::startup::core_config::core_config;
+use turn_server::startup::{embedded_default, logging};
+
+fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let loaded = config::load(args);
+    let loaded = match loaded {
+        Ok(loaded) if loaded.action == Action::CheckConfig => {
+            let report = config::check_report(&Ok(loaded), &SystemHost, &SearchPath::coturn());
+            print!("{}", report.text);
+            return if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
+        Ok(loaded) => loaded,
+        Err(ConfigError::Usage(diagnostic)) => {
+            eprintln!("turn-server: {diagnostic}\n\n{}", config::usage());
+            return ExitCode::from(2);
+        }
+        Err(error @ ConfigError::Invalid { .. }) => {
+            let report = config::check_report(&Err(error), &SystemHost, &SearchPath::coturn());
+            eprint!("{}", report.text);
+            return ExitCode::FAILURE;
+        }
+        Err(error) => {
+            eprintln!("turn-server: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match loaded.action {
+        Action::Help => {
+            print!("{}", config::usage());
+            return ExitCode::SUCCESS;
+        }
+        Action::Version => {
+            println!("turn-server {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    match run(loaded) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("turn-server: {error:#}");
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(loaded: config::Loaded) -> anyhow::Result<()> {
+    let mut config = loaded.config;
+    let unix_now = driver::unix_now();
+    if let Some(note) = logging::init(&config, unix_now)? {
+        tracing::warn!("{note}");
+    }
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    match &loaded.config_file {
+        Some(path) => tracing::info!(file = %path.display(), "configuration loaded"),
+        None => tracing::info!("no configuration file"),
+    }
+    // Nothing configured: a random secret, and loopback unless told where to listen.
+    let embedded = config.auth_mode() == AuthMode::Unconfigured;
+    let generated = embedded.then(embedded_default::generate_secret);
+    let addresses = listen_addresses(&config, embedded);
+    if embedded && config.listening_ips.is_empty() {
+        embedded_default::apply(&mut config);
+    }
+    if config.no_udp || addresses.is_empty() {
+        anyhow::bail!("no UDP listener: TCP and TLS listeners are not implemented yet");
+    }
+    if !config.no_tcp || !config.no_tls {
+        tracing::info!("TCP and TLS listeners are not implemented yet; serving UDP only");
+    }
+    let listeners = Listeners::bind(&addresses)?;
+    let core = core_config(&config, generated.as_ref());
+    let realm = core.realm.clone();
+    let seed: [u8; 32] = rand::random();
+    let server = Server::new(core, Instant::now(), unix_now, seed);
+    for address in listeners.addresses() {
+        tracing::info!(%address, "listening (udp)");
+    }
+    if let Some(secret) = &generated {
+        let first = listeners.addresses()[0];
+        println!(
+            "{}",
+            embedded_default::banner(secret, first, &realm, unix_now)
+        );
+    }
+    let relay = RelayRange {
+        ips: config.relay_ips.clone(),
+        min_port: config.min_port,
+        max_port: config.max_port,
+    };
+    driver::run(server, listeners, relay, shutdown_signal())?;
+    Ok(())
+}
+
+/// `listening-ip` (one socket per address, as coturn); otherwise every address (IPv4
+/// and, when the host has it, IPv6 wildcard), or loopback for the embedded default.
+fn listen_addresses(config: &config::Config, embedded: bool) -> Vec<SocketAddr> {
+    let port = config.listening_port;
+    if !config.listening_ips.is_empty() {
+        return config
+            .listening_ips
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, port))
+            .collect();
+    }
+    if embedded {
+        return vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)];
+    }
+    let mut addresses = vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)];
+    if std::net::UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).is_ok() {
+        addresses.push(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port));
+    }
+    addresses
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the process still stops on the default action.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}

@@ -44,6 +44,9 @@ pub struct RelayRequest {
     pub ipv6: bool,
     /// The server address the client reached (relay on the same IP when possible).
     pub server: SocketAddr,
+    /// The client, to find the local address that reaches it when the server address is
+    /// a wildcard.
+    pub client: SocketAddr,
     /// EVEN-PORT: the relay port must be even.
     pub even_port: bool,
     /// EVEN-PORT with R: also hold port + 1 for a later RESERVATION-TOKEN.
@@ -638,6 +641,7 @@ impl Server {
         let request = RelayRequest {
             ipv6,
             server: tuple.server,
+            client: tuple.client,
             even_port: even_port.is_some(),
             reserve_next: even_port == Some(true),
             reserved,
@@ -788,6 +792,7 @@ impl Server {
             _ => return Err(ErrorCode::BAD_REQUEST),
         };
         if !CHANNEL_RANGE.contains(&number) {
+            tracing::debug!(client = %tuple.client, number, "channel number out of range");
             return Err(ErrorCode::BAD_REQUEST);
         }
         let peer = message

@@ -1,7 +1,10 @@
 //! ChannelData messages (RFC 8656 §12.4): the 4-byte-header fast path for media.
 
-/// Channel numbers a client may bind (RFC 8656 §12: 0x4000-0x4FFF; 0x5000-0x7FFF reserved).
-pub const CHANNEL_RANGE: std::ops::RangeInclusive<u16> = 0x4000..=0x4FFF;
+/// Channel numbers a client may bind. RFC 8656 §12 narrowed the range to 0x4000-0x4FFF,
+/// but RFC 5766 clients still in use (coturn 4.6's own `turnutils_uclient`, libre/baresip)
+/// pick numbers up to 0x7FFF, and refusing them breaks their calls; every number in the
+/// RFC 5766 range is still unambiguous ChannelData (leading bits 01).
+pub const CHANNEL_RANGE: std::ops::RangeInclusive<u16> = 0x4000..=0x7FFF;
 
 /// A parsed ChannelData message borrowing its payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -686,7 +686,7 @@ fn channels() {
     let mut h = Harness::new(public_peer_config());
     let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
     let (id, _) = h.allocate(&mut alice);
-    for bad in [0x3FFF, 0x5000, 0x7FFF] {
+    for bad in [0x3FFF, 0x8000, 0xFFFF] {
         assert_eq!(
             code_of(&h.request(&mut alice, Method::CHANNEL_BIND, &channel_bind(bad, PEER))),
             Some(400)

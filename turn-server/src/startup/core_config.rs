@@ -1,0 +1,170 @@
+//! Translates coturn options into the sans-IO core's [`ServerConfig`].
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use rtc_auth::rest::RestVerifier;
+use rtc_auth::secret::Secret;
+
+use crate::config::{AuthMode, Config};
+use crate::proto::ServerConfig;
+use crate::proto::auth::Credentials;
+use crate::proto::policy::PeerPolicy;
+
+/// The core settings for `config`; `generated_secret` is the embedded default's secret,
+/// used when no credential mechanism is configured.
+pub fn core_config(config: &Config, generated_secret: Option<&Secret>) -> ServerConfig {
+    let realm = config.realm.clone().unwrap_or_default();
+    let credentials = match (config.auth_mode(), generated_secret) {
+        (AuthMode::SharedSecret, _) => Credentials::Rest(RestVerifier::new(
+            config.static_auth_secrets.clone(),
+            config.rest_api_separator,
+        )),
+        (AuthMode::LongTerm, _) => Credentials::Users(
+            config
+                .users
+                .iter()
+                .map(|user| (user.name.clone(), user.long_term_key(&realm)))
+                .collect::<HashMap<_, _>>(),
+        ),
+        (AuthMode::None, _) => Credentials::None,
+        (AuthMode::Unconfigured, Some(secret)) => Credentials::Rest(RestVerifier::new(
+            vec![secret.clone()],
+            config.rest_api_separator,
+        )),
+        // Never open access by accident: an unconfigured server with no generated secret
+        // accepts no one.
+        (AuthMode::Unconfigured, None) => Credentials::Users(HashMap::new()),
+    };
+    let policy = PeerPolicy::new(
+        config.allowed_peer_ips.set.clone(),
+        config.denied_peer_ips.set.clone(),
+        config.allow_loopback_peers,
+        config.no_multicast_peers,
+    );
+    ServerConfig {
+        realm,
+        credentials,
+        fingerprint: config.fingerprint,
+        stale_nonce: config.stale_nonce_lifetime(),
+        max_lifetime: Duration::from_secs(u64::from(config.max_allocate_lifetime)),
+        permission_lifetime: Duration::from_secs(u64::from(config.permission_lifetime)),
+        channel_lifetime: Duration::from_secs(u64::from(config.channel_lifetime)),
+        policy,
+        user_quota: config.user_quota,
+        total_quota: config.total_quota,
+        max_bps: config.max_bps,
+        bps_capacity: config.bps_capacity,
+        external_ips: external_ips(config),
+        relay_ipv4: config.relay_ips.is_empty() || config.relay_ips.iter().any(IpAddr::is_ipv4),
+        relay_ipv6: config.relay_ips.iter().any(IpAddr::is_ipv6),
+        ..ServerConfig::default()
+    }
+}
+
+/// (private, public) pairs: form-2 mappings as written, and the form-1 address for every
+/// non-loopback relay address of its family (coturn's rule).
+fn external_ips(config: &Config) -> Vec<(IpAddr, IpAddr)> {
+    let mut pairs: Vec<(IpAddr, IpAddr)> = config
+        .external_ip
+        .mappings
+        .iter()
+        .map(|mapping| (mapping.private, mapping.public))
+        .collect();
+    if let Some(public) = config.external_ip.address {
+        pairs.extend(
+            config
+                .relay_ips
+                .iter()
+                .filter(|ip| ip.is_ipv4() == public.is_ipv4() && !ip.is_loopback())
+                .map(|ip| (*ip, public)),
+        );
+    }
+    pairs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SearchPath;
+    use crate::config::load_with;
+
+    fn load(args: &[&str]) -> Config {
+        load_with(
+            args.iter().copied(),
+            &SearchPath::new(Vec::<std::path::PathBuf>::new()),
+        )
+        .unwrap()
+        .config
+    }
+
+    #[test]
+    fn rest_secrets_quotas_and_lifetimes() {
+        let config = load(&[
+            "-n",
+            "--use-auth-secret",
+            "--static-auth-secret=one",
+            "--static-auth-secret=two",
+            "--realm=example.org",
+            "--user-quota=3",
+            "--total-quota=9",
+            "--max-bps=1000",
+            "--stale-nonce=0",
+            "--max-allocate-lifetime=1800",
+            "--fingerprint",
+        ]);
+        let core = core_config(&config, None);
+        let Credentials::Rest(verifier) = &core.credentials else {
+            panic!("REST credentials expected");
+        };
+        assert_eq!(verifier.secrets().len(), 2);
+        assert_eq!(core.realm, "example.org");
+        assert_eq!(
+            (core.user_quota, core.total_quota, core.max_bps),
+            (3, 9, 1000)
+        );
+        assert_eq!(core.stale_nonce, None);
+        assert_eq!(core.max_lifetime, Duration::from_secs(1800));
+        assert!(core.fingerprint);
+    }
+
+    #[test]
+    fn unconfigured_uses_the_generated_secret_or_nobody() {
+        let config = load(&["-n"]);
+        let secret = Secret::new("generated");
+        assert!(matches!(
+            core_config(&config, Some(&secret)).credentials,
+            Credentials::Rest(_)
+        ));
+        let Credentials::Users(users) = core_config(&config, None).credentials else {
+            panic!("closed by default");
+        };
+        assert!(users.is_empty());
+    }
+
+    #[test]
+    fn external_ip_forms() {
+        let config = load(&[
+            "-n",
+            "--relay-ip=10.0.0.5",
+            "--relay-ip=127.0.0.1",
+            "-X",
+            "192.0.2.7",
+        ]);
+        let core = core_config(&config, None);
+        let pairs: Vec<(IpAddr, IpAddr)> =
+            vec![("10.0.0.5".parse().unwrap(), "192.0.2.7".parse().unwrap())];
+        assert_eq!(core.external_ips, pairs);
+        let config = load(&["-n", "-X", "192.0.2.8/10.0.0.6"]);
+        let core = core_config(&config, None);
+        assert_eq!(
+            core.external_ips,
+            vec![("10.0.0.6".parse().unwrap(), "192.0.2.8".parse().unwrap())]
+        );
+        assert!(
+            core.policy.check("10.0.0.6".parse().unwrap()).is_ok(),
+            "private half allowed"
+        );
+    }
+}

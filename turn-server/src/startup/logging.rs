@@ -1,0 +1,118 @@
+//! Logging as coturn's options ask: `verbose`/`Verbose`, `log-file`, `no-stdout-log`,
+//! `simple-log`.
+//!
+//! Logs go to stdout by default (containers and systemd collect them); coturn's default
+//! of a dated file under /var/log only applies when `log-file` names a path. `RUST_LOG`
+//! overrides the level.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::MakeWriterExt;
+
+use crate::config::{Config, LogFile, Verbosity};
+
+/// Installs the global subscriber; returns a note to log once it is up (e.g. syslog
+/// not supported).
+pub fn init(config: &Config, unix_now: u64) -> std::io::Result<Option<String>> {
+    let level = match config.verbosity {
+        Verbosity::Quiet => "info",
+        Verbosity::Normal => "debug",
+        Verbosity::Extra => "trace",
+    };
+    // The codec crates of test clients are not linked here; our own code logs per
+    // allocation, never per packet, below trace.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let mut note = None;
+    match &config.log_file {
+        Some(LogFile::Path(path)) => {
+            let path = if config.simple_log {
+                path.clone()
+            } else {
+                dated(path, unix_now)
+            };
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|error| {
+                    std::io::Error::new(
+                        error.kind(),
+                        format!("cannot open log file {}: {error}", path.display()),
+                    )
+                })?;
+            let file = Mutex::new(file);
+            if config.no_stdout_log {
+                builder.with_ansi(false).with_writer(file).init();
+            } else {
+                builder
+                    .with_ansi(false)
+                    .with_writer(file.and(std::io::stdout))
+                    .init();
+            }
+        }
+        Some(LogFile::Syslog) => {
+            note = Some("log-file=syslog is not supported: logging to stdout".to_owned());
+            builder.init();
+        }
+        Some(LogFile::Stdout) | None => builder.init(),
+    }
+    Ok(note)
+}
+
+/// coturn's naming: `/var/log/turn.log` → `/var/log/turn_2026-11-23.log`.
+fn dated(path: &Path, unix_now: u64) -> PathBuf {
+    let (year, month, day) = civil_date(unix_now / 86_400);
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!(
+            "{stem}_{year:04}-{month:02}-{day:02}.{}",
+            ext.to_string_lossy()
+        ),
+        None => format!("{stem}_{year:04}-{month:02}-{day:02}"),
+    };
+    path.with_file_name(name)
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's method).
+fn civil_date(days: u64) -> (i64, u32, u32) {
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_names() {
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(19_723), (2024, 1, 1));
+        assert_eq!(civil_date(19_782), (2024, 2, 29));
+        assert_eq!(civil_date(20_415), (2025, 11, 23));
+        assert_eq!(
+            dated(Path::new("/var/log/turn.log"), 1_763_856_000),
+            PathBuf::from("/var/log/turn_2025-11-23.log")
+        );
+        assert_eq!(
+            dated(Path::new("turn"), 0),
+            PathBuf::from("turn_1970-01-01")
+        );
+    }
+}
