@@ -6,7 +6,9 @@
 //!   [`config::Config`].
 //! - [`startup`]: from a `Config` to the core's settings, logging and the embedded default.
 //! - [`io`]: the tokio driver (sockets, timers, signals) around the core.
+//! - [`healthcheck`]: the `turn-server healthcheck` probe for containers.
 pub mod config;
+pub mod healthcheck;
 pub mod io;
 pub mod proto;
 pub mod startup;

@@ -1,11 +1,13 @@
 //! `turn-server`: a coturn-compatible TURN/STUN relay. Takes coturn's command line and
-//! `turnserver.conf`; `--check-config` prints the effective configuration.
+//! `turnserver.conf`; `--check-config` prints the effective configuration;
+//! `turn-server healthcheck [options]` probes a running server for container health checks.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use turn_server::config::{self, Action, AuthMode, ConfigError, SearchPath, SystemHost};
+use turn_server::healthcheck;
 use turn_server::io::driver::{self, Listeners};
 use turn_server::io::relay::RelayRange;
 use turn_server::proto::Server;
@@ -13,8 +15,21 @@ use turn_server::startup::core_config::core_config;
 use turn_server::startup::{embedded_default, logging};
 
 fn main() -> ExitCode {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let healthcheck = args.first().is_some_and(|first| first == "healthcheck");
+    if healthcheck {
+        args.remove(0);
+    }
     let loaded = config::load(args);
+    if healthcheck {
+        return match loaded {
+            Ok(loaded) => run_healthcheck(&loaded.config),
+            Err(error) => {
+                eprintln!("turn-server healthcheck: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let loaded = match loaded {
         Ok(loaded) if loaded.action == Action::CheckConfig => {
             let report = config::check_report(&Ok(loaded), &SystemHost, &SearchPath::coturn());
@@ -56,6 +71,21 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("turn-server: {error:#}");
             tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Probes the server the same options describe.
+fn run_healthcheck(config: &config::Config) -> ExitCode {
+    let target = healthcheck::target(config);
+    match healthcheck::probe(target) {
+        Ok(_) => {
+            println!("turn-server at udp {target}: healthy");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("turn-server at udp {target}: unhealthy: {error}");
             ExitCode::FAILURE
         }
     }

@@ -60,7 +60,12 @@ pub fn init(config: &Config, unix_now: u64) -> std::io::Result<Option<String>> {
             note = Some("log-file=syslog is not supported: logging to stdout".to_owned());
             builder.init();
         }
-        Some(LogFile::Stdout) | None => builder.init(),
+        Some(LogFile::Stdout) | None => {
+            if config.syslog {
+                note = Some("syslog is not supported: logging to stdout".to_owned());
+            }
+            builder.init();
+        }
     }
     Ok(note)
 }
