@@ -68,6 +68,25 @@ impl ApiError {
         )
     }
 
+    /// 403 M_FORBIDDEN: delegation for a restricted user.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", message)
+    }
+
+    /// 503 M_UNKNOWN: no new jobs while shutting down.
+    pub fn shutting_down() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "M_UNKNOWN",
+            "Service is shutting down",
+        )
+    }
+
+    /// 400 M_BAD_JSON: the homeserver's client-server API could not be found.
+    pub fn cs_api_unresolvable() -> Self {
+        Self::bad_json("Unable to resolve client-server API")
+    }
+
     /// 413 M_TOO_LARGE: the body is over our limit (upstream has none).
     pub fn too_large() -> Self {
         Self::new(

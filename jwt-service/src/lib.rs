@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod delegation;
 pub mod error;
 pub mod go_json;
 pub mod healthcheck;

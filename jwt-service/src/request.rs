@@ -240,6 +240,44 @@ impl GetTokenBody {
     }
 }
 
+impl GetTokenBody {
+    /// `/delegate_delayed_leave`'s checks: like `/get_token` with slightly different
+    /// messages (no "a"), and the delay parameters required.
+    pub fn validate_delegation(self) -> Result<TokenRequest, Invalid> {
+        let (Some(room_id), Some(slot_id)) = (non_empty(&self.room_id), non_empty(&self.slot_id))
+        else {
+            return Err(Invalid(
+                "The request body is missing `room_id` or `slot_id`",
+            ));
+        };
+        let member = self.member.unwrap_or_default();
+        let (Some(id), Some(user), Some(device)) = (
+            non_empty(&member.id),
+            non_empty(&member.claimed_user_id),
+            non_empty(&member.claimed_device_id),
+        ) else {
+            return Err(Invalid(
+                "The request body `member` is missing `id`, `claimed_user_id` or `claimed_device_id`",
+            ));
+        };
+        let openid = openid(self.openid_token).ok_or(Invalid(
+            "The request body `openid_token` is missing `access_token` or `matrix_server_name`",
+        ))?;
+        let delay = delay(&self.delay_id, self.delay_timeout)?.ok_or(Invalid(PARTIAL_DELAY))?;
+        Ok(TokenRequest {
+            subject: Subject::Member {
+                room_id: room_id.to_owned(),
+                slot_id: slot_id.to_owned(),
+                member_id: id.to_owned(),
+                claimed_user_id: user.to_owned(),
+                claimed_device_id: device.to_owned(),
+            },
+            openid,
+            delay: Some(delay),
+        })
+    }
+}
+
 impl SfuGetBody {
     /// Upstream's checks, in upstream's order.
     pub fn validate(self) -> Result<TokenRequest, Invalid> {
@@ -359,6 +397,39 @@ mod tests {
         );
         // A negative timeout alone counts as absent.
         assert_eq!(with(r#","delay_timeout":-5"#).unwrap().delay, None);
+    }
+
+    #[test]
+    fn delegation_rules() {
+        let delegate = |body: &str| {
+            decode::<GetTokenBody>(body.as_bytes(), &GET_TOKEN)
+                .unwrap()
+                .validate_delegation()
+        };
+        let member =
+            "The request body `member` is missing `id`, `claimed_user_id` or `claimed_device_id`";
+        let openid =
+            "The request body `openid_token` is missing `access_token` or `matrix_server_name`";
+        assert_eq!(
+            delegate(r#"{"room_id":"!r","slot_id":"s"}"#).unwrap_err().0,
+            member
+        );
+        assert_eq!(
+            delegate(&format!(r#"{{"room_id":"!r","slot_id":"s",{MEMBER}}}"#))
+                .unwrap_err()
+                .0,
+            openid
+        );
+        let no_delay =
+            format!(r#"{{"room_id":"!r","slot_id":"s",{MEMBER},{OPENID},"delay_cs_api_url":"x"}}"#);
+        assert_eq!(delegate(&no_delay).unwrap_err().0, PARTIAL_DELAY);
+        let full = format!(
+            r#"{{"room_id":"!r","slot_id":"s",{MEMBER},{OPENID},"delay_id":"d","delay_timeout":500}}"#
+        );
+        assert_eq!(
+            delegate(&full).unwrap().delay.unwrap().delay_timeout_ms,
+            500
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod healthz;
 pub mod token;
+pub mod webhook;
 
 use axum::Router;
 use axum::body::Body;
@@ -17,10 +18,15 @@ pub fn app(state: AppState) -> Router {
     let token_routes = Router::new()
         .route("/sfu/get", any(token::sfu_get))
         .route("/get_token", any(token::get_token))
+        .route(
+            "/delegate_delayed_leave",
+            any(token::delegate_delayed_leave),
+        )
         .layer(axum::middleware::map_response(cors_headers));
     Router::new()
         .merge(token_routes)
         .route("/healthz", any(healthz::healthz))
+        .route("/sfu_webhook", any(webhook::sfu_webhook))
         .fallback(not_found)
         .with_state(state)
 }

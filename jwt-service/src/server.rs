@@ -8,6 +8,11 @@ use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{BindAddress, Config};
+use crate::delegation::cs_api::CsApiResolver;
+use crate::delegation::homeserver::HomeserverClient;
+use crate::delegation::job::JobDeps;
+use crate::delegation::manager::Manager;
+use crate::delegation::store::{NoStore, RedisStore, Store};
 use crate::livekit::token::TokenSigner;
 use crate::livekit::twirp::RoomService;
 use crate::openid::net::{self, DenyingResolver, MatrixTls};
@@ -24,8 +29,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 #[error("{0}")]
 pub struct StartError(String);
 
-/// Builds the services from the configuration.
-pub fn services(config: &Config) -> Result<AppState, StartError> {
+/// Builds the services from the configuration (connects to Redis when configured).
+pub async fn services(config: &Config) -> Result<AppState, StartError> {
     let extra_roots_pem = match &config.matrix_ca_file {
         Some(path) => Some(std::fs::read(path).map_err(|e| {
             StartError(format!(
@@ -52,7 +57,7 @@ pub fn services(config: &Config) -> Result<AppState, StartError> {
         reqwest::redirect::Policy::limited(5),
     )
     .map_err(|e| StartError(e.to_string()))?;
-    let lookup = Arc::new(net::NetworkLookup::new(well_known_client));
+    let lookup = Arc::new(net::NetworkLookup::new(well_known_client.clone()));
     let verifier = FederationVerifier::new(
         federation,
         federation_resolver,
@@ -69,6 +74,26 @@ pub fn services(config: &Config) -> Result<AppState, StartError> {
     let signer = TokenSigner::new(&config.key, &config.secret);
     let rooms = RoomService::new(livekit_http, config.livekit_api_url.clone(), signer.clone());
 
+    let cs_api = Arc::new(CsApiResolver::new(
+        config.cs_api_url_overrides.clone(),
+        well_known_client.clone(),
+    ));
+    let homeserver = HomeserverClient::new(well_known_client, cs_api.clone());
+    let store: Arc<dyn Store> = match &config.redis_url {
+        Some(url) => Arc::new(
+            RedisStore::connect(url)
+                .await
+                .map_err(|e| StartError(format!("LIVEKIT_REDIS_URL: {e}")))?,
+        ),
+        None => Arc::new(NoStore),
+    };
+    let deps = Arc::new(JobDeps {
+        homeserver: Arc::new(homeserver),
+        participants: Arc::new(rooms.clone()),
+        sanity_interval: config.sanity_check_interval,
+    });
+    let delegation = Manager::new(store, deps);
+
     Ok(AppState(Arc::new(Services {
         livekit_url: config.livekit_url.clone(),
         full_access: config.full_access.clone(),
@@ -76,6 +101,10 @@ pub fn services(config: &Config) -> Result<AppState, StartError> {
         verifier: Arc::new(verifier),
         rooms: Arc::new(rooms),
         rate_limit: config.rate_limit_per_minute.map(RateLimiter::new),
+        delegation,
+        cs_api,
+        api_key: config.key.clone(),
+        api_secret: config.secret.clone(),
     })))
 }
 
@@ -95,7 +124,12 @@ pub async fn bind(bind: &BindAddress) -> std::io::Result<TcpListener> {
 
 /// Runs the service until SIGINT or SIGTERM, then drains in-flight requests.
 pub async fn run(config: Config) -> Result<(), StartError> {
-    let state = services(&config)?;
+    let state = services(&config).await?;
+    let restored = state.0.delegation.restore().await;
+    if restored > 0 {
+        tracing::info!(restored, "resumed delegated leave jobs");
+    }
+    let delegation = state.0.delegation.clone();
     let listener = bind(&config.bind)
         .await
         .map_err(|e| StartError(format!("cannot listen on {:?}: {e}", config.bind)))?;
@@ -113,11 +147,6 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             "TLS verification of Matrix traffic is OFF (LIVEKIT_INSECURE_SKIP_VERIFY_TLS)"
         );
     }
-    if config.redis_url.is_some() || config.sanity_check_interval.is_some() {
-        tracing::warn!(
-            "LIVEKIT_REDIS_URL / LIVEKIT_SANITY_CHECK_INTERVAL_SECONDS are accepted but delayed-leave delegation is not implemented yet"
-        );
-    }
     let app = routes::app(state).layer(TimeoutLayer::with_status_code(
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
         REQUEST_TIMEOUT,
@@ -126,9 +155,18 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown({
+        let delegation = delegation.clone();
+        async move {
+            shutdown_signal().await;
+            // Requests still draining get 503 instead of starting jobs.
+            delegation.stop_accepting();
+        }
+    })
     .await
     .map_err(|e| StartError(format!("server failed: {e}")))?;
+    // Jobs stay persisted (with Redis) and resume on the next start.
+    delegation.shutdown().await;
     tracing::info!("shut down");
     Ok(())
 }

@@ -3,7 +3,11 @@
 
 use std::sync::Arc;
 
+use rtc_auth::secret::Secret;
+
 use crate::config::FullAccess;
+use crate::delegation::cs_api::CsApiResolver;
+use crate::delegation::manager::Manager;
 use crate::livekit::token::TokenSigner;
 use crate::livekit::twirp::RoomCreator;
 use crate::openid::userinfo::Verifier;
@@ -27,4 +31,12 @@ pub struct Services {
     pub rooms: Arc<dyn RoomCreator>,
     /// Optional per-IP limit on token requests.
     pub rate_limit: Option<RateLimiter>,
+    /// Delegated delayed-leave jobs.
+    pub delegation: Arc<Manager>,
+    /// Finds homeservers' client-server APIs.
+    pub cs_api: Arc<CsApiResolver>,
+    /// The API key, the only issuer webhooks may carry.
+    pub api_key: String,
+    /// The API secret, to verify webhooks.
+    pub api_secret: Secret,
 }

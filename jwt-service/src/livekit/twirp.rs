@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use url::Url;
 
+use crate::delegation::job::{JobKey, ParticipantLookup, Presence};
 use crate::openid::discovery::BoxFuture;
 
 use super::protobuf::{CreateRoomRequest, DecodeError, Room, RoomParticipantIdentity};
@@ -73,6 +74,21 @@ pub trait RoomCreator: Send + Sync {
 impl RoomCreator for RoomService {
     fn create_room<'a>(&'a self, alias: &'a str) -> BoxFuture<'a, Result<RoomOutcome, TwirpError>> {
         Box::pin(RoomService::create_room(self, alias))
+    }
+}
+
+impl ParticipantLookup for RoomService {
+    fn presence<'a>(&'a self, key: &'a JobKey) -> BoxFuture<'a, Presence> {
+        Box::pin(async move {
+            match self.get_participant(&key.room, &key.identity).await {
+                Ok(()) => Presence::Present,
+                Err(e) if e.is_not_found() => Presence::Absent,
+                Err(e) => {
+                    tracing::debug!(?key, "GetParticipant failed: {e}");
+                    Presence::Unknown
+                }
+            }
+        })
     }
 }
 

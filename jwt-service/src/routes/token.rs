@@ -1,9 +1,10 @@
-//! `POST /get_token` (MSC4195) and `POST /sfu/get` (legacy): OpenID token in, LiveKit
-//! URL and JWT out (spec §1.2, §1.3).
+//! `POST /get_token` (MSC4195), `POST /sfu/get` (legacy) and
+//! `POST /delegate_delayed_leave` (spec §1.2-§1.4): OpenID token in, LiveKit URL and
+//! JWT (or a delegated leave job) out.
 //!
 //! Order of checks, as upstream (tests count homeserver calls): method → JSON decode →
 //! validation (no network yet) → OpenID verification → claimed user → authorisation →
-//! signing → room creation for full-access users.
+//! signing → CS-API resolution → room creation → job registration.
 
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
@@ -14,44 +15,81 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
+use crate::delegation::job::{JobKey, JobParams};
+use crate::delegation::manager::timeout_from_ms;
 use crate::error::ApiError;
 use crate::go_json::{self, Schema};
 use crate::livekit::alias;
-use crate::request::{GET_TOKEN, GetTokenBody, SFU_GET, SfuGetBody, Subject, TokenRequest};
-use crate::state::AppState;
+use crate::request::{
+    DelayParams, GET_TOKEN, GetTokenBody, Invalid, SFU_GET, SfuGetBody, Subject, TokenRequest,
+};
+use crate::state::{AppState, Services};
 
 /// Largest body read (upstream reads without limit; real bodies are under 2 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The delegation rule's message, shared by the 400 (token endpoints) and the 403.
+const DELEGATION_FULL_ACCESS_ONLY: &str =
+    "Delegation of delayed events is only supported for full access users";
+
 /// `/get_token`.
 pub async fn get_token(State(state): State<AppState>, request: Request) -> Response {
-    handle::<GetTokenBody>(
-        state,
-        request,
-        &GET_TOKEN,
-        "/get_token",
-        GetTokenBody::validate,
-    )
-    .await
+    let endpoint = Endpoint {
+        name: "/get_token",
+        schema: &GET_TOKEN,
+        flow: Flow::Token,
+    };
+    handle(state, request, endpoint, GetTokenBody::validate).await
 }
 
 /// `/sfu/get`.
 pub async fn sfu_get(State(state): State<AppState>, request: Request) -> Response {
-    handle::<SfuGetBody>(state, request, &SFU_GET, "/sfu/get", SfuGetBody::validate).await
+    let endpoint = Endpoint {
+        name: "/sfu/get",
+        schema: &SFU_GET,
+        flow: Flow::Token,
+    };
+    handle(state, request, endpoint, SfuGetBody::validate).await
+}
+
+/// `/delegate_delayed_leave`.
+pub async fn delegate_delayed_leave(State(state): State<AppState>, request: Request) -> Response {
+    let endpoint = Endpoint {
+        name: "/delegate_delayed_leave",
+        schema: &GET_TOKEN,
+        flow: Flow::Delegate,
+    };
+    handle(state, request, endpoint, GetTokenBody::validate_delegation).await
+}
+
+/// What distinguishes the three endpoints.
+struct Endpoint {
+    name: &'static str,
+    schema: &'static Schema,
+    flow: Flow,
+}
+
+/// What to do after validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// Issue a token (and delegate when asked).
+    Token,
+    /// Only delegate.
+    Delegate,
 }
 
 async fn handle<T: DeserializeOwned>(
     state: AppState,
     request: Request,
-    schema: &'static Schema,
-    endpoint: &'static str,
-    validate: fn(T) -> Result<TokenRequest, crate::request::Invalid>,
+    endpoint: Endpoint,
+    validate: fn(T) -> Result<TokenRequest, Invalid>,
 ) -> Response {
     match *request.method() {
         Method::OPTIONS => return StatusCode::OK.into_response(),
         Method::POST => {}
         _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
     }
+    let name = endpoint.name;
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -62,41 +100,105 @@ async fn handle<T: DeserializeOwned>(
         .and_then(|o| o.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    tracing::info!(endpoint, ?peer, origin, "token request");
+    tracing::info!(endpoint = name, ?peer, origin, "request");
 
     if let (Some(limiter), Some(peer)) = (&state.0.rate_limit, peer)
         && !limiter.allow(peer.ip(), Instant::now())
     {
-        tracing::warn!(endpoint, %peer, "rate limit exceeded");
+        tracing::warn!(endpoint = name, %peer, "rate limit exceeded");
         return ApiError::rate_limited().into_response();
     }
-    let body = match to_bytes(request.into_body(), MAX_BODY_BYTES).await {
-        Ok(body) => body,
-        Err(_) => return ApiError::too_large().into_response(),
+    let Ok(body) = to_bytes(request.into_body(), MAX_BODY_BYTES).await else {
+        return ApiError::too_large().into_response();
     };
-    let parsed = match go_json::decode::<T>(&body, schema) {
+    let parsed = match go_json::decode::<T>(&body, endpoint.schema) {
         Ok(parsed) => parsed,
         Err(e) => {
-            tracing::warn!(endpoint, "request body is not acceptable JSON: {e}");
+            tracing::warn!(endpoint = name, "request body is not acceptable JSON: {e}");
             return ApiError::not_json().into_response();
         }
     };
     let token_request = match validate(parsed) {
         Ok(request) => request,
         Err(e) => {
-            tracing::warn!(endpoint, "invalid request: {e}");
+            tracing::warn!(endpoint = name, "invalid request: {e}");
             return ApiError::bad_json(e.0).into_response();
         }
     };
-    match issue(&state, token_request).await {
-        Ok(answer) => answer,
-        Err(e) => e.into_response(),
-    }
+    let result = match endpoint.flow {
+        Flow::Token => issue(&state.0, token_request).await,
+        Flow::Delegate => delegate(&state.0, token_request).await,
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// The token flow after validation.
-async fn issue(state: &AppState, request: TokenRequest) -> Result<Response, ApiError> {
-    let services = &state.0;
+async fn issue(services: &Services, request: TokenRequest) -> Result<Response, ApiError> {
+    let server = &request.openid.matrix_server_name;
+    let user_id = verified_user(services, &request).await?;
+    let full_access = services.full_access.allows(server);
+    if request.delay.is_some() && !full_access {
+        return Err(ApiError::bad_json(DELEGATION_FULL_ACCESS_ONLY));
+    }
+    let (room, identity) = derive_ids(&request.subject, &user_id);
+    let jwt = services
+        .signer
+        .join_token(&identity, &room, SystemTime::now())
+        .map_err(|e| {
+            tracing::error!("{e}");
+            ApiError::internal()
+        })?;
+    if full_access {
+        // Resolved before the room is created, so a failure leaves no stray room.
+        let job = match &request.delay {
+            Some(delay) => Some(job_params(services, server, delay, &room, &identity).await?),
+            None => None,
+        };
+        match services.rooms.create_room(&room).await {
+            Ok(outcome) => tracing::info!(%room, ?outcome, "LiveKit room ready"),
+            Err(e) => {
+                tracing::error!(%room, "unable to create room on SFU: {e}");
+                return Err(ApiError::room_creation_failed());
+            }
+        }
+        if let Some(job) = job {
+            services
+                .delegation
+                .add(job)
+                .await
+                .map_err(|_| ApiError::shutting_down())?;
+        }
+    }
+    tracing::info!(%user_id, %room, %identity, full_access, "issued LiveKit token");
+    let body = go_json::string_object_line(&[("url", &services.livekit_url), ("jwt", &jwt)]);
+    Ok((StatusCode::OK, Body::from(body)).into_response())
+}
+
+/// `/delegate_delayed_leave` after validation: no token, no room; just the job.
+async fn delegate(services: &Services, request: TokenRequest) -> Result<Response, ApiError> {
+    let server = &request.openid.matrix_server_name;
+    let user_id = verified_user(services, &request).await?;
+    if !services.full_access.allows(server) {
+        return Err(ApiError::forbidden(DELEGATION_FULL_ACCESS_ONLY));
+    }
+    let Some(delay) = &request.delay else {
+        return Err(ApiError::bad_json(
+            "The request body is missing `delay_id` or `delay_timeout`",
+        ));
+    };
+    let (room, identity) = derive_ids(&request.subject, &user_id);
+    let job = job_params(services, server, delay, &room, &identity).await?;
+    services
+        .delegation
+        .add(job)
+        .await
+        .map_err(|_| ApiError::shutting_down())?;
+    tracing::info!(%user_id, %room, "delegated delayed leave");
+    Ok((StatusCode::OK, Body::from("{}\n")).into_response())
+}
+
+/// The OpenID check plus, for MSC4195 bodies, the claimed-user check.
+async fn verified_user(services: &Services, request: &TokenRequest) -> Result<String, ApiError> {
     let server = &request.openid.matrix_server_name;
     let user_id = services
         .verifier
@@ -114,13 +216,12 @@ async fn issue(state: &AppState, request: TokenRequest) -> Result<Response, ApiE
         tracing::warn!(%user_id, %claimed_user_id, "claimed user does not match the token");
         return Err(ApiError::unauthorized());
     }
-    let full_access = services.full_access.allows(server);
-    if request.delay.is_some() && !full_access {
-        return Err(ApiError::bad_json(
-            "Delegation of delayed events is only supported for full access users",
-        ));
-    }
-    let (room, identity) = match &request.subject {
+    Ok(user_id)
+}
+
+/// The LiveKit room alias and identity for a verified user.
+fn derive_ids(subject: &Subject, user_id: &str) -> (String, String) {
+    match subject {
         Subject::Member {
             room_id,
             slot_id,
@@ -129,37 +230,36 @@ async fn issue(state: &AppState, request: TokenRequest) -> Result<Response, ApiE
             ..
         } => (
             alias::room_alias(room_id, slot_id),
-            alias::member_identity(&user_id, claimed_device_id, member_id),
+            alias::member_identity(user_id, claimed_device_id, member_id),
         ),
         Subject::Legacy { room, device_id } => (
             alias::room_alias(room, alias::LEGACY_SLOT),
-            alias::legacy_identity(&user_id, device_id),
+            alias::legacy_identity(user_id, device_id),
         ),
-    };
-    let jwt = services
-        .signer
-        .join_token(&identity, &room, SystemTime::now())
-        .map_err(|e| {
-            tracing::error!("{e}");
-            ApiError::internal()
-        })?;
-    if full_access {
-        if request.delay.is_some() {
-            // Delegation (spec §5) is not implemented yet: the parameters are accepted
-            // and not acted on, as in upstream v0.4.4-v0.5.0.
-            tracing::info!(%user_id, "delayed-leave delegation requested; not supported, ignored");
-        }
-        match services.rooms.create_room(&room).await {
-            Ok(outcome) => tracing::info!(%room, ?outcome, "LiveKit room ready"),
-            Err(e) => {
-                tracing::error!(%room, "unable to create room on SFU: {e}");
-                return Err(ApiError::room_creation_failed());
-            }
-        }
     }
-    tracing::info!(%user_id, %room, %identity, full_access, "issued LiveKit token");
-    let body = go_json::string_object_line(&[("url", &services.livekit_url), ("jwt", &jwt)]);
-    Ok((StatusCode::OK, Body::from(body)).into_response())
+}
+
+/// A job's parameters, once the homeserver's client-server API is known to resolve.
+async fn job_params(
+    services: &Services,
+    server: &str,
+    delay: &DelayParams,
+    room: &str,
+    identity: &str,
+) -> Result<JobParams, ApiError> {
+    if let Err(e) = services.cs_api.resolve(server).await {
+        tracing::warn!(%server, "cannot resolve the client-server API: {e}");
+        return Err(ApiError::cs_api_unresolvable());
+    }
+    Ok(JobParams {
+        delay_id: delay.delay_id.clone(),
+        delay_timeout: timeout_from_ms(delay.delay_timeout_ms),
+        server_name: server.to_owned(),
+        key: JobKey {
+            room: room.to_owned(),
+            identity: identity.to_owned(),
+        },
+    })
 }
 
 #[cfg(test)]
@@ -172,6 +272,11 @@ mod tests {
     use tower::ServiceExt;
 
     use crate::config::FullAccess;
+    use crate::delegation::cs_api::CsApiResolver;
+    use crate::delegation::homeserver::{Action, DelayedEvents, Outcome};
+    use crate::delegation::job::{JobDeps, JobKey, ParticipantLookup, Presence};
+    use crate::delegation::manager::Manager;
+    use crate::delegation::store::NoStore;
     use crate::livekit::token::{Claims, TokenSigner};
     use crate::livekit::twirp::{RoomCreator, RoomOutcome, TwirpError};
     use crate::openid::discovery::BoxFuture;
@@ -229,6 +334,21 @@ mod tests {
         }
     }
 
+    /// Jobs in these tests never get to call out (time does not advance that far).
+    struct NeverCalled;
+
+    impl DelayedEvents for NeverCalled {
+        fn act<'a>(&'a self, _: &'a str, _: &'a str, _: Action) -> BoxFuture<'a, Outcome> {
+            Box::pin(async { Outcome::Transient("test".into()) })
+        }
+    }
+
+    impl ParticipantLookup for NeverCalled {
+        fn presence<'a>(&'a self, _: &'a JobKey) -> BoxFuture<'a, Presence> {
+            Box::pin(async { Presence::Unknown })
+        }
+    }
+
     struct Harness {
         state: AppState,
         verifier: Arc<FakeVerifier>,
@@ -251,6 +371,23 @@ mod tests {
             verifier: verifier.clone(),
             rooms: rooms.clone(),
             rate_limit: None,
+            delegation: Manager::new(
+                Arc::new(NoStore),
+                Arc::new(JobDeps {
+                    homeserver: Arc::new(NeverCalled),
+                    participants: Arc::new(NeverCalled),
+                    sanity_interval: None,
+                }),
+            ),
+            cs_api: Arc::new(CsApiResolver::new(
+                std::collections::BTreeMap::from([(
+                    "example.com".to_owned(),
+                    "http://127.0.0.1:9".to_owned(),
+                )]),
+                reqwest::Client::new(),
+            )),
+            api_key: "devkey".into(),
+            api_secret: Secret::new("devsecret"),
         }));
         Harness {
             state,
@@ -488,6 +625,102 @@ mod tests {
         let a = call(&h, "POST", "//get_token?x=1", GOOD).await;
         assert_eq!(a.status, 301);
         assert_eq!(a.headers["location"], "/get_token?x=1");
+    }
+
+    #[tokio::test]
+    async fn delegation_endpoint() {
+        let h = harness(&["example.com", "bad name"], false);
+        let delayed = GOOD.replace("}}", r#"},"delay_id":"d","delay_timeout":10000}"#);
+        let a = call(&h, "POST", "/delegate_delayed_leave", &delayed).await;
+        assert_eq!((a.status, a.body.as_str()), (200, "{}\n"));
+        assert_eq!(a.headers["access-control-allow-origin"], "*");
+        assert_eq!(h.state.0.delegation.len().await, 1);
+        // No token, no room.
+        assert!(h.rooms.created.lock().unwrap().is_empty());
+
+        let a = call(&h, "POST", "/delegate_delayed_leave", GOOD).await;
+        assert_eq!(
+            (a.status, a.body),
+            (
+                400,
+                error_body(
+                    "M_BAD_JSON",
+                    "The request body is missing `delay_id` or `delay_timeout`"
+                )
+            )
+        );
+        let unresolvable = delayed.replace("example.com\",\"expires_in", "bad name\",\"expires_in");
+        let unresolvable = unresolvable.replace("@alice:example.com", "@alice:bad name");
+        let a = call(&h, "POST", "/delegate_delayed_leave", &unresolvable).await;
+        assert_eq!(
+            (a.status, a.body),
+            (
+                400,
+                error_body("M_BAD_JSON", "Unable to resolve client-server API")
+            )
+        );
+        // On the token endpoint the same failure happens before room creation.
+        let a = call(&h, "POST", "/get_token", &unresolvable).await;
+        assert_eq!(a.status, 400);
+        assert!(h.rooms.created.lock().unwrap().is_empty());
+
+        let restricted = harness(&["other.example"], false);
+        let a = call(&restricted, "POST", "/delegate_delayed_leave", &delayed).await;
+        assert_eq!(
+            (a.status, a.body),
+            (
+                403,
+                error_body(
+                    "M_FORBIDDEN",
+                    "Delegation of delayed events is only supported for full access users"
+                )
+            )
+        );
+        for method in ["GET", "PUT"] {
+            assert_eq!(
+                call(&h, method, "/delegate_delayed_leave", "").await.status,
+                405
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn get_token_with_delay_registers_a_job_and_shutdown_refuses_new_ones() {
+        let h = harness(&["example.com"], false);
+        let delayed = GOOD.replace(
+            "}}",
+            r#"},"delay_id":"d","delay_timeout":10000,"delay_cs_api_url":"https://evil.example"}"#,
+        );
+        let a = call(&h, "POST", "/get_token", &delayed).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert_eq!(h.state.0.delegation.len().await, 1);
+        assert_eq!(h.rooms.created.lock().unwrap().len(), 1);
+        h.state.0.delegation.stop_accepting();
+        let a = call(&h, "POST", "/get_token", &delayed).await;
+        assert_eq!(
+            (a.status, a.body),
+            (503, error_body("M_UNKNOWN", "Service is shutting down"))
+        );
+    }
+
+    #[tokio::test]
+    async fn webhooks_always_answer_200() {
+        let h = harness(&["*"], false);
+        for (auth, body) in [
+            (None, "{}"),
+            (Some("garbage"), "{}"),
+            (Some("Bearer x"), "not json"),
+        ] {
+            let mut request = HttpRequest::builder().method("POST").uri("/sfu_webhook");
+            if let Some(auth) = auth {
+                request = request.header("authorization", auth);
+            }
+            let request = request.body(axum::body::Body::from(body)).unwrap();
+            let response = app(h.state.clone()).oneshot(request).await.unwrap();
+            assert_eq!(response.status(), 200);
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            assert!(bytes.is_empty());
+        }
     }
 
     #[tokio::test]

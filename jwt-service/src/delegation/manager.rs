@@ -1,0 +1,214 @@
+//! Owns the delegated jobs: one per (room, identity), a newer request replacing an
+//! older job, webhook events routed to the job they concern, persistence kept in step.
+//!
+//! The job map sits behind an async mutex that is also held across store writes, so a
+//! replaced job's late write can never clobber or delete its successor's record.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinHandle;
+
+use super::job::{self, Event, JobDeps, JobKey, JobObserver, JobParams};
+use super::store::{JobRecord, Store};
+use crate::openid::discovery::BoxFuture;
+
+/// A job could not be added.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddError {
+    /// The service is shutting down.
+    #[error("Service is shutting down")]
+    ShuttingDown,
+}
+
+struct Handle {
+    id: u64,
+    params: JobParams,
+    events: mpsc::UnboundedSender<Event>,
+    task: JoinHandle<()>,
+}
+
+/// The job registry.
+pub struct Manager {
+    jobs: Mutex<HashMap<JobKey, Handle>>,
+    store: Arc<dyn Store>,
+    deps: Arc<JobDeps>,
+    next_id: AtomicU64,
+    shutting_down: AtomicBool,
+    this: Weak<Manager>,
+}
+
+impl Manager {
+    /// A manager persisting to `store`.
+    pub fn new(store: Arc<dyn Store>, deps: Arc<JobDeps>) -> Arc<Self> {
+        Arc::new_cyclic(|this| Self {
+            jobs: Mutex::default(),
+            store,
+            deps,
+            next_id: AtomicU64::new(1),
+            shutting_down: AtomicBool::new(false),
+            this: this.clone(),
+        })
+    }
+
+    /// Persists and starts a job, replacing any job with the same key. The record is
+    /// written before this returns, so the HTTP answer comes after persistence.
+    pub async fn add(&self, params: JobParams) -> Result<(), AddError> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(AddError::ShuttingDown);
+        }
+        let mut jobs = self.jobs.lock().await;
+        let record = JobRecord {
+            params: params.clone(),
+            restarted_at: SystemTime::now(),
+        };
+        if let Err(e) = self.store.save(&record).await {
+            tracing::warn!(key = ?params.key, "{e}; the job runs in memory only");
+        }
+        self.start_locked(&mut jobs, params);
+        Ok(())
+    }
+
+    fn start_locked(&self, jobs: &mut HashMap<JobKey, Handle>, params: JobParams) {
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let (events, receiver) = mpsc::unbounded_channel();
+        let observer: Arc<dyn JobObserver> = Arc::new(Observer(self.this.clone()));
+        let task = tokio::spawn({
+            let params = params.clone();
+            let deps = self.deps.clone();
+            async move {
+                job::run(params, id, deps, receiver, observer).await;
+            }
+        });
+        let key = params.key.clone();
+        if let Some(old) = jobs.insert(
+            key.clone(),
+            Handle {
+                id,
+                params,
+                events,
+                task,
+            },
+        ) {
+            tracing::info!(?key, "replacing the previous delegated leave job");
+            old.task.abort();
+        }
+    }
+
+    /// Routes a webhook event to the job for `key`, if there is one.
+    pub async fn notify(&self, key: &JobKey, event: Event) -> bool {
+        let jobs = self.jobs.lock().await;
+        match jobs.get(key) {
+            Some(handle) => handle.events.send(event).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Number of running jobs.
+    pub async fn len(&self) -> usize {
+        self.jobs.lock().await.len()
+    }
+
+    /// True when no job runs.
+    pub async fn is_empty(&self) -> bool {
+        self.len().await == 0
+    }
+
+    /// Restarts persisted jobs: expired ones are deleted unsent, the rest start over in
+    /// `Waiting`.
+    pub async fn restore(&self) -> usize {
+        let records = match self.store.load_all().await {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::warn!("cannot restore jobs: {e}");
+                return 0;
+            }
+        };
+        let mut jobs = self.jobs.lock().await;
+        let now = SystemTime::now();
+        let mut restored = 0;
+        for record in records {
+            let expires = record.restarted_at + record.params.delay_timeout;
+            if expires < now {
+                tracing::info!(key = ?record.params.key, "dropping expired stored job");
+                if let Err(e) = self.store.delete(&record.params.key).await {
+                    tracing::warn!("{e}");
+                }
+                continue;
+            }
+            self.start_locked(&mut jobs, record.params);
+            restored += 1;
+        }
+        restored
+    }
+
+    /// Refuses new jobs from now on ([`AddError::ShuttingDown`]).
+    pub fn stop_accepting(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops taking jobs and stops every job without unpersisting it, so the next start
+    /// resumes them.
+    pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let mut jobs = self.jobs.lock().await;
+        for (_, handle) in jobs.drain() {
+            handle.task.abort();
+        }
+    }
+
+    async fn restarted(&self, key: JobKey, id: u64, at: SystemTime) {
+        let jobs = self.jobs.lock().await;
+        let Some(handle) = jobs.get(&key).filter(|h| h.id == id) else {
+            return;
+        };
+        let record = JobRecord {
+            params: handle.params.clone(),
+            restarted_at: at,
+        };
+        if let Err(e) = self.store.save(&record).await {
+            tracing::warn!(?key, "{e}");
+        }
+    }
+
+    async fn finished(&self, key: JobKey, id: u64) {
+        let mut jobs = self.jobs.lock().await;
+        if jobs.get(&key).is_some_and(|h| h.id == id) {
+            jobs.remove(&key);
+            if let Err(e) = self.store.delete(&key).await {
+                tracing::warn!(?key, "{e}");
+            }
+        }
+    }
+}
+
+/// A job's view of its manager (weak, so jobs do not keep it alive).
+struct Observer(Weak<Manager>);
+
+impl JobObserver for Observer {
+    fn restarted(&self, key: JobKey, id: u64, at: SystemTime) -> BoxFuture<'static, ()> {
+        let manager = self.0.upgrade();
+        Box::pin(async move {
+            if let Some(manager) = manager {
+                manager.restarted(key, id, at).await;
+            }
+        })
+    }
+
+    fn finished(&self, key: JobKey, id: u64) -> BoxFuture<'static, ()> {
+        let manager = self.0.upgrade();
+        Box::pin(async move {
+            if let Some(manager) = manager {
+                manager.finished(key, id).await;
+            }
+        })
+    }
+}
+
+/// `delay_timeout` in milliseconds as a duration (positive by validation).
+pub fn timeout_from_ms(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
