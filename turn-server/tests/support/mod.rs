@@ -475,16 +475,19 @@ impl EchoPeer {
                         let Ok((n, from)) = socket.recv_from(&mut buf) else {
                             continue;
                         };
-                        let _ = socket.send_to(&buf[..n], from);
-                        let mut log = received.lock().unwrap();
-                        // Bounded: tests send at most a few thousand datagrams.
-                        if log.len() < 100_000 {
-                            log.push(Received {
-                                from,
-                                to,
-                                data: buf[..n].to_vec(),
-                            });
+                        // Record first, so a test that got the echo sees the count.
+                        {
+                            let mut log = received.lock().unwrap();
+                            // Bounded: tests send at most a few thousand datagrams.
+                            if log.len() < 100_000 {
+                                log.push(Received {
+                                    from,
+                                    to,
+                                    data: buf[..n].to_vec(),
+                                });
+                            }
                         }
+                        let _ = socket.send_to(&buf[..n], from);
                     }
                 })
             })
