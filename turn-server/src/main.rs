@@ -10,6 +10,7 @@ use turn_server::config::{self, Action, AuthMode, ConfigError, SearchPath, Syste
 use turn_server::healthcheck;
 use turn_server::io::driver::{self, Listeners};
 use turn_server::io::relay::RelayRange;
+use turn_server::io::tls::TlsFiles;
 use turn_server::proto::Server;
 use turn_server::startup::core_config::core_config;
 use turn_server::startup::{embedded_default, logging};
@@ -107,26 +108,54 @@ fn run(loaded: config::Loaded) -> anyhow::Result<()> {
     // Nothing configured: a random secret, and loopback unless told where to listen.
     let embedded = config.auth_mode() == AuthMode::Unconfigured;
     let generated = embedded.then(embedded_default::generate_secret);
-    let addresses = listen_addresses(&config, embedded);
+    let ips = listen_ips(&config, embedded);
     if embedded && config.listening_ips.is_empty() {
         embedded_default::apply(&mut config);
     }
-    if config.no_udp || addresses.is_empty() {
-        anyhow::bail!("no UDP listener: TCP and TLS listeners are not implemented yet");
+    let tls = load_tls(&config)?;
+    let udp: Vec<SocketAddr> = if config.no_udp {
+        Vec::new()
+    } else {
+        ips.iter()
+            .map(|ip| SocketAddr::new(*ip, config.listening_port))
+            .collect()
+    };
+    let mut tcp: Vec<SocketAddr> = Vec::new();
+    if !config.no_tcp {
+        tcp.extend(
+            ips.iter()
+                .map(|ip| SocketAddr::new(*ip, config.listening_port)),
+        );
     }
-    if !config.no_tcp || !config.no_tls {
-        tracing::info!("TCP and TLS listeners are not implemented yet; serving UDP only");
+    if tls.is_some() {
+        tcp.extend(
+            ips.iter()
+                .map(|ip| SocketAddr::new(*ip, config.tls_listening_port)),
+        );
     }
-    let listeners = Listeners::bind(&addresses)?;
+    if udp.is_empty() && tcp.is_empty() {
+        anyhow::bail!("no listener left: no-udp, no-tcp and no TLS certificate");
+    }
+    let listeners = Listeners::bind(&udp, &tcp)?;
     let core = core_config(&config, generated.as_ref());
     let realm = core.realm.clone();
     let seed: [u8; 32] = rand::random();
     let server = Server::new(core, Instant::now(), unix_now, seed);
-    for address in listeners.addresses() {
+    for address in listeners.udp_addresses() {
         tracing::info!(%address, "listening (udp)");
     }
+    for address in listeners.tcp_addresses() {
+        let kind = if address.port() == config.tls_listening_port && tls.is_some() {
+            "tls (plain tcp accepted)"
+        } else if tls.is_some() {
+            "tcp (tls accepted)"
+        } else {
+            "tcp"
+        };
+        tracing::info!(%address, kind, "listening");
+    }
     if let Some(secret) = &generated {
-        let first = listeners.addresses()[0];
+        let first = SocketAddr::new(ips[0], config.listening_port);
         println!(
             "{}",
             embedded_default::banner(secret, first, &realm, unix_now)
@@ -137,29 +166,53 @@ fn run(loaded: config::Loaded) -> anyhow::Result<()> {
         min_port: config.min_port,
         max_port: config.max_port,
     };
-    driver::run(server, listeners, relay, shutdown_signal())?;
+    driver::run(server, listeners, relay, tls, shutdown_signal())?;
     Ok(())
 }
 
 /// `listening-ip` (one socket per address, as coturn); otherwise every address (IPv4
 /// and, when the host has it, IPv6 wildcard), or loopback for the embedded default.
-fn listen_addresses(config: &config::Config, embedded: bool) -> Vec<SocketAddr> {
-    let port = config.listening_port;
+fn listen_ips(config: &config::Config, embedded: bool) -> Vec<IpAddr> {
     if !config.listening_ips.is_empty() {
-        return config
-            .listening_ips
-            .iter()
-            .map(|ip| SocketAddr::new(*ip, port))
-            .collect();
+        return config.listening_ips.clone();
     }
     if embedded {
-        return vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)];
+        return vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
     }
-    let mut addresses = vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)];
+    let mut ips = vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
     if std::net::UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).is_ok() {
-        addresses.push(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port));
+        ips.push(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
     }
-    addresses
+    ips
+}
+
+/// The TLS listener's configuration: none with `no-tls`; none with a warning when the
+/// default certificate files are absent; an error when configured files do not load.
+fn load_tls(config: &config::Config) -> anyhow::Result<Option<driver::Tls>> {
+    if config.no_tls {
+        return Ok(None);
+    }
+    let search = SearchPath::coturn();
+    let (Some(cert), Some(key)) = (search.find(&config.cert), search.find(&config.pkey)) else {
+        tracing::warn!(
+            cert = %config.cert.display(),
+            pkey = %config.pkey.display(),
+            "TLS certificate or key not found: TLS listener not started"
+        );
+        return Ok(None);
+    };
+    if config.pkey_pwd.is_some() {
+        anyhow::bail!("pkey-pwd: encrypted private keys are not supported; decrypt the key file");
+    }
+    if config.cipher_list.is_some() {
+        tracing::warn!("cipher-list: ignored; rustls offers its own modern TLS 1.2/1.3 suites");
+    }
+    let files = TlsFiles { cert, key };
+    let loaded = files.load()?;
+    Ok(Some(driver::Tls {
+        files,
+        config: loaded,
+    }))
 }
 
 /// SIGTERM or SIGINT.

@@ -237,6 +237,13 @@ impl Server {
         }
     }
 
+    /// A stream client's connection closed: its allocation goes with it (RFC 8656 §3.1).
+    pub fn handle_disconnect(&mut self, tuple: FiveTuple, relays: &mut dyn RelayPorts) {
+        if let Some(&id) = self.by_tuple.get(&tuple) {
+            self.remove(id, relays, "connection closed");
+        }
+    }
+
     /// Handles one message from a client: a STUN message or a ChannelData message
     /// (for stream transports the driver frames them; `data` is exactly one).
     pub fn handle_client(

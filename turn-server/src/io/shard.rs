@@ -1,0 +1,117 @@
+//! State one shard's tasks share: the core, relay sockets, client sockets and buffers.
+//!
+//! Tasks run on one thread and borrow the `RefCell`s only between awaits, so a borrow
+//! never fails and no lock is taken.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use tokio::net::UdpSocket;
+use tokio::sync::Notify;
+
+use super::relay::RelaySockets;
+use super::udp::relay_loop;
+use crate::proto::{Destination, FiveTuple, Payload, Server, Transmit, Transport};
+
+/// Largest datagram accepted (the UDP maximum).
+pub(super) const MAX_DATAGRAM: usize = 65_535;
+
+/// Bytes queued for one stream client before further data to it is dropped: a slow TCP
+/// client loses its own media instead of growing the server's memory.
+pub(super) const MAX_STREAM_BACKLOG: usize = 256 * 1024;
+
+/// The shard's reusable buffers.
+pub(super) struct Buffers {
+    pub(super) recv: Vec<u8>,
+    pub(super) out: Vec<u8>,
+}
+
+/// Outgoing bytes of one TCP/TLS client, written by its connection's writer task.
+#[derive(Default)]
+pub(super) struct StreamOut {
+    pub(super) queued: RefCell<Vec<u8>>,
+    pub(super) wake: Notify,
+}
+
+pub(super) struct Shard {
+    pub(super) server: RefCell<Server>,
+    pub(super) relays: RefCell<RelaySockets>,
+    pub(super) udp: Vec<(SocketAddr, Rc<UdpSocket>)>,
+    pub(super) streams: RefCell<HashMap<FiveTuple, Rc<StreamOut>>>,
+    pub(super) buffers: RefCell<Buffers>,
+    pub(super) send_drops: Cell<u64>,
+}
+
+impl Shard {
+    pub(super) fn new(
+        server: Server,
+        relays: RelaySockets,
+        udp: Vec<(SocketAddr, Rc<UdpSocket>)>,
+    ) -> Self {
+        Self {
+            server: RefCell::new(server),
+            relays: RefCell::new(relays),
+            udp,
+            streams: RefCell::new(HashMap::new()),
+            buffers: RefCell::new(Buffers {
+                recv: vec![0; MAX_DATAGRAM],
+                out: Vec::with_capacity(MAX_DATAGRAM + 64),
+            }),
+            send_drops: Cell::new(0),
+        }
+    }
+
+    /// Starts the receive task of every relay socket bound by the last core call.
+    pub(super) fn start_relay_tasks(self: &Rc<Self>) {
+        let started = self.relays.borrow_mut().take_started();
+        for (id, socket) in started {
+            let task = tokio::task::spawn_local(relay_loop(self.clone(), id, socket));
+            self.relays.borrow_mut().set_task(id, task.abort_handle());
+        }
+    }
+
+    /// Performs `transmit`; `input` is the message it answers, `out` the core's output.
+    pub(super) fn send(&self, transmit: &Transmit, input: &[u8], out: &[u8]) {
+        let payload = match &transmit.payload {
+            Payload::Output => out,
+            Payload::Input(range) => &input[range.clone()],
+        };
+        let sent = match transmit.destination {
+            Destination::Client(tuple) => match tuple.transport {
+                Transport::Udp => match self.udp.iter().find(|(a, _)| *a == tuple.server) {
+                    Some((_, socket)) => socket.try_send_to(payload, tuple.client).is_ok(),
+                    None => false,
+                },
+                Transport::Tcp | Transport::Tls => self.queue_stream(&tuple, payload),
+            },
+            Destination::Peer { allocation, peer } => match self.relays.borrow().socket(allocation)
+            {
+                Some(socket) => socket.try_send_to(payload, peer).is_ok(),
+                None => false,
+            },
+        };
+        if !sent {
+            let drops = self.send_drops.get() + 1;
+            self.send_drops.set(drops);
+            if drops.is_power_of_two() {
+                tracing::debug!(drops, "send failed or backlog full; data dropped");
+            }
+        }
+    }
+
+    fn queue_stream(&self, tuple: &FiveTuple, payload: &[u8]) -> bool {
+        let streams = self.streams.borrow();
+        let Some(stream) = streams.get(tuple) else {
+            return false;
+        };
+        let mut queued = stream.queued.borrow_mut();
+        if queued.len() + payload.len() > MAX_STREAM_BACKLOG {
+            return false;
+        }
+        queued.extend_from_slice(payload);
+        stream.wake.notify_one();
+        true
+    }
+}

@@ -1,0 +1,176 @@
+//! TCP and TLS clients (RFC 8656 §3.1): STUN and padded ChannelData framed on a stream.
+//!
+//! Both the plain and the TLS port sniff the first byte, as coturn does: a TLS
+//! ClientHello (0x16) gets TLS, anything else is served as plain TCP. Each connection has
+//! a reader task that frames messages for the core and a writer task that drains a
+//! bounded queue ([`super::shard::MAX_STREAM_BACKLOG`]); closing the connection ends its
+//! allocation.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use super::shard::{Shard, StreamOut};
+use crate::proto::framing::frame_len;
+use crate::proto::{FiveTuple, Transport};
+
+/// Time a new connection gets to send its first byte and finish a TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest framed message: a STUN header plus the 16-bit length.
+const MAX_FRAME: usize = 20 + 65_535;
+
+/// The TLS configuration in force; replaced on reload, read at each handshake.
+pub type TlsState = Rc<RefCell<Option<Arc<rustls::ServerConfig>>>>;
+
+/// Binds a TCP client listener (before the runtime starts, so errors reach `main`).
+pub fn bind_listener(address: SocketAddr) -> io::Result<StdTcpListener> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into()).map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!("cannot listen on tcp {address}: {error}"),
+        )
+    })?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+pub(super) async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tls: TlsState) {
+    loop {
+        let (stream, client) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::task::spawn_local(connection(shard.clone(), stream, client, tls.clone()));
+    }
+}
+
+async fn connection(shard: Rc<Shard>, stream: TcpStream, client: SocketAddr, tls: TlsState) {
+    let Ok(server) = stream.local_addr() else {
+        return;
+    };
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => {}
+        _ => return,
+    }
+    if first[0] != 0x16 {
+        let tuple = FiveTuple {
+            transport: Transport::Tcp,
+            client,
+            server,
+        };
+        return serve(shard, stream, tuple).await;
+    }
+    let Some(config) = tls.borrow().clone() else {
+        tracing::debug!(%client, "TLS ClientHello on a server without TLS; closing");
+        return;
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(stream)).await {
+        Ok(Ok(stream)) => {
+            let tuple = FiveTuple {
+                transport: Transport::Tls,
+                client,
+                server,
+            };
+            serve(shard, stream, tuple).await;
+        }
+        Ok(Err(error)) => tracing::debug!(%client, %error, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
+    }
+}
+
+async fn serve<S>(shard: Rc<Shard>, stream: S, tuple: FiveTuple)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let out = Rc::new(StreamOut::default());
+    shard.streams.borrow_mut().insert(tuple, out.clone());
+    let writer_task = tokio::task::spawn_local(async move {
+        let mut spare = Vec::new();
+        loop {
+            out.wake.notified().await;
+            loop {
+                std::mem::swap(&mut *out.queued.borrow_mut(), &mut spare);
+                if spare.is_empty() {
+                    break;
+                }
+                if writer.write_all(&spare).await.is_err() {
+                    return;
+                }
+                spare.clear();
+            }
+        }
+    });
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    'read: loop {
+        if buf.capacity() - buf.len() < 2048 {
+            buf.reserve(4096);
+        }
+        match reader.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let mut start = 0;
+        loop {
+            match frame_len(&buf[start..]) {
+                Ok(Some(len)) => {
+                    handle_frame(&shard, tuple, &buf[start..start + len]);
+                    start += len;
+                }
+                Ok(None) if buf.len() - start <= MAX_FRAME => break,
+                Ok(None) | Err(_) => {
+                    tracing::debug!(client = %tuple.client, "not TURN on the stream; closing");
+                    break 'read;
+                }
+            }
+        }
+        buf.drain(..start);
+    }
+    writer_task.abort();
+    shard.streams.borrow_mut().remove(&tuple);
+    let mut relays = shard.relays.borrow_mut();
+    shard
+        .server
+        .borrow_mut()
+        .handle_disconnect(tuple, &mut *relays);
+}
+
+fn handle_frame(shard: &Rc<Shard>, tuple: FiveTuple, frame: &[u8]) {
+    let mut buffers = shard.buffers.borrow_mut();
+    let out = &mut buffers.out;
+    let transmit = {
+        let mut server = shard.server.borrow_mut();
+        let mut relays = shard.relays.borrow_mut();
+        server.handle_client(Instant::now(), tuple, frame, &mut *relays, out)
+    };
+    shard.start_relay_tasks();
+    if let Some(transmit) = transmit {
+        shard.send(&transmit, frame, out);
+    }
+}

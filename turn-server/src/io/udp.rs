@@ -1,0 +1,105 @@
+//! UDP client listeners and relay sockets' receive loops.
+//!
+//! Every socket is read with `readable()` then `try_recv_from` into the shard's single
+//! receive buffer, so no buffer is held across an await and nothing is allocated per
+//! packet. Sends use `try_send_to`: a full socket buffer drops the datagram (counted)
+//! instead of stalling every allocation of the shard.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::rc::Rc;
+use std::time::Instant;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+
+use super::relay::RELAY_SOCKET_BUFFER;
+use super::shard::{Buffers, Shard};
+use crate::proto::{AllocId, FiveTuple, Transport};
+
+/// Datagrams handled per socket before yielding, so one busy socket cannot starve the
+/// timer or other sockets.
+const BATCH: usize = 64;
+
+/// Binds a UDP client listener (before the runtime starts, so errors reach `main`).
+pub fn bind_listener(address: SocketAddr) -> io::Result<StdUdpSocket> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    let _ = socket.set_recv_buffer_size(4 * RELAY_SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(4 * RELAY_SOCKET_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into()).map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!("cannot listen on udp {address}: {error}"),
+        )
+    })?;
+    Ok(socket.into())
+}
+
+pub(super) async fn client_loop(shard: Rc<Shard>, index: usize) {
+    let (local, socket) = shard.udp[index].clone();
+    loop {
+        if let Err(error) = socket.readable().await {
+            tracing::error!(%local, %error, "listener failed");
+            return;
+        }
+        for _ in 0..BATCH {
+            let mut buffers = shard.buffers.borrow_mut();
+            let Buffers { recv, out } = &mut *buffers;
+            let (len, client) = match socket.try_recv_from(recv) {
+                Ok(received) => received,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                // ICMP errors surface here as ECONNREFUSED and the like: not fatal.
+                Err(_) => continue,
+            };
+            let tuple = FiveTuple {
+                transport: Transport::Udp,
+                client,
+                server: local,
+            };
+            let transmit = {
+                let mut server = shard.server.borrow_mut();
+                let mut relays = shard.relays.borrow_mut();
+                server.handle_client(Instant::now(), tuple, &recv[..len], &mut *relays, out)
+            };
+            shard.start_relay_tasks();
+            if let Some(transmit) = transmit {
+                shard.send(&transmit, &recv[..len], out);
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+pub(super) async fn relay_loop(shard: Rc<Shard>, id: AllocId, socket: Rc<UdpSocket>) {
+    loop {
+        if socket.readable().await.is_err() {
+            return;
+        }
+        for _ in 0..BATCH {
+            let mut buffers = shard.buffers.borrow_mut();
+            let Buffers { recv, out } = &mut *buffers;
+            let (len, peer) = match socket.try_recv_from(recv) {
+                Ok(received) => received,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => continue,
+            };
+            let transmit =
+                shard
+                    .server
+                    .borrow_mut()
+                    .handle_peer(Instant::now(), id, peer, &recv[..len], out);
+            if let Some(transmit) = transmit {
+                shard.send(&transmit, &recv[..len], out);
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+}

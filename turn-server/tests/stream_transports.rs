@@ -1,0 +1,252 @@
+//! TCP and TLS clients (RFC 8656 §3.1) against the real binary: coturn's
+//! `turnutils_uclient -t` / `-S` relaying to a UDP echo peer and client to client, and a
+//! raw TCP client for framing edge cases.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "stream-test-secret";
+
+struct Server {
+    child: Child,
+    port: u16,
+    tls_port: u16,
+    _dir: TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1.
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn start() -> Server {
+    let dir = std::env::temp_dir().join(format!(
+        "turn-stream-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), certified.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
+    let (port, tls_port) = (free_port(), free_port());
+    let relay_base = 30_000 + (port % 1_000) * 20;
+    let child = Command::new(env!("CARGO_BIN_EXE_turn-server"))
+        .args([
+            "-n".to_owned(),
+            "--listening-ip=127.0.0.1".to_owned(),
+            "--relay-ip=127.0.0.1".to_owned(),
+            format!("--listening-port={port}"),
+            format!("--tls-listening-port={tls_port}"),
+            format!("--min-port={relay_base}"),
+            format!("--max-port={}", relay_base + 19),
+            "--realm=example.org".to_owned(),
+            "--use-auth-secret".to_owned(),
+            format!("--static-auth-secret={SECRET}"),
+            "--allow-loopback-peers".to_owned(),
+            format!("--cert={}", dir.join("cert.pem").display()),
+            format!("--pkey={}", dir.join("key.pem").display()),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        port,
+        tls_port,
+        _dir: TempDir(dir),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start listening");
+        thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+/// A UDP echo peer on 127.0.0.1, on a port and the next one (uclient sends RTCP to
+/// port + 1); returns the first port.
+fn echo_peer() -> u16 {
+    loop {
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = rtp.local_addr().unwrap().port();
+        let Ok(rtcp) = UdpSocket::bind(("127.0.0.1", port.wrapping_add(1))) else {
+            continue;
+        };
+        for socket in [rtp, rtcp] {
+            socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                while let Ok((len, from)) = socket.recv_from(&mut buf) {
+                    let _ = socket.send_to(&buf[..len], from);
+                }
+            });
+        }
+        return port;
+    }
+}
+
+/// Runs uclient and returns (sent, received) from its final summary.
+fn uclient(args: &[String]) -> (u64, u64) {
+    let output = Command::new("turnutils_uclient")
+        .args(args)
+        .output()
+        .expect("turnutils_uclient (package coturn) is installed by scripts/install-test-deps.sh");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    let summary = text
+        .lines()
+        .rfind(|line| line.contains("tot_send_msgs="))
+        .unwrap_or_else(|| panic!("no summary in uclient output:\n{text}"));
+    let field = |name: &str| -> u64 {
+        let start = summary.find(name).unwrap() + name.len() + 1;
+        summary[start..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (field("tot_send_msgs"), field("tot_recv_msgs"))
+}
+
+fn common(port: u16) -> Vec<String> {
+    [
+        "-n",
+        "20",
+        "-l",
+        "180",
+        "-W",
+        SECRET,
+        "-u",
+        "@alice:example.org",
+        "-p",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([port.to_string()])
+    .collect()
+}
+
+fn assert_all_relayed((sent, received): (u64, u64), what: &str) {
+    assert!(sent > 0, "{what}: nothing sent");
+    assert_eq!(received, sent, "{what}: every message must come back");
+}
+
+#[test]
+fn uclient_over_tcp_channels_send_and_client_to_client() {
+    let server = start();
+    let peer = echo_peer();
+    let to_peer = |extra: &[&str]| {
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        args.extend([
+            "-e".into(),
+            "127.0.0.1".into(),
+            "-r".into(),
+            peer.to_string(),
+        ]);
+        args.extend(common(server.port));
+        args.push("127.0.0.1".into());
+        args
+    };
+    assert_all_relayed(uclient(&to_peer(&["-t"])), "tcp, channels");
+    assert_all_relayed(uclient(&to_peer(&["-t", "-s"])), "tcp, send indications");
+    let mut c2c: Vec<String> = vec!["-t".into(), "-y".into()];
+    c2c.extend(common(server.port));
+    c2c.push("127.0.0.1".into());
+    assert_all_relayed(uclient(&c2c), "tcp, client to client");
+}
+
+#[test]
+fn uclient_over_tls() {
+    let server = start();
+    let peer = echo_peer();
+    let mut args: Vec<String> = vec![
+        "-S".into(),
+        "-t".into(),
+        "-e".into(),
+        "127.0.0.1".into(),
+        "-r".into(),
+        peer.to_string(),
+    ];
+    args.extend(common(server.tls_port));
+    args.push("127.0.0.1".into());
+    assert_all_relayed(uclient(&args), "tls");
+}
+
+fn binding_request(tid: u8) -> Vec<u8> {
+    let mut message = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+    message.extend_from_slice(&[tid; 12]);
+    message
+}
+
+/// Reads one STUN message from the stream.
+fn read_message(stream: &mut TcpStream) -> Vec<u8> {
+    let mut header = [0u8; 20];
+    stream.read_exact(&mut header).unwrap();
+    let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).unwrap();
+    [header.to_vec(), body].concat()
+}
+
+#[test]
+fn framing_edge_cases_on_plain_tcp() {
+    let server = start();
+    for port in [server.port, server.tls_port] {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        // Two requests in one write, then one split across writes.
+        let both = [binding_request(1), binding_request(2)].concat();
+        stream.write_all(&both).unwrap();
+        let third = binding_request(3);
+        stream.write_all(&third[..7]).unwrap();
+        thread::sleep(Duration::from_millis(50));
+        stream.write_all(&third[7..]).unwrap();
+        for tid in [1u8, 2, 3] {
+            let response = read_message(&mut stream);
+            assert_eq!(
+                &response[..2],
+                &[0x01, 0x01],
+                "Binding success on port {port}"
+            );
+            assert_eq!(&response[8..20], &[tid; 12], "answers in order");
+        }
+        // Something that is neither STUN nor ChannelData: the server closes the connection.
+        stream.write_all(&[0xC0; 32]).unwrap();
+        let mut rest = Vec::new();
+        let closed = stream.read_to_end(&mut rest);
+        assert!(
+            closed.is_ok() && rest.is_empty(),
+            "closed without an answer: {closed:?} {rest:?}"
+        );
+    }
+}
