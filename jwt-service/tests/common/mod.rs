@@ -119,7 +119,7 @@ listeners:
     bind_addresses: ["127.0.0.1"]
     type: http
     tls: true
-    resources: [{{names: [federation], compress: false}}]
+    resources: [{{names: [federation, client], compress: false}}]
 tls_certificate_path: "{cert}"
 tls_private_key_path: "{key}"
 database:
@@ -129,6 +129,9 @@ database:
 media_store_path: "{d}/media"
 signing_key_path: "{d}/signing.key"
 registration_shared_secret: "{SHARED_SECRET}"
+public_baseurl: "https://127.0.0.1:{federation_port}/"
+max_event_delay_duration: 24h
+rc_delayed_event_mgmt: {{per_second: 1000, burst_count: 1000}}
 report_stats: false
 trusted_key_servers: []
 suppress_key_server_warning: true
@@ -288,6 +291,75 @@ rc_login:
     }
 }
 
+impl Synapse {
+    /// Creates a room as `localpart`.
+    pub fn create_room(&self, localpart: &str) -> String {
+        let (_, token) = self.user(localpart);
+        let (status, room) = http(
+            self.client_port,
+            "POST",
+            "/_matrix/client/v3/createRoom",
+            Some(&json!({})),
+            Some(&token),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{room}");
+        room["room_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Schedules an empty `org.matrix.msc3401.call.member` state event (the "leave")
+    /// `delay_ms` from now; returns the delay id.
+    pub fn delayed_leave(
+        &self,
+        localpart: &str,
+        room: &str,
+        state_key: &str,
+        delay_ms: u64,
+    ) -> String {
+        let (_, token) = self.user(localpart);
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/state/org.matrix.msc3401.call.member/{}?org.matrix.msc4140.delay={delay_ms}",
+            encode(room),
+            encode(state_key)
+        );
+        let (status, answer) = http(
+            self.client_port,
+            "PUT",
+            &path,
+            Some(&json!({})),
+            Some(&token),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{answer}");
+        answer["delay_id"].as_str().expect("delay_id").to_owned()
+    }
+
+    /// Whether the leave state event has been sent.
+    pub fn leave_sent(&self, localpart: &str, room: &str, state_key: &str) -> bool {
+        let (_, token) = self.user(localpart);
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/state/org.matrix.msc3401.call.member/{}",
+            encode(room),
+            encode(state_key)
+        );
+        let (status, _) = http(self.client_port, "GET", &path, None, Some(&token)).unwrap();
+        status == 200
+    }
+}
+
+/// Percent-encodes a path segment (Matrix ids contain `!`, `@`, `:`).
+pub fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 /// A minimal blocking HTTP/1.1 client for Synapse's plain client listener.
 pub fn http(
     port: u16,
@@ -372,6 +444,15 @@ pub struct CreateRoomRequestProto {
     pub departure_timeout: u32,
 }
 
+/// LiveKit's `RoomParticipantIdentity`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RoomParticipantIdentityProto {
+    #[prost(string, tag = "1")]
+    pub room: String,
+    #[prost(string, tag = "2")]
+    pub identity: String,
+}
+
 /// LiveKit's `Room` (the fields the fake fills in).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct RoomProto {
@@ -397,6 +478,10 @@ pub struct ApiClaims {
 /// protobuf request and answers with a protobuf `Room`.
 pub struct LiveKitFake {
     pub addr: SocketAddr,
+    /// Whether GetParticipant finds the participant.
+    pub present: Arc<Mutex<bool>>,
+    /// `(room, identity)` of each GetParticipant call with a valid roomAdmin token.
+    pub lookups: Arc<Mutex<Vec<(String, String)>>>,
     pub calls: Arc<Mutex<Vec<CreateRoomCall>>>,
     pub rejected: Arc<Mutex<Vec<String>>>,
 }
@@ -481,7 +566,57 @@ impl LiveKitFake {
                 )
             }
         };
-        let app = axum::Router::new().route("/twirp/livekit.RoomService/CreateRoom", post(handler));
+        let present: Arc<Mutex<bool>> = Arc::default();
+        let lookups: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let (present2, lookups2) = (present.clone(), lookups.clone());
+        let get_participant = move |headers: HeaderMap, body: Bytes| {
+            let present = present2.clone();
+            let lookups = lookups2.clone();
+            async move {
+                let jwt = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .unwrap_or("")
+                    .to_owned();
+                let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+                validation.set_issuer(&[KEY]);
+                let claims = jsonwebtoken::decode::<ApiClaims>(
+                    &jwt,
+                    &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+                    &validation,
+                );
+                let request = RoomParticipantIdentityProto::decode(body);
+                let (Ok(claims), Ok(request)) = (claims, request) else {
+                    let body = json!({"code": "unauthenticated", "msg": "bad request"}).to_string();
+                    return (StatusCode::UNAUTHORIZED, body.into_bytes());
+                };
+                if claims.claims.video["roomAdmin"] != json!(true)
+                    || claims.claims.video["room"] != json!(request.room)
+                {
+                    let body =
+                        json!({"code": "permission_denied", "msg": "no roomAdmin"}).to_string();
+                    return (StatusCode::FORBIDDEN, body.into_bytes());
+                }
+                lookups
+                    .lock()
+                    .unwrap()
+                    .push((request.room, request.identity));
+                if *present.lock().unwrap() {
+                    (StatusCode::OK, Vec::new())
+                } else {
+                    let body =
+                        json!({"code": "not_found", "msg": "participant not found"}).to_string();
+                    (StatusCode::NOT_FOUND, body.into_bytes())
+                }
+            }
+        };
+        let app = axum::Router::new()
+            .route("/twirp/livekit.RoomService/CreateRoom", post(handler))
+            .route(
+                "/twirp/livekit.RoomService/GetParticipant",
+                post(get_participant),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -489,6 +624,8 @@ impl LiveKitFake {
         });
         Self {
             addr,
+            present,
+            lookups,
             calls,
             rejected,
         }
@@ -512,6 +649,12 @@ pub struct Service {
 }
 
 impl Service {
+    /// Stops the process abruptly (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Starts the binary with `env` (on top of a cleared `LIVEKIT_*` environment) and
     /// waits for `/healthz`.
     pub async fn start(env: &[(&str, String)]) -> Self {
@@ -586,5 +729,134 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A `redis-server` on a free loopback port, stopped on drop.
+pub struct Redis {
+    pub port: u16,
+    child: Child,
+}
+
+impl Redis {
+    pub fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start redis-server (scripts/install-test-deps.sh installs it)");
+        let redis = Self { port, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// `HGETALL lk-jwt:jobs`.
+    pub async fn jobs(&self) -> Vec<(String, String)> {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("HGETALL")
+            .arg("lk-jwt:jobs")
+            .query_async(&mut connection)
+            .await
+            .unwrap()
+    }
+
+    /// `HSET lk-jwt:jobs field value`.
+    pub async fn put_job(&self, field: &str, value: &str) {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        redis::cmd("HSET")
+            .arg("lk-jwt:jobs")
+            .arg(field)
+            .arg(value)
+            .query_async::<()>(&mut connection)
+            .await
+            .unwrap();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A LiveKit webhook as the SFU signs it: raw JWT in `Authorization`, body hash in the
+/// `sha256` claim.
+pub async fn send_webhook(
+    service: &Service,
+    event: &str,
+    room: &str,
+    identity: &str,
+    reason: &str,
+) -> u16 {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let body = json!({
+        "event": event,
+        "room": {"sid": "RM_test", "name": room},
+        "participant": {"sid": "PA_test", "identity": identity, "state": "ACTIVE", "disconnectReason": reason},
+        "id": "EV_test",
+        "createdAt": "1700000000",
+    })
+    .to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({
+        "iss": KEY, "nbf": now, "exp": now + 300,
+        "sha256": base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body.as_bytes())),
+    });
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    reqwest::Client::new()
+        .post(service.url("/sfu_webhook"))
+        .header("authorization", token)
+        .header("content-type", "application/webhook+json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Polls `check` every 100 ms until it is true or `limit` passes.
+pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
