@@ -25,6 +25,9 @@ use crate::proto::{FiveTuple, Transport};
 /// Time a new connection gets to send its first byte and finish a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Time allowed to complete a message once its first bytes arrived.
+const PARTIAL_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Largest framed message: a STUN header plus the 16-bit length.
 const MAX_FRAME: usize = 20 + 65_535;
 
@@ -132,7 +135,18 @@ where
         if buf.capacity() - buf.len() < 2048 {
             buf.reserve(4096);
         }
-        match reader.read_buf(&mut buf).await {
+        let partial = !buf.is_empty();
+        let read = reader.read_buf(&mut buf);
+        let result = if !partial {
+            read.await
+        } else {
+            // Half a message: the rest must follow soon (slowloris, or not TURN at all).
+            match tokio::time::timeout(PARTIAL_FRAME_TIMEOUT, read).await {
+                Ok(result) => result,
+                Err(_) => break,
+            }
+        };
+        match result {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }

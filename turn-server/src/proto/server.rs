@@ -135,6 +135,9 @@ pub struct Server {
     next_sweep: Instant,
     rng: SmallRng,
     stats: Stats,
+    draining: bool,
+    next_alternate: usize,
+    tickets: HashMap<[u8; 16], AllocId>,
 }
 
 impl Server {
@@ -162,6 +165,9 @@ impl Server {
             next_sweep: now + SWEEP_INTERVAL,
             rng,
             stats: Stats::default(),
+            draining: false,
+            next_alternate: 0,
+            tickets: HashMap::new(),
         }
     }
 
@@ -186,6 +192,17 @@ impl Server {
             .get(id.index as usize)
             .filter(|slot| slot.generation == id.generation)
             .and_then(|slot| slot.allocation.as_ref())
+    }
+
+    /// Drain mode (SIGUSR1): new allocations are refused (300 to an alternate server when
+    /// configured, else 486); existing ones run on until they end.
+    pub fn set_draining(&mut self, draining: bool) {
+        self.draining = draining;
+    }
+
+    /// True in drain mode.
+    pub fn is_draining(&self) -> bool {
+        self.draining
     }
 
     /// When [`Self::handle_timeout`] should next be called.
@@ -465,7 +482,7 @@ impl Server {
         }
         let result = match method {
             Method::ALLOCATE => self.allocate(now, tuple, message, &auth, relays, out),
-            Method::REFRESH => self.refresh(now, tuple, message, relays, out),
+            Method::REFRESH => self.refresh(now, tuple, message, relays, &auth, out),
             Method::CREATE_PERMISSION => self.create_permission(now, tuple, message, out),
             _ => self.channel_bind(now, tuple, message, out),
         };
@@ -592,6 +609,20 @@ impl Server {
                 .xor_address(AttrType::XOR_MAPPED_ADDRESS, tuple.client);
             return Ok(());
         }
+        if let Some(alternate) = self.alternate_for(tuple) {
+            // Redirection (coturn's alternate-server): 300 with the next server, round-robin.
+            MessageWriter::new(out, Method::ALLOCATE, Class::Error, message.transaction())
+                .error_code(ErrorCode::TRY_ALTERNATE)
+                .plain_address(AttrType::ALTERNATE_SERVER, alternate);
+            return Ok(());
+        }
+        if self.draining {
+            return Err(ErrorCode::ALLOCATION_QUOTA_REACHED);
+        }
+        let wants_ticket = message.attr(AttrType::MOBILITY_TICKET).is_some();
+        if wants_ticket && !self.config.mobility {
+            return Err(ErrorCode::MOBILITY_FORBIDDEN);
+        }
         match message.attr(AttrType::REQUESTED_TRANSPORT) {
             Some([PROTOCOL_UDP, ..]) => {}
             Some([_, _, _, _]) => return Err(ErrorCode::UNSUPPORTED_TRANSPORT_PROTOCOL),
@@ -708,6 +739,10 @@ impl Server {
             writer.attr(AttrType::RESERVATION_TOKEN, &token.to_be_bytes());
         }
         writer.xor_address(AttrType::XOR_MAPPED_ADDRESS, tuple.client);
+        if wants_ticket {
+            let ticket = self.issue_ticket(id);
+            MessageWriter::resume(out).attr(AttrType::MOBILITY_TICKET, &ticket);
+        }
         Ok(())
     }
 
@@ -717,12 +752,18 @@ impl Server {
         tuple: FiveTuple,
         message: &Message<'_>,
         relays: &mut dyn RelayPorts,
+        auth: &Auth<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), ErrorCode> {
-        let id = *self
-            .by_tuple
-            .get(&tuple)
-            .ok_or(ErrorCode::ALLOCATION_MISMATCH)?;
+        let ticket = message.attr(AttrType::MOBILITY_TICKET);
+        if ticket.is_some() && !self.config.mobility {
+            return Err(ErrorCode::MOBILITY_FORBIDDEN);
+        }
+        let id = match (self.by_tuple.get(&tuple), ticket) {
+            (Some(&id), _) => id,
+            (None, Some(ticket)) => self.move_allocation(ticket, tuple, auth)?,
+            (None, None) => return Err(ErrorCode::ALLOCATION_MISMATCH),
+        };
         let lifetime = self.lifetime(message)?;
         let relay = self.allocation(id).ok_or(ErrorCode::SERVER_ERROR)?.relay;
         match message.attr(AttrType::REQUESTED_ADDRESS_FAMILY) {
@@ -737,9 +778,42 @@ impl Server {
         } else if let Some(allocation) = self.allocation_mut(id) {
             allocation.expires = now + lifetime;
         }
-        MessageWriter::new(out, Method::REFRESH, Class::Success, message.transaction())
-            .u32_attr(AttrType::LIFETIME, lifetime.as_secs() as u32);
+        let mut writer =
+            MessageWriter::new(out, Method::REFRESH, Class::Success, message.transaction());
+        writer.u32_attr(AttrType::LIFETIME, lifetime.as_secs() as u32);
+        if ticket.is_some() && !lifetime.is_zero() {
+            let ticket = self.issue_ticket(id);
+            MessageWriter::resume(out).attr(AttrType::MOBILITY_TICKET, &ticket);
+        }
         Ok(())
+    }
+
+    /// RFC 8016 §3.2: a Refresh from a new 5-tuple carrying the allocation's ticket moves
+    /// the allocation there, but only for the user who owns it (coturn #1969: binding the
+    /// ticket to its owner stops hijacking with a leaked ticket).
+    fn move_allocation(
+        &mut self,
+        ticket: &[u8],
+        tuple: FiveTuple,
+        auth: &Auth<'_>,
+    ) -> Result<AllocId, ErrorCode> {
+        let ticket: [u8; 16] = ticket
+            .try_into()
+            .map_err(|_| ErrorCode::ALLOCATION_MISMATCH)?;
+        let id = *self
+            .tickets
+            .get(&ticket)
+            .ok_or(ErrorCode::ALLOCATION_MISMATCH)?;
+        let allocation = slot_mut(&mut self.slots, id).ok_or(ErrorCode::ALLOCATION_MISMATCH)?;
+        if &*allocation.username != auth.username || allocation.tuple.transport != tuple.transport {
+            self.stats.auth_failures += 1;
+            return Err(ErrorCode::WRONG_CREDENTIALS);
+        }
+        let old = std::mem::replace(&mut allocation.tuple, tuple);
+        self.by_tuple.remove(&old);
+        self.by_tuple.insert(tuple, id);
+        tracing::info!(from = %old.client, to = %tuple.client, "allocation moved (mobility)");
+        Ok(id)
     }
 
     fn create_permission(
@@ -845,6 +919,37 @@ impl Server {
         Ok(())
     }
 
+    /// The server to redirect a new allocation to, when `alternate-server` (or
+    /// `tls-alternate-server` for TLS clients) lists one of the client's family.
+    fn alternate_for(&mut self, tuple: FiveTuple) -> Option<SocketAddr> {
+        let list = match tuple.transport {
+            super::transmit::Transport::Tls => &self.config.tls_alternate_servers,
+            _ => &self.config.alternate_servers,
+        };
+        let candidates = list
+            .iter()
+            .filter(|a| a.is_ipv4() == tuple.client.is_ipv4())
+            .count();
+        if candidates == 0 {
+            return None;
+        }
+        let pick = self.next_alternate % candidates;
+        self.next_alternate = self.next_alternate.wrapping_add(1);
+        list.iter()
+            .filter(|a| a.is_ipv4() == tuple.client.is_ipv4())
+            .nth(pick)
+            .copied()
+    }
+
+    /// A fresh MOBILITY-TICKET for allocation `id` (RFC 8016 §3.1), replacing its last one:
+    /// random, so it reveals nothing and cannot be guessed.
+    fn issue_ticket(&mut self, id: AllocId) -> [u8; 16] {
+        let ticket: [u8; 16] = self.rng.random();
+        self.tickets.retain(|_, owner| *owner != id);
+        self.tickets.insert(ticket, id);
+        ticket
+    }
+
     /// Family match (443) and peer policy (403) for a peer named in a request.
     fn check_peer(&mut self, peer: SocketAddr, relay: SocketAddr) -> Result<(), ErrorCode> {
         if !same_family(peer, relay) {
@@ -928,6 +1033,7 @@ impl Server {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.by_tuple.remove(&allocation.tuple);
+        self.tickets.retain(|_, owner| *owner != id);
         self.quotas.remove(&allocation.user);
         relays.release(allocation.relay);
         self.stats.allocations_ended += 1;

@@ -1,6 +1,6 @@
 //! What the core needs to know, already parsed and validated by `config`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::auth::Credentials;
@@ -46,6 +46,12 @@ pub struct ServerConfig {
     pub max_permissions: usize,
     /// Most channels one allocation may bind.
     pub max_channels: usize,
+    /// `alternate-server`: Allocate over UDP/TCP is redirected (300) round-robin to these.
+    pub alternate_servers: Vec<SocketAddr>,
+    /// `tls-alternate-server`: the same for TLS clients.
+    pub tls_alternate_servers: Vec<SocketAddr>,
+    /// `mobility` (RFC 8016): issue and honour MOBILITY-TICKET.
+    pub mobility: bool,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +75,9 @@ impl Default for ServerConfig {
             relay_ipv6: false,
             max_permissions: 64,
             max_channels: 64,
+            alternate_servers: Vec::new(),
+            tls_alternate_servers: Vec::new(),
+            mobility: false,
         }
     }
 }

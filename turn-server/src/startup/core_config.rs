@@ -59,6 +59,9 @@ pub fn core_config(config: &Config, generated_secret: Option<&Secret>) -> Server
         external_ips: external_ips(config),
         relay_ipv4: config.relay_ips.is_empty() || config.relay_ips.iter().any(IpAddr::is_ipv4),
         relay_ipv6: config.relay_ips.iter().any(IpAddr::is_ipv6),
+        alternate_servers: config.alternate_servers.clone(),
+        tls_alternate_servers: config.tls_alternate_servers.clone(),
+        mobility: config.mobility,
         ..ServerConfig::default()
     }
 }

@@ -64,6 +64,25 @@ pub fn encode_xor(address: SocketAddr, transaction: &TransactionId, out: &mut [u
     }
 }
 
+/// Encodes `address` without XOR (MAPPED-ADDRESS layout, used by ALTERNATE-SERVER);
+/// returns the value length.
+pub fn encode_plain(address: SocketAddr, out: &mut [u8; 20]) -> usize {
+    out[0] = 0;
+    out[2..4].copy_from_slice(&address.port().to_be_bytes());
+    match address.ip() {
+        IpAddr::V4(v4) => {
+            out[1] = FAMILY_IPV4;
+            out[4..8].copy_from_slice(&v4.octets());
+            8
+        }
+        IpAddr::V6(v6) => {
+            out[1] = FAMILY_IPV6;
+            out[4..20].copy_from_slice(&v6.octets());
+            20
+        }
+    }
+}
+
 fn xor_mask(transaction: &TransactionId) -> [u8; 16] {
     let mut mask = [0u8; 16];
     mask[..4].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use hmac::Mac;
 
-use super::address::encode_xor;
+use super::address::{encode_plain, encode_xor};
 use super::attribute::AttrType;
 use super::error_code::ErrorCode;
 use super::message::{Class, Method, TransactionId, fingerprint, hmac_sha1, message_type};
@@ -73,6 +73,13 @@ impl<'b> MessageWriter<'b> {
     pub fn xor_address(&mut self, kind: AttrType, address: SocketAddr) -> &mut Self {
         let mut value = [0u8; 20];
         let len = encode_xor(address, &self.transaction, &mut value);
+        self.attr(kind, &value[..len])
+    }
+
+    /// Adds a plain (non-XOR) address attribute such as ALTERNATE-SERVER.
+    pub fn plain_address(&mut self, kind: AttrType, address: SocketAddr) -> &mut Self {
+        let mut value = [0u8; 20];
+        let len = encode_plain(address, &mut value);
         self.attr(kind, &value[..len])
     }
 

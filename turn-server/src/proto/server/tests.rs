@@ -1048,3 +1048,142 @@ fn hostile_input_never_panics() {
     }
     assert!(h.server.stats().malformed > 0);
 }
+
+#[test]
+fn alternate_server_redirects_round_robin() {
+    let mut config = rest_config();
+    config.alternate_servers = vec![
+        "192.0.2.21:3478".parse().unwrap(),
+        "[2001:db8::1]:3478".parse().unwrap(),
+        "192.0.2.22:3478".parse().unwrap(),
+    ];
+    let mut h = Harness::new(config);
+    let mut seen = Vec::new();
+    for port in 0..3 {
+        let mut client = h.client(
+            &format!("192.0.2.1:{}", 6000 + port),
+            "@a:example.org",
+            UNIX + 60,
+        );
+        let response = h.request(&mut client, Method::ALLOCATE, &[udp()]);
+        let message = Message::parse(&response).unwrap();
+        assert_eq!(error_code(&message), Some(300));
+        let key = long_term_key(&client.username, REALM, &client.password);
+        assert!(message.verify_integrity(&key), "300 is authenticated");
+        let value = message.attr(AttrType::ALTERNATE_SERVER).unwrap();
+        assert_eq!(value[1], 1, "only servers of the client's family");
+        seen.push(u16::from_be_bytes([value[2], value[3]]) as u32 + u32::from(value[7]));
+    }
+    assert_eq!(
+        seen,
+        vec![3478 + 21, 3478 + 22, 3478 + 21],
+        "round robin over IPv4 entries"
+    );
+    assert_eq!(h.server.allocation_count(), 0);
+}
+
+#[test]
+fn draining_refuses_new_allocations_only() {
+    let mut h = Harness::new(rest_config());
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    h.allocate(&mut alice);
+    h.server.set_draining(true);
+    assert!(h.server.is_draining());
+    let mut bob = h.client("192.0.2.2:5000", "@bob:example.org", UNIX + 7200);
+    assert_eq!(
+        code_of(&h.request(&mut bob, Method::ALLOCATE, &[udp()])),
+        Some(486)
+    );
+    assert_eq!(
+        code_of(&h.request(&mut alice, Method::REFRESH, &[])),
+        None,
+        "existing ones live on"
+    );
+}
+
+fn ticket_of(bytes: &[u8]) -> Option<Vec<u8>> {
+    Message::parse(bytes)
+        .unwrap()
+        .attr(AttrType::MOBILITY_TICKET)
+        .map(<[u8]>::to_vec)
+}
+
+#[test]
+fn mobility_moves_an_allocation_to_its_owner_only() {
+    let mut config = public_peer_config();
+    config.mobility = true;
+    let mut h = Harness::new(config);
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let response = h.request(
+        &mut alice,
+        Method::ALLOCATE,
+        &[udp(), (AttrType::MOBILITY_TICKET, vec![])],
+    );
+    let ticket = ticket_of(&response).expect("ticket issued");
+    assert_eq!(ticket.len(), 16);
+    let id = *h.relays.bound.values().next().unwrap();
+    h.request(
+        &mut alice,
+        Method::CHANNEL_BIND,
+        &channel_bind(0x4000, PEER),
+    );
+
+    // Someone else holding the ticket cannot take the allocation.
+    let mut eve = h.client("192.0.2.66:5000", "@eve:example.org", UNIX + 7200);
+    let stolen = h.request(
+        &mut eve,
+        Method::REFRESH,
+        &[(AttrType::MOBILITY_TICKET, ticket.clone())],
+    );
+    assert_eq!(code_of(&stolen), Some(441));
+    // An unknown ticket: 437.
+    let mut lost = h.client("192.0.2.67:5000", "@alice:example.org", UNIX + 7200);
+    assert_eq!(
+        code_of(&h.request(
+            &mut lost,
+            Method::REFRESH,
+            &[(AttrType::MOBILITY_TICKET, vec![9; 16])]
+        )),
+        Some(437)
+    );
+
+    // Alice on a new address (new Wi-Fi) with her ticket: the allocation follows her.
+    let mut moved = h.client("198.51.100.9:7000", "@alice:example.org", UNIX + 7200);
+    let response = h.request(
+        &mut moved,
+        Method::REFRESH,
+        &[(AttrType::MOBILITY_TICKET, ticket.clone())],
+    );
+    assert_eq!(code_of(&response), None);
+    let fresh = ticket_of(&response).expect("a new ticket");
+    assert_ne!(fresh, ticket);
+    assert_eq!(h.server.allocation(id).unwrap().tuple, moved.tuple);
+    let (transmit, _) = h.peer_sends(id, PEER, b"to the new address").unwrap();
+    assert_eq!(transmit.destination, Destination::Client(moved.tuple));
+    // The old 5-tuple no longer owns anything; the old ticket is spent.
+    assert_eq!(
+        code_of(&h.request(&mut alice, Method::REFRESH, &[])),
+        Some(437)
+    );
+    let mut again = h.client("203.0.113.5:1", "@alice:example.org", UNIX + 7200);
+    assert_eq!(
+        code_of(&h.request(
+            &mut again,
+            Method::REFRESH,
+            &[(AttrType::MOBILITY_TICKET, ticket)]
+        )),
+        Some(437)
+    );
+}
+
+#[test]
+fn mobility_off_answers_405() {
+    let mut h = Harness::new(rest_config());
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let response = h.request(
+        &mut alice,
+        Method::ALLOCATE,
+        &[udp(), (AttrType::MOBILITY_TICKET, vec![])],
+    );
+    assert_eq!(code_of(&response), Some(405));
+}
