@@ -82,10 +82,11 @@ impl RawClient {
             self.socket.send_to(request, self.server).unwrap();
             let deadline = Instant::now() + RTO;
             while let Some(n) = self.recv_until(&mut buf, deadline) {
-                if let Ok(msg) = Message::from_bytes(&buf[..n]) {
-                    if msg.is_response() && msg.transaction_id() == txid {
-                        return buf[..n].to_vec();
-                    }
+                if let Ok(msg) = Message::from_bytes(&buf[..n])
+                    && msg.is_response()
+                    && msg.transaction_id() == txid
+                {
+                    return buf[..n].to_vec();
                 }
             }
         }
@@ -425,4 +426,81 @@ fn loopback_peer_is_refused_with_403_by_default() {
     client.send_channel_data(0x4001, b"must not arrive either");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(peer.count(), 0, "a denied peer received relayed data");
+}
+
+#[test]
+fn send_indications_around_a_channel_bind_are_relayed() {
+    let server = TurnServer::start();
+    let peer = EchoPeer::start();
+    let client = RawClient::new(server.addr);
+    let cred = server.credential();
+    let auth = client.auth(&cred.username, &cred.password);
+    expect_success(&client.allocate(&auth), ALLOCATE, &auth, "Allocate");
+    let bytes = client.peer_request(CREATE_PERMISSION, &auth, peer.addr, None);
+    expect_success(&bytes, CREATE_PERMISSION, &auth, "CreatePermission");
+
+    // What a client does while its ChannelBind is in flight (webrtc-rs `turn` does exactly
+    // this): Send indications just before and just after the ChannelBind request.
+    client.send_indication(peer.addr, b"before the ChannelBind request");
+    let (request, txid) = RawClient::request(CHANNEL_BIND, Some(&auth), |msg, txid| {
+        msg.add_attribute(&ChannelNumber::new(0x4000)).unwrap();
+        msg.add_attribute(&XorPeerAddress::new(peer.addr, txid))
+            .unwrap();
+    });
+    client.socket.send_to(&request, server.addr).unwrap();
+    client.send_indication(peer.addr, b"after the ChannelBind request");
+    let bytes = client.transact(&request, txid);
+    expect_success(&bytes, CHANNEL_BIND, &auth, "ChannelBind");
+    client.send_indication(peer.addr, b"after the ChannelBind response");
+    client.send_channel_data(0x4000, b"ChannelData after the response");
+    wait_for_peer(&peer, 4);
+    let mut got: Vec<Vec<u8>> = peer.received().into_iter().map(|r| r.data).collect();
+    got.sort();
+    let mut expected: Vec<Vec<u8>> = [
+        &b"before the ChannelBind request"[..],
+        b"after the ChannelBind request",
+        b"after the ChannelBind response",
+        b"ChannelData after the response",
+    ]
+    .map(<[u8]>::to_vec)
+    .to_vec();
+    expected.sort();
+    assert_eq!(
+        got.iter()
+            .map(|d| String::from_utf8_lossy(d))
+            .collect::<Vec<_>>(),
+        expected
+            .iter()
+            .map(|d| String::from_utf8_lossy(d))
+            .collect::<Vec<_>>(),
+        "every datagram must reach the peer exactly once"
+    );
+}
+
+#[test]
+fn data_sent_right_after_the_allocation_is_relayed() {
+    let server = TurnServer::start();
+    let peer = EchoPeer::start();
+    let client = RawClient::new(server.addr);
+    let cred = server.credential();
+    let auth = client.auth(&cred.username, &cred.password);
+    // No pause anywhere: browsers send as soon as the permission is granted, and a relay
+    // socket that is not yet usable must not drop the first packets.
+    expect_success(&client.allocate(&auth), ALLOCATE, &auth, "Allocate");
+    let bytes = client.peer_request(CREATE_PERMISSION, &auth, peer.addr, None);
+    expect_success(&bytes, CREATE_PERMISSION, &auth, "CreatePermission");
+    client.send_indication(peer.addr, b"first packet");
+    wait_for_peer(&peer, 1);
+    let got: Vec<Vec<u8>> = peer.received().into_iter().map(|r| r.data).collect();
+    assert_eq!(
+        got,
+        [b"first packet".to_vec()],
+        "the first Send indication right after Allocate/CreatePermission was not relayed"
+    );
+    // And the echo comes back as a Data indication.
+    let echoed = recv_from_server(&client, |datagram| {
+        let msg = Message::from_bytes(datagram).ok()?;
+        (msg.method() == DATA).then(|| msg.attribute::<Data>().ok().map(|d| d.data().to_vec()))?
+    });
+    assert_eq!(echoed.as_deref(), Some(&b"first packet"[..]));
 }

@@ -37,6 +37,20 @@ struct Traffic {
     received_data_indications: AtomicUsize,
 }
 
+impl Traffic {
+    /// The counts, for failure messages.
+    fn summary(&self) -> String {
+        format!(
+            "client sent {} ChannelData + {} Send indications, received {} ChannelData + {} \
+             Data indications",
+            self.sent_channel_data.load(Ordering::Relaxed),
+            self.sent_send_indications.load(Ordering::Relaxed),
+            self.received_channel_data.load(Ordering::Relaxed),
+            self.received_data_indications.load(Ordering::Relaxed)
+        )
+    }
+}
+
 /// A UDP socket that counts ChannelData and Send/Data indications going through it, so a
 /// test can tell which path the `turn` client and the server used.
 struct SpyConn {
@@ -148,14 +162,38 @@ fn payload(tag: &str, index: usize, len: usize) -> Vec<u8> {
 }
 
 /// Sends `data` through the relay to `peer` and waits for the echo; returns its source.
-async fn round_trip(relay: &impl Conn, peer: SocketAddr, data: &[u8]) -> SocketAddr {
-    within("relay send_to", relay.send_to(data, peer))
+/// `traffic`, when given, is included in the failure message.
+async fn round_trip(
+    relay: &impl Conn,
+    peer: &EchoPeer,
+    data: &[u8],
+    traffic: Option<&Traffic>,
+) -> SocketAddr {
+    let at_peer_before = peer.count();
+    within("relay send_to", relay.send_to(data, peer.addr))
         .await
-        .unwrap_or_else(|e| panic!("send_to {peer} through the relay failed: {e}"));
+        .unwrap_or_else(|e| panic!("send_to {} through the relay failed: {e}", peer.addr));
     let mut buf = vec![0u8; 2048];
-    let (n, from) = within("echo through the relay", relay.recv_from(&mut buf))
-        .await
-        .expect("relay recv_from");
+    let Ok(received) = tokio::time::timeout(STEP, relay.recv_from(&mut buf)).await else {
+        let reached = peer
+            .received()
+            .iter()
+            .skip(at_peer_before)
+            .any(|r| r.data == data);
+        panic!(
+            "no echo of packet {:?} through the relay within {STEP:?}; it {} the peer \
+             ({} datagrams there); {}",
+            String::from_utf8_lossy(&data[..data.len().min(40)]),
+            if reached {
+                "reached (so the echo was lost on its way back)"
+            } else {
+                "never reached"
+            },
+            peer.count(),
+            traffic.map_or_else(String::new, Traffic::summary)
+        );
+    };
+    let (n, from) = received.expect("relay recv_from");
     assert_eq!(&buf[..n], data, "echo differs from what was sent");
     from
 }
@@ -179,7 +217,7 @@ async fn relays_many_packets_to_an_echo_peer_and_back() {
     // Ping-pong first: permission, channel binding and the first echoes.
     let tag = random_hex();
     for i in 0..20 {
-        let from = round_trip(&relay, peer.addr, &payload(&tag, i, 100 + i * 50)).await;
+        let from = round_trip(&relay, &peer, &payload(&tag, i, 100 + i * 50), None).await;
         assert_eq!(from, peer.addr, "echo must come from the peer's address");
     }
 
@@ -238,7 +276,7 @@ async fn channel_bound_exchange_carries_channel_data_both_ways() {
     let mut index = 0;
     while traffic.sent_channel_data.load(Ordering::Relaxed) == 0 {
         assert!(index < 50, "the channel binding never became ready");
-        round_trip(&relay, peer.addr, &payload(&tag, index, 200)).await;
+        round_trip(&relay, &peer, &payload(&tag, index, 200), Some(&traffic)).await;
         index += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -246,7 +284,13 @@ async fn channel_bound_exchange_carries_channel_data_both_ways() {
     let received_before = traffic.received_channel_data.load(Ordering::Relaxed);
     let indications_before = traffic.sent_send_indications.load(Ordering::Relaxed);
     for i in 0..50 {
-        round_trip(&relay, peer.addr, &payload(&tag, 1000 + i, 300 + i)).await;
+        round_trip(
+            &relay,
+            &peer,
+            &payload(&tag, 1000 + i, 300 + i),
+            Some(&traffic),
+        )
+        .await;
     }
     assert_eq!(
         traffic.sent_channel_data.load(Ordering::Relaxed) - sent_before,
@@ -349,7 +393,10 @@ async fn denied_peer_ip_blocks_one_loopback_address_only() {
         .expect("allocate");
     assert_peer_refused_403(&relay, &denied).await;
     let data = payload(&random_hex(), 0, 128);
-    assert_eq!(round_trip(&relay, allowed.addr, &data).await, allowed.addr);
+    assert_eq!(
+        round_trip(&relay, &allowed, &data, None).await,
+        allowed.addr
+    );
     assert_eq!(allowed.count(), 1);
     assert_eq!(denied.count(), 0, "denied peer received data");
 }

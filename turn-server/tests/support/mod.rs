@@ -5,7 +5,8 @@
 //! The server under test is our `turn-server` binary by default, or coturn's `turnserver`
 //! when `TURN_TEST_SERVER=coturn` is set (to validate the tests themselves, and as a
 //! differential check). Both get the same coturn-compatible command line; see
-//! [`ServerBuilder::start`].
+//! [`ServerBuilder::start`]. `TURN_TEST_SERVER_ARGS` appends more arguments (e.g.
+//! `--Verbose` while debugging a failure).
 #![allow(dead_code)]
 
 use std::collections::hash_map::RandomState;
@@ -245,6 +246,10 @@ impl ServerBuilder {
             .map(str::to_owned),
         );
         args.extend(self.extra_args);
+        // For debugging a failure, e.g. TURN_TEST_SERVER_ARGS=--Verbose.
+        if let Ok(more) = std::env::var("TURN_TEST_SERVER_ARGS") {
+            args.extend(more.split_whitespace().map(str::to_owned));
+        }
 
         let program = kind.program();
         let mut child = Command::new(&program)
@@ -349,10 +354,13 @@ impl TurnServer {
             let (request, txid) = binding_request();
             // The listener may not be bound yet: errors (ICMP refusals) just mean retry.
             let _ = socket.send_to(&request, self.addr);
-            if let Ok((n, from)) = socket.recv_from(&mut buf) {
-                if from == self.addr && n >= 20 && buf[0..2] == [0x01, 0x01] && buf[8..20] == txid {
-                    return;
-                }
+            if let Ok((n, from)) = socket.recv_from(&mut buf)
+                && from == self.addr
+                && n >= 20
+                && buf[0..2] == [0x01, 0x01]
+                && buf[8..20] == txid
+            {
+                return;
             }
         }
         self.fail_start(&format!(
