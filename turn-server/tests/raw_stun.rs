@@ -504,3 +504,54 @@ fn data_sent_right_after_the_allocation_is_relayed() {
     });
     assert_eq!(echoed.as_deref(), Some(&b"first packet"[..]));
 }
+
+#[test]
+fn another_user_cannot_take_over_an_allocation() {
+    let server = TurnServer::start();
+    let client = RawClient::new(server.addr);
+    let alice = server.credential();
+    let auth = client.auth(&alice.username, &alice.password);
+    expect_success(
+        &client.allocate(&auth),
+        ALLOCATE,
+        &auth,
+        "Allocate as alice",
+    );
+
+    // Bob holds a valid credential of his own, but this 5-tuple's allocation is Alice's.
+    let bob = rest::mint(&server.secret, "@bob:example.org", unix_now() + 3600, ':');
+    let bob_auth = Auth {
+        credentials: LongTermKeyCredentials::new(
+            bob.username.clone(),
+            bob.password.clone(),
+            auth.realm.clone(),
+        )
+        .into(),
+        username: bob.username,
+        realm: auth.realm.clone(),
+        nonce: auth.nonce.clone(),
+    };
+    let (request, txid) = RawClient::request(REFRESH, Some(&bob_auth), |msg, _| {
+        msg.add_attribute(&Lifetime::new(600)).unwrap();
+    });
+    let bytes = client.transact(&request, txid);
+    expect_error(
+        &bytes,
+        REFRESH,
+        441,
+        "Refresh with another user's credential",
+    );
+    expect_error(
+        &client.allocate(&bob_auth),
+        ALLOCATE,
+        437,
+        "Allocate with another user's credential on an allocated 5-tuple",
+    );
+
+    // Alice's allocation is untouched.
+    let (request, txid) = RawClient::request(REFRESH, Some(&auth), |msg, _| {
+        msg.add_attribute(&Lifetime::new(600)).unwrap();
+    });
+    let bytes = client.transact(&request, txid);
+    expect_success(&bytes, REFRESH, &auth, "Refresh as alice");
+}
