@@ -62,6 +62,9 @@ pub struct Config {
     /// `LIVEKIT_RATE_LIMIT_PER_MINUTE` (ours): token requests per client IP and minute;
     /// `None` (the default) means unlimited, as upstream.
     pub rate_limit_per_minute: Option<u32>,
+    /// `LIVEKIT_ENABLE_METRICS` (ours): serve `/metrics`. Off by default, so unknown
+    /// paths stay 404 as upstream.
+    pub metrics: bool,
 }
 
 /// Who gets full access (room creation).
@@ -206,6 +209,20 @@ impl Config {
             },
         };
 
+        let metrics = match var("LIVEKIT_ENABLE_METRICS")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+        {
+            None => false,
+            Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => true,
+            Some(v) if matches!(v.as_str(), "false" | "0" | "no") => false,
+            Some(v) => {
+                return err(format!(
+                    "LIVEKIT_ENABLE_METRICS must be true or false, got {v:?}"
+                ));
+            }
+        };
+
         Ok(Self {
             livekit_url,
             livekit_api_url,
@@ -223,6 +240,7 @@ impl Config {
             redis_url,
             outgoing_deny,
             rate_limit_per_minute,
+            metrics,
         })
     }
 }
@@ -781,5 +799,18 @@ mod tests {
                 .starts_with("LIVEKIT_MATRIX_CA_FILE")
         );
         assert!(error(&[("LIVEKIT_URL", "not a url")]).contains("LIVEKIT_URL"));
+        assert!(
+            config(&with(&[("LIVEKIT_ENABLE_METRICS", "TRUE")]))
+                .unwrap()
+                .metrics
+        );
+        assert!(
+            !config(&with(&[("LIVEKIT_ENABLE_METRICS", "0")]))
+                .unwrap()
+                .metrics
+        );
+        assert!(
+            error(&[("LIVEKIT_ENABLE_METRICS", "maybe")]).starts_with("LIVEKIT_ENABLE_METRICS")
+        );
     }
 }

@@ -23,12 +23,28 @@ pub fn app(state: AppState) -> Router {
             any(token::delegate_delayed_leave),
         )
         .layer(axum::middleware::map_response(cors_headers));
-    Router::new()
-        .merge(token_routes)
+    let mut router = Router::new().merge(token_routes);
+    if state.0.metrics_enabled {
+        router = router.route("/metrics", axum::routing::get(metrics));
+    }
+    router
         .route("/healthz", any(healthz::healthz))
         .route("/sfu_webhook", any(webhook::sfu_webhook))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// Prometheus exposition of the service's counters.
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let jobs = state.0.delegation.len().await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.0.metrics.render(jobs),
+    )
+        .into_response()
 }
 
 /// Upstream's headers on every token-endpoint response, whatever the method or status.

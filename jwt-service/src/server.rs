@@ -15,6 +15,7 @@ use crate::delegation::manager::Manager;
 use crate::delegation::store::{NoStore, RedisStore, Store};
 use crate::livekit::token::TokenSigner;
 use crate::livekit::twirp::RoomService;
+use crate::metrics::Metrics;
 use crate::openid::net::{self, DenyingResolver, MatrixTls};
 use crate::openid::userinfo::FederationVerifier;
 use crate::rate_limit::RateLimiter;
@@ -105,6 +106,8 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
         cs_api,
         api_key: config.key.clone(),
         api_secret: config.secret.clone(),
+        metrics: Metrics::default(),
+        metrics_enabled: config.metrics,
     })))
 }
 
@@ -151,11 +154,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
         REQUEST_TIMEOUT,
     ));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown({
+    crate::serve::serve(listener, app, crate::serve::HEADER_READ_TIMEOUT, {
         let delegation = delegation.clone();
         async move {
             shutdown_signal().await;
@@ -163,8 +162,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             delegation.stop_accepting();
         }
     })
-    .await
-    .map_err(|e| StartError(format!("server failed: {e}")))?;
+    .await;
     // Jobs stay persisted (with Redis) and resume on the next start.
     delegation.shutdown().await;
     tracing::info!("shut down");

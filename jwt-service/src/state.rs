@@ -10,6 +10,7 @@ use crate::delegation::cs_api::CsApiResolver;
 use crate::delegation::manager::Manager;
 use crate::livekit::token::TokenSigner;
 use crate::livekit::twirp::RoomCreator;
+use crate::metrics::Metrics;
 use crate::openid::userinfo::Verifier;
 use crate::rate_limit::RateLimiter;
 
@@ -39,4 +40,8 @@ pub struct Services {
     pub api_key: String,
     /// The API secret, to verify webhooks.
     pub api_secret: Secret,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Serve `/metrics`.
+    pub metrics_enabled: bool,
 }

@@ -164,3 +164,44 @@ async fn real_listener_answers_with_upstream_headers() {
     assert_eq!(missing.status(), 404);
     assert_eq!(missing.text().await.unwrap(), "404 page not found\n");
 }
+
+#[tokio::test]
+async fn per_ip_rate_limit_and_metrics_when_enabled() {
+    let sfu = LiveKitFake::start().await;
+    let service = Service::start(&[
+        ("LIVEKIT_URL", sfu.url()),
+        ("LIVEKIT_KEY", "devkey".into()),
+        ("LIVEKIT_SECRET", "devsecret".into()),
+        ("LIVEKIT_FULL_ACCESS_HOMESERVERS", "*".into()),
+        ("LIVEKIT_RATE_LIMIT_PER_MINUTE", "2".into()),
+        ("LIVEKIT_ENABLE_METRICS", "true".into()),
+    ])
+    .await;
+    let body = serde_json::json!({"room_id": "!r"});
+    for _ in 0..2 {
+        let (status, _) = service.post("/get_token", &body).await;
+        assert_eq!(status, 400);
+    }
+    let (status, answer) = service.post("/get_token", &body).await;
+    assert_eq!(
+        (status, answer.as_str()),
+        (
+            429,
+            "{\"errcode\":\"M_LIMIT_EXCEEDED\",\"error\":\"Too many requests\"}\n"
+        )
+    );
+    let metrics = reqwest::get(service.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("lk_jwt_requests_total{endpoint=\"/get_token\",status=\"429\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lk_jwt_requests_total{endpoint=\"/get_token\",status=\"400\"} 2"),
+        "{metrics}"
+    );
+}

@@ -67,6 +67,21 @@ pub enum OpenIdError {
     },
 }
 
+impl OpenIdError {
+    /// A short label for metrics.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            Self::InvalidServerName(_) => "invalid_server_name",
+            Self::NoDestination(_) => "no_destination",
+            Self::Denied(_) => "denied_address",
+            Self::Transport { .. } => "unreachable",
+            Self::Status { .. } => "homeserver_refused",
+            Self::BadBody(_) => "bad_body",
+            Self::ServerMismatch { .. } => "server_mismatch",
+        }
+    }
+}
+
 /// Verifies an OpenID token and returns the Matrix user id it belongs to.
 pub trait Verifier: Send + Sync {
     /// The user id (`sub`), already checked to belong to `token.matrix_server_name`.

@@ -20,6 +20,7 @@ use crate::delegation::manager::timeout_from_ms;
 use crate::error::ApiError;
 use crate::go_json::{self, Schema};
 use crate::livekit::alias;
+use crate::livekit::twirp::RoomOutcome;
 use crate::request::{
     DelayParams, GET_TOKEN, GetTokenBody, Invalid, SFU_GET, SfuGetBody, Subject, TokenRequest,
 };
@@ -80,6 +81,18 @@ enum Flow {
 
 async fn handle<T: DeserializeOwned>(
     state: AppState,
+    request: Request,
+    endpoint: Endpoint,
+    validate: fn(T) -> Result<TokenRequest, Invalid>,
+) -> Response {
+    let name = endpoint.name;
+    let response = process(&state, request, endpoint, validate).await;
+    state.0.metrics.request(name, response.status().as_u16());
+    response
+}
+
+async fn process<T: DeserializeOwned>(
+    state: &AppState,
     request: Request,
     endpoint: Endpoint,
     validate: fn(T) -> Result<TokenRequest, Invalid>,
@@ -155,9 +168,16 @@ async fn issue(services: &Services, request: TokenRequest) -> Result<Response, A
             None => None,
         };
         match services.rooms.create_room(&room).await {
-            Ok(outcome) => tracing::info!(%room, ?outcome, "LiveKit room ready"),
+            Ok(outcome) => {
+                tracing::info!(%room, ?outcome, "LiveKit room ready");
+                services.metrics.room(match outcome {
+                    RoomOutcome::Created => "created",
+                    RoomOutcome::Reused => "reused",
+                });
+            }
             Err(e) => {
                 tracing::error!(%room, "unable to create room on SFU: {e}");
+                services.metrics.room("failed");
                 return Err(ApiError::room_creation_failed());
             }
         }
@@ -206,6 +226,7 @@ async fn verified_user(services: &Services, request: &TokenRequest) -> Result<St
         .await
         .map_err(|e| {
             tracing::warn!(%server, "OpenID token rejected: {e}");
+            services.metrics.openid_failure(e.cause());
             ApiError::unauthorized()
         })?;
     if let Subject::Member {
@@ -214,6 +235,7 @@ async fn verified_user(services: &Services, request: &TokenRequest) -> Result<St
         && *claimed_user_id != user_id
     {
         tracing::warn!(%user_id, %claimed_user_id, "claimed user does not match the token");
+        services.metrics.openid_failure("claimed_user_mismatch");
         return Err(ApiError::unauthorized());
     }
     Ok(user_id)
@@ -388,6 +410,8 @@ mod tests {
             )),
             api_key: "devkey".into(),
             api_secret: Secret::new("devsecret"),
+            metrics: crate::metrics::Metrics::default(),
+            metrics_enabled: true,
         }));
         Harness {
             state,
@@ -721,6 +745,56 @@ mod tests {
             let bytes = response.into_body().collect().await.unwrap().to_bytes();
             assert!(bytes.is_empty());
         }
+    }
+
+    #[tokio::test]
+    async fn metrics_count_requests_and_causes() {
+        let h = harness(&["example.com"], false);
+        call(&h, "POST", "/get_token", GOOD).await;
+        call(
+            &h,
+            "POST",
+            "/get_token",
+            &GOOD.replace("alice-token", "wrong"),
+        )
+        .await;
+        call(&h, "POST", "/get_token", "{").await;
+        let a = call(&h, "GET", "/metrics", "").await;
+        assert_eq!(a.status, 200);
+        assert!(
+            a.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        for line in [
+            "lk_jwt_requests_total{endpoint=\"/get_token\",status=\"200\"} 1",
+            "lk_jwt_requests_total{endpoint=\"/get_token\",status=\"401\"} 1",
+            "lk_jwt_requests_total{endpoint=\"/get_token\",status=\"400\"} 1",
+            "lk_jwt_openid_failures_total{cause=\"homeserver_refused\"} 1",
+            "lk_jwt_livekit_rooms_total{outcome=\"created\"} 1",
+            "lk_jwt_delegation_jobs 0",
+        ] {
+            assert!(
+                a.body.lines().any(|l| l == line),
+                "missing {line} in\n{}",
+                a.body
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn metrics_are_off_unless_enabled() {
+        let h = harness(&["*"], false);
+        let mut services = Arc::into_inner(h.state.0).unwrap();
+        services.metrics_enabled = false;
+        let state = AppState(Arc::new(services));
+        let request = HttpRequest::builder()
+            .uri("/metrics")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app(state).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 404);
     }
 
     #[tokio::test]

@@ -31,15 +31,25 @@ pub async fn sfu_webhook(State(state): State<AppState>, request: Request) -> Sta
         &services.api_secret,
     ) {
         tracing::warn!("webhook dropped: {e}");
+        services.metrics.webhook("rejected");
         return StatusCode::OK;
     }
     match webhook::parse(&body) {
         Ok(Some((key, event))) => {
             let routed = services.delegation.notify(&key, event).await;
             tracing::debug!(?key, ?event, routed, "webhook event");
+            services
+                .metrics
+                .webhook(if routed { "routed" } else { "unrouted" });
         }
-        Ok(None) => tracing::debug!("webhook event not relevant to delegation"),
-        Err(e) => tracing::warn!("webhook dropped: {e}"),
+        Ok(None) => {
+            tracing::debug!("webhook event not relevant to delegation");
+            services.metrics.webhook("ignored");
+        }
+        Err(e) => {
+            tracing::warn!("webhook dropped: {e}");
+            services.metrics.webhook("rejected");
+        }
     }
     StatusCode::OK
 }
