@@ -1,6 +1,7 @@
-//! TCP and TLS clients (RFC 8656 §3.1) against the real binary: coturn's
-//! `turnutils_uclient -t` / `-S` relaying to a UDP echo peer and client to client, and a
-//! raw TCP client for framing edge cases.
+//! Client transports and address families against the real binary: TCP and TLS clients
+//! (RFC 8656 §3.1) and IPv6 relays (RFC 6156) driven by coturn's `turnutils_uclient`
+//! (`-t`, `-S`, `-x`) relaying to UDP echo peers and client to client, and a raw TCP
+//! client for framing edge cases.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
@@ -45,6 +46,10 @@ fn free_port() -> u16 {
 }
 
 fn start() -> Server {
+    start_with(&[])
+}
+
+fn start_with(extra: &[&str]) -> Server {
     let dir = std::env::temp_dir().join(format!(
         "turn-stream-{}-{}",
         std::process::id(),
@@ -72,6 +77,7 @@ fn start() -> Server {
             format!("--cert={}", dir.join("cert.pem").display()),
             format!("--pkey={}", dir.join("key.pem").display()),
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -93,14 +99,20 @@ fn start() -> Server {
 /// A UDP echo peer on 127.0.0.1, on a port and the next one (uclient sends RTCP to
 /// port + 1); returns the first port.
 fn echo_peer() -> u16 {
+    echo_peer_on("127.0.0.1")
+}
+
+fn echo_peer_on(ip: &str) -> u16 {
     loop {
-        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rtp = UdpSocket::bind((ip, 0)).unwrap();
         let port = rtp.local_addr().unwrap().port();
-        let Ok(rtcp) = UdpSocket::bind(("127.0.0.1", port.wrapping_add(1))) else {
+        let Ok(rtcp) = UdpSocket::bind((ip, port.wrapping_add(1))) else {
             continue;
         };
         for socket in [rtp, rtcp] {
-            socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
             thread::spawn(move || {
                 let mut buf = [0u8; 2048];
                 while let Ok((len, from)) = socket.recv_from(&mut buf) {
@@ -248,5 +260,29 @@ fn framing_edge_cases_on_plain_tcp() {
             closed.is_ok() && rest.is_empty(),
             "closed without an answer: {closed:?} {rest:?}"
         );
+    }
+}
+
+#[test]
+fn uclient_ipv6_relays() {
+    if UdpSocket::bind("[::1]:0").is_err() {
+        panic!("this test needs IPv6 on loopback (::1)");
+    }
+    let server = start_with(&["--listening-ip=::1", "--relay-ip=::1"]);
+    let peer = echo_peer_on("::1");
+    for (what, client_address) in [
+        ("IPv4 client, IPv6 relay", "127.0.0.1"),
+        ("IPv6 client and relay", "::1"),
+    ] {
+        let mut args: Vec<String> = vec![
+            "-x".into(),
+            "-e".into(),
+            "::1".into(),
+            "-r".into(),
+            peer.to_string(),
+        ];
+        args.extend(common(server.port));
+        args.push(client_address.into());
+        assert_all_relayed(uclient(&args), what);
     }
 }

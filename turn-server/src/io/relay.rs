@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::rc::Rc;
 
 use rand::Rng;
@@ -86,45 +86,51 @@ impl RelaySockets {
         self.by_addr.is_empty()
     }
 
+    /// The relay IP for `request`: the `relay-ip` the client reached, else the first
+    /// `relay-ip` of the family; without `relay-ip`, the server address the client reached
+    /// or the local address the kernel routes from.
     fn relay_ip(&self, request: &RelayRequest) -> io::Result<IpAddr> {
         let family_ok = |ip: &IpAddr| ip.is_ipv6() == request.ipv6;
-        if let Some(ip) = self
-            .range
-            .ips
-            .iter()
-            .copied()
-            .find(|ip| *ip == request.server.ip())
-        {
-            return Ok(ip);
-        }
-        if let Some(ip) = self.range.ips.iter().copied().find(family_ok) {
-            return Ok(ip);
-        }
-        if !self.range.ips.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrNotAvailable,
-                "no relay-ip of that family",
-            ));
-        }
         let server = request.server.ip();
+        if !self.range.ips.is_empty() {
+            return self
+                .range
+                .ips
+                .iter()
+                .copied()
+                .find(|ip| *ip == server && family_ok(ip))
+                .or_else(|| self.range.ips.iter().copied().find(family_ok))
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::AddrNotAvailable,
+                        "no relay-ip of that family",
+                    )
+                });
+        }
         if !server.is_unspecified() && family_ok(&server) {
             return Ok(server);
         }
-        if family_ok(&request.client.ip()) {
-            // A wildcard listener: ask the kernel which local address routes to the client.
-            let any: IpAddr = if request.ipv6 {
-                std::net::Ipv6Addr::UNSPECIFIED.into()
-            } else {
-                std::net::Ipv4Addr::UNSPECIFIED.into()
-            };
-            let probe = StdUdpSocket::bind((any, 0))?;
-            probe.connect(request.client)?;
-            return Ok(probe.local_addr()?.ip());
-        }
-        Err(io::Error::new(
-            io::ErrorKind::AddrNotAvailable,
-            "no relay address of that family",
-        ))
+        // Toward the client when the family matches, else toward a documentation address
+        // (connecting a UDP socket sends nothing).
+        let (any, fallback): (IpAddr, SocketAddr) = if request.ipv6 {
+            (
+                Ipv6Addr::UNSPECIFIED.into(),
+                (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), 9).into(),
+            )
+        } else {
+            (
+                Ipv4Addr::UNSPECIFIED.into(),
+                (Ipv4Addr::new(192, 0, 2, 1), 9).into(),
+            )
+        };
+        let toward = if family_ok(&request.client.ip()) {
+            request.client
+        } else {
+            fallback
+        };
+        let probe = StdUdpSocket::bind((any, 0))?;
+        probe.connect(toward)?;
+        Ok(probe.local_addr()?.ip())
     }
 
     fn bind_port(&self, ip: IpAddr, port: u16) -> io::Result<Rc<UdpSocket>> {

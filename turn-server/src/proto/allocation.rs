@@ -60,7 +60,7 @@ pub struct Allocation {
     /// Real user id for `user-quota`.
     pub user: Box<str>,
     /// Cached long-term key (coturn checks later requests against it, §2.3).
-    pub key: Option<[u8; 16]>,
+    pub key: Option<super::auth::LongTermKey>,
     /// The Allocate transaction, to answer a retransmission the same way.
     pub transaction: TransactionId,
     /// The allocation's lifetime end.

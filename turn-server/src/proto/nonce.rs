@@ -12,8 +12,22 @@ use sha1::Sha1;
 
 use rtc_auth::constant_time::ct_eq;
 
-/// Length of a nonce we issue: 16 hex digits of time, 16 of MAC.
-pub const NONCE_LEN: usize = 32;
+/// RFC 8489 §9.2: a nonce starting with this "nonce cookie" and 4 base64 characters of
+/// security feature bits tells RFC 8489 clients what the server supports; the bits are
+/// part of the nonce the client echoes, so tampering with them is detected.
+pub const NONCE_COOKIE: &[u8; 9] = b"obMatJos2";
+
+/// Feature bits "password algorithms" (bit 0, counted from the least significant bit
+/// as in RFC 8489's example nonce), base64 of 0x000001.
+pub const FEATURES_PASSWORD_ALGORITHMS: &[u8; 4] = b"AAAB";
+
+/// Feature bits "password algorithms" and "username anonymity" (USERHASH), 0x000003.
+pub const FEATURES_WITH_USERHASH: &[u8; 4] = b"AAAD";
+
+const PREFIX_LEN: usize = 13;
+
+/// Length of a nonce we issue: cookie and features, 16 hex digits of time, 16 of MAC.
+pub const NONCE_LEN: usize = PREFIX_LEN + 32;
 
 /// Why a nonce is refused (both answer 438 with a fresh nonce).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,15 +42,26 @@ pub enum NonceError {
 #[derive(Debug, Clone)]
 pub struct Nonces {
     key: [u8; 32],
+    prefix: [u8; PREFIX_LEN],
     epoch: Instant,
     lifetime: Option<Duration>,
 }
 
 impl Nonces {
-    /// `lifetime` None means nonces never go stale (`stale-nonce=0`).
-    pub fn new(key: [u8; 32], epoch: Instant, lifetime: Option<Duration>) -> Self {
+    /// `lifetime` None means nonces never go stale (`stale-nonce=0`); `features` is one
+    /// of the `FEATURES_*` values.
+    pub fn new(
+        key: [u8; 32],
+        epoch: Instant,
+        lifetime: Option<Duration>,
+        features: &[u8; 4],
+    ) -> Self {
+        let mut prefix = [0u8; PREFIX_LEN];
+        prefix[..9].copy_from_slice(NONCE_COOKIE);
+        prefix[9..].copy_from_slice(features);
         Self {
             key,
+            prefix,
             epoch,
             lifetime,
         }
@@ -46,16 +71,18 @@ impl Nonces {
     pub fn issue(&self, now: Instant, client: IpAddr) -> [u8; NONCE_LEN] {
         let time = now.saturating_duration_since(self.epoch).as_secs();
         let mut out = [0u8; NONCE_LEN];
-        write_hex(time, &mut out[..16]);
-        write_hex(self.mac(time, client), &mut out[16..]);
+        out[..PREFIX_LEN].copy_from_slice(&self.prefix);
+        write_hex(time, &mut out[PREFIX_LEN..PREFIX_LEN + 16]);
+        write_hex(self.mac(time, client), &mut out[PREFIX_LEN + 16..]);
         out
     }
 
     /// Checks a nonce a client sent back.
     pub fn check(&self, nonce: &[u8], now: Instant, client: IpAddr) -> Result<(), NonceError> {
-        if nonce.len() != NONCE_LEN {
+        if nonce.len() != NONCE_LEN || nonce[..PREFIX_LEN] != self.prefix {
             return Err(NonceError::Invalid);
         }
+        let nonce = &nonce[PREFIX_LEN..];
         let time = read_hex(&nonce[..16]).ok_or(NonceError::Invalid)?;
         let mut expected = [0u8; 16];
         write_hex(self.mac(time, client), &mut expected);
@@ -112,9 +139,15 @@ mod tests {
     #[test]
     fn issue_check_and_stale() {
         let epoch = Instant::now();
-        let nonces = Nonces::new([7; 32], epoch, Some(Duration::from_secs(600)));
+        let nonces = Nonces::new(
+            [7; 32],
+            epoch,
+            Some(Duration::from_secs(600)),
+            FEATURES_PASSWORD_ALGORITHMS,
+        );
         let nonce = nonces.issue(epoch + Duration::from_secs(5), ip("192.0.2.1"));
-        assert!(nonce.iter().all(u8::is_ascii_hexdigit));
+        assert!(nonce.starts_with(b"obMatJos2AAAB"));
+        assert!(nonce[13..].iter().all(u8::is_ascii_hexdigit));
         let at = |secs| epoch + Duration::from_secs(secs);
         assert_eq!(nonces.check(&nonce, at(5), ip("192.0.2.1")), Ok(()));
         assert_eq!(nonces.check(&nonce, at(605), ip("192.0.2.1")), Ok(()));
@@ -140,9 +173,16 @@ mod tests {
             nonces.check(b"short", at(5), ip("192.0.2.1")),
             Err(NonceError::Invalid)
         );
-        let other_key = Nonces::new([8; 32], epoch, None);
+        let other_key = Nonces::new([8; 32], epoch, None, FEATURES_PASSWORD_ALGORITHMS);
         assert_eq!(
             other_key.check(&nonce, at(5), ip("192.0.2.1")),
+            Err(NonceError::Invalid)
+        );
+        // Feature bits changed in transit (a bid-down attempt): refused.
+        let mut downgraded = nonce;
+        downgraded[9..13].copy_from_slice(b"AAAA");
+        assert_eq!(
+            nonces.check(&downgraded, at(5), ip("192.0.2.1")),
             Err(NonceError::Invalid)
         );
     }
@@ -150,7 +190,7 @@ mod tests {
     #[test]
     fn never_stale_when_lifetime_is_zero() {
         let epoch = Instant::now();
-        let nonces = Nonces::new([1; 32], epoch, None);
+        let nonces = Nonces::new([1; 32], epoch, None, FEATURES_WITH_USERHASH);
         let nonce = nonces.issue(epoch, ip("::1"));
         assert_eq!(
             nonces.check(&nonce, epoch + Duration::from_secs(1 << 30), ip("::1")),

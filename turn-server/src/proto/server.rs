@@ -15,15 +15,16 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use rtc_auth::long_term::userhash;
 
 use super::allocation::{AllocId, Allocation, Channel, Traffic};
-use super::auth::KeyError;
+use super::auth::{Credentials, KeyError, LongTermKey, OFFERED_ALGORITHMS, PasswordAlgorithm};
 use super::bandwidth::TokenBucket;
 use super::codec::address::decode_xor;
 use super::codec::attribute::AttrType;
 use super::codec::channel_data::CHANNEL_RANGE;
 use super::codec::{ChannelData, Class, ErrorCode, Message, MessageWriter, Method, TransactionId};
-use super::nonce::Nonces;
+use super::nonce::{FEATURES_PASSWORD_ALGORITHMS, FEATURES_WITH_USERHASH, Nonces};
 use super::quota::Quotas;
 use super::server_config::ServerConfig;
 use super::transmit::{Destination, FiveTuple, Payload, Transmit};
@@ -114,11 +115,18 @@ struct Reservation {
     expires: Instant,
 }
 
+/// How to sign a response: the request's key, with the integrity attribute it used.
+#[derive(Clone, Copy)]
+struct Signing {
+    key: LongTermKey,
+    sha256: bool,
+}
+
 /// Authenticated request context.
-struct Auth<'m> {
-    key: Option<[u8; 16]>,
-    username: &'m str,
-    user: &'m str,
+struct Auth {
+    signing: Option<Signing>,
+    username: String,
+    user: String,
 }
 
 /// The sans-IO TURN server.
@@ -138,6 +146,8 @@ pub struct Server {
     draining: bool,
     next_alternate: usize,
     tickets: HashMap<[u8; 16], AllocId>,
+    /// USERHASH → username for static users (REST usernames cannot be reversed).
+    userhashes: HashMap<[u8; 32], String>,
 }
 
 impl Server {
@@ -152,8 +162,21 @@ impl Server {
             config.max_bps,
             config.bps_capacity,
         );
+        let userhashes: HashMap<[u8; 32], String> = match &config.credentials {
+            Credentials::Users(users) => users
+                .keys()
+                .map(|name| (userhash(name, &config.realm), name.clone()))
+                .collect(),
+            _ => HashMap::new(),
+        };
+        let features = if userhashes.is_empty() {
+            FEATURES_PASSWORD_ALGORITHMS
+        } else {
+            FEATURES_WITH_USERHASH
+        };
         Self {
-            nonces: Nonces::new(nonce_key, now, config.stale_nonce),
+            nonces: Nonces::new(nonce_key, now, config.stale_nonce, features),
+            userhashes,
             config,
             slots: Vec::new(),
             free: Vec::new(),
@@ -460,7 +483,7 @@ impl Server {
                 return reply;
             }
         };
-        let key = auth.key;
+        let signing = auth.signing;
         let mut unknown = [AttrType(0); 16];
         let mut unknown_count = 0;
         for kind in message.attr_types() {
@@ -477,7 +500,7 @@ impl Server {
             writer
                 .error_code(ErrorCode::UNKNOWN_ATTRIBUTE)
                 .unknown_attributes(&unknown[..unknown_count]);
-            finish(&mut writer, key.as_ref(), fingerprint);
+            finish(&mut writer, signing, fingerprint);
             return reply;
         }
         let result = match method {
@@ -489,11 +512,11 @@ impl Server {
         match result {
             Ok(()) => {
                 let mut writer = MessageWriter::resume(out);
-                finish(&mut writer, key.as_ref(), fingerprint);
+                finish(&mut writer, signing, fingerprint);
             }
             Err(code) => {
                 out.clear();
-                self.error(out, message, code, key.as_ref(), fingerprint);
+                self.error(out, message, code, signing, fingerprint);
             }
         }
         reply
@@ -502,28 +525,30 @@ impl Server {
     /// The long-term credential mechanism (RFC 8489 §9.2.4) with coturn's session-key
     /// caching: once a 5-tuple has an allocation, its requests are checked against the
     /// key that created it, so a REST credential expiring mid-call does not end the call.
-    fn authenticate<'m>(
+    /// The long-term credential mechanism (RFC 8489 §9.2.4) with coturn's session-key
+    /// caching: once a 5-tuple has an allocation, its requests are checked against the
+    /// key that created it, so a REST credential expiring mid-call does not end the call.
+    /// RFC 8489 additions: PASSWORD-ALGORITHM (MD5 or SHA-256 keys), USERHASH for static
+    /// users, and MESSAGE-INTEGRITY-SHA256, answered in kind.
+    fn authenticate(
         &mut self,
         now: Instant,
         tuple: FiveTuple,
-        message: &Message<'m>,
-    ) -> Result<Auth<'m>, ErrorCode> {
+        message: &Message<'_>,
+    ) -> Result<Auth, ErrorCode> {
         if !self.config.credentials.required() {
             return Ok(Auth {
-                key: None,
-                username: "",
-                user: "",
+                signing: None,
+                username: String::new(),
+                user: String::new(),
             });
         }
         if !message.has_integrity() {
             return Err(ErrorCode::UNAUTHORIZED);
         }
         let text = |kind| message.text_attr(kind).and_then(Result::ok);
-        let (Some(username), Some(realm), Some(nonce)) = (
-            text(AttrType::USERNAME),
-            text(AttrType::REALM),
-            message.attr(AttrType::NONCE),
-        ) else {
+        let (Some(realm), Some(nonce)) = (text(AttrType::REALM), message.attr(AttrType::NONCE))
+        else {
             return Err(ErrorCode::BAD_REQUEST);
         };
         if self.nonces.check(nonce, now, tuple.client.ip()).is_err() {
@@ -534,12 +559,44 @@ impl Server {
             self.stats.auth_failures += 1;
             return Err(ErrorCode::UNAUTHORIZED);
         }
+        // RFC 8489 §9.2.4: the client's choice, and our offer echoed back unchanged.
+        let offered = message.attr(AttrType::PASSWORD_ALGORITHMS);
+        if offered.is_some_and(|offered| offered != OFFERED_ALGORITHMS) {
+            return Err(ErrorCode::BAD_REQUEST);
+        }
+        let algorithm = match message.attr(AttrType::PASSWORD_ALGORITHM) {
+            None => PasswordAlgorithm::Md5,
+            Some(_) if offered.is_none() => return Err(ErrorCode::BAD_REQUEST),
+            Some(value) => PasswordAlgorithm::parse(value).ok_or(ErrorCode::BAD_REQUEST)?,
+        };
+        let username: String = match (text(AttrType::USERNAME), message.attr(AttrType::USERHASH)) {
+            (Some(username), _) => username.to_owned(),
+            (None, Some(hash)) => match <[u8; 32]>::try_from(hash)
+                .ok()
+                .and_then(|hash| self.userhashes.get(&hash))
+            {
+                Some(username) => username.clone(),
+                None => {
+                    self.stats.auth_failures += 1;
+                    return Err(ErrorCode::UNAUTHORIZED);
+                }
+            },
+            (None, None) => return Err(ErrorCode::BAD_REQUEST),
+        };
+        let sha256 = message.has_integrity_sha256();
+        let verify = |key: &LongTermKey| {
+            if sha256 {
+                message.verify_integrity_sha256(key.as_bytes())
+            } else {
+                message.verify_integrity(key.as_bytes())
+            }
+        };
         if let Some(allocation) = self
             .by_tuple
             .get(&tuple)
             .and_then(|&id| self.allocation(id))
         {
-            if &*allocation.username != username {
+            if *allocation.username != *username {
                 self.stats.auth_failures += 1;
                 return Err(if message.method() == Method::ALLOCATE {
                     ErrorCode::ALLOCATION_MISMATCH
@@ -547,11 +604,10 @@ impl Server {
                     ErrorCode::WRONG_CREDENTIALS
                 });
             }
-            let key = allocation.key;
-            if key.is_some_and(|key| message.verify_integrity(&key)) {
-                let user = allocation_user(username, &self.config);
+            if let Some(key) = allocation.key.filter(|key| verify(key)) {
+                let user = allocation.user.to_string();
                 return Ok(Auth {
-                    key,
+                    signing: Some(Signing { key, sha256 }),
                     username,
                     user,
                 });
@@ -560,20 +616,21 @@ impl Server {
             return Err(ErrorCode::UNAUTHORIZED);
         }
         let unix_now = self.unix_now(now);
-        let found = match self
-            .config
-            .credentials
-            .keys(username, &self.config.realm, unix_now)
-        {
-            Ok((mut keys, user)) => keys
-                .find(|key| message.verify_integrity(key))
-                .map(|key| (key, user)),
-            Err(KeyError::Malformed) => return Err(ErrorCode::BAD_REQUEST),
-            Err(KeyError::Unknown | KeyError::Expired) => None,
-        };
+        let found =
+            match self
+                .config
+                .credentials
+                .keys(&username, &self.config.realm, unix_now, algorithm)
+            {
+                Ok((mut keys, user)) => keys
+                    .find(|key| verify(key))
+                    .map(|key| (key, user.to_owned())),
+                Err(KeyError::Malformed) => return Err(ErrorCode::BAD_REQUEST),
+                Err(KeyError::Unknown | KeyError::Expired) => None,
+            };
         match found {
             Some((key, user)) => Ok(Auth {
-                key: Some(key),
+                signing: Some(Signing { key, sha256 }),
                 username,
                 user,
             }),
@@ -589,7 +646,7 @@ impl Server {
         now: Instant,
         tuple: FiveTuple,
         message: &Message<'_>,
-        auth: &Auth<'_>,
+        auth: &Auth,
         relays: &mut dyn RelayPorts,
         out: &mut Vec<u8>,
     ) -> Result<(), ErrorCode> {
@@ -659,9 +716,9 @@ impl Server {
         if lifetime.is_zero() {
             return Err(ErrorCode::BAD_REQUEST);
         }
-        if let Err(exceeded) = self.quotas.admit(auth.user) {
+        if let Err(exceeded) = self.quotas.admit(&auth.user) {
             self.stats.quota_refusals += 1;
-            tracing::info!(client = %tuple.client, user = auth.user, ?exceeded, "allocation refused: quota");
+            tracing::info!(client = %tuple.client, user = auth.user.as_str(), ?exceeded, "allocation refused: quota");
             return Err(ErrorCode::ALLOCATION_QUOTA_REACHED);
         }
         let reserved = match token {
@@ -703,9 +760,9 @@ impl Server {
         let allocation = Allocation {
             tuple,
             relay: binding.relay,
-            username: auth.username.into(),
-            user: auth.user.into(),
-            key: auth.key,
+            username: auth.username.as_str().into(),
+            user: auth.user.as_str().into(),
+            key: auth.signing.map(|signing| signing.key),
             transaction: message.transaction(),
             expires: now + lifetime,
             permissions: Vec::new(),
@@ -716,14 +773,14 @@ impl Server {
             downstream: Traffic::default(),
             reservation,
         };
-        self.quotas.add(auth.user);
+        self.quotas.add(&auth.user);
         self.slots[id.index as usize].allocation = Some(allocation);
         self.by_tuple.insert(tuple, id);
         self.stats.allocations_created += 1;
         tracing::info!(
             client = %tuple.client,
             relay = %binding.relay,
-            user = auth.user,
+            user = auth.user.as_str(),
             lifetime = lifetime.as_secs(),
             "allocation created"
         );
@@ -752,7 +809,7 @@ impl Server {
         tuple: FiveTuple,
         message: &Message<'_>,
         relays: &mut dyn RelayPorts,
-        auth: &Auth<'_>,
+        auth: &Auth,
         out: &mut Vec<u8>,
     ) -> Result<(), ErrorCode> {
         let ticket = message.attr(AttrType::MOBILITY_TICKET);
@@ -795,7 +852,7 @@ impl Server {
         &mut self,
         ticket: &[u8],
         tuple: FiveTuple,
-        auth: &Auth<'_>,
+        auth: &Auth,
     ) -> Result<AllocId, ErrorCode> {
         let ticket: [u8; 16] = ticket
             .try_into()
@@ -988,13 +1045,13 @@ impl Server {
         out: &mut Vec<u8>,
         message: &Message<'_>,
         code: ErrorCode,
-        key: Option<&[u8; 16]>,
+        signing: Option<Signing>,
         fingerprint: bool,
     ) {
         let mut writer =
             MessageWriter::new(out, message.method(), Class::Error, message.transaction());
         writer.error_code(code);
-        finish(&mut writer, key, fingerprint);
+        finish(&mut writer, signing, fingerprint);
     }
 
     /// 401 or 438 with REALM and a fresh NONCE, and nothing else a spoofed source could
@@ -1014,7 +1071,8 @@ impl Server {
         writer
             .error_code(code)
             .attr(AttrType::REALM, self.config.realm.as_bytes())
-            .attr(AttrType::NONCE, &nonce);
+            .attr(AttrType::NONCE, &nonce)
+            .attr(AttrType::PASSWORD_ALGORITHMS, &OFFERED_ALGORITHMS);
         if fingerprint {
             writer.fingerprint();
         }
@@ -1112,23 +1170,20 @@ fn count(traffic: &mut Traffic, bytes: usize) {
     traffic.bytes += bytes as u64;
 }
 
-fn finish(writer: &mut MessageWriter<'_>, key: Option<&[u8; 16]>, fingerprint: bool) {
-    if let Some(key) = key {
-        writer.integrity(key);
+/// Signs a response in kind (MESSAGE-INTEGRITY-SHA256 for a request that used it) and
+/// adds FINGERPRINT when due.
+fn finish(writer: &mut MessageWriter<'_>, signing: Option<Signing>, fingerprint: bool) {
+    match signing {
+        Some(Signing { key, sha256: true }) => {
+            writer.integrity_sha256(key.as_bytes());
+        }
+        Some(Signing { key, sha256: false }) => {
+            writer.integrity(key.as_bytes());
+        }
+        None => {}
     }
     if fingerprint {
         writer.fingerprint();
-    }
-}
-
-/// The user id quotas count for `username` (REST timestamp stripped).
-fn allocation_user<'u>(username: &'u str, config: &ServerConfig) -> &'u str {
-    match &config.credentials {
-        super::auth::Credentials::Rest(verifier) => {
-            rtc_auth::rest::parse_username(username, verifier.separator())
-                .map_or(username, |parsed| parsed.user)
-        }
-        _ => username,
     }
 }
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 use rtc_auth::rest::RestVerifier;
 use rtc_auth::secret::Secret;
 
-use crate::config::{AuthMode, Config};
+use crate::config::{AuthMode, Config, StaticUser, UserKey};
 use crate::proto::ServerConfig;
-use crate::proto::auth::Credentials;
+use crate::proto::auth::{Credentials, UserKeys};
 use crate::proto::policy::PeerPolicy;
 
 /// The core settings for `config`; `generated_secret` is the embedded default's secret,
@@ -25,7 +25,7 @@ pub fn core_config(config: &Config, generated_secret: Option<&Secret>) -> Server
             config
                 .users
                 .iter()
-                .map(|user| (user.name.clone(), user.long_term_key(&realm)))
+                .map(|user| (user.name.clone(), user_keys(user, &realm)))
                 .collect::<HashMap<_, _>>(),
         ),
         (AuthMode::None, _) => Credentials::None,
@@ -57,12 +57,28 @@ pub fn core_config(config: &Config, generated_secret: Option<&Secret>) -> Server
         max_bps: config.max_bps,
         bps_capacity: config.bps_capacity,
         external_ips: external_ips(config),
+        // Without relay-ip the relay address is found per client, in either family.
         relay_ipv4: config.relay_ips.is_empty() || config.relay_ips.iter().any(IpAddr::is_ipv4),
-        relay_ipv6: config.relay_ips.iter().any(IpAddr::is_ipv6),
+        relay_ipv6: config.relay_ips.is_empty() || config.relay_ips.iter().any(IpAddr::is_ipv6),
         alternate_servers: config.alternate_servers.clone(),
         tls_alternate_servers: config.tls_alternate_servers.clone(),
         mobility: config.mobility,
         ..ServerConfig::default()
+    }
+}
+
+/// A `user=` line's keys: both algorithms from a password, MD5 only from a stored key.
+fn user_keys(user: &StaticUser, realm: &str) -> UserKeys {
+    match &user.key {
+        UserKey::Password(password) => UserKeys::from_password(
+            &user.name,
+            realm,
+            &String::from_utf8_lossy(password.expose()),
+        ),
+        UserKey::Key(_) => UserKeys {
+            md5: user.long_term_key(realm),
+            sha256: None,
+        },
     }
 }
 

@@ -116,6 +116,9 @@ impl AttrType {
                 | Self::USE_CANDIDATE
                 | Self::PADDING
                 | Self::RESPONSE_PORT
+                | Self::MESSAGE_INTEGRITY_SHA256
+                | Self::PASSWORD_ALGORITHM
+                | Self::USERHASH
         )
     }
 }

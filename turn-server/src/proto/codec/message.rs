@@ -2,6 +2,7 @@
 
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
+use sha2::Sha256;
 
 use super::attribute::AttrType;
 use super::{HEADER_LEN, MAGIC_COOKIE};
@@ -125,6 +126,8 @@ pub struct Message<'a> {
     count: usize,
     /// Offset of the MESSAGE-INTEGRITY attribute header, when present.
     integrity: Option<usize>,
+    /// Offset of the MESSAGE-INTEGRITY-SHA256 attribute header, when present.
+    integrity_sha256: Option<usize>,
     has_fingerprint: bool,
 }
 
@@ -156,6 +159,7 @@ impl<'a> Message<'a> {
             slots: [Slot::default(); MAX_ATTRIBUTES],
             count: 0,
             integrity: None,
+            integrity_sha256: None,
             has_fingerprint: false,
         };
         let mut offset = HEADER_LEN;
@@ -187,10 +191,15 @@ impl<'a> Message<'a> {
                     }
                     message.has_fingerprint = true;
                 }
-                AttrType::MESSAGE_INTEGRITY if message.integrity.is_none() => {
+                AttrType::MESSAGE_INTEGRITY
+                    if message.integrity.is_none() && message.integrity_sha256.is_none() =>
+                {
                     message.integrity = Some(offset);
                 }
-                _ if message.integrity.is_some() => {}
+                AttrType::MESSAGE_INTEGRITY_SHA256 if message.integrity_sha256.is_none() => {
+                    message.integrity_sha256 = Some(offset);
+                }
+                _ if message.integrity.is_some() || message.integrity_sha256.is_some() => {}
                 _ => {
                     if message.count == MAX_ATTRIBUTES {
                         return Err(ParseError::TooManyAttributes);
@@ -237,7 +246,39 @@ impl<'a> Message<'a> {
 
     /// True when the message carried MESSAGE-INTEGRITY.
     pub fn has_integrity(&self) -> bool {
-        self.integrity.is_some()
+        self.integrity.is_some() || self.integrity_sha256.is_some()
+    }
+
+    /// True when the message carried MESSAGE-INTEGRITY-SHA256 (RFC 8489 §14.6), which then
+    /// is the one to check and to answer with.
+    pub fn has_integrity_sha256(&self) -> bool {
+        self.integrity_sha256.is_some()
+    }
+
+    /// Checks MESSAGE-INTEGRITY-SHA256 with `key`, in constant time; a value truncated to
+    /// 16..32 bytes (a multiple of 4) is compared on its length (§14.6).
+    pub fn verify_integrity_sha256(&self, key: &[u8]) -> bool {
+        let Some(offset) = self.integrity_sha256 else {
+            return false;
+        };
+        let len = usize::from(u16::from_be_bytes([
+            self.bytes[offset + 2],
+            self.bytes[offset + 3],
+        ]));
+        if !(16..=32).contains(&len) || len % 4 != 0 {
+            return false;
+        }
+        let value_start = offset + 4;
+        let length = (value_start + len - HEADER_LEN) as u16;
+        let mut mac = hmac_sha256(key);
+        mac.update(&self.bytes[..2]);
+        mac.update(&length.to_be_bytes());
+        mac.update(&self.bytes[4..offset]);
+        let computed = mac.finalize().into_bytes();
+        ct_eq(
+            &computed[..len],
+            &self.bytes[value_start..value_start + len],
+        )
     }
 
     /// The value of the first attribute of type `kind`.
@@ -302,6 +343,11 @@ impl<'a> Message<'a> {
 pub(super) fn hmac_sha1(key: &[u8]) -> Hmac<Sha1> {
     // HMAC takes keys of any length, so this cannot fail.
     <Hmac<Sha1>>::new_from_slice(key).expect("HMAC accepts any key length")
+}
+
+pub(super) fn hmac_sha256(key: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes keys of any length, so this cannot fail.
+    <Hmac<Sha256>>::new_from_slice(key).expect("HMAC accepts any key length")
 }
 
 /// CRC-32 of `bytes` with the length field set as if FINGERPRINT followed, XOR'd with

@@ -7,7 +7,9 @@ use hmac::Mac;
 use super::address::{encode_plain, encode_xor};
 use super::attribute::AttrType;
 use super::error_code::ErrorCode;
-use super::message::{Class, Method, TransactionId, fingerprint, hmac_sha1, message_type};
+use super::message::{
+    Class, Method, TransactionId, fingerprint, hmac_sha1, hmac_sha256, message_type,
+};
 use super::{HEADER_LEN, MAGIC_COOKIE};
 
 /// Appends one message to a buffer, keeping the header length current.
@@ -113,6 +115,18 @@ impl<'b> MessageWriter<'b> {
         mac.update(&self.buf[self.start..at]);
         let tag = mac.finalize().into_bytes();
         self.buf[at + 4..at + 24].copy_from_slice(&tag);
+        self
+    }
+
+    /// Adds MESSAGE-INTEGRITY-SHA256 (HMAC-SHA256 with `key`, RFC 8489 §14.6); call after
+    /// every other attribute but FINGERPRINT.
+    pub fn integrity_sha256(&mut self, key: &[u8]) -> &mut Self {
+        let at = self.buf.len();
+        self.attr(AttrType::MESSAGE_INTEGRITY_SHA256, &[0u8; 32]);
+        let mut mac = hmac_sha256(key);
+        mac.update(&self.buf[self.start..at]);
+        let tag = mac.finalize().into_bytes();
+        self.buf[at + 4..at + 36].copy_from_slice(&tag);
         self
     }
 

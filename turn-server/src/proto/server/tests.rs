@@ -10,7 +10,7 @@ use rtc_auth::rest::{RestVerifier, mint};
 use rtc_auth::secret::Secret;
 
 use super::*;
-use crate::proto::auth::Credentials;
+use crate::proto::auth::{Credentials, UserKeys};
 use crate::proto::codec::address::decode_xor;
 use crate::proto::policy::PeerPolicy;
 use crate::proto::transmit::Transport;
@@ -963,7 +963,10 @@ fn unclaimed_reservation_is_released() {
 #[test]
 fn static_users_and_no_auth() {
     let mut users = HashMap::new();
-    users.insert("bob".to_owned(), long_term_key("bob", REALM, "secret"));
+    users.insert(
+        "bob".to_owned(),
+        UserKeys::from_password("bob", REALM, "secret"),
+    );
     let config = ServerConfig {
         credentials: Credentials::Users(users),
         ..rest_config()
@@ -1186,4 +1189,133 @@ fn mobility_off_answers_405() {
         &[udp(), (AttrType::MOBILITY_TICKET, vec![])],
     );
     assert_eq!(code_of(&response), Some(405));
+}
+
+/// An RFC 8489 client: PASSWORD-ALGORITHM SHA-256, the server's PASSWORD-ALGORITHMS echoed,
+/// MESSAGE-INTEGRITY-SHA256 with the SHA-256 key; `userhash` replaces USERNAME.
+fn rfc8489_request(
+    client: &mut Client,
+    method: Method,
+    attrs: &[(AttrType, Vec<u8>)],
+    offered: &[u8],
+    userhash: bool,
+) -> Vec<u8> {
+    client.next_tid += 1;
+    let key = rtc_auth::long_term::long_term_key_sha256(&client.username, REALM, &client.password);
+    let mut bytes = Vec::new();
+    let mut writer = MessageWriter::new(
+        &mut bytes,
+        method,
+        Class::Request,
+        TransactionId([client.next_tid; 12]),
+    );
+    for (kind, value) in attrs {
+        writer.attr(*kind, value);
+    }
+    if userhash {
+        writer.attr(
+            AttrType::USERHASH,
+            &rtc_auth::long_term::userhash(&client.username, REALM),
+        );
+    } else {
+        writer.attr(AttrType::USERNAME, client.username.as_bytes());
+    }
+    writer
+        .attr(AttrType::REALM, REALM.as_bytes())
+        .attr(AttrType::NONCE, &client.nonce)
+        .attr(AttrType::PASSWORD_ALGORITHM, &[0, 2, 0, 0])
+        .attr(AttrType::PASSWORD_ALGORITHMS, offered)
+        .integrity_sha256(&key);
+    bytes
+}
+
+#[test]
+fn rfc8489_sha256_password_algorithm_and_integrity() {
+    let mut h = Harness::new(rest_config());
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let challenge = h.unauthenticated(&mut alice, Method::ALLOCATE, &[udp()]);
+    let message = Message::parse(&challenge).unwrap();
+    let nonce = message.attr(AttrType::NONCE).unwrap();
+    assert!(nonce.starts_with(b"obMatJos2"), "RFC 8489 nonce cookie");
+    let offered = message
+        .attr(AttrType::PASSWORD_ALGORITHMS)
+        .expect("offer")
+        .to_vec();
+    assert_eq!(offered, [0, 2, 0, 0, 0, 1, 0, 0], "SHA-256 first, then MD5");
+    alice.nonce = nonce.to_vec();
+
+    // A man in the middle strips SHA-256 from the offer: the echo gives it away.
+    let downgraded = rfc8489_request(&mut alice, Method::ALLOCATE, &[udp()], &[0, 1, 0, 0], false);
+    assert_eq!(
+        code_of(&h.send(alice.tuple, &downgraded).unwrap().1),
+        Some(400)
+    );
+
+    let request = rfc8489_request(&mut alice, Method::ALLOCATE, &[udp()], &offered, false);
+    let (_, response) = h.send(alice.tuple, &request).unwrap();
+    let message = Message::parse(&response).unwrap();
+    assert_eq!(
+        message.class(),
+        Class::Success,
+        "{:?}",
+        error_code(&message)
+    );
+    let key = rtc_auth::long_term::long_term_key_sha256(&alice.username, REALM, &alice.password);
+    assert!(message.has_integrity_sha256(), "answered in kind");
+    assert!(message.verify_integrity_sha256(&key));
+    assert!(!message.verify_integrity_sha256(&[0; 32]));
+    // Later requests on the allocation keep using the SHA-256 key.
+    let refresh = rfc8489_request(&mut alice, Method::REFRESH, &[], &offered, false);
+    assert_eq!(code_of(&h.send(alice.tuple, &refresh).unwrap().1), None);
+    // The wrong password fails with SHA-256 too.
+    let mut mallory = h.client("192.0.2.9:5000", "@mallory:example.org", UNIX + 7200);
+    mallory.nonce = alice.nonce.clone();
+    mallory.tuple = tuple("192.0.2.1:5001");
+    mallory.password = "wrong".into();
+    let bad = rfc8489_request(&mut mallory, Method::ALLOCATE, &[udp()], &offered, false);
+    assert_eq!(code_of(&h.send(mallory.tuple, &bad).unwrap().1), Some(401));
+}
+
+#[test]
+fn userhash_for_static_users() {
+    let mut users = HashMap::new();
+    users.insert(
+        "bob".to_owned(),
+        UserKeys::from_password("bob", REALM, "secret"),
+    );
+    let mut h = Harness::new(ServerConfig {
+        credentials: Credentials::Users(users),
+        ..rest_config()
+    });
+    let mut bob = h.client("192.0.2.2:5000", "", UNIX);
+    bob.username = "bob".into();
+    bob.password = "secret".into();
+    let challenge = h.unauthenticated(&mut bob, Method::ALLOCATE, &[udp()]);
+    let message = Message::parse(&challenge).unwrap();
+    assert!(
+        message
+            .attr(AttrType::NONCE)
+            .unwrap()
+            .starts_with(b"obMatJos2AAAD"),
+        "username anonymity offered"
+    );
+    bob.nonce = message.attr(AttrType::NONCE).unwrap().to_vec();
+    let offered = message
+        .attr(AttrType::PASSWORD_ALGORITHMS)
+        .unwrap()
+        .to_vec();
+    let request = rfc8489_request(&mut bob, Method::ALLOCATE, &[udp()], &offered, true);
+    let (_, response) = h.send(bob.tuple, &request).unwrap();
+    assert_eq!(Message::parse(&response).unwrap().class(), Class::Success);
+    assert_eq!(h.server.allocation_count(), 1);
+    let mut nobody = h.client("192.0.2.3:5000", "", UNIX);
+    nobody.username = "nobody".into();
+    nobody.password = "secret".into();
+    nobody.nonce = bob.nonce.clone();
+    nobody.tuple = tuple("192.0.2.2:5001");
+    let request = rfc8489_request(&mut nobody, Method::ALLOCATE, &[udp()], &offered, true);
+    assert_eq!(
+        code_of(&h.send(nobody.tuple, &request).unwrap().1),
+        Some(401)
+    );
 }

@@ -1,0 +1,121 @@
+//! Operations on a running core: what metrics read at scrape time, and applying a
+//! reloaded configuration without ending a single allocation.
+//!
+//! Reload rules (docs/operations.md):
+//! - peer policy applies at once: permissions and channels to peers the new policy denies
+//!   are removed, so their traffic stops with the reload;
+//! - quotas and `bps-capacity` apply to the next Allocate (live allocations are never
+//!   evicted to fit a lower quota); `max-bps` also replaces live allocations' limiters;
+//! - credentials and realm: an allocation whose cached key the new configuration can no
+//!   longer derive (retired secret, removed user, new realm) keeps relaying until its
+//!   current lifetime ends, but its next Refresh, CreatePermission or ChannelBind is
+//!   refused with 401, so it lives at most to its next refresh;
+//! - a new `stale-nonce` re-keys nonces: every client pays one 438 round on its next
+//!   request.
+
+use std::time::Instant;
+
+use rand::Rng;
+use rtc_auth::constant_time::ct_eq;
+
+use super::{AllocId, Allocation, Server, ServerConfig};
+use crate::proto::auth::{Credentials, LongTermKey, PasswordAlgorithm};
+use crate::proto::bandwidth::TokenBucket;
+
+/// What a reconfiguration changed in live allocations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reconfigured {
+    /// Permissions removed because the new policy denies their peer.
+    pub permissions_removed: usize,
+    /// Channels removed for the same reason.
+    pub channels_removed: usize,
+    /// Allocations whose credentials the new configuration no longer accepts.
+    pub credentials_retired: usize,
+}
+
+impl Server {
+    /// Every live allocation with its id, in table order; metrics walk them at scrape
+    /// time so gauges are exact without counters on the relay path.
+    pub fn allocations(&self) -> impl Iterator<Item = (AllocId, &Allocation)> + '_ {
+        self.slots.iter().enumerate().filter_map(|(index, slot)| {
+            let allocation = slot.allocation.as_ref()?;
+            let id = AllocId {
+                index: index as u32,
+                generation: slot.generation,
+            };
+            Some((id, allocation))
+        })
+    }
+
+    /// Applies a reloaded configuration (see the module doc for what changes when).
+    /// Allocations, their relay sockets and their counters are kept.
+    pub fn reconfigure(&mut self, config: ServerConfig, now: Instant) -> Reconfigured {
+        let unix_now = self.unix_now(now);
+        // Derive config-dependent state exactly as `new` does, from a throwaway server.
+        let fresh = Server::new(config, now, unix_now, self.rng.random());
+        let features_changed = fresh.userhashes.is_empty() != self.userhashes.is_empty();
+        if features_changed || fresh.config.stale_nonce != self.config.stale_nonce {
+            self.nonces = fresh.nonces;
+        }
+        self.userhashes = fresh.userhashes;
+        self.quotas.user_limit = fresh.quotas.user_limit;
+        self.quotas.total_limit = fresh.quotas.total_limit;
+        self.quotas.bps_per_allocation = fresh.quotas.bps_per_allocation;
+        self.quotas.bps_capacity = fresh.quotas.bps_capacity;
+        let max_bps_changed = fresh.config.max_bps != self.config.max_bps;
+        self.config = fresh.config;
+
+        let mut changed = Reconfigured::default();
+        let config = &self.config;
+        for allocation in self.slots.iter_mut().filter_map(|s| s.allocation.as_mut()) {
+            let client = allocation.tuple.client;
+            let before = allocation.permissions.len();
+            allocation.permissions.retain(|permission| {
+                let keep = config.policy.check(permission.ip).is_ok();
+                if !keep {
+                    tracing::info!(%client, peer = %permission.ip, "reload: permission removed, peer now denied");
+                }
+                keep
+            });
+            changed.permissions_removed += before - allocation.permissions.len();
+            let before = allocation.channels.len();
+            allocation
+                .channels
+                .retain(|channel| config.policy.check(channel.peer.ip()).is_ok());
+            changed.channels_removed += before - allocation.channels.len();
+            if max_bps_changed {
+                let limit = (config.max_bps > 0).then(|| TokenBucket::new(config.max_bps, now));
+                allocation.upstream_limit = limit.clone();
+                allocation.downstream_limit = limit;
+            }
+            if let Some(key) = allocation.key
+                && !derivable(config, &allocation.username, &key)
+            {
+                allocation.key = None;
+                changed.credentials_retired += 1;
+                tracing::info!(%client, user = &*allocation.user, "reload: credentials retired; allocation ends at its next refresh");
+            }
+        }
+        changed
+    }
+}
+
+/// True when `config` still yields `key` for `username`. Expiry is ignored (time 0):
+/// a REST credential past its expiry keeps its call, as coturn does (§2.3); only a
+/// retired secret, a removed user or a new realm retire it.
+fn derivable(config: &ServerConfig, username: &str, key: &LongTermKey) -> bool {
+    let algorithm = match key {
+        LongTermKey::Md5(_) => PasswordAlgorithm::Md5,
+        LongTermKey::Sha256(_) => PasswordAlgorithm::Sha256,
+    };
+    if matches!(config.credentials, Credentials::None) {
+        return true;
+    }
+    match config.credentials.keys(username, &config.realm, 0, algorithm) {
+        Ok((mut keys, _)) => keys.any(|candidate| ct_eq(candidate.as_bytes(), key.as_bytes())),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;
