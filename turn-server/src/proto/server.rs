@@ -862,7 +862,7 @@ impl Server {
             .get(&ticket)
             .ok_or(ErrorCode::ALLOCATION_MISMATCH)?;
         let allocation = slot_mut(&mut self.slots, id).ok_or(ErrorCode::ALLOCATION_MISMATCH)?;
-        if &*allocation.username != auth.username || allocation.tuple.transport != tuple.transport {
+        if *allocation.username != *auth.username || allocation.tuple.transport != tuple.transport {
             self.stats.auth_failures += 1;
             return Err(ErrorCode::WRONG_CREDENTIALS);
         }
