@@ -1,0 +1,16 @@
+//! Load generators for the TURN relay and the side-by-side benchmark against coturn.
+//!
+//! The binary (`src/main.rs`) is a thin command-line front end; the modes live here so
+//! the benchmark driver can call them directly and tests can reach the codec.
+#![forbid(unsafe_code)]
+
+pub mod args;
+pub mod batch;
+pub mod client;
+pub mod datapath;
+pub mod modes;
+pub mod peer;
+pub mod procfs;
+pub mod report;
+pub mod stats;
+pub mod stun;

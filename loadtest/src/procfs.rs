@@ -1,0 +1,84 @@
+//! Server-side cost from /proc: CPU seconds (utime + stime) and resident memory, so
+//! results can be given per server-CPU-second and per allocation.
+
+use std::io;
+
+/// Clock ticks per second for /proc/<pid>/stat times.
+fn ticks_per_second() -> f64 {
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+        Ok(Some(t)) if t > 0 => t as f64,
+        _ => 100.0,
+    }
+}
+
+fn cpu_seconds_at(path: &str) -> io::Result<f64> {
+    let text = std::fs::read_to_string(path)?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let rest = text
+        .rfind(')')
+        .map(|i| &text[i + 1..])
+        .ok_or_else(|| io::Error::other(format!("{path}: no ')' in stat line")))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); utime is field 14, stime field 15.
+    let parse = |i: usize| -> io::Result<u64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("{path}: bad field {}", i + 3)))
+    };
+    Ok((parse(11)? + parse(12)?) as f64 / ticks_per_second())
+}
+
+/// CPU seconds (user + system) a process has used, all threads included.
+pub fn process_cpu_seconds(pid: u32) -> io::Result<f64> {
+    cpu_seconds_at(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU seconds of one thread of this process (for the in-process forwarder).
+pub fn thread_cpu_seconds(tid: i32) -> io::Result<f64> {
+    cpu_seconds_at(&format!("/proc/self/task/{tid}/stat"))
+}
+
+/// Resident set size in KiB (VmRSS).
+pub fn rss_kib(pid: u32) -> io::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path)?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("{path}: no VmRSS line")))
+}
+
+/// The calling thread's kernel id.
+pub fn current_tid() -> i32 {
+    nix::unistd::gettid().as_raw()
+}
+
+/// Checks that a `--server-pid` exists before the run, for a clear early error.
+pub fn check_pid(pid: u32) -> Result<(), String> {
+    process_cpu_seconds(pid)
+        .map(drop)
+        .map_err(|e| format!("--server-pid {pid}: cannot read /proc/{pid}/stat: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_process() {
+        let pid = std::process::id();
+        let before = process_cpu_seconds(pid).unwrap();
+        let mut x = 0u64;
+        let start = std::time::Instant::now();
+        while start.elapsed().as_millis() < 60 {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        std::hint::black_box(x);
+        assert!(process_cpu_seconds(pid).unwrap() >= before);
+        assert!(rss_kib(pid).unwrap() > 0);
+        assert!(thread_cpu_seconds(current_tid()).is_ok());
+        assert!(check_pid(u32::MAX).is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! CI smoke runs of the real `loadtest` binary, a couple of seconds per mode, against the
+//! real `turn-server` binary of the same target directory (built first if missing).
+//! Not a benchmark: it checks that every mode moves packets without failures.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use loadtest::stun::{Builder, Class, Message, method};
+use serde_json::Value;
+
+const SECRET: &str = "smoke-secret";
+
+fn loadtest() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_loadtest"))
+}
+
+/// `target/<profile>` of this test binary (`target/<profile>/deps/smoke-…`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The turn-server binary next to ours, built with cargo when it is not there yet.
+fn turn_server_binary() -> PathBuf {
+    let dir = profile_dir();
+    let bin = dir.join("turn-server");
+    if !bin.exists() {
+        let target_dir = dir.parent().expect("target dir");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-p", "turn-server"])
+            .env("CARGO_TARGET_DIR", target_dir);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build -p turn-server");
+        assert!(status.success(), "cargo build -p turn-server failed");
+    }
+    assert!(bin.exists(), "no turn-server at {}", bin.display());
+    bin
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("ephemeral port")
+        .port()
+}
+
+/// Whether a STUN Binding request gets a success answer.
+fn answers_binding(addr: SocketAddr) -> bool {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let txid = [9; 12];
+    let req = Builder::new(method::BINDING, Class::Request, txid).finish();
+    if sock.send_to(&req, addr).is_err() {
+        return false;
+    }
+    let mut buf = [0; 1500];
+    match sock.recv_from(&mut buf) {
+        Ok((n, _)) => Message::parse(&buf[..n]).is_ok_and(|m| m.class == Class::Success),
+        Err(_) => false,
+    }
+}
+
+fn start_server() -> Server {
+    let bin = turn_server_binary();
+    let port = free_udp_port();
+    let child = Command::new(bin)
+        .args([
+            "-n",
+            "--listening-ip=127.0.0.1",
+            "--relay-ip=127.0.0.1",
+            &format!("--listening-port={port}"),
+            "--min-port=42000",
+            "--max-port=42999",
+            "--realm=example.org",
+            "--use-auth-secret",
+            &format!("--static-auth-secret={SECRET}"),
+            "--allow-loopback-peers",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start turn-server");
+    let server = Server {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !answers_binding(server.addr) {
+        assert!(
+            Instant::now() < deadline,
+            "turn-server did not answer on {}",
+            server.addr
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+/// Runs loadtest with `args` plus `--json`, asserts success and returns the JSON.
+fn run_json(args: &[&str]) -> Value {
+    let dir = std::env::temp_dir().join(format!("loadtest-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let json = dir.join(format!(
+        "{}.json",
+        args.join("_").replace(['/', ':', '.'], "-")
+    ));
+    let out = loadtest()
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run loadtest");
+    assert!(
+        out.status.success(),
+        "loadtest {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&json).expect("json written");
+    serde_json::from_str(&text).expect("valid json")
+}
+
+fn assert_traffic(v: &Value, what: &str) {
+    let received = v["received"].as_u64().unwrap_or(0);
+    assert!(received > 0, "{what}: nothing received: {v}");
+    assert_eq!(
+        v["failures"],
+        serde_json::json!({}),
+        "{what}: failures: {v}"
+    );
+    assert!(v["sent"].as_u64().unwrap_or(0) >= received, "{what}: {v}");
+    assert!(
+        v["latency_ms"]["count"].as_u64().unwrap_or(0) > 0,
+        "{what}: {v}"
+    );
+}
+
+#[test]
+fn every_mode_against_turn_server() {
+    let server = start_server();
+    let addr = server.addr.to_string();
+    let pid = server.child.id().to_string();
+    let common = [
+        "--server",
+        &addr,
+        "--secret",
+        SECRET,
+        "--clients",
+        "4",
+        "--rate",
+        "200",
+        "--size",
+        "64",
+        "--duration",
+        "2s",
+        "--drain",
+        "500ms",
+        "--server-pid",
+        &pid,
+    ];
+
+    let channels = run_json(&[&["turn"][..], &common].concat());
+    assert_traffic(&channels, "turn channels");
+    assert_eq!(channels["framing"], "channel");
+    assert_eq!(channels["setup"]["ok"], 4);
+    assert!(channels["server_cpu_s"].is_number(), "{channels}");
+
+    let send = run_json(&[&["turn", "--send"][..], &common].concat());
+    assert_traffic(&send, "turn --send");
+    assert_eq!(send["framing"], "send");
+
+    let c2c = run_json(&[&["turn", "--c2c"][..], &common].concat());
+    assert_traffic(&c2c, "turn --c2c");
+    assert_eq!(c2c["topology"], "c2c");
+
+    let alloc = run_json(&[
+        "alloc",
+        "--server",
+        &addr,
+        "--secret",
+        SECRET,
+        "--count",
+        "50",
+        "--hold",
+        "500ms",
+        "--server-pid",
+        &pid,
+    ]);
+    assert_eq!(alloc["allocations"]["ok"], 50, "{alloc}");
+    assert_eq!(alloc["deallocated"], 50, "{alloc}");
+    assert_eq!(alloc["failures"], serde_json::json!({}), "{alloc}");
+    assert!(alloc["rss_held_kib"].as_u64().unwrap_or(0) > 0, "{alloc}");
+
+    // A wrong secret is reported as 401 failures, not as success.
+    let out = loadtest()
+        .args([
+            "alloc", "--server", &addr, "--secret", "wrong", "--count", "2", "--hold", "0s",
+        ])
+        .output()
+        .expect("run loadtest");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("allocate:stun-401: 2"), "{text}");
+}
+
+#[test]
+fn forward_baseline_moves_packets() {
+    let v = run_json(&[
+        "forward",
+        "--clients",
+        "4",
+        "--rate",
+        "200",
+        "--size",
+        "64",
+        "--duration",
+        "2s",
+        "--drain",
+        "500ms",
+    ]);
+    assert_traffic(&v, "forward");
+    assert!(v["server_cpu_s"].is_number(), "{v}");
+}
+
+#[test]
+fn bad_input_is_refused_clearly() {
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["turn", "--server", "192.0.2.1:3478", "--secret", "x"],
+            "--allow-remote",
+        ),
+        (
+            &["turn", "--secret", "x", "--transport", "tcp"],
+            "not supported by this loadtest build yet",
+        ),
+        (
+            &["turn", "--secret", "x", "--clinets", "3"],
+            "unknown flag --clinets",
+        ),
+        (&["turn", "--secret", "x", "--size", "8"], "--size must be"),
+        (
+            &["alloc", "--secret", "x", "--count", "0"],
+            "--count must be",
+        ),
+        (&["nonsense"], "unknown mode"),
+    ];
+    for (args, expected) in cases {
+        let out = loadtest().args(args).output().expect("run loadtest");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}
