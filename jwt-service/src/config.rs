@@ -298,7 +298,8 @@ fn parse_key_file(text: &str, wanted: Option<&str>) -> Result<(String, Secret), 
         let Some((key, secret)) = line.split_once(':') else {
             return Err("invalid key secret file format! (expected `key: secret` lines)".into());
         };
-        let (key, secret) = (key.trim(), secret.trim());
+        // Upstream's trimming (spaces, CR, LF), not Rust's `trim` (which takes tabs too).
+        let (key, secret) = (trim(key), trim(secret));
         if key.is_empty() || secret.is_empty() {
             return Err("invalid key secret file format! (empty key or secret)".into());
         }
@@ -598,6 +599,13 @@ mod tests {
     fn key_file_formats() {
         let (key, secret) = parse_key_file("key: secret\n", None).unwrap();
         assert_eq!((key.as_str(), secret.expose()), ("key", &b"secret"[..]));
+        let (key, secret) = parse_key_file("a: s:with:colons\r\n", None).unwrap();
+        assert_eq!(
+            (key.as_str(), secret.expose()),
+            ("a", &b"s:with:colons"[..])
+        );
+        let (key, secret) = parse_key_file("k:\tsecret\t\n", None).unwrap();
+        assert_eq!((key.as_str(), secret.expose()), ("k", &b"\tsecret\t"[..]));
         let (key, secret) = parse_key_file("a: s:with:colons\r\n", None).unwrap();
         assert_eq!(
             (key.as_str(), secret.expose()),

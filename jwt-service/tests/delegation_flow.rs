@@ -263,3 +263,36 @@ async fn unreachable_redis_is_fatal() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("LIVEKIT_REDIS_URL"));
 }
+
+/// SIGTERM drains and exits cleanly, and leaves persisted jobs for the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_keeps_jobs_for_the_next_start() {
+    let synapse = Synapse::shared();
+    let (karl, _) = synapse.user("karl");
+    let room = synapse.create_room("karl");
+    let state_key = format!("_{karl}_DEVICE123");
+    let delay_id = synapse.delayed_leave("karl", &room, &state_key, 60_000);
+    let openid = synapse.openid_token("karl");
+    let sfu = LiveKitFake::start().await;
+    let redis = Redis::start();
+    let mut vars = env(synapse, &sfu);
+    vars.push(("LIVEKIT_REDIS_URL", redis.url()));
+    let mut service = Service::start(&vars).await;
+    let (status, _) = service
+        .post(
+            "/delegate_delayed_leave",
+            &body(&room, &openid, &karl, &delay_id),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let status = service.terminate(Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", service.log());
+    assert!(service.log().contains("shut down"), "{}", service.log());
+    assert_eq!(
+        redis.jobs().await.len(),
+        1,
+        "the job must survive a clean shutdown"
+    );
+    assert!(!synapse.leave_sent("karl", &room, &state_key));
+}

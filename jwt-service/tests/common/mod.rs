@@ -655,6 +655,23 @@ impl Service {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM (through `kill(1)`) and waits up to `limit` for the exit status.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "kill -TERM failed");
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Starts the binary with `env` (on top of a cleared `LIVEKIT_*` environment) and
     /// waits for `/healthz`.
     pub async fn start(env: &[(&str, String)]) -> Self {
