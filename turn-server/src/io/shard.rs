@@ -81,14 +81,14 @@ impl Shard {
         let sent = match transmit.destination {
             Destination::Client(tuple) => match tuple.transport {
                 Transport::Udp => match self.udp.iter().find(|(a, _)| *a == tuple.server) {
-                    Some((_, socket)) => socket.try_send_to(payload, tuple.client).is_ok(),
+                    Some((_, socket)) => send_datagram(socket, payload, tuple.client),
                     None => false,
                 },
                 Transport::Tcp | Transport::Tls => self.queue_stream(&tuple, payload),
             },
             Destination::Peer { allocation, peer } => match self.relays.borrow().socket(allocation)
             {
-                Some(socket) => socket.try_send_to(payload, peer).is_ok(),
+                Some(socket) => send_datagram(socket, payload, peer),
                 None => false,
             },
         };
@@ -114,4 +114,14 @@ impl Shard {
         stream.wake.notify_one();
         true
     }
+}
+
+/// Sends one datagram straight through the non-blocking socket. tokio's `try_send_to`
+/// refuses with WouldBlock until its reactor has seen the socket writable, which drops
+/// the first packets of every new allocation; UDP sends almost never block, and when the
+/// kernel buffer is full the datagram is dropped either way.
+fn send_datagram(socket: &UdpSocket, payload: &[u8], to: SocketAddr) -> bool {
+    socket2::SockRef::from(socket)
+        .send_to(payload, &to.into())
+        .is_ok()
 }

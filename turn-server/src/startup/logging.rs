@@ -6,6 +6,7 @@
 //! overrides the level.
 
 use std::fs::OpenOptions;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -25,9 +26,11 @@ pub fn init(config: &Config, unix_now: u64) -> std::io::Result<Option<String>> {
     // The codec crates of test clients are not linked here; our own code logs per
     // allocation, never per packet, below trace.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // Colours only for a person at a terminal, not in files, pipes or journald.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal());
     let mut note = None;
     match &config.log_file {
         Some(LogFile::Path(path)) => {
