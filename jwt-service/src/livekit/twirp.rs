@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use url::Url;
 
 use crate::delegation::job::{JobKey, ParticipantLookup, Presence};
@@ -146,16 +146,10 @@ impl RoomService {
     }
 
     async fn call(&self, method: &str, token: &str, body: Vec<u8>) -> Result<Vec<u8>, TwirpError> {
-        let bearer =
-            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| TwirpError::Status {
-                status: 0,
-                code: "internal".into(),
-                msg: "token is not a valid header value".into(),
-            })?;
         let response = self
             .http
             .post(self.method_url(method))
-            .header(AUTHORIZATION, bearer)
+            .bearer_auth(token)
             .header(CONTENT_TYPE, PROTOBUF)
             .header(ACCEPT, PROTOBUF)
             .header("Twirp-Version", TWIRP_VERSION)

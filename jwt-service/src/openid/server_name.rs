@@ -36,13 +36,12 @@ impl ServerName {
         let (host, port) = if let Some(rest) = text.strip_prefix('[') {
             let (v6, after) = rest.split_once(']').ok_or_else(invalid)?;
             let ip: Ipv6Addr = v6.parse().map_err(|_| invalid())?;
-            (
-                Host::Ip(IpAddr::V6(ip)),
-                after
-                    .strip_prefix(':')
-                    .map(Some)
-                    .unwrap_or_else(|| if after.is_empty() { None } else { Some("") }),
-            )
+            let port = match after {
+                "" => None,
+                // `[::1]x` and `[::1]:` are both invalid: the port check rejects "".
+                _ => Some(after.strip_prefix(':').unwrap_or("")),
+            };
+            (Host::Ip(IpAddr::V6(ip)), port)
         } else {
             let (host, port) = match text.split_once(':') {
                 Some((host, port)) => (host, Some(port)),
