@@ -343,29 +343,37 @@ async fn federation_override_and_outgoing_deny_list() {
 async fn delegation_and_srv_use_the_right_tls_name() {
     use std::sync::Arc;
 
-    use lk_jwt_service::openid::discovery::{BoxFuture, Lookup, SrvError};
+    use lk_jwt_service::openid::discovery::{BoxFuture, Lookup, SrvAnswer, SrvError, WellKnown};
     use lk_jwt_service::openid::net::{DenyingResolver, MatrixTls, matrix_client};
     use lk_jwt_service::openid::userinfo::{FederationVerifier, OpenIdError, Verifier};
     use lk_jwt_service::request::OpenIdToken;
 
     struct Fake(u16);
     impl Lookup for Fake {
-        fn srv<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<(String, u16)>, SrvError>> {
+        fn srv<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SrvAnswer, SrvError>> {
             let answer = match name {
                 "_matrix-fed._tcp.matrix.example.test" | "_matrix-fed._tcp.wrong.example.test" => {
-                    Ok(vec![("localhost.".to_owned(), self.0)])
+                    Ok(SrvAnswer {
+                        records: vec![("localhost.".to_owned(), self.0)],
+                        ttl: std::time::Duration::from_secs(60),
+                    })
                 }
                 _ => Err(SrvError::NotFound),
             };
             Box::pin(async move { answer })
         }
-        fn well_known<'a>(&'a self, server: &'a str) -> BoxFuture<'a, Option<String>> {
-            let answer = match server {
+        fn well_known<'a>(&'a self, server: &'a str) -> BoxFuture<'a, WellKnown> {
+            let server = match server {
                 "example.test" => Some("matrix.example.test".to_owned()),
                 "wrong.test" => Some("wrong.example.test".to_owned()),
                 _ => None,
             };
-            Box::pin(async move { answer })
+            Box::pin(async move {
+                WellKnown {
+                    server,
+                    ttl: std::time::Duration::from_secs(60),
+                }
+            })
         }
     }
 

@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use super::server_name::{Host, ServerName};
 
@@ -42,41 +43,88 @@ pub enum SrvError {
     Failed(String),
 }
 
-/// The network look-ups discovery needs.
-pub trait Lookup: Send + Sync {
-    /// SRV records of `name` as `(target, port)`, in answer order (priority and weight
-    /// are ignored, as upstream).
-    fn srv<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<(String, u16)>, SrvError>>;
-    /// `m.server` of `https://<server>/.well-known/matrix/server`, `None` on any failure.
-    fn well_known<'a>(&'a self, server: &'a str) -> BoxFuture<'a, Option<String>>;
+/// SRV records as `(target, port)` in answer order (priority and weight are ignored, as
+/// upstream), and how long they may be cached (the DNS TTL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvAnswer {
+    /// The records.
+    pub records: Vec<(String, u16)>,
+    /// Cache lifetime.
+    pub ttl: Duration,
 }
 
-/// The destinations for `server`, to be tried in order.
-pub async fn discover(
-    server: &ServerName,
-    original: &str,
-    lookup: &dyn Lookup,
-) -> Vec<Destination> {
+/// A well-known answer: `m.server` (`None` on any failure) and its cache lifetime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WellKnown {
+    /// The delegated server name.
+    pub server: Option<String>,
+    /// Cache lifetime: `Cache-Control: max-age` capped at 48 h, 24 h by default, 1 h for
+    /// failures (the server-server spec's recommendations).
+    pub ttl: Duration,
+}
+
+/// Cache lifetime of answers that need no look-up, and of failed look-ups.
+pub const STATIC_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Cache lifetime after a failed look-up.
+pub const ERROR_TTL: Duration = Duration::from_secs(3600);
+
+/// The network look-ups discovery needs.
+pub trait Lookup: Send + Sync {
+    /// SRV records of `name`.
+    fn srv<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SrvAnswer, SrvError>>;
+    /// `https://<server>/.well-known/matrix/server`.
+    fn well_known<'a>(&'a self, server: &'a str) -> BoxFuture<'a, WellKnown>;
+}
+
+/// Where to go, and for how long that answer holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    /// Destinations to try in order.
+    pub destinations: Vec<Destination>,
+    /// The shortest lifetime of the answers it was built from.
+    pub ttl: Duration,
+}
+
+/// The destinations for `server`.
+pub async fn discover(server: &ServerName, original: &str, lookup: &dyn Lookup) -> Discovery {
     let name = match (&server.host, direct(server, original)) {
-        (_, Some(direct)) => return vec![direct],
+        (_, Some(direct)) => {
+            return Discovery {
+                destinations: vec![direct],
+                ttl: STATIC_TTL,
+            };
+        }
         (Host::Name(name), None) => name,
         // direct() answers every IP literal; an empty list just fails the request.
-        (Host::Ip(_), None) => return Vec::new(),
+        (Host::Ip(_), None) => {
+            return Discovery {
+                destinations: Vec::new(),
+                ttl: ERROR_TTL,
+            };
+        }
     };
-    if let Some(delegated_text) = lookup.well_known(name).await {
-        match ServerName::parse(&delegated_text) {
+    let well_known = lookup.well_known(name).await;
+    if let Some(delegated_text) = &well_known.server {
+        match ServerName::parse(delegated_text) {
             Ok(delegated) => {
-                if let Some(direct) = direct(&delegated, &delegated_text) {
-                    return vec![direct];
+                if let Some(direct) = direct(&delegated, delegated_text) {
+                    return Discovery {
+                        destinations: vec![direct],
+                        ttl: well_known.ttl,
+                    };
                 }
                 if let Host::Name(delegated_name) = &delegated.host {
-                    return srv_or_default(delegated_name, lookup).await;
+                    let mut found = srv_or_default(delegated_name, lookup).await;
+                    found.ttl = found.ttl.min(well_known.ttl);
+                    return found;
                 }
             }
             Err(e) => tracing::debug!(server = %name, "ignoring well-known delegation: {e}"),
         }
     }
-    srv_or_default(name, lookup).await
+    let mut found = srv_or_default(name, lookup).await;
+    found.ttl = found.ttl.min(well_known.ttl);
+    found
 }
 
 /// IP literals and names with a port need no look-up.
@@ -98,19 +146,19 @@ fn direct(server: &ServerName, original: &str) -> Option<Destination> {
     }
 }
 
-async fn srv_or_default(name: &str, lookup: &dyn Lookup) -> Vec<Destination> {
-    let records = match lookup.srv(&format!("_matrix-fed._tcp.{name}")).await {
-        Ok(records) => records,
-        Err(SrvError::NotFound) => lookup
-            .srv(&format!("_matrix._tcp.{name}"))
-            .await
-            .unwrap_or_default(),
+async fn srv_or_default(name: &str, lookup: &dyn Lookup) -> Discovery {
+    let answer = match lookup.srv(&format!("_matrix-fed._tcp.{name}")).await {
+        Ok(answer) => Some(answer),
+        Err(SrvError::NotFound) => lookup.srv(&format!("_matrix._tcp.{name}")).await.ok(),
         Err(SrvError::Failed(e)) => {
             tracing::debug!(server = %name, "{e}; falling back to port {DEFAULT_PORT}");
-            Vec::new()
+            None
         }
     };
-    let destinations: Vec<Destination> = records
+    let ttl = answer.as_ref().map_or(ERROR_TTL, |a| a.ttl);
+    let destinations: Vec<Destination> = answer
+        .map(|a| a.records)
+        .unwrap_or_default()
         .into_iter()
         .filter_map(|(target, port)| {
             let target = target.trim_end_matches('.');
@@ -123,7 +171,7 @@ async fn srv_or_default(name: &str, lookup: &dyn Lookup) -> Vec<Destination> {
             })
         })
         .collect();
-    if destinations.is_empty() {
+    let destinations = if destinations.is_empty() {
         vec![Destination {
             tls_host: name.to_owned(),
             port: DEFAULT_PORT,
@@ -132,7 +180,8 @@ async fn srv_or_default(name: &str, lookup: &dyn Lookup) -> Vec<Destination> {
         }]
     } else {
         destinations
-    }
+    };
+    Discovery { destinations, ttl }
 }
 
 #[cfg(test)]
@@ -149,19 +198,32 @@ mod tests {
     }
 
     impl Lookup for FakeLookup {
-        fn srv<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<(String, u16)>, SrvError>> {
+        fn srv<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SrvAnswer, SrvError>> {
             self.asked.lock().unwrap().push(format!("srv {name}"));
             let answer = self
                 .srv
                 .get(name)
                 .cloned()
-                .unwrap_or(Err(SrvError::NotFound));
+                .unwrap_or(Err(SrvError::NotFound))
+                .map(|records| SrvAnswer {
+                    records,
+                    ttl: Duration::from_secs(300),
+                });
             Box::pin(async move { answer })
         }
 
-        fn well_known<'a>(&'a self, server: &'a str) -> BoxFuture<'a, Option<String>> {
+        fn well_known<'a>(&'a self, server: &'a str) -> BoxFuture<'a, WellKnown> {
             self.asked.lock().unwrap().push(format!("wk {server}"));
-            let answer = self.well_known.get(server).cloned();
+            let answer = match self.well_known.get(server) {
+                Some(found) => WellKnown {
+                    server: Some(found.clone()),
+                    ttl: Duration::from_secs(7200),
+                },
+                None => WellKnown {
+                    server: None,
+                    ttl: ERROR_TTL,
+                },
+            };
             Box::pin(async move { answer })
         }
     }
@@ -176,7 +238,37 @@ mod tests {
     }
 
     async fn run(name: &str, lookup: &FakeLookup) -> Vec<Destination> {
-        discover(&ServerName::parse(name).unwrap(), name, lookup).await
+        discover(&ServerName::parse(name).unwrap(), name, lookup)
+            .await
+            .destinations
+    }
+
+    async fn ttl(name: &str, lookup: &FakeLookup) -> u64 {
+        discover(&ServerName::parse(name).unwrap(), name, lookup)
+            .await
+            .ttl
+            .as_secs()
+    }
+
+    #[tokio::test]
+    async fn lifetimes_follow_the_answers() {
+        let mut lookup = FakeLookup::default();
+        lookup
+            .well_known
+            .insert("a.example".into(), "fed.a.example:443".into());
+        lookup
+            .well_known
+            .insert("b.example".into(), "fed.b.example".into());
+        lookup.srv.insert(
+            "_matrix-fed._tcp.fed.b.example".into(),
+            Ok(vec![("t".into(), 1)]),
+        );
+        // Static answers last a day; a well-known answer its own lifetime; SRV its TTL;
+        // failures an hour.
+        assert_eq!(ttl("127.0.0.1:8448", &lookup).await, 24 * 3600);
+        assert_eq!(ttl("a.example", &lookup).await, 7200);
+        assert_eq!(ttl("b.example", &lookup).await, 300);
+        assert_eq!(ttl("c.example", &lookup).await, 3600);
     }
 
     #[tokio::test]

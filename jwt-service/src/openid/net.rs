@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use rtc_auth::ip_range::IpRangeSet;
 
-use super::discovery::{BoxFuture, Lookup, SrvError};
+use super::discovery::{BoxFuture, ERROR_TTL, Lookup, STATIC_TTL, SrvAnswer, SrvError, WellKnown};
 
 /// Bound on connecting to a homeserver.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -140,50 +140,105 @@ impl NetworkLookup {
 }
 
 impl Lookup for NetworkLookup {
-    fn srv<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<(String, u16)>, SrvError>> {
+    fn srv<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SrvAnswer, SrvError>> {
         Box::pin(async move {
             let dns = self
                 .dns
                 .as_ref()
                 .ok_or_else(|| SrvError::Failed("no DNS resolver configured".into()))?;
             match dns.srv_lookup(format!("{name}.")).await {
-                Ok(lookup) => Ok(lookup
-                    .answers()
-                    .iter()
-                    .filter_map(|record| match &record.data {
-                        hickory_resolver::proto::rr::RData::SRV(srv) => {
-                            Some((srv.target.to_utf8(), srv.port))
-                        }
-                        _ => None,
+                Ok(lookup) => {
+                    let answers = lookup.answers();
+                    let ttl = answers.iter().map(|r| r.ttl).min().unwrap_or(0);
+                    let records = answers
+                        .iter()
+                        .filter_map(|record| match &record.data {
+                            hickory_resolver::proto::rr::RData::SRV(srv) => {
+                                Some((srv.target.to_utf8(), srv.port))
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    Ok(SrvAnswer {
+                        records,
+                        ttl: Duration::from_secs(u64::from(ttl)).min(MAX_CACHE),
                     })
-                    .collect()),
+                }
                 Err(e) if e.is_no_records_found() || e.is_nx_domain() => Err(SrvError::NotFound),
                 Err(e) => Err(SrvError::Failed(e.to_string())),
             }
         })
     }
 
-    fn well_known<'a>(&'a self, server: &'a str) -> BoxFuture<'a, Option<String>> {
+    fn well_known<'a>(&'a self, server: &'a str) -> BoxFuture<'a, WellKnown> {
         Box::pin(async move {
-            let url = format!("https://{server}/.well-known/matrix/server");
-            let body = match fetch_capped(&self.http, &url, WELL_KNOWN_MAX_BYTES).await {
-                Ok(body) => body,
-                Err(e) => {
-                    tracing::debug!(%server, "no usable well-known: {e}");
-                    return None;
-                }
+            let failed = WellKnown {
+                server: None,
+                ttl: ERROR_TTL,
             };
+            let url = format!("https://{server}/.well-known/matrix/server");
+            let (body, max_age) =
+                match fetch_capped_with_max_age(&self.http, &url, WELL_KNOWN_MAX_BYTES).await {
+                    Ok(answer) => answer,
+                    Err(e) => {
+                        tracing::debug!(%server, "no usable well-known: {e}");
+                        return failed;
+                    }
+                };
             #[derive(serde::Deserialize)]
-            struct WellKnown {
+            struct Document {
                 #[serde(rename = "m.server")]
                 server: Option<String>,
             }
-            serde_json::from_slice::<WellKnown>(&body)
+            match serde_json::from_slice::<Document>(&body)
                 .ok()
                 .and_then(|w| w.server)
                 .filter(|s| !s.is_empty())
+            {
+                Some(delegated) => WellKnown {
+                    server: Some(delegated),
+                    ttl: max_age.unwrap_or(STATIC_TTL).min(MAX_CACHE),
+                },
+                None => failed,
+            }
         })
     }
+}
+
+/// Longest any discovery answer is kept (the spec's recommended cap).
+pub const MAX_CACHE: Duration = Duration::from_secs(48 * 3600);
+
+/// `max-age` of a `Cache-Control` header value.
+pub fn max_age(cache_control: &str) -> Option<Duration> {
+    cache_control.split(',').find_map(|directive| {
+        let (name, value) = directive.trim().split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("max-age")
+            .then(|| value.trim().trim_matches('"').parse().ok())
+            .flatten()
+            .map(Duration::from_secs)
+    })
+}
+
+/// [`fetch_capped`], also returning the response's `Cache-Control: max-age`.
+pub async fn fetch_capped_with_max_age(
+    client: &reqwest::Client,
+    url: &str,
+    cap: usize,
+) -> Result<(Vec<u8>, Option<Duration>), String> {
+    let response = client
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .timeout(WELL_KNOWN_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| describe(&e))?;
+    let max_age = response
+        .headers()
+        .get(reqwest::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(max_age);
+    read_capped(response, cap).await.map(|body| (body, max_age))
 }
 
 /// GET `url` and return a 200 body of at most `cap` bytes.
@@ -192,13 +247,17 @@ pub async fn fetch_capped(
     url: &str,
     cap: usize,
 ) -> Result<Vec<u8>, String> {
-    let mut response = client
+    let response = client
         .get(url)
         .header(reqwest::header::ACCEPT, "application/json")
         .timeout(WELL_KNOWN_TIMEOUT)
         .send()
         .await
         .map_err(|e| describe(&e))?;
+    read_capped(response, cap).await
+}
+
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
     if response.status() != reqwest::StatusCode::OK {
         return Err(format!("HTTP {}", response.status().as_u16()));
     }
@@ -234,4 +293,49 @@ pub fn describe(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_max_age() {
+        assert_eq!(max_age("max-age=3600"), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            max_age("public, Max-Age = 60 , must-revalidate"),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(max_age("max-age=\"10\""), Some(Duration::from_secs(10)));
+        assert_eq!(max_age("no-cache"), None);
+        assert_eq!(max_age("max-age=soon"), None);
+        assert_eq!(max_age(""), None);
+    }
+
+    #[tokio::test]
+    async fn denied_addresses_are_not_resolved() {
+        let resolver = DenyingResolver::new(IpRangeSet::parse(["127.0.0.0/8", "::1"]).unwrap());
+        let name: Name = "localhost".parse().unwrap();
+        let error = resolver.resolve(name).await.err().expect("denied");
+        assert!(error.to_string().contains("deny list"), "{error}");
+        let open = DenyingResolver::new(IpRangeSet::new());
+        let addrs: Vec<SocketAddr> = open
+            .resolve("localhost".parse().unwrap())
+            .await
+            .unwrap()
+            .collect();
+        assert!(addrs.iter().any(|a| a.ip().is_loopback()));
+    }
+
+    #[tokio::test]
+    async fn srv_targets_replace_the_name() {
+        let resolver = DenyingResolver::new(IpRangeSet::new());
+        resolver.set_connect_host("matrix.example.test", "localhost");
+        let addrs: Vec<SocketAddr> = resolver
+            .resolve("matrix.example.test".parse().unwrap())
+            .await
+            .unwrap()
+            .collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
+    }
 }

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use url::Url;
 
@@ -18,9 +18,6 @@ use super::net::{DenyingResolver, REQUEST_TIMEOUT, describe};
 use super::server_name::ServerName;
 use crate::request::OpenIdToken;
 
-/// How long a discovery result is reused (the spec allows up to 48 h for well-known
-/// answers; an hour keeps moves of a homeserver visible soon).
-pub const DISCOVERY_CACHE_TTL: Duration = Duration::from_secs(3600);
 /// Cap on cached server names, so random names from clients cannot grow memory.
 pub const DISCOVERY_CACHE_MAX: usize = 10_000;
 /// Largest userinfo body read.
@@ -94,6 +91,7 @@ pub struct FederationVerifier {
     resolver: Arc<DenyingResolver>,
     lookup: Arc<dyn Lookup>,
     overrides: BTreeMap<String, Url>,
+    /// Server name → (valid until, destinations).
     cache: Mutex<HashMap<String, (Instant, Vec<Destination>)>>,
 }
 
@@ -116,24 +114,29 @@ impl FederationVerifier {
     }
 
     async fn destinations(&self, server: &str) -> Result<Vec<Destination>, OpenIdError> {
-        if let Some((at, cached)) = self.cache.lock().ok().and_then(|c| c.get(server).cloned())
-            && at.elapsed() < DISCOVERY_CACHE_TTL
+        if let Some((until, cached)) = self.cache.lock().ok().and_then(|c| c.get(server).cloned())
+            && Instant::now() < until
         {
             return Ok(cached);
         }
         let name = ServerName::parse(server)?;
-        let found = discovery::discover(&name, server, self.lookup.as_ref()).await;
+        let discovery = discovery::discover(&name, server, self.lookup.as_ref()).await;
+        let found = discovery.destinations;
         if found.is_empty() {
             return Err(OpenIdError::NoDestination(server.to_owned()));
         }
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= DISCOVERY_CACHE_MAX {
-                cache.retain(|_, (at, _)| at.elapsed() < DISCOVERY_CACHE_TTL);
+                let now = Instant::now();
+                cache.retain(|_, (until, _)| now < *until);
                 if cache.len() >= DISCOVERY_CACHE_MAX {
                     cache.clear();
                 }
             }
-            cache.insert(server.to_owned(), (Instant::now(), found.clone()));
+            cache.insert(
+                server.to_owned(),
+                (Instant::now() + discovery.ttl, found.clone()),
+            );
         }
         Ok(found)
     }
