@@ -50,9 +50,11 @@ render turnserver.conf.example turnserver.conf
 render livekit.yaml.example livekit.yaml
 
 if [ "$(id -u)" -eq 0 ]; then
-  # Our images run as uid 10001; LiveKit and tuwunel read as root.
-  chown 10001:10001 secrets/turn_shared_secret secrets/livekit_keys.yaml turnserver.conf
+  # Our two images run as uid 10001 (lk-jwt-service reads the key file, turn-server its
+  # configuration); LiveKit and the homeserver read theirs as root. If your homeserver
+  # image runs as another user, chown secrets/turn_shared_secret to that user.
+  chown 10001:10001 secrets/livekit_keys.yaml turnserver.conf
 else
-  echo "init-secrets: not root; run: sudo chown 10001:10001 secrets/* turnserver.conf" >&2
+  echo "init-secrets: not root; run: sudo chown 10001:10001 secrets/livekit_keys.yaml turnserver.conf" >&2
 fi
 chmod 600 secrets/turn_shared_secret secrets/livekit_keys.yaml turnserver.conf livekit.yaml
