@@ -136,7 +136,11 @@ fn run(loaded: config::Loaded) -> anyhow::Result<()> {
     if udp.is_empty() && tcp.is_empty() {
         anyhow::bail!("no listener left: no-udp, no-tcp and no TLS certificate");
     }
-    let listeners = Listeners::bind(&udp, &tcp)?;
+    let proxied: Vec<SocketAddr> = match config.tcp_proxy_port {
+        Some(port) => ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect(),
+        None => Vec::new(),
+    };
+    let listeners = Listeners::bind(&udp, &tcp, &proxied)?;
     let core = core_config(&config, generated.as_ref());
     let realm = core.realm.clone();
     let seed: [u8; 32] = rand::random();
@@ -153,6 +157,9 @@ fn run(loaded: config::Loaded) -> anyhow::Result<()> {
             "tcp"
         };
         tracing::info!(%address, kind, "listening");
+    }
+    for address in listeners.proxied_addresses() {
+        tracing::info!(%address, kind = "tcp behind a proxy (PROXY protocol v1/v2)", "listening");
     }
     if let Some(secret) = &generated {
         let first = SocketAddr::new(ips[0], config.listening_port);

@@ -8,6 +8,7 @@ pub mod codec;
 pub mod framing;
 pub mod nonce;
 pub mod policy;
+pub mod proxy_header;
 pub mod quota;
 pub mod server;
 pub mod server_config;

@@ -286,3 +286,66 @@ fn uclient_ipv6_relays() {
         assert_all_relayed(uclient(&args), what);
     }
 }
+
+/// XOR-MAPPED-ADDRESS of a Binding success response (IPv4).
+fn mapped_address(response: &[u8]) -> std::net::SocketAddr {
+    let mut at = 20;
+    while at + 4 <= response.len() {
+        let kind = u16::from_be_bytes([response[at], response[at + 1]]);
+        let len = usize::from(u16::from_be_bytes([response[at + 2], response[at + 3]]));
+        if kind == 0x0020 {
+            let value = &response[at + 4..at + 4 + len];
+            let port = u16::from_be_bytes([value[2], value[3]]) ^ 0x2112;
+            let ip = u32::from_be_bytes([value[4], value[5], value[6], value[7]]) ^ 0x2112_A442;
+            return (std::net::Ipv4Addr::from(ip), port).into();
+        }
+        at += 4 + ((len + 3) & !3);
+    }
+    panic!("no XOR-MAPPED-ADDRESS in {response:?}");
+}
+
+#[test]
+fn proxy_protocol_listener_sees_the_real_client() {
+    let proxy_port = free_port();
+    let server = start_with(&[&format!("--tcp-proxy-port={proxy_port}")]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", proxy_port)).is_err() {
+        assert!(Instant::now() < deadline, "proxy listener did not start");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2.extend_from_slice(&[0x21, 0x11, 0, 12, 198, 51, 100, 9, 127, 0, 0, 1]);
+    v2.extend_from_slice(&41_000u16.to_be_bytes());
+    v2.extend_from_slice(&proxy_port.to_be_bytes());
+    let v1 = format!("PROXY TCP4 192.0.2.7 127.0.0.1 40000 {proxy_port}\r\n").into_bytes();
+    for (header, expected) in [(v1, "192.0.2.7:40000"), (v2, "198.51.100.9:41000")] {
+        let mut stream = TcpStream::connect(("127.0.0.1", proxy_port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        // Header and first request in one segment, as proxies send them.
+        stream
+            .write_all(&[header, binding_request(7)].concat())
+            .unwrap();
+        let response = read_message(&mut stream);
+        assert_eq!(mapped_address(&response), expected.parse().unwrap());
+    }
+    // Without a header the connection is refused (reset: the request was never read);
+    // the plain port is unaffected.
+    let mut bare = TcpStream::connect(("127.0.0.1", proxy_port)).unwrap();
+    bare.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    bare.write_all(&binding_request(8)).unwrap();
+    let mut rest = Vec::new();
+    match bare.read_to_end(&mut rest) {
+        Ok(0) => {}
+        Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset, "{error}"),
+        Ok(_) => panic!("answered without a PROXY header: {rest:?}"),
+    }
+    let mut plain = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    plain.write_all(&binding_request(9)).unwrap();
+    let local = plain.local_addr().unwrap();
+    assert_eq!(mapped_address(&read_message(&mut plain)), local);
+}

@@ -21,15 +21,26 @@ use crate::proto::Server;
 pub struct Listeners {
     udp: Vec<(SocketAddr, StdUdpSocket)>,
     tcp: Vec<(SocketAddr, StdTcpListener)>,
+    proxied: Vec<(SocketAddr, StdTcpListener)>,
 }
 
 impl Listeners {
-    /// Binds a UDP socket per `udp` address and a TCP listener per `tcp` address.
-    pub fn bind(udp: &[SocketAddr], tcp: &[SocketAddr]) -> io::Result<Self> {
+    /// Binds a UDP socket per `udp` address, a TCP listener per `tcp` address, and a TCP
+    /// listener expecting PROXY protocol headers per `proxied` address (`tcp-proxy-port`).
+    pub fn bind(
+        udp: &[SocketAddr],
+        tcp: &[SocketAddr],
+        proxied: &[SocketAddr],
+    ) -> io::Result<Self> {
         let mut listeners = Self {
             udp: Vec::new(),
             tcp: Vec::new(),
+            proxied: Vec::new(),
         };
+        for &address in proxied {
+            let listener = stream::bind_listener(address)?;
+            listeners.proxied.push((listener.local_addr()?, listener));
+        }
         for &address in udp {
             let socket = udp::bind_listener(address)?;
             listeners.udp.push((socket.local_addr()?, socket));
@@ -49,6 +60,11 @@ impl Listeners {
     /// Bound TCP addresses.
     pub fn tcp_addresses(&self) -> Vec<SocketAddr> {
         self.tcp.iter().map(|(address, _)| *address).collect()
+    }
+
+    /// Bound TCP addresses that expect a PROXY protocol header.
+    pub fn proxied_addresses(&self) -> Vec<SocketAddr> {
+        self.proxied.iter().map(|(address, _)| *address).collect()
     }
 }
 
@@ -84,12 +100,15 @@ pub fn run(
         let tls_state: TlsState = Rc::new(std::cell::RefCell::new(
             tls.as_ref().map(|tls| tls.config.clone()),
         ));
-        for (_, listener) in listeners.tcp {
+        let tcp = listeners.tcp.into_iter().map(|(_, l)| (l, false));
+        let proxied = listeners.proxied.into_iter().map(|(_, l)| (l, true));
+        for (listener, proxy) in tcp.chain(proxied) {
             let listener = TcpListener::from_std(listener)?;
             tokio::task::spawn_local(stream::accept_loop(
                 shard.clone(),
                 listener,
                 tls_state.clone(),
+                proxy,
             ));
         }
         if let Some(tls) = tls {

@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::shard::{Shard, StreamOut};
 use crate::proto::framing::frame_len;
+use crate::proto::proxy_header::{self, ProxyError, ProxyHeader};
 use crate::proto::{FiveTuple, Transport};
 
 /// Time a new connection gets to send its first byte and finish a TLS handshake.
@@ -56,7 +57,13 @@ pub fn bind_listener(address: SocketAddr) -> io::Result<StdTcpListener> {
     Ok(socket.into())
 }
 
-pub(super) async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tls: TlsState) {
+/// Accepts clients; `proxy` listeners first read a PROXY protocol header.
+pub(super) async fn accept_loop(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    tls: TlsState,
+    proxy: bool,
+) {
     loop {
         let (stream, client) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -68,14 +75,37 @@ pub(super) async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, tls: Tl
             }
         };
         let _ = stream.set_nodelay(true);
-        tokio::task::spawn_local(connection(shard.clone(), stream, client, tls.clone()));
+        tokio::task::spawn_local(connection(
+            shard.clone(),
+            stream,
+            client,
+            tls.clone(),
+            proxy,
+        ));
     }
 }
 
-async fn connection(shard: Rc<Shard>, stream: TcpStream, client: SocketAddr, tls: TlsState) {
+async fn connection(
+    shard: Rc<Shard>,
+    mut stream: TcpStream,
+    mut client: SocketAddr,
+    tls: TlsState,
+    proxy: bool,
+) {
     let Ok(server) = stream.local_addr() else {
         return;
     };
+    if proxy {
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_proxy_header(&mut stream)).await {
+            Ok(Ok(ProxyHeader::Proxied { source, .. })) => client = source,
+            Ok(Ok(ProxyHeader::Local)) => {}
+            Ok(Err(error)) => {
+                tracing::debug!(%client, %error, "PROXY header refused; closing");
+                return;
+            }
+            Err(_) => return,
+        }
+    }
     let mut first = [0u8; 1];
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
         Ok(Ok(1)) => {}
@@ -104,6 +134,34 @@ async fn connection(shard: Rc<Shard>, stream: TcpStream, client: SocketAddr, tls
         }
         Ok(Err(error)) => tracing::debug!(%client, %error, "TLS handshake failed"),
         Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
+    }
+}
+
+/// Consumes exactly the PROXY header, so what follows (STUN or a TLS ClientHello) is read
+/// as on any other connection. Peeks until the whole header has arrived.
+async fn read_proxy_header(stream: &mut TcpStream) -> Result<ProxyHeader, ProxyError> {
+    let mut peeked = [0u8; 512];
+    loop {
+        let available = stream
+            .peek(&mut peeked)
+            .await
+            .map_err(|_| ProxyError::Missing)?;
+        if available == 0 {
+            return Err(ProxyError::Missing);
+        }
+        match proxy_header::parse(&peeked[..available])? {
+            Some((header, len)) => {
+                let mut consumed = vec![0u8; len];
+                stream
+                    .read_exact(&mut consumed)
+                    .await
+                    .map_err(|_| ProxyError::Missing)?;
+                return Ok(header);
+            }
+            None if available == peeked.len() => return Err(ProxyError::Malformed),
+            // Part of the header: wait for the rest (bounded by the caller's timeout).
+            None => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
     }
 }
 
