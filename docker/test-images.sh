@@ -46,7 +46,7 @@ cleanup() {
   local cleanup_start=$SECONDS
   set +e
   if [ -n "$dockerd_pid" ]; then
-    for c in "${containers[@]}"; do "$docker" rm -f "$c" >/dev/null 2>&1; done
+    for c in "${containers[@]}"; do "${docker[@]}" rm -f "$c" >/dev/null 2>&1; done
     kill "$dockerd_pid" 2>/dev/null
     for _ in $(seq 1 30); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 1; done
     kill -9 "$dockerd_pid" 2>/dev/null
