@@ -7,8 +7,10 @@
 //! - [`startup`]: from a `Config` to the core's settings, logging and the embedded default.
 //! - [`io`]: the tokio driver (sockets, timers, signals) around the core.
 //! - [`healthcheck`]: the `turn-server healthcheck` probe for containers.
+//! - [`metrics`]: the Prometheus exporter (`prometheus` options).
 pub mod config;
 pub mod healthcheck;
 pub mod io;
+pub mod metrics;
 pub mod proto;
 pub mod startup;

@@ -1,16 +1,22 @@
 //! `turn-server`: a coturn-compatible TURN/STUN relay. Takes coturn's command line and
 //! `turnserver.conf`; `--check-config` prints the effective configuration;
 //! `turn-server healthcheck [options]` probes a running server for container health checks.
+//!
+//! Signals (docs/operations.md): SIGHUP reloads the configuration and the certificate,
+//! SIGUSR2 the certificate, SIGUSR1 drains, SIGTERM/SIGINT stop.
 
+use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use rtc_auth::secret::Secret;
 use turn_server::config::{self, Action, AuthMode, ConfigError, SearchPath, SystemHost};
 use turn_server::healthcheck;
-use turn_server::io::driver::{self, Listeners};
+use turn_server::io::driver::{self, Listeners, MetricsListener, Operations, Reloaded};
 use turn_server::io::relay::RelayRange;
 use turn_server::io::tls::TlsFiles;
+use turn_server::metrics::http as metrics_http;
 use turn_server::proto::Server;
 use turn_server::startup::core_config::core_config;
 use turn_server::startup::{embedded_default, logging};
@@ -21,7 +27,7 @@ fn main() -> ExitCode {
     if healthcheck {
         args.remove(0);
     }
-    let loaded = config::load(args);
+    let loaded = config::load(args.clone());
     if healthcheck {
         return match loaded {
             Ok(loaded) => run_healthcheck(&loaded.config),
@@ -67,7 +73,7 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    match run(loaded) {
+    match run(loaded, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("turn-server: {error:#}");
@@ -92,10 +98,11 @@ fn run_healthcheck(config: &config::Config) -> ExitCode {
     }
 }
 
-fn run(loaded: config::Loaded) -> anyhow::Result<()> {
+fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
     let mut config = loaded.config;
     let unix_now = driver::unix_now();
-    if let Some(note) = logging::init(&config, unix_now)? {
+    let (log_level, note) = logging::init(&config, unix_now)?;
+    if let Some(note) = note {
         tracing::warn!("{note}");
     }
     for warning in &loaded.warnings {
@@ -141,6 +148,21 @@ fn run(loaded: config::Loaded) -> anyhow::Result<()> {
         None => Vec::new(),
     };
     let listeners = Listeners::bind(&udp, &tcp, &proxied)?;
+    let metrics = if config.prometheus {
+        let ip = config
+            .prometheus_address
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let address = SocketAddr::new(ip, config.prometheus_port);
+        let listener = metrics_http::bind(address)?;
+        tracing::info!(%address, path = %config.prometheus_path, "prometheus exporter");
+        Some(MetricsListener {
+            listener,
+            path: config.prometheus_path.clone(),
+            username_labels: config.prometheus_username_labels,
+        })
+    } else {
+        None
+    };
     let core = core_config(&config, generated.as_ref());
     let realm = core.realm.clone();
     let seed: [u8; 32] = rand::random();
@@ -173,8 +195,85 @@ fn run(loaded: config::Loaded) -> anyhow::Result<()> {
         min_port: config.min_port,
         max_port: config.max_port,
     };
-    driver::run(server, listeners, relay, tls, shutdown_signal())?;
+    let operations = Operations {
+        metrics,
+        drain_timeout: config.drain_timeout,
+        reload: Box::new(
+            Reloader {
+                args,
+                running: config,
+                embedded,
+                generated,
+                log_level,
+            }
+            .into_fn(),
+        ),
+    };
+    driver::run(server, listeners, relay, tls, operations, shutdown_signal())?;
     Ok(())
+}
+
+/// SIGHUP: the same command line (and so the same file) read again.
+struct Reloader {
+    args: Vec<OsString>,
+    /// The configuration in force; options that need a restart keep these values.
+    running: config::Config,
+    embedded: bool,
+    generated: Option<Secret>,
+    log_level: logging::LogLevel,
+}
+
+impl Reloader {
+    fn into_fn(mut self) -> impl FnMut() -> Option<Reloaded> {
+        move || self.reload()
+    }
+
+    /// The new configuration, or None (logged) when it cannot be used; a bad file never
+    /// touches the running configuration.
+    fn reload(&mut self) -> Option<Reloaded> {
+        tracing::info!("SIGHUP: reloading the configuration");
+        let loaded = match config::load(self.args.clone()) {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                tracing::error!("reload failed; keeping the running configuration: {error}");
+                return None;
+            }
+        };
+        for warning in &loaded.warnings {
+            tracing::warn!("{warning}");
+        }
+        let mut new = loaded.config;
+        if self.embedded && new.listening_ips.is_empty() {
+            embedded_default::apply(&mut new);
+        }
+        for key in self.running.needs_restart(&new) {
+            tracing::warn!(
+                option = key,
+                "changed; needs restart: keeping the running value"
+            );
+        }
+        // The relay addresses are bound: keep the running ones and their mappings.
+        new.relay_ips = self.running.relay_ips.clone();
+        new.external_ip = self.running.external_ip.clone();
+        match self.log_level.set(new.verbosity) {
+            Ok(true) => tracing::info!(verbosity = ?new.verbosity, "log level changed"),
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "log level unchanged"),
+        }
+        let search = SearchPath::coturn();
+        let tls = match (search.find(&new.cert), search.find(&new.pkey)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            _ => None,
+        };
+        let core = core_config(&new, self.generated.as_ref());
+        let reloaded = Reloaded {
+            core,
+            tls,
+            drain_timeout: new.drain_timeout,
+        };
+        self.running = new;
+        Some(reloaded)
+    }
 }
 
 /// `listening-ip` (one socket per address, as coturn); otherwise every address (IPv4

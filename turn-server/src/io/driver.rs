@@ -1,13 +1,17 @@
-//! Starts a shard on a current-thread runtime and runs it until shutdown.
+//! Starts a shard on a current-thread runtime and runs it until shutdown or the end of a
+//! drain; serves metrics and applies reloads on the same thread, so the core is never
+//! shared or locked.
 
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::Notify;
 use tokio::task::LocalSet;
 
 use super::relay::{RelayRange, RelaySockets};
@@ -15,7 +19,10 @@ use super::shard::Shard;
 use super::stream::{self, TlsState};
 use super::tls::TlsFiles;
 use super::udp;
-use crate::proto::Server;
+use crate::metrics::http::{self, Render};
+use crate::metrics::lifetimes::LifetimeTracker;
+use crate::metrics::report::{self, DriverCounters, ReportOptions};
+use crate::proto::{Server, ServerConfig};
 
 /// Client sockets, bound before the runtime starts so errors reach `main`.
 pub struct Listeners {
@@ -76,12 +83,47 @@ pub struct Tls {
     pub config: Arc<rustls::ServerConfig>,
 }
 
-/// Runs the shard until `shutdown` completes, then ends every allocation.
+/// The Prometheus exporter, bound by `main`.
+pub struct MetricsListener {
+    /// Bound to `prometheus-address`:`prometheus-port`.
+    pub listener: StdTcpListener,
+    /// `prometheus-path`.
+    pub path: String,
+    /// `prometheus-username-labels`.
+    pub username_labels: bool,
+}
+
+/// A configuration re-read on SIGHUP, already checked and translated by `main`.
+pub struct Reloaded {
+    /// The core's new settings.
+    pub core: ServerConfig,
+    /// `cert`/`pkey` as the new file names them (both found); None keeps the old files.
+    pub tls: Option<TlsFiles>,
+    /// `drain-timeout` for a later SIGUSR1.
+    pub drain_timeout: Option<Duration>,
+}
+
+/// Re-reads the configuration; None when it is unusable (the reason is logged).
+pub type Reload = Box<dyn FnMut() -> Option<Reloaded>>;
+
+/// Operator controls around the relay: metrics, reload and drain.
+pub struct Operations {
+    /// `prometheus`: the exporter's listener.
+    pub metrics: Option<MetricsListener>,
+    /// Called on SIGHUP.
+    pub reload: Reload,
+    /// `drain-timeout` at start: how long SIGUSR1 waits for allocations to end.
+    pub drain_timeout: Option<Duration>,
+}
+
+/// Runs the shard until `shutdown` completes or a drain (SIGUSR1) finishes, then ends
+/// every allocation left.
 pub fn run(
     server: Server,
     listeners: Listeners,
     relay: RelayRange,
     tls: Option<Tls>,
+    operations: Operations,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -97,9 +139,7 @@ pub fn run(
         for index in 0..shard.udp.len() {
             tokio::task::spawn_local(udp::client_loop(shard.clone(), index));
         }
-        let tls_state: TlsState = Rc::new(std::cell::RefCell::new(
-            tls.as_ref().map(|tls| tls.config.clone()),
-        ));
+        let tls_state: TlsState = Rc::new(RefCell::new(tls.as_ref().map(|tls| tls.config.clone())));
         let tcp = listeners.tcp.into_iter().map(|(_, l)| (l, false));
         let proxied = listeners.proxied.into_iter().map(|(_, l)| (l, true));
         for (listener, proxy) in tcp.chain(proxied) {
@@ -111,12 +151,29 @@ pub fn run(
                 proxy,
             ));
         }
-        if let Some(tls) = tls {
-            tokio::task::spawn_local(reload_tls_on_signal(tls.files, tls_state));
+        let lifetimes = Rc::new(RefCell::new(LifetimeTracker::new()));
+        if let Some(metrics) = operations.metrics {
+            let listener = TcpListener::from_std(metrics.listener)?;
+            let render = scrape(shard.clone(), lifetimes.clone(), metrics.username_labels);
+            tokio::task::spawn_local(http::serve(listener, metrics.path.into(), render));
         }
-        let timer = tokio::task::spawn_local(timer_loop(shard.clone()));
-        shutdown.await;
+        let drain = Rc::new(Drain {
+            started: Notify::new(),
+            timeout: Cell::new(operations.drain_timeout),
+        });
+        let signals = tokio::task::spawn_local(signal_loop(
+            shard.clone(),
+            operations.reload,
+            tls.map(|tls| (tls.files, tls_state)),
+            drain.clone(),
+        ));
+        let timer = tokio::task::spawn_local(timer_loop(shard.clone(), lifetimes));
+        tokio::select! {
+            () = shutdown => {}
+            () = drained(&shard, &drain) => {}
+        }
         timer.abort();
+        signals.abort();
         let mut relays = shard.relays.borrow_mut();
         let mut server = shard.server.borrow_mut();
         let live = server.allocation_count();
@@ -126,44 +183,157 @@ pub fn run(
     })
 }
 
-async fn timer_loop(shard: Rc<Shard>) {
+/// A metrics document from the shard's current state.
+fn scrape(
+    shard: Rc<Shard>,
+    lifetimes: Rc<RefCell<LifetimeTracker>>,
+    username_labels: bool,
+) -> Render {
+    Rc::new(move || {
+        let now = Instant::now();
+        let server = shard.server.borrow();
+        let mut lifetimes = lifetimes.borrow_mut();
+        lifetimes.observe(
+            now,
+            server.allocations().map(|(id, _)| id),
+            server.stats().allocations_ended,
+        );
+        let driver = DriverCounters {
+            send_failures: shard.send_drops.get(),
+        };
+        report::render(
+            &server,
+            now,
+            driver,
+            lifetimes.histogram(),
+            ReportOptions { username_labels },
+        )
+    })
+}
+
+async fn timer_loop(shard: Rc<Shard>, lifetimes: Rc<RefCell<LifetimeTracker>>) {
     loop {
         let deadline = shard.server.borrow().poll_timeout();
         tokio::time::sleep_until(deadline.into()).await;
+        let now = Instant::now();
         let mut relays = shard.relays.borrow_mut();
-        shard
-            .server
-            .borrow_mut()
-            .handle_timeout(Instant::now(), unix_now(), &mut *relays);
+        let mut server = shard.server.borrow_mut();
+        server.handle_timeout(now, unix_now(), &mut *relays);
+        lifetimes.borrow_mut().observe(
+            now,
+            server.allocations().map(|(id, _)| id),
+            server.stats().allocations_ended,
+        );
     }
 }
 
-/// SIGUSR2 (coturn's signal) or SIGHUP: re-read `cert` and `pkey`; new connections use
-/// the new certificate, existing ones keep theirs. A bad file keeps the old one.
-async fn reload_tls_on_signal(files: TlsFiles, state: TlsState) {
+/// SIGUSR1 state: set once, and the timeout in force.
+struct Drain {
+    started: Notify,
+    timeout: Cell<Option<Duration>>,
+}
+
+/// How often a drain checks whether the last allocation ended.
+const DRAIN_POLL: Duration = Duration::from_millis(200);
+
+/// Completes when a drain started by SIGUSR1 is over: no allocation left, or
+/// `drain-timeout` elapsed (none: wait for the last allocation).
+async fn drained(shard: &Rc<Shard>, drain: &Drain) {
+    drain.started.notified().await;
+    let started = Instant::now();
+    let timeout = drain.timeout.get();
+    loop {
+        let live = shard.server.borrow().allocation_count();
+        if live == 0 {
+            tracing::info!("drain: last allocation ended; exiting");
+            return;
+        }
+        if let Some(timeout) = timeout
+            && started.elapsed() >= timeout
+        {
+            tracing::info!(
+                allocations = live,
+                "drain: timeout; ending the remaining allocations"
+            );
+            return;
+        }
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
+}
+
+/// SIGHUP: reload the configuration, then the certificate. SIGUSR2 (coturn's signal):
+/// reload the certificate only; new TLS connections use it, existing ones keep theirs,
+/// and a bad file keeps the old one. SIGUSR1 (coturn's signal): drain.
+async fn signal_loop(
+    shard: Rc<Shard>,
+    mut reload: Reload,
+    mut tls: Option<(TlsFiles, TlsState)>,
+    drain: Rc<Drain>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut usr2), Ok(mut hup)) = (
-        signal(SignalKind::user_defined2()),
+    let (Ok(mut hup), Ok(mut usr1), Ok(mut usr2)) = (
         signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::user_defined2()),
     ) else {
         tracing::warn!(
-            "cannot install SIGUSR2/SIGHUP handlers: certificates reload needs a restart"
+            "cannot install SIGHUP/SIGUSR1/SIGUSR2 handlers: reload and drain need a restart"
         );
         return;
     };
     loop {
         tokio::select! {
-            _ = usr2.recv() => {}
-            _ = hup.recv() => {}
+            _ = hup.recv() => {
+                if let Some(reloaded) = reload() {
+                    apply(&shard, reloaded, &mut tls, &drain);
+                }
+                if let Some((files, state)) = &tls {
+                    reload_tls(files, state);
+                }
+            }
+            _ = usr2.recv() => {
+                if let Some((files, state)) = &tls {
+                    reload_tls(files, state);
+                }
+            }
+            _ = usr1.recv() => {
+                if !shard.server.borrow().is_draining() {
+                    shard.server.borrow_mut().set_draining(true);
+                    let allocations = shard.server.borrow().allocation_count();
+                    let timeout = drain.timeout.get().map(|t| t.as_secs());
+                    tracing::info!(allocations, ?timeout, "SIGUSR1: draining; new allocations refused");
+                    drain.started.notify_one();
+                }
+            }
         }
-        match files.load() {
-            Ok(config) => {
-                *state.borrow_mut() = Some(config);
-                tracing::info!(cert = %files.cert.display(), "TLS certificate reloaded");
-            }
-            Err(error) => {
-                tracing::error!(%error, "TLS certificate reload failed; keeping the old one")
-            }
+    }
+}
+
+fn apply(shard: &Shard, reloaded: Reloaded, tls: &mut Option<(TlsFiles, TlsState)>, drain: &Drain) {
+    let changed = shard
+        .server
+        .borrow_mut()
+        .reconfigure(reloaded.core, Instant::now());
+    drain.timeout.set(reloaded.drain_timeout);
+    if let (Some((files, _)), Some(new)) = (tls.as_mut(), reloaded.tls) {
+        *files = new;
+    }
+    tracing::info!(
+        permissions_removed = changed.permissions_removed,
+        channels_removed = changed.channels_removed,
+        credentials_retired = changed.credentials_retired,
+        "configuration reloaded"
+    );
+}
+
+fn reload_tls(files: &TlsFiles, state: &TlsState) {
+    match files.load() {
+        Ok(config) => {
+            *state.borrow_mut() = Some(config);
+            tracing::info!(cert = %files.cert.display(), "TLS certificate reloaded");
+        }
+        Err(error) => {
+            tracing::error!(%error, "TLS certificate reload failed; keeping the old one")
         }
     }
 }

@@ -1187,5 +1187,7 @@ fn finish(writer: &mut MessageWriter<'_>, signing: Option<Signing>, fingerprint:
     }
 }
 
+mod ops;
+
 #[cfg(test)]
 mod tests;

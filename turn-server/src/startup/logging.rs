@@ -3,10 +3,10 @@
 //!
 //! Logs go to stdout by default (containers and systemd collect them); coturn's default
 //! of a dated file under /var/log only applies when `log-file` names a path. `RUST_LOG`
-//! overrides the level.
+//! overrides the level. The level follows `verbose`/`Verbose` on reload (SIGHUP) through
+//! tracing-subscriber's reload layer, unless `RUST_LOG` fixed it.
 
 use std::fs::OpenOptions;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -15,24 +15,51 @@ use tracing_subscriber::fmt::writer::MakeWriterExt;
 
 use crate::config::{Config, LogFile, Verbosity};
 
-/// Installs the global subscriber; returns a note to log once it is up (e.g. syslog
-/// not supported).
-pub fn init(config: &Config, unix_now: u64) -> std::io::Result<Option<String>> {
-    let level = match config.verbosity {
-        Verbosity::Quiet => "info",
-        Verbosity::Normal => "debug",
-        Verbosity::Extra => "trace",
-    };
+/// Changes the level of the installed subscriber.
+pub struct LogLevel {
+    /// Swaps the filter; the closure hides the subscriber's writer type.
+    reload: Box<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>,
+    /// `RUST_LOG` was set: the operator's filter wins over the configuration.
+    fixed_by_env: bool,
+    current: Mutex<Verbosity>,
+}
+
+impl LogLevel {
+    /// Applies `verbosity` unless `RUST_LOG` fixed the filter; true when it changed.
+    pub fn set(&self, verbosity: Verbosity) -> Result<bool, String> {
+        let mut current = self.current.lock().map_err(|_| "log level lock poisoned")?;
+        if self.fixed_by_env || *current == verbosity {
+            return Ok(false);
+        }
+        (self.reload)(EnvFilter::new(level(verbosity)))?;
+        *current = verbosity;
+        Ok(true)
+    }
+}
+
+/// Installs the global subscriber; returns the level control and a note to log once it
+/// is up (e.g. syslog not supported).
+pub fn init(config: &Config, unix_now: u64) -> std::io::Result<(LogLevel, Option<String>)> {
     // The codec crates of test clients are not linked here; our own code logs per
     // allocation, never per packet, below trace.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    // Colours only for a person at a terminal, not in files, pipes or journald.
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let fixed_by_env = from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(level(config.verbosity)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::stdout().is_terminal());
+        .with_target(false);
+    macro_rules! install {
+        ($builder:expr) => {{
+            // Last, as its type names the writer.
+            let builder = $builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            builder.init();
+            Box::new(move |filter| handle.reload(filter).map_err(|e| e.to_string()))
+                as Box<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>
+        }};
+    }
     let mut note = None;
-    match &config.log_file {
+    let reload = match &config.log_file {
         Some(LogFile::Path(path)) => {
             let path = if config.simple_log {
                 path.clone()
@@ -51,26 +78,40 @@ pub fn init(config: &Config, unix_now: u64) -> std::io::Result<Option<String>> {
                 })?;
             let file = Mutex::new(file);
             if config.no_stdout_log {
-                builder.with_ansi(false).with_writer(file).init();
+                install!(builder.with_ansi(false).with_writer(file))
             } else {
-                builder
-                    .with_ansi(false)
-                    .with_writer(file.and(std::io::stdout))
-                    .init();
+                install!(
+                    builder
+                        .with_ansi(false)
+                        .with_writer(file.and(std::io::stdout))
+                )
             }
         }
         Some(LogFile::Syslog) => {
             note = Some("log-file=syslog is not supported: logging to stdout".to_owned());
-            builder.init();
+            install!(builder)
         }
         Some(LogFile::Stdout) | None => {
             if config.syslog {
                 note = Some("syslog is not supported: logging to stdout".to_owned());
             }
-            builder.init();
+            install!(builder)
         }
+    };
+    let level = LogLevel {
+        reload,
+        fixed_by_env,
+        current: Mutex::new(config.verbosity),
+    };
+    Ok((level, note))
+}
+
+fn level(verbosity: Verbosity) -> &'static str {
+    match verbosity {
+        Verbosity::Quiet => "info",
+        Verbosity::Normal => "debug",
+        Verbosity::Extra => "trace",
     }
-    Ok(note)
 }
 
 /// coturn's naming: `/var/log/turn.log` → `/var/log/turn_2026-11-23.log`.

@@ -111,7 +111,10 @@ fn derivable(config: &ServerConfig, username: &str, key: &LongTermKey) -> bool {
     if matches!(config.credentials, Credentials::None) {
         return true;
     }
-    match config.credentials.keys(username, &config.realm, 0, algorithm) {
+    match config
+        .credentials
+        .keys(username, &config.realm, 0, algorithm)
+    {
         Ok((mut keys, _)) => keys.any(|candidate| ct_eq(candidate.as_bytes(), key.as_bytes())),
         Err(_) => false,
     }
