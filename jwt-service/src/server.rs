@@ -46,18 +46,13 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
         extra_roots_pem,
     };
     let federation_resolver = Arc::new(DenyingResolver::new(config.outgoing_deny.clone()));
-    let federation = net::matrix_client(
-        &tls,
-        federation_resolver.clone(),
-        reqwest::redirect::Policy::none(),
-    )
-    .map_err(|e| StartError(e.to_string()))?;
-    let well_known_client = net::matrix_client(
-        &tls,
-        Arc::new(DenyingResolver::new(config.outgoing_deny.clone())),
-        reqwest::redirect::Policy::limited(5),
-    )
-    .map_err(|e| StartError(e.to_string()))?;
+    let federation = net::matrix_client(&tls, federation_resolver.clone(), 0)
+        .map_err(|e| StartError(e.to_string()))?;
+    // Well-known and client-server API traffic: its own resolver, so SRV targets chosen
+    // for federation never redirect these requests.
+    let web_resolver = Arc::new(DenyingResolver::new(config.outgoing_deny.clone()));
+    let well_known_client =
+        net::matrix_client(&tls, web_resolver.clone(), 5).map_err(|e| StartError(e.to_string()))?;
     let lookup = Arc::new(net::NetworkLookup::new(well_known_client.clone()));
     let verifier = FederationVerifier::new(
         federation,
@@ -78,8 +73,9 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
     let cs_api = Arc::new(CsApiResolver::new(
         config.cs_api_url_overrides.clone(),
         well_known_client.clone(),
+        web_resolver.clone(),
     ));
-    let homeserver = HomeserverClient::new(well_known_client, cs_api.clone());
+    let homeserver = HomeserverClient::new(well_known_client, cs_api.clone(), web_resolver);
     let store: Arc<dyn Store> = match &config.redis_url {
         Some(url) => Arc::new(
             RedisStore::connect(url)

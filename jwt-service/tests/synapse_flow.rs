@@ -385,7 +385,7 @@ async fn delegation_and_srv_use_the_right_tls_name() {
         extra_roots_pem: Some(std::fs::read(&synapse.ca_pem).unwrap()),
     };
     let resolver = Arc::new(DenyingResolver::new(Default::default()));
-    let client = matrix_client(&tls, resolver.clone(), reqwest::redirect::Policy::none()).unwrap();
+    let client = matrix_client(&tls, resolver.clone(), 0).unwrap();
     let verifier = FederationVerifier::new(
         client,
         resolver,

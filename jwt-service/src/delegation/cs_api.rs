@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
-use crate::openid::net::fetch_capped;
+use std::sync::Arc;
+
+use crate::openid::net::{DenyingResolver, fetch_capped};
 use crate::openid::server_name::ServerName;
 
 /// How long a resolved URL is reused.
@@ -23,17 +25,23 @@ const CACHE_MAX: usize = 10_000;
 pub struct CsApiResolver {
     overrides: BTreeMap<String, String>,
     http: reqwest::Client,
+    resolver: Arc<DenyingResolver>,
     cache: Mutex<HashMap<String, (Instant, Url)>>,
     /// `https` except in tests, which serve the well-known over plain HTTP.
     scheme: &'static str,
 }
 
 impl CsApiResolver {
-    /// `http` should carry the Matrix TLS settings and the outgoing deny list.
-    pub fn new(overrides: BTreeMap<String, String>, http: reqwest::Client) -> Self {
+    /// `http` carries the Matrix TLS settings and uses `resolver` (the deny list).
+    pub fn new(
+        overrides: BTreeMap<String, String>,
+        http: reqwest::Client,
+        resolver: Arc<DenyingResolver>,
+    ) -> Self {
         Self {
             overrides,
             http,
+            resolver,
             cache: Mutex::default(),
             scheme: "https",
         }
@@ -67,6 +75,10 @@ impl CsApiResolver {
 
     /// `m.homeserver.base_url` of the well-known document at `url`.
     pub async fn base_url_from(&self, url: &str) -> Result<Url, String> {
+        let parsed = Url::parse(url).map_err(|e| format!("bad well-known URL: {e}"))?;
+        if let Err(ip) = self.resolver.check_url(&parsed) {
+            return Err(format!("{ip} is on the outgoing deny list"));
+        }
         let body = fetch_capped(&self.http, url, MAX_BYTES).await?;
         let document: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| format!("well-known is not JSON: {e}"))?;
@@ -83,6 +95,22 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn open() -> Arc<DenyingResolver> {
+        Arc::new(DenyingResolver::new(Default::default()))
+    }
+
+    #[tokio::test]
+    async fn denied_ip_literals_are_not_fetched() {
+        let deny = rtc_auth::ip_range::IpRangeSet::parse(["169.254.0.0/16"]).unwrap();
+        let resolver = CsApiResolver::new(
+            BTreeMap::new(),
+            reqwest::Client::new(),
+            Arc::new(DenyingResolver::new(deny)),
+        );
+        let error = resolver.resolve("169.254.169.254").await.unwrap_err();
+        assert!(error.contains("deny list"), "{error}");
+    }
 
     async fn serve(body: &'static str, status: u16) -> (String, Arc<AtomicUsize>) {
         let hits = Arc::new(AtomicUsize::new(0));
@@ -102,7 +130,7 @@ mod tests {
 
     #[tokio::test]
     async fn well_known_parsing() {
-        let resolver = CsApiResolver::new(BTreeMap::new(), reqwest::Client::new());
+        let resolver = CsApiResolver::new(BTreeMap::new(), reqwest::Client::new(), open());
         let (ok, _) = serve(
             r#"{"m.homeserver":{"base_url":"https://matrix.example.com"}}"#,
             200,
@@ -135,7 +163,7 @@ mod tests {
             .next()
             .unwrap()
             .to_owned();
-        let mut resolver = CsApiResolver::new(BTreeMap::new(), reqwest::Client::new());
+        let mut resolver = CsApiResolver::new(BTreeMap::new(), reqwest::Client::new(), open());
         resolver.scheme = "http";
         for _ in 0..3 {
             assert_eq!(
@@ -162,7 +190,7 @@ mod tests {
     async fn overrides_win_and_bad_names_fail() {
         let overrides =
             BTreeMap::from([("example.com".to_owned(), "http://127.0.0.1:8008".to_owned())]);
-        let resolver = CsApiResolver::new(overrides, reqwest::Client::new());
+        let resolver = CsApiResolver::new(overrides, reqwest::Client::new(), open());
         assert_eq!(
             resolver.resolve("example.com").await.unwrap().as_str(),
             "http://127.0.0.1:8008/"

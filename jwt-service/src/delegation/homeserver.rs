@@ -12,7 +12,7 @@ use url::Url;
 
 use super::cs_api::CsApiResolver;
 use crate::openid::discovery::BoxFuture;
-use crate::openid::net::describe;
+use crate::openid::net::{DenyingResolver, describe};
 
 /// Bound on one attempt.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -66,16 +66,29 @@ pub trait DelayedEvents: Send + Sync {
 pub struct HomeserverClient {
     http: reqwest::Client,
     cs_api: Arc<CsApiResolver>,
+    resolver: Arc<DenyingResolver>,
 }
 
 impl HomeserverClient {
-    /// `http` carries the Matrix TLS settings and deny list.
-    pub fn new(http: reqwest::Client, cs_api: Arc<CsApiResolver>) -> Self {
-        Self { http, cs_api }
+    /// `http` carries the Matrix TLS settings and uses `resolver` (the deny list).
+    pub fn new(
+        http: reqwest::Client,
+        cs_api: Arc<CsApiResolver>,
+        resolver: Arc<DenyingResolver>,
+    ) -> Self {
+        Self {
+            http,
+            cs_api,
+            resolver,
+        }
     }
 
     /// One attempt against a known base URL.
     pub async fn act_at(&self, base: &Url, delay_id: &str, action: Action) -> Outcome {
+        // A base URL (from an override or a well-known) may name a denied IP literal.
+        if let Err(ip) = self.resolver.check_url(base) {
+            return Outcome::Unresolvable(format!("{ip} is on the outgoing deny list"));
+        }
         let url = action_url(base, delay_id, action);
         let response = self
             .http
@@ -300,8 +313,13 @@ mod tests {
         tokio::spawn(async move { axum::serve(listener, app).await });
         let overrides =
             std::collections::BTreeMap::from([("hs".to_owned(), format!("http://{addr}"))]);
-        let cs_api = Arc::new(CsApiResolver::new(overrides, reqwest::Client::new()));
-        let client = HomeserverClient::new(reqwest::Client::new(), cs_api);
+        let open = Arc::new(DenyingResolver::new(Default::default()));
+        let cs_api = Arc::new(CsApiResolver::new(
+            overrides,
+            reqwest::Client::new(),
+            open.clone(),
+        ));
+        let client = HomeserverClient::new(reqwest::Client::new(), cs_api.clone(), open);
         assert_eq!(
             client.act("hs", "d/1", Action::Restart).await,
             Outcome::Done
@@ -313,6 +331,17 @@ mod tests {
         assert!(matches!(
             client.act("not a server name", "d", Action::Send).await,
             Outcome::Unresolvable(_)
+        ));
+        // With loopback denied, the same override is refused before any request.
+        let deny = rtc_auth::ip_range::IpRangeSet::parse(["127.0.0.0/8"]).unwrap();
+        let strict = HomeserverClient::new(
+            reqwest::Client::new(),
+            cs_api,
+            Arc::new(DenyingResolver::new(deny)),
+        );
+        assert!(matches!(
+            strict.act("hs", "d", Action::Restart).await,
+            Outcome::Unresolvable(e) if e.contains("deny list")
         ));
         let seen = seen.lock().unwrap();
         assert_eq!(

@@ -21,6 +21,9 @@ pub const WELL_KNOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest well-known body read (upstream: 50 KiB).
 pub const WELL_KNOWN_MAX_BYTES: usize = 50 * 1024;
 
+/// Cap on remembered SRV targets.
+const MAX_CONNECT_HOSTS: usize = 10_000;
+
 /// TLS settings for Matrix traffic.
 #[derive(Debug, Clone, Default)]
 pub struct MatrixTls {
@@ -59,6 +62,10 @@ impl DenyingResolver {
     /// target. Both point at the same operator, so this is accepted.
     pub fn set_connect_host(&self, tls_host: &str, connect_host: &str) {
         if let Ok(mut map) = self.connect_hosts.write() {
+            // Bounded: SRV answers for many names must not grow memory without limit.
+            if map.len() >= MAX_CONNECT_HOSTS {
+                map.clear();
+            }
             map.insert(tls_host.to_ascii_lowercase(), connect_host.to_owned());
         }
     }
@@ -66,6 +73,17 @@ impl DenyingResolver {
     /// Whether `ip` may be contacted.
     pub fn allowed(&self, ip: IpAddr) -> bool {
         !self.deny.matches(ip)
+    }
+
+    /// Refuses URLs whose host is a denied IP literal: reqwest connects to those without
+    /// asking the resolver, so names alone are not enough.
+    pub fn check_url(&self, url: &url::Url) -> Result<(), IpAddr> {
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+            _ => return Ok(()),
+        };
+        if self.allowed(ip) { Ok(()) } else { Err(ip) }
     }
 }
 
@@ -94,12 +112,25 @@ impl Resolve for DenyingResolver {
     }
 }
 
-/// A client for Matrix servers with the given TLS settings and resolver.
+/// A client for Matrix servers with the given TLS settings and resolver, following at
+/// most `max_redirects` redirects and none to a denied IP literal.
 pub fn matrix_client(
     tls: &MatrixTls,
     resolver: Arc<DenyingResolver>,
-    redirects: reqwest::redirect::Policy,
+    max_redirects: usize,
 ) -> Result<reqwest::Client, ClientBuildError> {
+    let policy_resolver = resolver.clone();
+    let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > max_redirects {
+            attempt.error("too many redirects")
+        } else if let Err(ip) = policy_resolver.check_url(attempt.url()) {
+            attempt.error(format!(
+                "redirect to {ip}, which is on the outgoing deny list"
+            ))
+        } else {
+            attempt.follow()
+        }
+    });
     let mut builder = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .dns_resolver(resolver)
@@ -325,6 +356,62 @@ mod tests {
             .unwrap()
             .collect();
         assert!(addrs.iter().any(|a| a.ip().is_loopback()));
+    }
+
+    #[tokio::test]
+    async fn redirects_to_denied_ip_literals_are_refused() {
+        let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target_port = target.local_addr().unwrap().port();
+        let ok = axum::Router::new().route("/ok", axum::routing::get(|| async { "reached" }));
+        tokio::spawn(async move { axum::serve(target, ok).await });
+        let redirector = axum::Router::new()
+            .route(
+                "/allowed",
+                axum::routing::get(move || async move {
+                    axum::response::Redirect::temporary(&format!(
+                        "http://127.0.0.1:{target_port}/ok"
+                    ))
+                }),
+            )
+            .route(
+                "/denied",
+                axum::routing::get(move || async move {
+                    axum::response::Redirect::temporary(&format!(
+                        "http://127.0.0.2:{target_port}/ok"
+                    ))
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, redirector).await });
+
+        let deny = IpRangeSet::parse(["127.0.0.2"]).unwrap();
+        let client = matrix_client(
+            &MatrixTls::default(),
+            Arc::new(DenyingResolver::new(deny)),
+            5,
+        )
+        .unwrap();
+        let body = fetch_capped(&client, &format!("http://{addr}/allowed"), 1024)
+            .await
+            .unwrap();
+        assert_eq!(body, b"reached");
+        let error = fetch_capped(&client, &format!("http://{addr}/denied"), 1024)
+            .await
+            .unwrap_err();
+        assert!(error.contains("deny list"), "{error}");
+        // No redirects at all for a client built with 0.
+        let strict = matrix_client(
+            &MatrixTls::default(),
+            Arc::new(DenyingResolver::default()),
+            0,
+        )
+        .unwrap();
+        assert!(
+            fetch_capped(&strict, &format!("http://{addr}/allowed"), 1024)
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]

@@ -153,12 +153,7 @@ impl FederationVerifier {
             url.host_str().unwrap_or_default(),
             url.port_or_known_default().unwrap_or_default()
         );
-        if let Some(url::Host::Ipv4(ip)) = url.host() {
-            self.check_ip(IpAddr::V4(ip))?;
-        }
-        if let Some(url::Host::Ipv6(ip)) = url.host() {
-            self.check_ip(IpAddr::V6(ip))?;
-        }
+        self.resolver.check_url(&url).map_err(OpenIdError::Denied)?;
         let mut request = self.client.get(url).timeout(REQUEST_TIMEOUT);
         if let Some(host) = host_header {
             request = request.header(reqwest::header::HOST, host);
@@ -193,14 +188,6 @@ impl FederationVerifier {
             .sub
             .filter(|s| !s.is_empty())
             .ok_or_else(|| OpenIdError::BadBody("no `sub`".into()))
-    }
-
-    fn check_ip(&self, ip: IpAddr) -> Result<(), OpenIdError> {
-        if self.resolver.allowed(ip) {
-            Ok(())
-        } else {
-            Err(OpenIdError::Denied(ip))
-        }
     }
 
     async fn userinfo(&self, token: &OpenIdToken) -> Result<String, OpenIdError> {

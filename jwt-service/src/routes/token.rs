@@ -407,6 +407,7 @@ mod tests {
                     "http://127.0.0.1:9".to_owned(),
                 )]),
                 reqwest::Client::new(),
+                Arc::new(crate::openid::net::DenyingResolver::new(Default::default())),
             )),
             api_key: "devkey".into(),
             api_secret: Secret::new("devsecret"),
