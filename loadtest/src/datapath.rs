@@ -59,7 +59,14 @@ pub struct LoadSpec {
     pub duration: Duration,
     /// Time to keep receiving after sending stops.
     pub drain: Duration,
+    /// Flat out only: most packets in flight per worker (0: no limit). Without a window an
+    /// open-loop sender outruns its own receive path and measures loadtest, not the server.
+    pub inflight: u64,
 }
+
+/// Packets in flight that get no reply for this long are written off, so lost packets
+/// cannot stall a windowed flat-out sender.
+const STALL: Duration = Duration::from_millis(50);
 
 /// Counters the progress line reads while workers run.
 #[derive(Debug, Default)]
@@ -161,6 +168,8 @@ pub fn run_worker(
     let mut recv = RecvBatch::new(BATCH);
     let mut events = vec![EpollEvent::empty(); 64];
     let no_dest = [None; BATCH];
+    let mut written_off = 0u64;
+    let mut last_progress = (Instant::now(), 0u64);
     let start = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -172,10 +181,21 @@ pub fn run_worker(
         }
         let sending = t < spec.duration;
         if sending {
+            if out.received != last_progress.1 {
+                last_progress = (Instant::now(), out.received);
+            }
             for (fi, flow) in flows.iter().enumerate() {
                 let due = if spec.rate > 0 {
                     let target = (t.as_nanos() * u128::from(spec.rate) / 1_000_000_000) as u64;
                     target.saturating_sub(scheduled[fi])
+                } else if spec.inflight > 0 {
+                    let in_flight = out.sent.saturating_sub(out.received + written_off);
+                    if in_flight >= spec.inflight && last_progress.0.elapsed() > STALL {
+                        written_off += in_flight;
+                        last_progress.0 = Instant::now();
+                    }
+                    let in_flight = out.sent.saturating_sub(out.received + written_off);
+                    spec.inflight.saturating_sub(in_flight).min(BATCH as u64)
                 } else {
                     BATCH as u64
                 };
@@ -209,7 +229,9 @@ pub fn run_worker(
                 }
             }
         }
-        let timeout = if sending && spec.rate == 0 {
+        let window_open = spec.inflight == 0
+            || out.sent.saturating_sub(out.received + written_off) < spec.inflight;
+        let timeout = if sending && spec.rate == 0 && window_open {
             EpollTimeout::ZERO
         } else {
             EpollTimeout::from(1u8)

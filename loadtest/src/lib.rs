@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod batch;
+pub mod chart;
 pub mod client;
 pub mod datapath;
 pub mod modes;

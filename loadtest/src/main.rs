@@ -13,6 +13,7 @@ Modes:
   turn      allocate N clients and relay packets through a TURN server (UDP)
   alloc     allocate up to a count at a rate, hold, delete; server RSS per allocation
   forward   the same packet load through an in-process bare UDP forwarder (machine limit)
+  compare   the benchmark: coturn vs turn-server, A/B rounds, writes docs/benchmarks.md
 
 Every mode takes --json FILE for machine-readable results. Targets must be loopback
 unless --allow-remote is given.
@@ -46,6 +47,10 @@ fn run(argv: &[String]) -> Result<(), String> {
         }
         "alloc" if help => {
             println!("{}", modes::alloc::HELP);
+            Ok(())
+        }
+        "compare" if help => {
+            println!("{}", modes::compare::HELP);
             Ok(())
         }
         "forward" if help => {
@@ -87,6 +92,12 @@ fn run(argv: &[String]) -> Result<(), String> {
                 report::write_json(&p, &r)?;
             }
             Ok(())
+        }
+        "compare" => {
+            let a = Args::parse(rest, &["skip-uclient"])?;
+            let cfg = modes::compare::CompareConfig::from_args(&a, rest)?;
+            a.finish()?;
+            modes::compare::run(&cfg)
         }
         other => {
             print!("{USAGE}");

@@ -50,6 +50,25 @@ pub fn rss_kib(pid: u32) -> io::Result<u64> {
         .ok_or_else(|| io::Error::other(format!("{path}: no VmRSS line")))
 }
 
+/// System-wide UDP drop counters from /proc/net/snmp: `(RcvbufErrors, SndbufErrors)`.
+/// A delta over a run says whether packets died in a socket buffer (whose, it cannot
+/// say; on a quiet loopback machine it is the server's, the peer's or loadtest's).
+pub fn udp_buffer_errors() -> io::Result<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/net/snmp")?;
+    let mut lines = text.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return Err(io::Error::other("/proc/net/snmp: no Udp lines"));
+    };
+    let find = |name: &str| -> Option<u64> {
+        let i = names.split_whitespace().position(|n| n == name)?;
+        values.split_whitespace().nth(i)?.parse().ok()
+    };
+    match (find("RcvbufErrors"), find("SndbufErrors")) {
+        (Some(r), Some(s)) => Ok((r, s)),
+        _ => Err(io::Error::other("/proc/net/snmp: no buffer error counters")),
+    }
+}
+
 /// The calling thread's kernel id.
 pub fn current_tid() -> i32 {
     nix::unistd::gettid().as_raw()
@@ -80,5 +99,6 @@ mod tests {
         assert!(rss_kib(pid).unwrap() > 0);
         assert!(thread_cpu_seconds(current_tid()).is_ok());
         assert!(check_pid(u32::MAX).is_err());
+        assert!(udp_buffer_errors().is_ok());
     }
 }

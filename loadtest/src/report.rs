@@ -77,6 +77,8 @@ pub struct TrafficReport {
     pub relayed_per_server_cpu_s: Option<f64>,
     /// Echo peer packets dropped on a full send buffer (loadtest limit).
     pub peer_dropped: u64,
+    /// System-wide UDP receive-buffer drops during the run (/proc/net/snmp RcvbufErrors).
+    pub udp_rcvbuf_errors: Option<u64>,
 }
 
 /// An allocation run (alloc mode).
@@ -205,6 +207,11 @@ impl TrafficReport {
                 "send blocked {}, malformed {}, io errors {}, peer dropped {}",
                 self.send_blocked, self.malformed, self.io_errors, self.peer_dropped
             ),
+        ));
+        rows.push((
+            "UDP RcvbufErrors (host)".into(),
+            self.udp_rcvbuf_errors
+                .map_or_else(|| "-".into(), |v| v.to_string()),
         ));
         rows.push((
             "server CPU".into(),

@@ -239,6 +239,24 @@ fn forward_baseline_moves_packets() {
     ]);
     assert_traffic(&v, "forward");
     assert!(v["server_cpu_s"].is_number(), "{v}");
+    // Flat out, windowed: as fast as replies come back, never more than 64 unanswered.
+    let flat = run_json(&[
+        "forward",
+        "--clients",
+        "1",
+        "--rate",
+        "0",
+        "--inflight",
+        "64",
+        "--size",
+        "1000",
+        "--duration",
+        "1s",
+        "--drain",
+        "500ms",
+    ]);
+    assert_traffic(&flat, "forward flat out");
+    assert_eq!(flat["rate_per_client"], 0);
 }
 
 #[test]

@@ -29,7 +29,7 @@ const LISTENER: u64 = u64::MAX;
 /// Flags of `forward` mode, for `--help`.
 pub const HELP: &str = "\
 loadtest forward [--clients 10] [--rate 50] [--size 100] [--duration 10s] [--drain 1s]
-                 [--threads 1] [--json FILE]
+                 [--threads 1] [--inflight 256] [--json FILE]
   Same load as turn mode through an in-process bare UDP forwarder (no server needed).";
 
 /// A running forwarder.
@@ -217,6 +217,7 @@ pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
         size: cfg.size,
         duration: cfg.duration,
         drain: cfg.drain,
+        inflight: cfg.inflight,
     };
     let live = Arc::new(Live::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -224,10 +225,12 @@ pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
         .progress
         .then(|| progress_line("forward", live.clone(), None));
     let cpu_before = fwd.cpu_seconds();
+    let udp_before = procfs::udp_buffer_errors().ok();
     let started = Instant::now();
     let result = datapath::run_workers(flows, cfg.threads, spec, live, stop)?;
     let cpu_after = fwd.cpu_seconds();
     let wall = started.elapsed();
+    let udp_after = procfs::udp_buffer_errors().ok();
     drop(progress);
     let peer_dropped = peer.stop().1;
     fwd.stop()?;
@@ -237,6 +240,9 @@ pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
     report.server = "in-process bare UDP forwarder".into();
     report.framing = "raw".into();
     report.peer_dropped = peer_dropped;
+    report.udp_rcvbuf_errors = udp_before
+        .zip(udp_after)
+        .map(|(b, a)| a.0.saturating_sub(b.0));
     Ok(report)
 }
 
@@ -254,6 +260,7 @@ pub fn config_from_args(a: &Args) -> Result<TurnConfig, String> {
         send: false,
         c2c: false,
         threads: a.get("threads", 1)?,
+        inflight: a.get("inflight", 256)?,
         window: 64,
         server_pid: None,
         progress: true,

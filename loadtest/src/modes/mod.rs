@@ -1,7 +1,7 @@
 //! The load-test modes and what they share: target checks and resource limits.
 
 pub mod alloc;
-
+pub mod compare;
 pub mod forward;
 pub mod turn;
 

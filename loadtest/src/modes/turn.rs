@@ -56,6 +56,8 @@ pub struct TurnConfig {
     pub c2c: bool,
     /// Sender/receiver threads.
     pub threads: usize,
+    /// Flat out: most packets in flight per thread (0: unlimited, open loop).
+    pub inflight: u64,
     /// Allocations in flight at once during setup.
     pub window: usize,
     /// Server process to read CPU from.
@@ -68,8 +70,10 @@ pub struct TurnConfig {
 pub const HELP: &str = "\
 loadtest turn --secret S [--server 127.0.0.1:3478] [--clients 10] [--rate 50] [--size 100]
               [--duration 10s] [--drain 1s] [--send] [--c2c] [--threads 1] [--window 64]
-              [--transport udp] [--user loadtest] [--server-pid PID] [--json FILE] [--allow-remote]
-  --rate 0 sends flat out; --size is the payload (24..=1800 bytes).";
+              [--inflight 256] [--transport udp] [--user loadtest] [--server-pid PID]
+              [--json FILE] [--allow-remote]
+  --rate 0 sends flat out with at most --inflight packets in flight per thread (0: open
+  loop); --size is the payload (24..=1800 bytes).";
 
 impl TurnConfig {
     /// Reads the flags of `turn` mode.
@@ -94,6 +98,7 @@ impl TurnConfig {
             send: a.flag("send"),
             c2c: a.flag("c2c"),
             threads: a.get("threads", 1)?,
+            inflight: a.get("inflight", 256)?,
             window: a.get("window", 64)?,
             server_pid: a.opt("server-pid")?,
             progress: true,
@@ -127,6 +132,9 @@ impl TurnConfig {
         }
         if self.threads == 0 || self.threads > MAX_THREADS {
             return Err(format!("--threads must be 1..={MAX_THREADS}"));
+        }
+        if self.inflight > 1_000_000 {
+            return Err("--inflight must be at most 1000000 (0 = unlimited)".into());
         }
         if self.window == 0 || self.window > 4096 {
             return Err("--window must be 1..=4096".into());
@@ -353,6 +361,7 @@ pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
         size: cfg.size,
         duration: cfg.duration,
         drain: cfg.drain,
+        inflight: cfg.inflight,
     };
     let live = Arc::new(Live::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -364,6 +373,7 @@ pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
         let pid = cfg.server_pid;
         progress_line("turn", live, pid)
     });
+    let udp_before = procfs::udp_buffer_errors().ok();
     let started = Instant::now();
     let result = if flows.is_empty() {
         datapath::WorkerResult::default()
@@ -375,6 +385,7 @@ pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
         .server_pid
         .and_then(|p| procfs::process_cpu_seconds(p).ok());
     let wall = started.elapsed();
+    let udp_after = procfs::udp_buffer_errors().ok();
     drop(progress);
     let peer_dropped = peer.map_or(0, |p| p.stop().1);
     rt.block_on(deallocate_all(sessions, cfg.window, &mut failures));
@@ -386,6 +397,9 @@ pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
     report.setup = Some(allocated.summary);
     report.failures = failures;
     report.peer_dropped = peer_dropped;
+    report.udp_rcvbuf_errors = udp_before
+        .zip(udp_after)
+        .map(|(b, a)| a.0.saturating_sub(b.0));
     Ok(report)
 }
 

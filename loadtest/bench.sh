@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The benchmark of issue 8: coturn (from apt) against our turn-server on loopback.
+# Builds the release binaries, raises the open-file limit (10 000 allocations need
+# ~20 000 sockets between loadtest and the server) and runs `loadtest compare`, which
+# writes docs/benchmarks.md and docs/bench-*.svg. Extra arguments go to compare
+# (e.g. --rounds 5, --duration 10s; see `loadtest compare --help`). Takes ~6-10 minutes.
+# Installs nothing: coturn must be there (apt-get install coturn).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for tool in turnserver turnutils_uclient turnutils_peer; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "bench.sh: $tool not found; install coturn (apt-get install coturn)" >&2
+        exit 1
+    fi
+done
+cargo build --release -p turn-server -p loadtest
+target="${CARGO_TARGET_DIR:-target}"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+exec "$target/release/loadtest" compare --ours "$target/release/turn-server" "$@"
