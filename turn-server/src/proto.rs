@@ -10,6 +10,7 @@ pub mod nonce;
 pub mod policy;
 pub mod proxy_header;
 pub mod quota;
+pub mod ratelimit;
 pub mod server;
 pub mod server_config;
 pub mod transmit;
