@@ -128,6 +128,16 @@ async fn the_leave_event_is_sent_when_the_participant_leaves() {
         service.log()
     );
     assert!(!service.log().contains("attacker.example"));
+    // The delay id is a capability: it stays out of the log, as the OpenID token does.
+    assert!(
+        !service.log().contains(&delay_id),
+        "delay id leaked into the log"
+    );
+    assert!(
+        !service
+            .log()
+            .contains(openid["access_token"].as_str().unwrap())
+    );
 }
 
 /// Jobs survive a crash with Redis: the record is written before the 200, an expired

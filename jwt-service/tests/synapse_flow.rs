@@ -348,10 +348,20 @@ async fn delegation_and_srv_use_the_right_tls_name() {
     use lk_jwt_service::openid::userinfo::{FederationVerifier, OpenIdError, Verifier};
     use lk_jwt_service::request::OpenIdToken;
 
-    struct Fake(u16);
+    /// Synapse's port, a dead port, and how often `moved.example.test` was looked up.
+    struct Fake(u16, u16, std::sync::atomic::AtomicUsize);
     impl Lookup for Fake {
         fn srv<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<SrvAnswer, SrvError>> {
             let answer = match name {
+                // The first answer points at a dead port, later ones at Synapse.
+                "_matrix-fed._tcp.moved.example.test" => {
+                    let calls = self.2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let port = if calls == 0 { self.1 } else { self.0 };
+                    Ok(SrvAnswer {
+                        records: vec![("localhost".to_owned(), port)],
+                        ttl: std::time::Duration::from_secs(60),
+                    })
+                }
                 "_matrix-fed._tcp.matrix.example.test" | "_matrix-fed._tcp.wrong.example.test" => {
                     Ok(SrvAnswer {
                         records: vec![("localhost.".to_owned(), self.0)],
@@ -366,6 +376,7 @@ async fn delegation_and_srv_use_the_right_tls_name() {
             let server = match server {
                 "example.test" => Some("matrix.example.test".to_owned()),
                 "wrong.test" => Some("wrong.example.test".to_owned()),
+                "moved.test" => Some("moved.example.test".to_owned()),
                 _ => None,
             };
             Box::pin(async move {
@@ -389,7 +400,11 @@ async fn delegation_and_srv_use_the_right_tls_name() {
     let verifier = FederationVerifier::new(
         client,
         resolver,
-        Arc::new(Fake(synapse.federation_port)),
+        Arc::new(Fake(
+            synapse.federation_port,
+            common::free_port(),
+            Default::default(),
+        )),
         Default::default(),
     );
     let token = |server: &str| OpenIdToken {
@@ -415,6 +430,12 @@ async fn delegation_and_srv_use_the_right_tls_name() {
             "{cause}"
         ),
         other => panic!("expected a TLS failure, got {other:?}"),
+    }
+    // A destination that stopped answering: the service resolves once more and reaches
+    // Synapse at the new address within the same request.
+    match verifier.verify(&token("moved.test")).await {
+        Err(OpenIdError::ServerMismatch { sub, .. }) => assert_eq!(sub, heidi),
+        other => panic!("expected Synapse to answer after re-resolving, got {other:?}"),
     }
     // The direct IP-literal path returns the user.
     assert_eq!(

@@ -198,8 +198,34 @@ impl FederationVerifier {
                 .await;
         }
         let destinations = self.destinations(server).await?;
-        let mut last_error = OpenIdError::NoDestination(server.clone());
-        for destination in &destinations {
+        match self.try_each(&destinations, token).await {
+            Err(e @ OpenIdError::Transport { .. }) => {
+                // Every destination failed: resolve once more (the cached answer may be
+                // stale), as upstream does, and try again only if it changed.
+                self.forget(server);
+                let fresh = self.destinations(server).await?;
+                if fresh == destinations {
+                    self.forget(server);
+                    return Err(e);
+                }
+                let result = self.try_each(&fresh, token).await;
+                if matches!(result, Err(OpenIdError::Transport { .. })) {
+                    self.forget(server);
+                }
+                result
+            }
+            other => other,
+        }
+    }
+
+    /// Tries `destinations` in order; only an unreachable one moves on to the next.
+    async fn try_each(
+        &self,
+        destinations: &[Destination],
+        token: &OpenIdToken,
+    ) -> Result<String, OpenIdError> {
+        let mut last_error = OpenIdError::NoDestination(token.matrix_server_name.clone());
+        for destination in destinations {
             if let Some(connect) = &destination.connect_host {
                 self.resolver
                     .set_connect_host(&destination.tls_host, connect);
@@ -210,12 +236,10 @@ impl FederationVerifier {
             };
             let url = userinfo_url(&base, &token.access_token);
             match self.query(url, Some(&destination.host_header)).await {
-                // Only an unreachable destination moves on to the next one.
                 Err(e @ OpenIdError::Transport { .. }) => last_error = e,
                 other => return other,
             }
         }
-        self.forget(server);
         Err(last_error)
     }
 }

@@ -101,7 +101,15 @@ impl Synapse {
         let dir = std::env::temp_dir().join(format!("lkjwt-synapse-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("media")).unwrap();
-        let pki = make_pki(&dir, &["127.0.0.1", "localhost", "matrix.example.test"]);
+        let pki = make_pki(
+            &dir,
+            &[
+                "127.0.0.1",
+                "localhost",
+                "matrix.example.test",
+                "moved.example.test",
+            ],
+        );
         let client_port = free_port();
         let federation_port = free_port();
         let server_name = format!("127.0.0.1:{federation_port}");
