@@ -681,7 +681,7 @@ impl Server {
             return Err(ErrorCode::MOBILITY_FORBIDDEN);
         }
         match message.attr(AttrType::REQUESTED_TRANSPORT) {
-            Some([PROTOCOL_UDP, ..]) => {}
+            Some([PROTOCOL_UDP, ..]) if self.config.udp_relay => {}
             Some([_, _, _, _]) => return Err(ErrorCode::UNSUPPORTED_TRANSPORT_PROTOCOL),
             _ => return Err(ErrorCode::BAD_REQUEST),
         }

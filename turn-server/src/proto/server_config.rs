@@ -52,6 +52,8 @@ pub struct ServerConfig {
     pub tls_alternate_servers: Vec<SocketAddr>,
     /// `mobility` (RFC 8016): issue and honour MOBILITY-TICKET.
     pub mobility: bool,
+    /// UDP relays allowed (`no-udp-relay` turns them off: 442).
+    pub udp_relay: bool,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +80,7 @@ impl Default for ServerConfig {
             alternate_servers: Vec::new(),
             tls_alternate_servers: Vec::new(),
             mobility: false,
+            udp_relay: true,
         }
     }
 }

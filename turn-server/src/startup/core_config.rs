@@ -63,6 +63,7 @@ pub fn core_config(config: &Config, generated_secret: Option<&Secret>) -> Server
         alternate_servers: config.alternate_servers.clone(),
         tls_alternate_servers: config.tls_alternate_servers.clone(),
         mobility: config.mobility,
+        udp_relay: !config.no_udp_relay,
         ..ServerConfig::default()
     }
 }

@@ -1319,3 +1319,15 @@ fn userhash_for_static_users() {
         Some(401)
     );
 }
+
+#[test]
+fn no_udp_relay_answers_442() {
+    let mut config = rest_config();
+    config.udp_relay = false;
+    let mut h = Harness::new(config);
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    assert_eq!(
+        code_of(&h.request(&mut alice, Method::ALLOCATE, &[udp()])),
+        Some(442)
+    );
+}
