@@ -75,11 +75,14 @@ pub fn sweep_chart(path: &str, title: &str, series: &[SweepSeries]) -> Result<()
         .configure_mesh()
         .x_desc("offered packets/s (sent by loadtest)")
         .y_desc("relayed packets/s (server)")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .draw()
         .map_err(err)?;
     chart
         .configure_secondary_axes()
         .y_desc("loss % (circles)")
+        .y_label_formatter(&|v| format!("{v:.1}"))
         .draw()
         .map_err(err)?;
     for (i, s) in series.iter().enumerate() {
@@ -141,6 +144,7 @@ pub fn rss_chart(path: &str, title: &str, series: &[RssSeries]) -> Result<(), St
         .configure_mesh()
         .x_desc("live allocations")
         .y_desc("server RSS (MiB)")
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .draw()
         .map_err(err)?;
     for (i, s) in series.iter().enumerate() {

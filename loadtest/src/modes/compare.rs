@@ -454,7 +454,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 /// Runs the whole benchmark and writes the report.
 pub fn run(cfg: &CompareConfig) -> Result<(), String> {
     let started = Instant::now();
-    crate::modes::ensure_fds(cfg.alloc_count * 2 + 256)?;
+    crate::modes::ensure_fds(cfg.alloc_count + 256)?;
     let logdir = std::env::temp_dir().join(format!("loadtest-compare-{}", std::process::id()));
     std::fs::create_dir_all(&logdir).map_err(|e| format!("{}: {e}", logdir.display()))?;
     let mut res = Results {
