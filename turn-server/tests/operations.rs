@@ -38,10 +38,21 @@ struct Server {
 
 impl Server {
     /// Starts the binary on a fresh port slot with `extra` arguments after the common ones
-    /// (REST auth, loopback peers allowed, UDP only, logs on stdout).
+    /// (REST auth with a random secret, loopback peers allowed, UDP only, logs on stdout).
     fn start(extra: &[String]) -> Self {
-        let slot = PortSlot::reserve();
         let secret = random_hex();
+        let mut args = vec![
+            "--use-auth-secret".to_owned(),
+            format!("--static-auth-secret={secret}"),
+        ];
+        args.extend_from_slice(extra);
+        Self::start_with_secret(&args, &secret)
+    }
+
+    /// Starts the binary with `args` after the common ones; `secret` is the one the
+    /// arguments or the configuration file set.
+    fn start_with_secret(extra: &[String], secret: &str) -> Self {
+        let slot = PortSlot::reserve();
         let mut args = vec![
             "--listening-ip=127.0.0.1".to_owned(),
             "--relay-ip=127.0.0.1".to_owned(),
@@ -49,8 +60,6 @@ impl Server {
             format!("--min-port={}", slot.min_relay),
             format!("--max-port={}", slot.max_relay),
             format!("--realm={REALM}"),
-            "--use-auth-secret".to_owned(),
-            format!("--static-auth-secret={secret}"),
             "--allow-loopback-peers".to_owned(),
             "--no-tls".to_owned(),
             "--no-tcp".to_owned(),
@@ -72,7 +81,7 @@ impl Server {
         let server = Self {
             child,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, slot.listen)),
-            secret: Secret::new(secret),
+            secret: Secret::new(secret.to_owned()),
             log,
             readers,
         };
@@ -140,7 +149,11 @@ impl Server {
     }
 
     fn client(&self) -> Client {
-        let credential = rest::mint(&self.secret, MATRIX_USER, unix_now() + 3600, ':');
+        self.client_with(&self.secret)
+    }
+
+    fn client_with(&self, secret: &Secret) -> Client {
+        let credential = rest::mint(secret, MATRIX_USER, unix_now() + 3600, ':');
         Client::new(self.addr, &credential.username, &credential.password)
     }
 }
@@ -505,4 +518,50 @@ fn sigusr1_exits_at_the_drain_timeout() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn sighup_rotates_the_secret_and_tightens_the_quota_without_dropping_the_call() {
+    let (old, new) = (random_hex(), random_hex());
+    let file = ConfigFile::new(&format!("use-auth-secret\nstatic-auth-secret={old}\n"));
+    let server = Server::start_with_secret(&["-c".to_owned(), file.0.display().to_string()], &old);
+    let peer = EchoPeer::start();
+    let mut call = server.client();
+    call.allocate();
+    let response = call.request(Method::CREATE_PERMISSION, Some(peer.addr), None);
+    assert_eq!(response.class, Class::Success, "{response:?}");
+    let relayed = |call: &Client| {
+        call.send(peer.addr, b"media");
+        call.data_received(Duration::from_millis(400))
+    };
+    assert_eq!(relayed(&call), 1);
+
+    // Step 1: the new secret first, the old one kept; one allocation at most from now on.
+    file.write(&format!(
+        "use-auth-secret\nstatic-auth-secret={new}\nstatic-auth-secret={old}\ntotal-quota=1\n"
+    ));
+    server.signal("HUP");
+    server.wait_log("configuration reloaded", 1);
+    assert_eq!(relayed(&call), 1, "the call goes on");
+    let mut second = server.client_with(&Secret::new(new.clone()));
+    let response = second.request(Method::ALLOCATE, None, None);
+    assert_eq!(
+        response.code,
+        Some(486),
+        "quota applies to new allocations: {response:?}"
+    );
+
+    // Step 2: the old secret retired, quota lifted.
+    file.write(&format!("use-auth-secret\nstatic-auth-secret={new}\n"));
+    server.signal("HUP");
+    server.wait_log("configuration reloaded", 2);
+    second.allocate();
+    assert_eq!(
+        relayed(&call),
+        1,
+        "the retired secret's call relays until its lifetime ends"
+    );
+    let response = call.request(Method::REFRESH, None, Some(600));
+    assert_eq!(response.code, Some(401), "but cannot refresh: {response:?}");
+    assert!(server.output().contains("credentials retired"));
 }
