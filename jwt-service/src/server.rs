@@ -14,7 +14,7 @@ use crate::delegation::job::JobDeps;
 use crate::delegation::manager::Manager;
 use crate::delegation::store::{NoStore, RedisStore, Store};
 use crate::livekit::token::TokenSigner;
-use crate::livekit::twirp::RoomService;
+use crate::livekit::twirp::{RoomService, TwirpError};
 use crate::metrics::Metrics;
 use crate::openid::net::{self, DenyingResolver, MatrixTls};
 use crate::openid::userinfo::FederationVerifier;
@@ -107,6 +107,39 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
     })))
 }
 
+/// A separate SFU client for the start-up probe (the state's is behind a trait object).
+fn rooms_for_probe(config: &Config) -> Result<RoomService, StartError> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(net::CONNECT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| StartError(format!("cannot build the LiveKit HTTP client: {e}")))?;
+    Ok(RoomService::new(
+        http,
+        config.livekit_api_url.clone(),
+        TokenSigner::new(&config.key, &config.secret),
+    ))
+}
+
+/// Asks the SFU about a participant that does not exist, so a wrong URL or API key shows
+/// in the log at start instead of at the first call ("Unable to create room on SFU").
+pub async fn probe_sfu(rooms: RoomService) {
+    let url = rooms.method_url("GetParticipant");
+    match rooms
+        .get_participant("lk-jwt-service-probe", "lk-jwt-service-probe")
+        .await
+    {
+        Ok(()) => tracing::info!(%url, "SFU API reachable"),
+        Err(e) if e.is_not_found() => tracing::info!(%url, "SFU API reachable"),
+        Err(TwirpError::Status {
+            status: 401 | 403, ..
+        }) => {
+            tracing::error!(%url, "SFU API refused our key/secret: check LIVEKIT_KEY and LIVEKIT_SECRET");
+        }
+        Err(e) => tracing::warn!(%url, "SFU API not usable yet: {e}"),
+    }
+}
+
 /// Binds the configured address; `:port` tries dual-stack `[::]` first, then `0.0.0.0`.
 pub async fn bind(bind: &BindAddress) -> std::io::Result<TcpListener> {
     match bind {
@@ -129,6 +162,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         tracing::info!(restored, "resumed delegated leave jobs");
     }
     let delegation = state.0.delegation.clone();
+    tokio::spawn(probe_sfu(rooms_for_probe(&config)?));
     let listener = bind(&config.bind)
         .await
         .map_err(|e| StartError(format!("cannot listen on {:?}: {e}", config.bind)))?;

@@ -95,6 +95,13 @@ async fn get_token_full_access_creates_the_room() {
         }]
     );
     assert!(sfu.rejected.lock().unwrap().is_empty());
+    // The start-up probe found the SFU and our key accepted.
+    let probed = || service.log().contains("SFU API reachable");
+    assert!(
+        common::eventually(std::time::Duration::from_secs(5), probed).await,
+        "{}",
+        service.log()
+    );
     // The OpenID access token never reaches the log.
     let token = openid["access_token"].as_str().unwrap();
     assert!(!service.log().contains(token), "token leaked into the log");
@@ -285,6 +292,12 @@ async fn sfu_failures_are_500() {
         .await;
     assert_eq!(status, 500);
     assert!(service.log().contains("HTTP 401"), "{}", service.log());
+    let refused = || service.log().contains("SFU API refused our key/secret");
+    assert!(
+        common::eventually(std::time::Duration::from_secs(5), refused).await,
+        "{}",
+        service.log()
+    );
     assert!(sfu.calls().is_empty());
     assert_eq!(sfu.rejected.lock().unwrap().len(), 1);
 }
