@@ -5,6 +5,8 @@
 # writes docs/benchmarks.md and docs/bench-*.svg. Extra arguments go to compare
 # (e.g. --rounds 5, --duration 10s; see `loadtest compare --help`). Takes ~6-10 minutes.
 # Installs nothing: coturn must be there (apt-get install coturn).
+# BENCH_NICE=-10 runs loadtest and both servers (which inherit it) at a higher priority,
+# which makes figures on a busy shared machine less noisy (needs root; same for both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for tool in turnserver turnutils_uclient turnutils_peer; do
@@ -16,4 +18,4 @@ done
 cargo build --release -p turn-server -p loadtest
 target="${CARGO_TARGET_DIR:-target}"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-exec "$target/release/loadtest" compare --ours "$target/release/turn-server" "$@"
+exec nice -n "${BENCH_NICE:-0}" "$target/release/loadtest" compare --ours "$target/release/turn-server" "$@"

@@ -69,6 +69,16 @@ pub fn udp_buffer_errors() -> io::Result<(u64, u64)> {
     }
 }
 
+/// This process's nice value (field 19 of /proc/self/stat); servers started by the
+/// benchmark inherit it, so the report states it.
+pub fn own_nice() -> io::Result<i64> {
+    let text = std::fs::read_to_string("/proc/self/stat")?;
+    text.rfind(')')
+        .and_then(|i| text[i + 1..].split_whitespace().nth(16))
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| io::Error::other("/proc/self/stat: no nice field"))
+}
+
 /// The calling thread's kernel id.
 pub fn current_tid() -> i32 {
     nix::unistd::gettid().as_raw()
@@ -100,5 +110,6 @@ mod tests {
         assert!(thread_cpu_seconds(current_tid()).is_ok());
         assert!(check_pid(u32::MAX).is_err());
         assert!(udp_buffer_errors().is_ok());
+        assert!((-20..=19).contains(&own_nice().unwrap()));
     }
 }

@@ -326,6 +326,8 @@ struct Machine {
     loadavg_start: String,
     loadavg_end: String,
     started_utc: String,
+    nice: Option<i64>,
+    source: String,
 }
 
 /// Everything measured, also written with `--json`.
@@ -375,6 +377,32 @@ fn machine() -> Machine {
         loadavg_start: read_trim("/proc/loadavg"),
         loadavg_end: String::new(),
         started_utc: utc_now(),
+        nice: procfs::own_nice().ok(),
+        source: source_revision(),
+    }
+}
+
+/// The git commit the benchmark ran from, and whether turn-server/ had local changes.
+fn source_revision() -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(rev) => {
+            let dirty =
+                git(&["status", "--porcelain", "--", "turn-server"]).is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{rev} (with uncommitted changes in turn-server/)")
+            } else {
+                rev
+            }
+        }
+        None => "unknown (not a git checkout)".into(),
     }
 }
 
@@ -991,7 +1019,11 @@ fn markdown(cfg: &CompareConfig, res: &Results, sweep_svg: &Path, rss_svg: &Path
          differences as noise and compare ratios within one run, not absolute numbers.\n",
         m.started_utc
     );
-    let _ = writeln!(s, "## Command\n\n```sh\n./loadtest/bench.sh\n```\n");
+    let nice = match m.nice {
+        Some(n) if n != 0 => format!("BENCH_NICE={n} "),
+        _ => String::new(),
+    };
+    let _ = writeln!(s, "## Command\n\n```sh\n{nice}./loadtest/bench.sh\n```\n");
     let _ = writeln!(
         s,
         "which builds the release binaries and runs `{}` ({} rounds, {:.0} s per packet run, \
@@ -1003,9 +1035,15 @@ fn markdown(cfg: &CompareConfig, res: &Results, sweep_svg: &Path, rss_svg: &Path
     let _ = writeln!(s, "| nproc | {} |", m.nproc);
     let _ = writeln!(s, "| CPU | {} |", m.cpu_model);
     let _ = writeln!(s, "| kernel | {} |", m.kernel);
+    let _ = writeln!(s, "| turn-server source | {} |", m.source);
     let _ = writeln!(s, "| coturn | {} (Debian package) |", m.coturn_version);
     let _ = writeln!(s, "| load average at start | {} |", m.loadavg_start);
-    let _ = writeln!(s, "| load average at end | {} |\n", m.loadavg_end);
+    let _ = writeln!(s, "| load average at end | {} |", m.loadavg_end);
+    let _ = writeln!(
+        s,
+        "| nice value of loadtest and both servers | {} |\n",
+        m.nice.map_or("unknown".into(), |n| n.to_string())
+    );
     let _ = writeln!(s, "## Method\n");
     let _ = writeln!(
         s,
