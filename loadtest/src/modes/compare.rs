@@ -394,8 +394,14 @@ fn source_revision() -> String {
     };
     match git(&["rev-parse", "--short", "HEAD"]) {
         Some(rev) => {
-            let dirty =
-                git(&["status", "--porcelain", "--", "turn-server"]).is_some_and(|s| !s.is_empty());
+            let dirty = git(&[
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                "turn-server",
+            ])
+            .is_some_and(|s| !s.is_empty());
             if dirty {
                 format!("{rev} (with uncommitted changes in turn-server/)")
             } else {
