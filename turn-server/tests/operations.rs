@@ -454,9 +454,10 @@ fn sighup_cuts_a_newly_denied_peer_and_keeps_the_allocation() {
     client.send(denied.addr, b"still open");
     assert_eq!(client.data_received(Duration::from_millis(500)), 1);
 
-    file.write("denied-peer-ip=127.0.0.2\n");
+    file.write("denied-peer-ip=127.0.0.2\nverbose\n");
     server.signal("HUP");
     server.wait_log("configuration reloaded", 1);
+    server.wait_log("log level changed", 1);
     let before = denied.count();
     client.send(denied.addr, b"after");
     client.send(kept.addr, b"after");
@@ -484,11 +485,19 @@ fn sighup_cuts_a_newly_denied_peer_and_keeps_the_allocation() {
 
 #[test]
 fn sigusr1_refuses_new_allocations_and_exits_after_the_last_one() {
-    let mut server = Server::start(&["-n".to_owned()]);
+    let port = free_tcp_port();
+    let mut server = Server::start(&[
+        "-n".to_owned(),
+        "--prometheus".to_owned(),
+        "--prometheus-address=127.0.0.1".to_owned(),
+        format!("--prometheus-port={port}"),
+    ]);
     let mut first = server.client();
     first.allocate();
+    assert_eq!(metric(&get(port, "/metrics").1, "turn_draining"), 0);
     server.signal("USR1");
     server.wait_log("draining", 1);
+    assert_eq!(metric(&get(port, "/metrics").1, "turn_draining"), 1);
     let mut second = server.client();
     let response = second.request(Method::ALLOCATE, None, None);
     assert_eq!(response.code, Some(486), "{response:?}");
