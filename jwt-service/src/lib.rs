@@ -6,9 +6,11 @@
 //! homeservers. Behaviour follows upstream `a375b13` (see the spec); improvements are
 //! opt-in or invisible to clients.
 //!
-//! Layout: [`config`] (environment), [`routes`] (HTTP), [`request`] (bodies and
-//! validation), [`go_json`] (Go's JSON quirks), [`openid`] (federation verification),
-//! [`livekit`] (tokens, aliases, Twirp), [`server`] (wiring and listening).
+//! Layout: [`config`] (environment), [`routes`] (HTTP handlers), [`request`] (bodies and
+//! validation), [`go_json`] (Go's JSON quirks), [`openid`] (federation discovery and
+//! verification), [`livekit`] (tokens, aliases, Twirp), [`delegation`] (MSC4140 delayed
+//! leaves, webhooks, Redis), [`metrics`], [`rate_limit`], [`serve`] (accept loop) and
+//! [`server`] (wiring).
 #![forbid(unsafe_code)]
 
 pub mod config;
