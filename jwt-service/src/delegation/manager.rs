@@ -212,3 +212,168 @@ impl JobObserver for Observer {
 pub fn timeout_from_ms(ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delegation::homeserver::{Action, DelayedEvents, Outcome};
+    use crate::delegation::job::{ParticipantLookup, Presence};
+    use crate::delegation::store::StoreError;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex as StdMutex;
+
+    /// Records which delay ids were acted on.
+    #[derive(Default)]
+    struct Homeserver(StdMutex<Vec<(String, Action)>>);
+
+    impl DelayedEvents for Homeserver {
+        fn act<'a>(
+            &'a self,
+            _: &'a str,
+            delay_id: &'a str,
+            action: Action,
+        ) -> BoxFuture<'a, Outcome> {
+            self.0.lock().unwrap().push((delay_id.to_owned(), action));
+            Box::pin(async { Outcome::Done })
+        }
+    }
+
+    struct Absent;
+
+    impl ParticipantLookup for Absent {
+        fn presence<'a>(&'a self, _: &'a JobKey) -> BoxFuture<'a, Presence> {
+            Box::pin(async { Presence::Absent })
+        }
+    }
+
+    /// An in-memory store.
+    #[derive(Default)]
+    struct MemoryStore(StdMutex<BTreeMap<JobKey, JobRecord>>);
+
+    impl Store for MemoryStore {
+        fn save<'a>(&'a self, record: &'a JobRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+            self.0
+                .lock()
+                .unwrap()
+                .insert(record.params.key.clone(), record.clone());
+            Box::pin(async { Ok(()) })
+        }
+        fn delete<'a>(&'a self, key: &'a JobKey) -> BoxFuture<'a, Result<(), StoreError>> {
+            self.0.lock().unwrap().remove(key);
+            Box::pin(async { Ok(()) })
+        }
+        fn load_all(&self) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>> {
+            let all = self.0.lock().unwrap().values().cloned().collect();
+            Box::pin(async move { Ok(all) })
+        }
+    }
+
+    fn key() -> JobKey {
+        JobKey {
+            room: "R".into(),
+            identity: "I".into(),
+        }
+    }
+
+    fn params(delay_id: &str, secs: u64) -> JobParams {
+        JobParams {
+            delay_id: delay_id.into(),
+            delay_timeout: Duration::from_secs(secs),
+            server_name: "hs".into(),
+            key: key(),
+        }
+    }
+
+    fn manager(store: Arc<MemoryStore>) -> (Arc<Manager>, Arc<Homeserver>) {
+        let homeserver = Arc::new(Homeserver::default());
+        let deps = Arc::new(JobDeps {
+            homeserver: homeserver.clone(),
+            participants: Arc::new(Absent),
+            sanity_interval: None,
+        });
+        (Manager::new(store, deps), homeserver)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replacement_only_affects_the_latest_job() {
+        let store = Arc::new(MemoryStore::default());
+        let (manager, homeserver) = manager(store.clone());
+        manager.add(params("old", 10)).await.unwrap();
+        assert_eq!(store.0.lock().unwrap()[&key()].params.delay_id, "old");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        manager.add(params("new", 10)).await.unwrap();
+        assert_eq!(manager.len().await, 1);
+        assert_eq!(store.0.lock().unwrap()[&key()].params.delay_id, "new");
+        assert!(manager.notify(&key(), Event::Joined).await);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(
+            manager
+                .notify(
+                    &key(),
+                    Event::Left {
+                        client_initiated: true
+                    }
+                )
+                .await
+        );
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        // Only the new job called the homeserver; the old one never did, even after its
+        // own wait would have ended.
+        assert_eq!(
+            *homeserver.0.lock().unwrap(),
+            [
+                ("new".to_owned(), Action::Restart),
+                ("new".to_owned(), Action::Send)
+            ]
+        );
+        assert!(manager.is_empty().await);
+        assert!(store.0.lock().unwrap().is_empty());
+        assert!(!manager.notify(&key(), Event::Joined).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn restore_purges_expired_jobs_and_resumes_the_rest() {
+        let store = Arc::new(MemoryStore::default());
+        let mut expired = JobRecord {
+            params: params("expired", 10),
+            restarted_at: SystemTime::now() - Duration::from_secs(60),
+        };
+        expired.params.key.identity = "gone".into();
+        store
+            .0
+            .lock()
+            .unwrap()
+            .insert(expired.params.key.clone(), expired);
+        let live = JobRecord {
+            params: params("live", 600),
+            restarted_at: SystemTime::now(),
+        };
+        store.0.lock().unwrap().insert(key(), live);
+        let (manager, homeserver) = manager(store.clone());
+        assert_eq!(manager.restore().await, 1);
+        assert_eq!(store.0.lock().unwrap().len(), 1);
+        assert!(store.0.lock().unwrap().contains_key(&key()));
+        // The resumed job waits, and sends when its wait ends.
+        tokio::time::sleep(Duration::from_secs(601)).await;
+        assert_eq!(
+            *homeserver.0.lock().unwrap(),
+            [("live".to_owned(), Action::Send)]
+        );
+        assert!(store.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_keeps_records_and_refuses_new_jobs() {
+        let store = Arc::new(MemoryStore::default());
+        let (manager, homeserver) = manager(store.clone());
+        manager.add(params("d", 10)).await.unwrap();
+        manager.shutdown().await;
+        assert_eq!(
+            manager.add(params("e", 10)).await,
+            Err(AddError::ShuttingDown)
+        );
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(homeserver.0.lock().unwrap().is_empty());
+        assert_eq!(store.0.lock().unwrap().len(), 1);
+    }
+}
