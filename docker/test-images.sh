@@ -12,7 +12,9 @@
 #     unpacked with dpkg-deb (never installed), on a private socket with its own
 #     data-root, vfs storage, no bridge and no iptables;
 #  5. `docker load` of each archive, `docker run`, and a wait until `docker inspect` reports
-#     the image's own HEALTHCHECK as healthy.
+#     the image's own HEALTHCHECK as healthy;
+#  6. `docker-compose up` (Debian's 1.29) of docker/compose/turn-server and
+#     docker/compose/lk-jwt-service against that engine, healthy again.
 #
 # Needs root and Debian's package archive. Environment:
 #   IMAGE_TEST_BINARIES  directory holding turn-server and lk-jwt-service already built
@@ -56,7 +58,11 @@ cleanup() {
     "${buildah[@]}" rm --all >/dev/null 2>&1
     "${buildah[@]}" rmi --all --force >/dev/null 2>&1
   fi
-  # Anything still mounted below the work dir (none expected) is left alone, not deleted.
+  # dockerd can leave its network namespace mounted (docker-exec/netns/default) after a
+  # compose network existed; those mounts are ours: unmount them, deepest first.
+  awk -v dir="$work/" 'index($2, dir) == 1 { print $2 }' /proc/mounts | sort -r | while read -r mnt; do
+    umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
+  done
   if ! grep -q " $work/" /proc/mounts; then
     rm -rf "$work"
   else
@@ -188,11 +194,11 @@ phase "Docker $server_version up on $sock; both archives loaded"
 
 wait_healthy() {
   local name=$1 status=""
-  for _ in $(seq 1 60); do
+  for _ in $(seq 1 100); do
     status=$("${docker[@]}" inspect -f '{{.State.Health.Status}}' "$name" 2>/dev/null || echo gone)
     case "$status" in
       healthy)
-        echo "  $name: healthy ($("${docker[@]}" inspect -f '{{(index .State.Health.Log 0).Output}}' "$name" | tr -d '\n'))"
+        echo "  $("${docker[@]}" inspect -f '{{.Name}}' "$name" | tr -d /): healthy ($("${docker[@]}" inspect -f '{{(index .State.Health.Log 0).Output}}' "$name" | tr -d '\n'))"
         return 0 ;;
       unhealthy|gone) break ;;
     esac
@@ -242,5 +248,53 @@ for name in rtc-turn rtc-jwt; do
   echo "  $name: stopped by SIGTERM, exit code 0"
 done
 phase "containers healthy in Docker $server_version, non-root, clean stop"
+
+# The compose files as users run them: Debian's docker-compose 1.29 against this engine,
+# images taken from the archives just loaded, a test configuration in a copy of each
+# directory. turn-server uses the host network: a loopback address and unusual ports.
+compose=(env DOCKER_HOST="unix://$sock" docker-compose)
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+cp -r docker/compose/turn-server docker/compose/lk-jwt-service "$work/"
+turn_port=$(free_port)
+cat > "$work/turn-server/turnserver.conf" <<EOF
+listening-ip=127.0.0.1
+listening-port=$turn_port
+min-port=$((turn_port + 1))
+max-port=$((turn_port + 20))
+realm=turn.example.org
+use-auth-secret
+static-auth-secret=compose-test-not-a-real-secret
+no-tls
+log-file=stdout
+EOF
+chmod 644 "$work/turn-server/turnserver.conf"
+(cd "$work/turn-server" && TURN_SERVER_IMAGE=matrix-rtc-relay/turn-server:test \
+  "${compose[@]}" -p rtcimagetestturn up -d --no-build)
+turn_id=$(cd "$work/turn-server" && "${compose[@]}" -p rtcimagetestturn ps -q turn-server)
+containers+=("$turn_id")
+jwt_port=$(free_port)
+cp "$work/lk-jwt-service/.env.example" "$work/lk-jwt-service/.env"
+printf 'LK_JWT_SERVICE_IMAGE=matrix-rtc-relay/lk-jwt-service:test\nLK_JWT_HOST_PORT=%s\n' "$jwt_port" \
+  >> "$work/lk-jwt-service/.env"
+mkdir -p "$work/lk-jwt-service/secrets"
+printf 'lk-compose-test: compose-test-not-a-real-livekit-secret-000\n' > "$work/lk-jwt-service/secrets/livekit_keys.yaml"
+chmod 644 "$work/lk-jwt-service/secrets/livekit_keys.yaml"
+(cd "$work/lk-jwt-service" && "${compose[@]}" -p rtcimagetestjwt up -d --no-build)
+jwt_id=$(cd "$work/lk-jwt-service" && "${compose[@]}" -p rtcimagetestjwt ps -q lk-jwt-service)
+containers+=("$jwt_id")
+# The images' own HEALTHCHECK timing (30 s interval) applies here.
+wait_healthy "$turn_id"
+wait_healthy "$jwt_id"
+python3 - "$jwt_port" <<'EOF'
+import sys, urllib.request
+with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/healthz", timeout=5) as response:
+    assert response.status == 200, response.status
+print(f"  lk-jwt-service compose: GET http://127.0.0.1:{sys.argv[1]}/healthz -> 200 (published port)")
+EOF
+(cd "$work/turn-server" && "${compose[@]}" -p rtcimagetestturn down >/dev/null 2>&1)
+(cd "$work/lk-jwt-service" && "${compose[@]}" -p rtcimagetestjwt down >/dev/null 2>&1)
+phase "docker-compose up of docker/compose/turn-server and docker/compose/lk-jwt-service: healthy"
 
 echo "test-images: 1 passed, 0 failed (both images healthy in Docker $server_version; $((SECONDS - started))s)"
