@@ -173,6 +173,28 @@ fn uclient_relays_over_send_indications() {
 }
 
 #[test]
+fn uclient_mobility_moves_allocations_and_keeps_relaying() {
+    let server = TurnServer::builder().arg("--mobility").start();
+    let peer = EchoPeer::start();
+    let port = peer.addr.port().to_string();
+    // -M: each client asks for a MOBILITY-TICKET, then refreshes from a new local port
+    // with it (RFC 8016) while relaying.
+    let run = uclient(
+        &server,
+        server.secret.expose_str().unwrap(),
+        &["-M", "-c", "-e", "127.0.0.1", "-r", &port],
+    );
+    assert_all_relayed(&run);
+    if server.kind == support::ServerKind::Ours {
+        let moved = server
+            .output()
+            .matches("allocation moved (mobility)")
+            .count();
+        assert!(moved > 0, "no allocation moved:\n{}", server.output());
+    }
+}
+
+#[test]
 fn uclient_client_to_client_through_two_relays() {
     let server = TurnServer::start();
     let run = uclient(&server, server.secret.expose_str().unwrap(), &["-y", "-c"]);
