@@ -1135,11 +1135,18 @@ impl Server {
 
     /// The address a client sees for a relay: its `external-ip` when one maps it.
     fn public_relay(&self, relay: SocketAddr) -> SocketAddr {
-        self.config
+        let pair = self
+            .config
             .external_ips
             .iter()
             .find(|(private, _)| *private == relay.ip())
-            .map_or(relay, |(_, public)| SocketAddr::new(*public, relay.port()))
+            .map(|(_, public)| *public);
+        let fallback = self
+            .config
+            .external_ip
+            .filter(|public| public.is_ipv4() == relay.is_ipv4() && !relay.ip().is_loopback());
+        pair.or(fallback)
+            .map_or(relay, |public| SocketAddr::new(public, relay.port()))
     }
 
     /// A peer named by its public `external-ip` is the private relay address behind it

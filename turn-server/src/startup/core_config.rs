@@ -57,6 +57,10 @@ pub fn core_config(config: &Config, generated_secret: Option<&Secret>) -> Server
         max_bps: config.max_bps,
         bps_capacity: config.bps_capacity,
         external_ips: external_ips(config),
+        external_ip: config
+            .external_ip
+            .address
+            .filter(|_| config.relay_ips.is_empty()),
         // Without relay-ip the relay address is found per client, in either family.
         relay_ipv4: config.relay_ips.is_empty() || config.relay_ips.iter().any(IpAddr::is_ipv4),
         relay_ipv6: config.relay_ips.is_empty() || config.relay_ips.iter().any(IpAddr::is_ipv6),
@@ -176,6 +180,12 @@ mod tests {
         let pairs: Vec<(IpAddr, IpAddr)> =
             vec![("10.0.0.5".parse().unwrap(), "192.0.2.7".parse().unwrap())];
         assert_eq!(core.external_ips, pairs);
+        assert_eq!(core.external_ip, None, "form 1 with relay-ip becomes pairs");
+        let config = load(&["-n", "-X", "192.0.2.9"]);
+        assert_eq!(
+            core_config(&config, None).external_ip,
+            Some("192.0.2.9".parse().unwrap())
+        );
         let config = load(&["-n", "-X", "192.0.2.8/10.0.0.6"]);
         let core = core_config(&config, None);
         assert_eq!(

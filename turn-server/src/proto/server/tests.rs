@@ -1331,3 +1331,20 @@ fn no_udp_relay_answers_442() {
         Some(442)
     );
 }
+
+#[test]
+fn single_external_ip_without_relay_ip_is_advertised() {
+    let mut config = rest_config();
+    config.external_ip = Some("192.0.2.200".parse().unwrap());
+    let mut h = Harness::new(config);
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let response = h.request(&mut alice, Method::ALLOCATE, &[udp()]);
+    let message = Message::parse(&response).unwrap();
+    let relay = decode_xor(
+        message.attr(AttrType::XOR_RELAYED_ADDRESS).unwrap(),
+        &message.transaction(),
+    )
+    .unwrap();
+    assert_eq!(relay.ip(), "192.0.2.200".parse::<IpAddr>().unwrap());
+    assert!(relay.port() >= 50_000, "the relay port is kept");
+}
