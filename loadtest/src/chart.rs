@@ -87,9 +87,13 @@ pub fn sweep_chart(path: &str, title: &str, series: &[SweepSeries]) -> Result<()
         .map_err(err)?;
     for (i, s) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
+        // Drawn in order of the load actually offered: on a busy machine a higher target
+        // rate can come out lower, and unsorted points would draw loops.
+        let mut points = s.points.clone();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
         chart
             .draw_series(LineSeries::new(
-                s.points.iter().map(|p| (p.0, p.1)),
+                points.iter().map(|p| (p.0, p.1)),
                 color.stroke_width(2),
             ))
             .map_err(err)?
@@ -99,7 +103,7 @@ pub fn sweep_chart(path: &str, title: &str, series: &[SweepSeries]) -> Result<()
             });
         chart
             .draw_secondary_series(
-                s.points
+                points
                     .iter()
                     .map(|p| Circle::new((p.0, p.2), 4, color.filled())),
             )
