@@ -12,7 +12,9 @@
 //! evicts the one idle longest. Memory does not grow with the number of sources.
 //!
 //! Logging is fail2ban-friendly: one `warn` line when a source starts being refused,
-//! `rate limited: refusing <what> from <address>`, and none for the rest of that episode.
+//! `rate limited: refusing <what> from <address>`, and none until its bucket has refilled
+//! completely (the flood stopped for `burst / rate` seconds), so a sustained flood costs
+//! one line.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -65,7 +67,7 @@ impl RateLimit {
 struct Bucket {
     tokens: u64,
     last: Instant,
-    /// Refusing since the last admitted request (log once per episode).
+    /// Refusing since the bucket was last full: one log line per flood, however long.
     refusing: bool,
 }
 
@@ -79,6 +81,7 @@ impl Bucket {
     }
 
     /// Refills for the time since the last call and takes one token if there is one.
+    /// A bucket found full ends a refusal episode: the source calmed down.
     fn take(&mut self, limit: RateLimit, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_micros();
         let refill = elapsed.saturating_mul(u128::from(limit.rate));
@@ -87,6 +90,9 @@ impl Bucket {
             .saturating_add(refill)
             .min(u128::from(capacity)) as u64;
         self.last = now;
+        if self.tokens == capacity {
+            self.refusing = false;
+        }
         if self.tokens >= TOKEN {
             self.tokens -= TOKEN;
             true
@@ -113,6 +119,8 @@ pub struct SourceLimiter {
     sets: Box<[[Option<Entry>; WAYS]]>,
     hasher: RandomState,
     refused: u64,
+    /// Refusal episodes started (= log lines written).
+    episodes: u64,
 }
 
 impl SourceLimiter {
@@ -126,6 +134,7 @@ impl SourceLimiter {
             sets: vec![[None; WAYS]; SETS].into_boxed_slice(),
             hasher: RandomState::new(),
             refused: 0,
+            episodes: 0,
         }
     }
 
@@ -161,18 +170,18 @@ impl SourceLimiter {
         let allowed =
             entry.bucket.take(self.per_source, now) && self.global.take(self.global_limit, now);
         if allowed {
-            entry.bucket.refusing = false;
-            self.global.refusing = false;
             return true;
         }
         self.refused += 1;
         if entry.bucket.tokens < TOKEN {
             if !entry.bucket.refusing {
                 entry.bucket.refusing = true;
+                self.episodes += 1;
                 tracing::warn!("rate limited: refusing {} from {}", self.what, source);
             }
         } else if !self.global.refusing {
             self.global.refusing = true;
+            self.episodes += 1;
             tracing::warn!(
                 "rate limited: refusing {} from all sources (global limit)",
                 self.what
@@ -242,6 +251,13 @@ mod tests {
         // Burst 20, then 10/s over 10 s (the last refill may land on the boundary).
         assert!((119..=121).contains(&allowed), "{allowed}");
         assert_eq!(limiter.refused(), 10_000 - allowed);
+        assert_eq!(limiter.episodes, 1, "one log line for the whole flood");
+        // Quiet long enough to refill the bucket, then a new flood: a new line.
+        let later = start + Duration::from_secs(13);
+        for _ in 0..21 {
+            limiter.admit(flooder, later);
+        }
+        assert_eq!(limiter.episodes, 2);
     }
 
     #[test]
