@@ -8,8 +8,9 @@
 
 mod support;
 
+use std::cell::Cell;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,8 @@ struct Server {
     child: Child,
     addr: SocketAddr,
     secret: Secret,
+    /// The exporter's port when started with metrics.
+    metrics_port: u16,
     log: Arc<Mutex<String>>,
     readers: Vec<JoinHandle<()>>,
 }
@@ -40,19 +43,24 @@ impl Server {
     /// Starts the binary on a fresh port slot with `extra` arguments after the common ones
     /// (REST auth with a random secret, loopback peers allowed, UDP only, logs on stdout).
     fn start(extra: &[String]) -> Self {
-        let secret = random_hex();
-        let mut args = vec![
-            "--use-auth-secret".to_owned(),
-            format!("--static-auth-secret={secret}"),
-        ];
-        args.extend_from_slice(extra);
-        Self::start_with_secret(&args, &secret)
+        Self::launch(extra, None, false)
     }
 
-    /// Starts the binary with `args` after the common ones; `secret` is the one the
-    /// arguments or the configuration file set.
+    /// [`Self::start`] with the Prometheus exporter on 127.0.0.1:[`Self::metrics_port`].
+    fn start_with_metrics(extra: &[String]) -> Self {
+        Self::launch(extra, None, true)
+    }
+
     fn start_with_secret(extra: &[String], secret: &str) -> Self {
+        Self::launch(extra, Some(secret), false)
+    }
+
+    /// Starts the binary with `extra` after the common arguments. `secret`: the one the
+    /// arguments or the configuration file set; None adds a random one on the command line.
+    fn launch(extra: &[String], secret: Option<&str>, metrics: bool) -> Self {
         let slot = PortSlot::reserve();
+        let on_command_line = secret.is_none();
+        let secret = secret.map_or_else(random_hex, str::to_owned);
         let mut args = vec![
             "--listening-ip=127.0.0.1".to_owned(),
             "--relay-ip=127.0.0.1".to_owned(),
@@ -65,6 +73,17 @@ impl Server {
             "--no-tcp".to_owned(),
             "--log-file=stdout".to_owned(),
         ];
+        if on_command_line {
+            args.push("--use-auth-secret".to_owned());
+            args.push(format!("--static-auth-secret={secret}"));
+        }
+        // The slot's second port is never a relay port: free for this server's exporter.
+        let metrics_port = slot.listen + 1;
+        if metrics {
+            args.push("--prometheus".to_owned());
+            args.push("--prometheus-address=127.0.0.1".to_owned());
+            args.push(format!("--prometheus-port={metrics_port}"));
+        }
         args.extend_from_slice(extra);
         let mut child = Command::new(env!("CARGO_BIN_EXE_turn-server"))
             .args(&args)
@@ -78,10 +97,11 @@ impl Server {
             collect(child.stdout.take().unwrap(), log.clone()),
             collect(child.stderr.take().unwrap(), log.clone()),
         ];
-        let server = Self {
+        let mut server = Self {
             child,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, slot.listen)),
-            secret: Secret::new(secret.to_owned()),
+            secret: Secret::new(secret),
+            metrics_port,
             log,
             readers,
         };
@@ -89,7 +109,7 @@ impl Server {
         server
     }
 
-    fn wait_ready(&self) {
+    fn wait_ready(&mut self) {
         let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_millis(100)))
@@ -97,6 +117,9 @@ impl Server {
         let deadline = Instant::now() + WAIT;
         let mut buf = [0u8; 1500];
         while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("server exited with {status}:\n{}", self.output());
+            }
             let (request, txid) = binding_request();
             let _ = socket.send_to(&request, self.addr);
             if let Ok((n, _)) = socket.recv_from(&mut buf)
@@ -188,6 +211,8 @@ struct Client {
     username: String,
     key: [u8; 16],
     nonce: Vec<u8>,
+    /// Data indications that arrived while waiting for a response.
+    stashed_data: Cell<usize>,
 }
 
 /// A parsed response: class, error code and the attributes the tests look at.
@@ -210,6 +235,7 @@ impl Client {
             username: username.to_owned(),
             key: long_term_key(username, REALM, password),
             nonce: Vec::new(),
+            stashed_data: Cell::new(0),
         }
     }
 
@@ -275,10 +301,12 @@ impl Client {
                 let Ok(n) = self.socket.recv(&mut buf) else {
                     continue;
                 };
-                if let Ok(message) = Message::parse(&buf[..n])
-                    && message.transaction() == txid
-                {
-                    return buf[..n].to_vec();
+                match Message::parse(&buf[..n]) {
+                    Ok(message) if message.transaction() == txid => return buf[..n].to_vec(),
+                    Ok(message) if message.method() == Method::DATA => {
+                        self.stashed_data.set(self.stashed_data.get() + 1);
+                    }
+                    _ => {}
                 }
             }
         }
@@ -304,7 +332,7 @@ impl Client {
     fn data_received(&self, wait: Duration) -> usize {
         let deadline = Instant::now() + wait;
         let mut buf = vec![0u8; 65_536];
-        let mut count = 0;
+        let mut count = self.stashed_data.take();
         while Instant::now() < deadline {
             if let Ok(n) = self.socket.recv(&mut buf)
                 && Message::parse(&buf[..n]).is_ok_and(|m| m.method() == Method::DATA)
@@ -336,23 +364,10 @@ fn metric(body: &str, series: &str) -> u64 {
         .unwrap()
 }
 
-fn free_tcp_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn metrics_follow_allocations_and_relayed_traffic() {
-    let port = free_tcp_port();
-    let server = Server::start(&[
-        "-n".to_owned(),
-        "--prometheus".to_owned(),
-        "--prometheus-address=127.0.0.1".to_owned(),
-        format!("--prometheus-port={port}"),
-    ]);
+    let server = Server::start_with_metrics(&["-n".to_owned()]);
+    let port = server.metrics_port;
     let (status, body) = get(port, "/");
     assert_eq!((status, body.as_str()), (200, "OK\n"), "health check");
     assert_eq!(get(port, "/nothing").0, 404);
@@ -485,13 +500,8 @@ fn sighup_cuts_a_newly_denied_peer_and_keeps_the_allocation() {
 
 #[test]
 fn sigusr1_refuses_new_allocations_and_exits_after_the_last_one() {
-    let port = free_tcp_port();
-    let mut server = Server::start(&[
-        "-n".to_owned(),
-        "--prometheus".to_owned(),
-        "--prometheus-address=127.0.0.1".to_owned(),
-        format!("--prometheus-port={port}"),
-    ]);
+    let mut server = Server::start_with_metrics(&["-n".to_owned()]);
+    let port = server.metrics_port;
     let mut first = server.client();
     first.allocate();
     assert_eq!(metric(&get(port, "/metrics").1, "turn_draining"), 0);
