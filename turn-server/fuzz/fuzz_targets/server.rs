@@ -1,0 +1,88 @@
+//! The whole server fed fuzz-chosen datagrams from three clients and two peers, with
+//! time steps, in no-auth mode so inputs reach allocations, permissions and channels.
+#![no_main]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use libfuzzer_sys::fuzz_target;
+use turn_server::proto::auth::Credentials;
+use turn_server::proto::policy::PeerPolicy;
+use turn_server::proto::{
+    AllocId, FiveTuple, NoRelayPort, RelayBinding, RelayPorts, RelayRequest, Server, ServerConfig,
+    Transport,
+};
+
+struct Relays(u16);
+
+impl RelayPorts for Relays {
+    fn bind(&mut self, _: AllocId, request: RelayRequest) -> Result<RelayBinding, NoRelayPort> {
+        if let Some(relay) = request.reserved {
+            return Ok(RelayBinding {
+                relay,
+                reserved: None,
+            });
+        }
+        self.0 = self.0.wrapping_add(2);
+        if self.0 < 2 {
+            return Err(NoRelayPort);
+        }
+        let relay = SocketAddr::from(([198, 51, 100, 1], self.0));
+        let reserved = request
+            .reserve_next
+            .then(|| SocketAddr::from(([198, 51, 100, 1], self.0.wrapping_add(1))));
+        Ok(RelayBinding { relay, reserved })
+    }
+
+    fn release(&mut self, _: SocketAddr) {}
+}
+
+fuzz_target!(|data: &[u8]| {
+    let start = Instant::now();
+    let mut config = ServerConfig {
+        realm: "example.org".into(),
+        credentials: Credentials::None,
+        mobility: true,
+        max_bps: 10_000,
+        ..ServerConfig::default()
+    };
+    config.policy = PeerPolicy::new(
+        rtc_auth::ip_range::IpRangeSet::parse(["203.0.113.0/24"]).unwrap(),
+        Default::default(),
+        true,
+        true,
+    );
+    let mut server = Server::new(config, start, 1_700_000_000, [1; 32]);
+    let mut relays = Relays(40_000);
+    let mut out = Vec::new();
+    let mut now = start;
+    let transports = [Transport::Udp, Transport::Tcp, Transport::Tls];
+    // Each chunk: [selector, time step, length, bytes...].
+    let mut rest = data;
+    while rest.len() >= 3 {
+        let (selector, step, len) = (rest[0], rest[1], usize::from(rest[2]));
+        let body = &rest[3..(3 + len).min(rest.len())];
+        rest = &rest[(3 + len).min(rest.len())..];
+        now += Duration::from_millis(u64::from(step) * 100);
+        server.handle_timeout(now, 1_700_000_000, &mut relays);
+        if selector & 0x80 == 0 {
+            let tuple = FiveTuple {
+                transport: transports[usize::from(selector % 3)],
+                client: SocketAddr::from(([192, 0, 2, 1 + selector % 3], 5000)),
+                server: SocketAddr::from(([192, 0, 2, 10], 3478)),
+            };
+            let _ = server.handle_client(now, tuple, body, &mut relays, &mut out);
+            if selector & 0x40 != 0 {
+                server.handle_disconnect(tuple, &mut relays);
+            }
+        } else {
+            let id = AllocId {
+                index: u32::from(selector & 0x03),
+                generation: u32::from((selector >> 2) & 0x01),
+            };
+            let peer = SocketAddr::from(([203, 0, 113, 7 + (selector >> 3 & 1)], 9000));
+            let _ = server.handle_peer(now, id, peer, body, &mut out);
+        }
+    }
+    server.close_all(&mut relays);
+});
