@@ -880,29 +880,21 @@ impl Server {
         message: &Message<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), ErrorCode> {
-        let id = *self
-            .by_tuple
-            .get(&tuple)
-            .ok_or(ErrorCode::ALLOCATION_MISMATCH)?;
-        let relay = self.allocation(id).ok_or(ErrorCode::SERVER_ERROR)?.relay;
+        let (id, relay) = self.allocation_for(tuple)?;
         let transaction = message.transaction();
-        let mut any = false;
         // Validate every peer before installing any: the request succeeds or fails whole.
+        let mut peers: Vec<IpAddr> = Vec::new();
         for value in message.attrs(AttrType::XOR_PEER_ADDRESS) {
             let peer = decode_xor(value, &transaction).map_err(|_| ErrorCode::BAD_REQUEST)?;
-            self.check_peer(self.internal_peer(peer), relay)?;
-            any = true;
+            let peer = self.internal_peer(peer);
+            self.check_peer(peer, relay)?;
+            peers.push(peer.ip());
         }
-        if !any {
+        if peers.is_empty() {
             return Err(ErrorCode::BAD_REQUEST);
         }
         let expires = now + self.config.permission_lifetime;
         let max = self.config.max_permissions;
-        let peers: Vec<IpAddr> = message
-            .attrs(AttrType::XOR_PEER_ADDRESS)
-            .filter_map(|value| decode_xor(value, &transaction).ok())
-            .map(|peer| self.internal_peer(peer).ip())
-            .collect();
         let allocation = self.allocation_mut(id).ok_or(ErrorCode::SERVER_ERROR)?;
         for ip in peers {
             if !allocation.permit(ip, expires, max) {
@@ -920,11 +912,7 @@ impl Server {
         message: &Message<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), ErrorCode> {
-        let id = *self
-            .by_tuple
-            .get(&tuple)
-            .ok_or(ErrorCode::ALLOCATION_MISMATCH)?;
-        let relay = self.allocation(id).ok_or(ErrorCode::SERVER_ERROR)?.relay;
+        let (id, relay) = self.allocation_for(tuple)?;
         let number = match message.attr(AttrType::CHANNEL_NUMBER) {
             Some([high, low, _, _]) => u16::from_be_bytes([*high, *low]),
             _ => return Err(ErrorCode::BAD_REQUEST),
@@ -1005,6 +993,16 @@ impl Server {
         self.tickets.retain(|_, owner| *owner != id);
         self.tickets.insert(ticket, id);
         ticket
+    }
+
+    /// The allocation of `tuple` and its relay address; 437 when there is none.
+    fn allocation_for(&self, tuple: FiveTuple) -> Result<(AllocId, SocketAddr), ErrorCode> {
+        let id = *self
+            .by_tuple
+            .get(&tuple)
+            .ok_or(ErrorCode::ALLOCATION_MISMATCH)?;
+        let relay = self.allocation(id).ok_or(ErrorCode::SERVER_ERROR)?.relay;
+        Ok((id, relay))
     }
 
     /// Family match (443) and peer policy (403) for a peer named in a request.
