@@ -2,6 +2,8 @@
 //! relay with a generated secret, prints a credential and a `turnutils_uclient` line that
 //! works, and `turn-server healthcheck` reports it healthy.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
@@ -91,21 +93,9 @@ fn embedded_default_prints_a_working_credential() {
         .expect("turnutils_uclient (package coturn) is installed by scripts/install-test-deps.sh");
     let text = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
-    let summary = text
-        .lines()
-        .rfind(|line| line.contains("tot_send_msgs="))
+    let summary = support::parse_summary(&text)
         .unwrap_or_else(|| panic!("no summary in uclient output:\n{text}"));
-    let field = |name: &str| -> u64 {
-        let start = summary.find(name).unwrap() + name.len();
-        summary[start..]
-            .trim_start_matches('=')
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let (sent, received) = (field("tot_send_msgs"), field("tot_recv_msgs"));
+    let (sent, received) = (summary.sent_msgs, summary.recv_msgs);
     assert!(sent > 0, "{text}");
     assert_eq!(
         received, sent,

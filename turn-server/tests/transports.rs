@@ -3,6 +3,8 @@
 //! (`-t`, `-S`, `-x`) relaying to UDP echo peers and client to client, and a raw TCP
 //! client for framing edge cases.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::path::PathBuf;
@@ -132,20 +134,10 @@ fn uclient(args: &[String]) -> (u64, u64) {
         .expect("turnutils_uclient (package coturn) is installed by scripts/install-test-deps.sh");
     let text = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
-    let summary = text
-        .lines()
-        .rfind(|line| line.contains("tot_send_msgs="))
+    let summary = support::parse_summary(&text)
         .unwrap_or_else(|| panic!("no summary in uclient output:\n{text}"));
-    let field = |name: &str| -> u64 {
-        let start = summary.find(name).unwrap() + name.len() + 1;
-        summary[start..]
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    (field("tot_send_msgs"), field("tot_recv_msgs"))
+    assert_eq!(summary.lost, 0, "uclient counted lost packets:\n{text}");
+    (summary.sent_msgs, summary.recv_msgs)
 }
 
 fn common(port: u16) -> Vec<String> {

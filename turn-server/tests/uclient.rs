@@ -8,7 +8,7 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use support::{EchoPeer, MATRIX_USER, RunOutput, TurnServer, run_bounded};
+use support::{EchoPeer, MATRIX_USER, RunOutput, Summary, TurnServer, parse_summary, run_bounded};
 
 const UCLIENT: &str = "turnutils_uclient";
 /// Clients per run (`-m`).
@@ -19,51 +19,6 @@ const MESSAGES: u64 = 30;
 const LENGTH: u64 = 120;
 /// uclient needs about 5 s per run; kill it after this.
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// The totals of uclient's final summary.
-#[derive(Debug, PartialEq, Eq)]
-struct Summary {
-    sent_msgs: u64,
-    recv_msgs: u64,
-    sent_bytes: u64,
-    recv_bytes: u64,
-    lost: u64,
-}
-
-/// The number after `key` in `line` (digits only).
-fn number_after(line: &str, key: &str) -> Option<u64> {
-    let rest = &line[line.find(key)? + key.len()..];
-    let digits: String = rest
-        .trim_start()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
-/// Parses the last summary lines:
-/// `start_mclient: tot_send_msgs=80, tot_recv_msgs=80`,
-/// `start_mclient: tot_send_bytes ~ 9600, tot_recv_bytes ~ 9600`,
-/// `Total lost packets 0 (0.000000%), ...`.
-fn parse_summary(output: &str) -> Option<Summary> {
-    // The final totals; the per-second progress lines carry `msz=`.
-    let line = |needle: &str| {
-        output
-            .lines()
-            .rev()
-            .find(|l| l.contains(needle) && !l.contains("msz="))
-    };
-    let msgs = line("start_mclient: tot_send_msgs=")?;
-    let bytes = line("start_mclient: tot_send_bytes")?;
-    let lost = line("Total lost packets")?;
-    Some(Summary {
-        sent_msgs: number_after(msgs, "tot_send_msgs=")?,
-        recv_msgs: number_after(msgs, "tot_recv_msgs=")?,
-        sent_bytes: number_after(bytes, "tot_send_bytes ~")?,
-        recv_bytes: number_after(bytes, "tot_recv_bytes ~")?,
-        lost: number_after(lost, "Total lost packets")?,
-    })
-}
 
 /// Runs uclient against `server` with REST auth for [`MATRIX_USER`] plus `flags`.
 fn uclient(server: &TurnServer, secret: &str, flags: &[&str]) -> RunOutput {

@@ -580,3 +580,48 @@ pub(crate) fn run_bounded(program: &str, args: &[String], limit: Duration) -> Ru
         output: log.text(),
     }
 }
+
+/// The totals of uclient's final summary.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Summary {
+    pub(crate) sent_msgs: u64,
+    pub(crate) recv_msgs: u64,
+    pub(crate) sent_bytes: u64,
+    pub(crate) recv_bytes: u64,
+    pub(crate) lost: u64,
+}
+
+/// The number after `key` in `line` (digits only).
+fn number_after(line: &str, key: &str) -> Option<u64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// Parses the last summary lines:
+/// `start_mclient: tot_send_msgs=80, tot_recv_msgs=80`,
+/// `start_mclient: tot_send_bytes ~ 9600, tot_recv_bytes ~ 9600`,
+/// `Total lost packets 0 (0.000000%), ...`.
+pub(crate) fn parse_summary(output: &str) -> Option<Summary> {
+    // The final totals; the per-second progress lines carry `msz=`.
+    let line = |needle: &str| {
+        output
+            .lines()
+            .rev()
+            .find(|l| l.contains(needle) && !l.contains("msz="))
+    };
+    let msgs = line("start_mclient: tot_send_msgs=")?;
+    let bytes = line("start_mclient: tot_send_bytes")?;
+    let lost = line("Total lost packets")?;
+    Some(Summary {
+        sent_msgs: number_after(msgs, "tot_send_msgs=")?,
+        recv_msgs: number_after(msgs, "tot_recv_msgs=")?,
+        sent_bytes: number_after(bytes, "tot_send_bytes ~")?,
+        recv_bytes: number_after(bytes, "tot_recv_bytes ~")?,
+        lost: number_after(lost, "Total lost packets")?,
+    })
+}
