@@ -54,7 +54,9 @@ pub const HELP: &str = "\
 loadtest alloc --secret S [--server 127.0.0.1:3478] [--count 1000] [--rate 0] [--window 64]
                [--hold 5s] [--lifetime SECONDS] [--user loadtest] [--server-pid PID]
                [--json FILE] [--allow-remote]
-  --rate 0 allocates as fast as --window allows.";
+  --rate 0 allocates as fast as --window allows. Allocations are refreshed at half their
+  granted lifetime; servers grant at least 600 s (RFC 5766 §6.2), so holds under 300 s
+  never refresh.";
 
 impl AllocConfig {
     /// Reads the flags of `alloc` mode.
