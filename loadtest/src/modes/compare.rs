@@ -1017,6 +1017,22 @@ fn write_outputs(cfg: &CompareConfig, res: &Results) -> Result<(), String> {
     Ok(())
 }
 
+/// The compare arguments a user passes through bench.sh: all but `--ours PATH`, which
+/// bench.sh adds itself.
+fn bench_args(command: &str) -> String {
+    let mut out = String::new();
+    let mut words = command.split_whitespace().skip(2);
+    while let Some(w) = words.next() {
+        if w == "--ours" {
+            words.next();
+        } else if !w.starts_with("--ours=") {
+            out.push(' ');
+            out.push_str(w);
+        }
+    }
+    out
+}
+
 /// One row of the allocation table: target name → value.
 type Metric<'a> = Box<dyn Fn(&str) -> Option<f64> + 'a>;
 
@@ -1041,7 +1057,11 @@ fn markdown(cfg: &CompareConfig, res: &Results, sweep_svg: &Path, rss_svg: &Path
         Some(n) if n != 0 => format!("BENCH_NICE={n} "),
         _ => String::new(),
     };
-    let _ = writeln!(s, "## Command\n\n```sh\n{nice}./loadtest/bench.sh\n```\n");
+    let _ = writeln!(
+        s,
+        "## Command\n\n```sh\n{nice}./loadtest/bench.sh{}\n```\n",
+        bench_args(&res.command)
+    );
     let _ = writeln!(
         s,
         "which builds the release binaries and runs `{}` ({} rounds, {:.0} s per packet run, \
@@ -1420,6 +1440,19 @@ mod tests {
         assert!((r.avg_rtt_ms - 3.517315).abs() < 1e-9);
         assert_eq!(r.max_rtt_ms, 151.0);
         assert_eq!(parse_uclient("garbage").sent, 0);
+    }
+
+    #[test]
+    fn bench_args_drop_ours() {
+        assert_eq!(
+            bench_args("loadtest compare --ours /x/turn-server --rounds 4"),
+            " --rounds 4"
+        );
+        assert_eq!(
+            bench_args("loadtest compare --ours=/x --duration 3s"),
+            " --duration 3s"
+        );
+        assert_eq!(bench_args("loadtest compare"), "");
     }
 
     #[test]
