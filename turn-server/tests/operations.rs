@@ -176,8 +176,12 @@ impl Server {
     }
 
     fn client_with(&self, secret: &Secret) -> Client {
+        self.client_on(Ipv4Addr::LOCALHOST, secret)
+    }
+
+    fn client_on(&self, ip: Ipv4Addr, secret: &Secret) -> Client {
         let credential = rest::mint(secret, MATRIX_USER, unix_now() + 3600, ':');
-        Client::new(self.addr, &credential.username, &credential.password)
+        Client::new(ip, self.addr, &credential.username, &credential.password)
     }
 }
 
@@ -224,8 +228,8 @@ struct Response {
 }
 
 impl Client {
-    fn new(server: SocketAddr, username: &str, password: &str) -> Self {
-        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    fn new(ip: Ipv4Addr, server: SocketAddr, username: &str, password: &str) -> Self {
+        let socket = UdpSocket::bind((ip, 0)).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
@@ -583,4 +587,56 @@ fn sighup_rotates_the_secret_and_tightens_the_quota_without_dropping_the_call() 
     let response = call.request(Method::REFRESH, None, Some(600));
     assert_eq!(response.code, Some(401), "but cannot refresh: {response:?}");
     assert!(server.output().contains("credentials retired"));
+}
+
+#[test]
+fn a_401_flood_from_one_source_is_throttled_while_another_source_allocates() {
+    let server = Server::start(&["-n".to_owned()]);
+    let flooder = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 3), 0)).unwrap();
+    flooder
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let started = Instant::now();
+    let mut sent = 0u32;
+    let (mut answers, mut bytes) = (0u64, 0u64);
+    let mut buf = [0u8; 1500];
+    // 400 unauthenticated Allocates in about a second, as a spoofed source would send.
+    while started.elapsed() < Duration::from_secs(1) {
+        for _ in 0..20 {
+            let txid = TransactionId(random_hex().as_bytes()[..12].try_into().unwrap());
+            let mut request = Vec::new();
+            MessageWriter::new(&mut request, Method::ALLOCATE, Class::Request, txid)
+                .attr(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+            flooder.send_to(&request, server.addr).unwrap();
+            sent += 1;
+        }
+        while let Ok(n) = flooder.recv(&mut buf) {
+            answers += 1;
+            bytes += n as u64;
+        }
+    }
+    while let Ok(n) = flooder.recv(&mut buf) {
+        answers += 1;
+        bytes += n as u64;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!("{sent} requests, {answers} answers, {bytes} bytes in {elapsed:.2} s");
+    // Burst 20, then 10 per second.
+    let bound = 20.0 + 10.0 * elapsed + 1.0;
+    assert!(sent >= 200, "{sent}");
+    assert!(answers as f64 <= bound, "{answers} answers > {bound}");
+    assert!(answers >= 20, "the burst is answered: {answers}");
+    assert!(bytes <= answers * 200, "small 401s: {bytes} bytes");
+    server.wait_log("rate limited: refusing 401 answers from 127.0.0.3", 1);
+    assert_eq!(
+        server
+            .output()
+            .matches("rate limited: refusing 401 answers")
+            .count(),
+        1,
+        "one line per refused source"
+    );
+
+    let mut other = server.client_on(Ipv4Addr::new(127, 0, 0, 4), &server.secret);
+    other.allocate();
 }

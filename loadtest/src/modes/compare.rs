@@ -511,7 +511,16 @@ pub fn run(cfg: &CompareConfig) -> Result<(), String> {
     // Relay ranges below the kernel's ephemeral range (32768+), where loadtest's client
     // sockets live, and apart from each other.
     let ours_bin = cfg.ours.display().to_string();
-    let mut ours = ServerProc::start(OURS, &ours_bin, 6478, (8000, 19999), &[], &logdir)?;
+    // All load comes from 127.0.0.1, so ours runs without its per-source abuse limits
+    // (coturn 4.6 has none); they would cap the allocation loads at 10 challenges/s.
+    let mut ours = ServerProc::start(
+        OURS,
+        &ours_bin,
+        6478,
+        (8000, 19999),
+        &["--unauthorized-ratelimit-rps=0"],
+        &logdir,
+    )?;
     let mut coturn = ServerProc::start(
         COTURN,
         &cfg.coturn,

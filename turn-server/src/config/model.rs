@@ -91,6 +91,9 @@ pub struct Config {
     pub server_name: Option<String>,
     /// Max concurrent allocations per real user id (0 = unlimited).
     pub user_quota: u32,
+    /// 401 answers per second per UDP source (`unauthorized-ratelimit-rps`, default 10;
+    /// 0 turns the per-source abuse limits off, e.g. for load tests).
+    pub unauthorized_ratelimit_rps: u32,
     /// Max concurrent allocations overall (0 = unlimited).
     pub total_quota: u32,
     /// Bytes per second per allocation and direction (0 = unlimited).
@@ -231,6 +234,7 @@ impl Default for Config {
             realm: None,
             server_name: None,
             user_quota: 0,
+            unauthorized_ratelimit_rps: 10,
             total_quota: 0,
             max_bps: 0,
             bps_capacity: 0,
@@ -672,6 +676,7 @@ impl Builder {
             }
             Opt::ServerName => c.server_name = Some(value.to_owned()),
             Opt::UserQuota => c.user_quota = number(value)?,
+            Opt::UnauthorizedRateLimitRps => c.unauthorized_ratelimit_rps = number(value)?,
             Opt::TotalQuota => c.total_quota = number(value)?,
             Opt::MaxBps => c.max_bps = number(value)?,
             Opt::BpsCapacity => c.bps_capacity = number(value)?,

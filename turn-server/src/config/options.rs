@@ -63,6 +63,7 @@ pub(crate) enum Opt {
     Realm,
     ServerName,
     UserQuota,
+    UnauthorizedRateLimitRps,
     TotalQuota,
     MaxBps,
     BpsCapacity,
@@ -828,10 +829,12 @@ pub(crate) const OPTIONS: &[Spec] = &[
         Flag,
         "per-source limits are always on",
     ),
-    ignored(
+    row(
         "unauthorized-ratelimit-rps",
+        None,
         Required,
-        "per-source limits are always on",
+        Opt::UnauthorizedRateLimitRps,
+        "401 answers per second per UDP source (10; 0 turns the abuse limits off)",
     ),
     ignored("log-min-level", Required, "use verbose / Verbose"),
 ];

@@ -120,6 +120,10 @@ impl Config {
 
         out.section("limits and timers");
         out.set("user-quota", self.user_quota);
+        out.set(
+            "unauthorized-ratelimit-rps",
+            self.unauthorized_ratelimit_rps,
+        );
         out.set("total-quota", self.total_quota);
         out.set("max-bps", self.max_bps);
         out.set("bps-capacity", self.bps_capacity);

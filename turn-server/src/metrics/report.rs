@@ -298,6 +298,24 @@ pub fn render(
         stats.stale_nonces,
     );
 
+    let (unauthenticated, challenges) = server.rate_limited();
+    doc.family(
+        "turn_ratelimit_refused_total",
+        Kind::Counter,
+        "UDP input dropped by the per-source limits: unauthenticated requests, and 401/438 \
+         answers not sent.",
+    )
+    .sample(
+        "turn_ratelimit_refused_total",
+        &[("limit", "unauthenticated")],
+        unauthenticated,
+    )
+    .sample(
+        "turn_ratelimit_refused_total",
+        &[("limit", "challenges")],
+        challenges,
+    );
+
     doc.histogram(
         "turn_allocation_lifetime_seconds",
         "Lifetime of ended allocations (1 s resolution).",

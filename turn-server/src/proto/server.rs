@@ -26,6 +26,7 @@ use super::codec::channel_data::CHANNEL_RANGE;
 use super::codec::{ChannelData, Class, ErrorCode, Message, MessageWriter, Method, TransactionId};
 use super::nonce::{FEATURES_PASSWORD_ALGORITHMS, FEATURES_WITH_USERHASH, Nonces};
 use super::quota::Quotas;
+use super::ratelimit::{RateLimit, SourceLimiter};
 use super::server_config::ServerConfig;
 use super::transmit::{Destination, FiveTuple, Payload, Transmit};
 
@@ -148,6 +149,10 @@ pub struct Server {
     tickets: HashMap<[u8; 16], AllocId>,
     /// USERHASH → username for static users (REST usernames cannot be reversed).
     userhashes: HashMap<[u8; 32], String>,
+    /// Requests without MESSAGE-INTEGRITY per UDP source (spoofable, turn-anchors §4.4).
+    unauthenticated: SourceLimiter,
+    /// 401/438 answers per UDP source.
+    challenges: SourceLimiter,
 }
 
 impl Server {
@@ -177,6 +182,21 @@ impl Server {
         Self {
             nonces: Nonces::new(nonce_key, now, config.stale_nonce, features),
             userhashes,
+            unauthenticated: SourceLimiter::new(
+                "unauthenticated requests",
+                RateLimit::UNAUTHENTICATED_PER_SOURCE,
+                RateLimit::UNAUTHENTICATED_GLOBAL,
+                now,
+            ),
+            challenges: SourceLimiter::new(
+                "401 answers",
+                RateLimit {
+                    rate: config.challenge_rate,
+                    burst: config.challenge_rate.saturating_mul(2),
+                },
+                RateLimit::CHALLENGES_GLOBAL,
+                now,
+            ),
             config,
             slots: Vec::new(),
             free: Vec::new(),
@@ -455,6 +475,15 @@ impl Server {
             payload: Payload::Output,
         });
         let method = message.method();
+        // A UDP source may be spoofed: bound what it gets before doing any work.
+        let spoofable = !tuple.transport.is_stream() && self.config.challenge_rate > 0;
+        if spoofable
+            && !message.has_integrity()
+            && !message.has_integrity_sha256()
+            && !self.unauthenticated.admit(tuple.client.ip(), now)
+        {
+            return None;
+        }
         if method == Method::BINDING {
             self.stats.binding_requests += 1;
             let mut writer =
@@ -476,6 +505,9 @@ impl Server {
             Ok(auth) => auth,
             Err(code) => {
                 if matches!(code, ErrorCode::UNAUTHORIZED | ErrorCode::STALE_NONCE) {
+                    if spoofable && !self.challenges.admit(tuple.client.ip(), now) {
+                        return None;
+                    }
                     self.challenge(out, message, code, now, tuple.client.ip(), fingerprint);
                 } else {
                     self.error(out, message, code, None, fingerprint);

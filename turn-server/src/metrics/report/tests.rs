@@ -124,6 +124,10 @@ fn counts_follow_traffic_and_user_labels_are_opt_in() {
     );
     assert_eq!(value(&doc, "turn_allocation_lifetime_seconds_count"), 1);
     assert_eq!(value(&doc, "turn_draining"), 0);
+    assert_eq!(
+        value(&doc, "turn_ratelimit_refused_total{limit=\"challenges\"}"),
+        0
+    );
     assert!(!doc.contains("user="), "no user labels by default");
 
     // Expired permissions stop counting before the sweep removes them.

@@ -47,6 +47,12 @@ impl Server {
         })
     }
 
+    /// Requests and answers refused by the per-source limits so far: (unauthenticated
+    /// requests, 401/438 answers).
+    pub fn rate_limited(&self) -> (u64, u64) {
+        (self.unauthenticated.refused(), self.challenges.refused())
+    }
+
     /// Applies a reloaded configuration (see the module doc for what changes when).
     /// Allocations, their relay sockets and their counters are kept.
     pub fn reconfigure(&mut self, config: ServerConfig, now: Instant) -> Reconfigured {
