@@ -79,6 +79,11 @@ pub struct Allocation {
     pub downstream: Traffic,
     /// RESERVATION-TOKEN handed out with this allocation, if any.
     pub reservation: Option<u64>,
+    /// The current MOBILITY-TICKET (RFC 8016), if the client asked for one.
+    pub ticket: Option<[u8; 16]>,
+    /// The 5-tuple the allocation moved away from, still accepted until the instant given,
+    /// for requests the client had in flight when it moved.
+    pub previous_tuple: Option<(FiveTuple, Instant)>,
 }
 
 impl Allocation {

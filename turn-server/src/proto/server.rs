@@ -32,6 +32,8 @@ use super::transmit::{Destination, FiveTuple, Payload, Transmit};
 
 /// How long an EVEN-PORT reservation is held (RFC 8656 §7.2: about 30 s).
 const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
+/// How long the 5-tuple an allocation moved away from (RFC 8016) is still accepted.
+const MOBILITY_GRACE: Duration = Duration::from_secs(10);
 /// How often lapsed allocations, permissions and channels are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// REQUESTED-TRANSPORT value for UDP (RFC 8656 §18.8).
@@ -275,6 +277,12 @@ impl Server {
                 self.remove(id, relays, "expired");
             } else {
                 allocation.sweep(now);
+                if let Some((old, until)) = allocation.previous_tuple
+                    && until <= now
+                {
+                    allocation.previous_tuple = None;
+                    self.by_tuple.remove(&old);
+                }
             }
         }
         self.reservations.retain(|_, reservation| {
@@ -299,9 +307,18 @@ impl Server {
 
     /// A stream client's connection closed: its allocation goes with it (RFC 8656 §3.1).
     pub fn handle_disconnect(&mut self, tuple: FiveTuple, relays: &mut dyn RelayPorts) {
-        if let Some(&id) = self.by_tuple.get(&tuple) {
-            self.remove(id, relays, "connection closed");
+        let Some(&id) = self.by_tuple.get(&tuple) else {
+            return;
+        };
+        // A connection the allocation moved away from only drops its alias.
+        if self
+            .allocation(id)
+            .is_some_and(|allocation| allocation.tuple != tuple)
+        {
+            self.by_tuple.remove(&tuple);
+            return;
         }
+        self.remove(id, relays, "connection closed");
     }
 
     /// Handles one message from a client: a STUN message or a ChannelData message
@@ -547,6 +564,12 @@ impl Server {
                 finish(&mut writer, signing, fingerprint);
             }
             Err(code) => {
+                tracing::debug!(
+                    client = %tuple.client,
+                    method = method.0,
+                    code = code.0,
+                    "request refused"
+                );
                 out.clear();
                 self.error(out, message, code, signing, fingerprint);
             }
@@ -687,15 +710,23 @@ impl Server {
             if allocation.transaction != message.transaction() {
                 return Err(ErrorCode::ALLOCATION_MISMATCH);
             }
-            // A retransmitted Allocate: answer as the first time (RFC 8656 §7.2).
+            // A retransmitted Allocate: answer as the first time (RFC 8656 §7.2), tokens
+            // and ticket included (a client whose first answer was lost needs them).
             let remaining = allocation.expires.saturating_duration_since(now);
             let relay = self.public_relay(allocation.relay);
+            let (reservation, ticket) = (allocation.reservation, allocation.ticket);
             let mut writer =
                 MessageWriter::new(out, Method::ALLOCATE, Class::Success, message.transaction());
             writer
                 .xor_address(AttrType::XOR_RELAYED_ADDRESS, relay)
-                .u32_attr(AttrType::LIFETIME, remaining.as_secs() as u32)
-                .xor_address(AttrType::XOR_MAPPED_ADDRESS, tuple.client);
+                .u32_attr(AttrType::LIFETIME, remaining.as_secs() as u32);
+            if let Some(token) = reservation.filter(|token| self.reservations.contains_key(token)) {
+                writer.attr(AttrType::RESERVATION_TOKEN, &token.to_be_bytes());
+            }
+            writer.xor_address(AttrType::XOR_MAPPED_ADDRESS, tuple.client);
+            if let Some(ticket) = ticket {
+                writer.attr(AttrType::MOBILITY_TICKET, &ticket);
+            }
             return Ok(());
         }
         if let Some(alternate) = self.alternate_for(tuple) {
@@ -804,6 +835,8 @@ impl Server {
             upstream: Traffic::default(),
             downstream: Traffic::default(),
             reservation,
+            ticket: None,
+            previous_tuple: None,
         };
         self.quotas.add(&auth.user);
         self.slots[id.index as usize].allocation = Some(allocation);
@@ -850,7 +883,7 @@ impl Server {
         }
         let id = match (self.by_tuple.get(&tuple), ticket) {
             (Some(&id), _) => id,
-            (None, Some(ticket)) => self.move_allocation(ticket, tuple, auth)?,
+            (None, Some(ticket)) => self.move_allocation(ticket, tuple, auth, now)?,
             (None, None) => return Err(ErrorCode::ALLOCATION_MISMATCH),
         };
         let lifetime = self.lifetime(message)?;
@@ -871,7 +904,13 @@ impl Server {
             MessageWriter::new(out, Method::REFRESH, Class::Success, message.transaction());
         writer.u32_attr(AttrType::LIFETIME, lifetime.as_secs() as u32);
         if ticket.is_some() && !lifetime.is_zero() {
-            let ticket = self.issue_ticket(id);
+            // One ticket for the allocation's life, as coturn: clients keep the first one
+            // and move with it again; only its owner can use it, so a copy is worthless.
+            let current = self.allocation(id).and_then(|allocation| allocation.ticket);
+            let ticket = match current {
+                Some(ticket) => ticket,
+                None => self.issue_ticket(id),
+            };
             MessageWriter::resume(out).attr(AttrType::MOBILITY_TICKET, &ticket);
         }
         Ok(())
@@ -885,21 +924,30 @@ impl Server {
         ticket: &[u8],
         tuple: FiveTuple,
         auth: &Auth,
+        now: Instant,
     ) -> Result<AllocId, ErrorCode> {
-        let ticket: [u8; 16] = ticket
-            .try_into()
-            .map_err(|_| ErrorCode::ALLOCATION_MISMATCH)?;
-        let id = *self
-            .tickets
-            .get(&ticket)
-            .ok_or(ErrorCode::ALLOCATION_MISMATCH)?;
+        let Ok(ticket) = <[u8; 16]>::try_from(ticket) else {
+            tracing::debug!(client = %tuple.client, len = ticket.len(), "malformed mobility ticket");
+            return Err(ErrorCode::ALLOCATION_MISMATCH);
+        };
+        let Some(&id) = self.tickets.get(&ticket) else {
+            tracing::debug!(client = %tuple.client, "unknown mobility ticket");
+            return Err(ErrorCode::ALLOCATION_MISMATCH);
+        };
         let allocation = slot_mut(&mut self.slots, id).ok_or(ErrorCode::ALLOCATION_MISMATCH)?;
         if *allocation.username != *auth.username || allocation.tuple.transport != tuple.transport {
             self.stats.auth_failures += 1;
             return Err(ErrorCode::WRONG_CREDENTIALS);
         }
         let old = std::mem::replace(&mut allocation.tuple, tuple);
-        self.by_tuple.remove(&old);
+        // The old 5-tuple stays an alias for a moment (coturn's graceful handoff); an
+        // older alias goes now.
+        if let Some((older, _)) = allocation
+            .previous_tuple
+            .replace((old, now + MOBILITY_GRACE))
+        {
+            self.by_tuple.remove(&older);
+        }
         self.by_tuple.insert(tuple, id);
         tracing::info!(from = %old.client, to = %tuple.client, "allocation moved (mobility)");
         Ok(id)
@@ -1024,6 +1072,9 @@ impl Server {
         let ticket: [u8; 16] = self.rng.random();
         self.tickets.retain(|_, owner| *owner != id);
         self.tickets.insert(ticket, id);
+        if let Some(allocation) = slot_mut(&mut self.slots, id) {
+            allocation.ticket = Some(ticket);
+        }
         ticket
     }
 
@@ -1121,6 +1172,9 @@ impl Server {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.by_tuple.remove(&allocation.tuple);
+        if let Some((old, _)) = allocation.previous_tuple {
+            self.by_tuple.remove(&old);
+        }
         self.tickets.retain(|_, owner| *owner != id);
         self.quotas.remove(&allocation.user);
         relays.release(allocation.relay);

@@ -1158,25 +1158,49 @@ fn mobility_moves_an_allocation_to_its_owner_only() {
         &[(AttrType::MOBILITY_TICKET, ticket.clone())],
     );
     assert_eq!(code_of(&response), None);
-    let fresh = ticket_of(&response).expect("a new ticket");
-    assert_ne!(fresh, ticket);
+    let fresh = ticket_of(&response).expect("the ticket again");
+    assert_eq!(fresh, ticket, "one ticket for the allocation's life");
     assert_eq!(h.server.allocation(id).unwrap().tuple, moved.tuple);
     let (transmit, _) = h.peer_sends(id, PEER, b"to the new address").unwrap();
     assert_eq!(transmit.destination, Destination::Client(moved.tuple));
-    // The old 5-tuple no longer owns anything; the old ticket is spent.
+    // For a moment the old 5-tuple still works (requests in flight when the client moved),
+    // while data goes to the new one; someone else with the ticket still gets 441.
+    assert_eq!(code_of(&h.request(&mut alice, Method::REFRESH, &[])), None);
+    let mut thief = h.client("203.0.113.5:1", "@eve:example.org", UNIX + 7200);
     assert_eq!(
-        code_of(&h.request(&mut alice, Method::REFRESH, &[])),
-        Some(437)
+        code_of(&h.request(
+            &mut thief,
+            Method::REFRESH,
+            &[(AttrType::MOBILITY_TICKET, ticket.clone())]
+        )),
+        Some(441)
     );
-    let mut again = h.client("203.0.113.5:1", "@alice:example.org", UNIX + 7200);
+    // The owner can move again with the same ticket.
+    let mut again = h.client("203.0.113.6:1", "@alice:example.org", UNIX + 7200);
     assert_eq!(
         code_of(&h.request(
             &mut again,
             Method::REFRESH,
-            &[(AttrType::MOBILITY_TICKET, ticket)]
+            &[(AttrType::MOBILITY_TICKET, ticket.clone())]
         )),
-        Some(437)
+        None
     );
+    assert_eq!(h.server.allocation(id).unwrap().tuple, again.tuple);
+    moved = again;
+    // A refresh on the new 5-tuple returns the same current ticket.
+    let refreshed = h.request(
+        &mut moved,
+        Method::REFRESH,
+        &[(AttrType::MOBILITY_TICKET, fresh.clone())],
+    );
+    assert_eq!(ticket_of(&refreshed), Some(fresh));
+    h.advance(11);
+    assert_eq!(
+        code_of(&h.request(&mut alice, Method::REFRESH, &[])),
+        Some(437),
+        "alias expired"
+    );
+    assert_eq!(h.server.allocation(id).unwrap().tuple, moved.tuple);
 }
 
 #[test]
@@ -1347,4 +1371,37 @@ fn single_external_ip_without_relay_ip_is_advertised() {
     .unwrap();
     assert_eq!(relay.ip(), "192.0.2.200".parse::<IpAddr>().unwrap());
     assert!(relay.port() >= 50_000, "the relay port is kept");
+}
+
+#[test]
+fn retransmitted_allocate_repeats_ticket_and_reservation() {
+    let mut config = rest_config();
+    config.mobility = true;
+    let mut h = Harness::new(config);
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let attrs = [
+        udp(),
+        (AttrType::EVEN_PORT, vec![0x80]),
+        (AttrType::MOBILITY_TICKET, vec![]),
+    ];
+    let first = h.request(&mut alice, Method::ALLOCATE, &attrs);
+    let tid = alice.next_tid;
+    let again = signed(&mut alice, Method::ALLOCATE, &attrs, Some(tid));
+    let (_, second) = h.send(alice.tuple, &again).unwrap();
+    let attr = |bytes: &[u8], kind| {
+        Message::parse(bytes)
+            .unwrap()
+            .attr(kind)
+            .map(<[u8]>::to_vec)
+    };
+    assert!(attr(&first, AttrType::MOBILITY_TICKET).is_some());
+    assert_eq!(
+        attr(&second, AttrType::MOBILITY_TICKET),
+        attr(&first, AttrType::MOBILITY_TICKET)
+    );
+    assert!(attr(&first, AttrType::RESERVATION_TOKEN).is_some());
+    assert_eq!(
+        attr(&second, AttrType::RESERVATION_TOKEN),
+        attr(&first, AttrType::RESERVATION_TOKEN)
+    );
 }
