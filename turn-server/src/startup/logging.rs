@@ -7,6 +7,7 @@
 //! tracing-subscriber's reload layer, unless `RUST_LOG` fixed it.
 
 use std::fs::OpenOptions;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -45,9 +46,11 @@ pub fn init(config: &Config, unix_now: u64) -> std::io::Result<(LogLevel, Option
     let from_env = EnvFilter::try_from_default_env().ok();
     let fixed_by_env = from_env.is_some();
     let filter = from_env.unwrap_or_else(|| EnvFilter::new(level(config.verbosity)));
+    // Colours only for a person at a terminal, not in files, pipes or journald.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal());
     macro_rules! install {
         ($builder:expr) => {{
             // Last, as its type names the writer.
