@@ -264,7 +264,7 @@ pub(crate) const OPTIONS: &[Spec] = &[
         Some('m'),
         Required,
         Opt::RelayThreads,
-        "number of relay threads (accepted; we shard per core)",
+        "number of relay threads (accepted; one shard today)",
     ),
     row(
         "min-port",
