@@ -45,7 +45,7 @@ impl Listeners {
             proxied: Vec::new(),
         };
         for &address in proxied {
-            let listener = stream::bind_listener(address)?;
+            let listener = stream::bind_listener(address, "tcp")?;
             listeners.proxied.push((listener.local_addr()?, listener));
         }
         for &address in udp {
@@ -53,7 +53,7 @@ impl Listeners {
             listeners.udp.push((socket.local_addr()?, socket));
         }
         for &address in tcp {
-            let listener = stream::bind_listener(address)?;
+            let listener = stream::bind_listener(address, "tcp")?;
             listeners.tcp.push((listener.local_addr()?, listener));
         }
         Ok(listeners)

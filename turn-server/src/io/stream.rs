@@ -35,8 +35,9 @@ const MAX_FRAME: usize = 20 + 65_535;
 /// The TLS configuration in force; replaced on reload, read at each handshake.
 pub type TlsState = Rc<RefCell<Option<Arc<rustls::ServerConfig>>>>;
 
-/// Binds a TCP client listener (before the runtime starts, so errors reach `main`).
-pub fn bind_listener(address: SocketAddr) -> io::Result<StdTcpListener> {
+/// Binds a TCP listener (before the runtime starts, so errors reach `main`); `purpose`
+/// names it in the error ("tcp", "prometheus").
+pub fn bind_listener(address: SocketAddr, purpose: &str) -> io::Result<StdTcpListener> {
     let socket = Socket::new(
         Domain::for_address(address),
         Type::STREAM,
@@ -50,7 +51,7 @@ pub fn bind_listener(address: SocketAddr) -> io::Result<StdTcpListener> {
     socket.bind(&address.into()).map_err(|error| {
         io::Error::new(
             error.kind(),
-            format!("cannot listen on tcp {address}: {error}"),
+            format!("cannot listen on {purpose} {address}: {error}"),
         )
     })?;
     socket.listen(1024)?;

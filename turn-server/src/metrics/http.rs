@@ -11,7 +11,6 @@ use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::rc::Rc;
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -29,24 +28,7 @@ pub type Render = Rc<dyn Fn() -> String>;
 
 /// Binds the exporter's listener (before the runtime starts, so errors reach `main`).
 pub fn bind(address: SocketAddr) -> io::Result<StdTcpListener> {
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    if address.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&address.into()).map_err(|error| {
-        io::Error::new(
-            error.kind(),
-            format!("cannot listen on prometheus {address}: {error}"),
-        )
-    })?;
-    socket.listen(64)?;
-    Ok(socket.into())
+    crate::io::stream::bind_listener(address, "prometheus")
 }
 
 /// Serves scrapes forever; call inside a `LocalSet`.
