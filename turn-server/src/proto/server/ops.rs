@@ -68,6 +68,11 @@ impl Server {
         self.quotas.total_limit = fresh.quotas.total_limit;
         self.quotas.bps_per_allocation = fresh.quotas.bps_per_allocation;
         self.quotas.bps_capacity = fresh.quotas.bps_capacity;
+        if fresh.config.challenge_rate != self.config.challenge_rate {
+            // A new rate starts with full buckets: the limiter's state is only a few seconds
+            // of history.
+            self.challenges = fresh.challenges;
+        }
         let max_bps_changed = fresh.config.max_bps != self.config.max_bps;
         self.config = fresh.config;
 

@@ -239,3 +239,45 @@ fn stale_nonce_change_costs_one_438_round() {
     assert_eq!(session.request(Method::REFRESH, None).0, Class::Success);
     assert_ne!(session.nonce, old, "re-keyed nonces");
 }
+
+#[test]
+fn challenge_rate_follows_reload() {
+    let start = Instant::now();
+    let mut server = Server::new(config(&["north"], &[]), start, UNIX, [5; 32]);
+    let mut relays = Relays::default();
+    let mut out = Vec::new();
+    let tuple = FiveTuple {
+        transport: Transport::Udp,
+        client: "192.0.2.1:5000".parse().unwrap(),
+        server: "192.0.2.10:3478".parse().unwrap(),
+    };
+    let mut answered = |server: &mut Server, count: u8| {
+        (0..count)
+            .filter(|i| {
+                let mut request = Vec::new();
+                MessageWriter::new(
+                    &mut request,
+                    Method::ALLOCATE,
+                    Class::Request,
+                    TransactionId([*i; 12]),
+                )
+                .attr(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+                server
+                    .handle_client(start, tuple, &request, &mut relays, &mut out)
+                    .is_some()
+            })
+            .count()
+    };
+    // The default: a burst of 20 challenges per source, then nothing at this instant.
+    assert_eq!(answered(&mut server, 30), 20);
+    // `unauthorized-ratelimit-rps=0` on reload: every request is answered.
+    let mut off = config(&["north"], &[]);
+    off.challenge_rate = 0;
+    server.reconfigure(off, start);
+    assert_eq!(answered(&mut server, 30), 30);
+    // Back to a limit: a fresh bucket of twice the new rate.
+    let mut five = config(&["north"], &[]);
+    five.challenge_rate = 5;
+    server.reconfigure(five, start);
+    assert_eq!(answered(&mut server, 30), 10);
+}
