@@ -234,6 +234,21 @@ fn expect_error(bytes: &[u8], method: Method, code: u16, what: &str) {
 }
 
 /// Waits (bounded) until `peer` has received at least `count` datagrams.
+/// A client of `server` with an allocation under the server's REST credential.
+fn allocated(server: &TurnServer) -> (RawClient, Auth) {
+    let client = RawClient::new(server.addr);
+    let cred = server.credential();
+    let auth = client.auth(&cred.username, &cred.password);
+    expect_success(&client.allocate(&auth), ALLOCATE, &auth, "Allocate");
+    (client, auth)
+}
+
+/// Installs a permission for `peer` and checks it was granted.
+fn permit(client: &RawClient, auth: &Auth, peer: SocketAddr) {
+    let bytes = client.peer_request(CREATE_PERMISSION, auth, peer, None);
+    expect_success(&bytes, CREATE_PERMISSION, auth, "CreatePermission");
+}
+
 fn wait_for_peer(peer: &EchoPeer, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(3);
     while peer.count() < count && Instant::now() < deadline {
@@ -408,10 +423,7 @@ fn allocation_relays_send_data_and_channel_data_then_refresh_zero_deletes_it() {
 fn loopback_peer_is_refused_with_403_by_default() {
     let server = TurnServer::builder().allow_loopback_peers(false).start();
     let peer = EchoPeer::start();
-    let client = RawClient::new(server.addr);
-    let cred = server.credential();
-    let auth = client.auth(&cred.username, &cred.password);
-    expect_success(&client.allocate(&auth), ALLOCATE, &auth, "Allocate");
+    let (client, auth) = allocated(&server);
 
     let bytes = client.peer_request(CREATE_PERMISSION, &auth, peer.addr, None);
     expect_error(
@@ -432,12 +444,8 @@ fn loopback_peer_is_refused_with_403_by_default() {
 fn send_indications_around_a_channel_bind_are_relayed() {
     let server = TurnServer::start();
     let peer = EchoPeer::start();
-    let client = RawClient::new(server.addr);
-    let cred = server.credential();
-    let auth = client.auth(&cred.username, &cred.password);
-    expect_success(&client.allocate(&auth), ALLOCATE, &auth, "Allocate");
-    let bytes = client.peer_request(CREATE_PERMISSION, &auth, peer.addr, None);
-    expect_success(&bytes, CREATE_PERMISSION, &auth, "CreatePermission");
+    let (client, auth) = allocated(&server);
+    permit(&client, &auth, peer.addr);
 
     // What a client does while its ChannelBind is in flight (webrtc-rs `turn` does exactly
     // this): Send indications just before and just after the ChannelBind request.
@@ -481,14 +489,10 @@ fn send_indications_around_a_channel_bind_are_relayed() {
 fn data_sent_right_after_the_allocation_is_relayed() {
     let server = TurnServer::start();
     let peer = EchoPeer::start();
-    let client = RawClient::new(server.addr);
-    let cred = server.credential();
-    let auth = client.auth(&cred.username, &cred.password);
     // No pause anywhere: browsers send as soon as the permission is granted, and a relay
     // socket that is not yet usable must not drop the first packets.
-    expect_success(&client.allocate(&auth), ALLOCATE, &auth, "Allocate");
-    let bytes = client.peer_request(CREATE_PERMISSION, &auth, peer.addr, None);
-    expect_success(&bytes, CREATE_PERMISSION, &auth, "CreatePermission");
+    let (client, auth) = allocated(&server);
+    permit(&client, &auth, peer.addr);
     client.send_indication(peer.addr, b"first packet");
     wait_for_peer(&peer, 1);
     let got: Vec<Vec<u8>> = peer.received().into_iter().map(|r| r.data).collect();
