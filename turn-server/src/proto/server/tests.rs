@@ -206,6 +206,12 @@ impl Harness {
         (id, relay)
     }
 
+    /// ChannelBind `number` to `peer`; the error code, None on success.
+    fn bind_channel(&mut self, client: &mut Client, number: u16, peer: &str) -> Option<u16> {
+        let attrs = channel_bind(number, peer);
+        code_of(&self.request(client, Method::CHANNEL_BIND, &attrs))
+    }
+
     fn permit(&mut self, client: &mut Client, peer: &str) -> Vec<u8> {
         let peer = xor_peer(client.next_tid + 1, peer);
         self.request(client, Method::CREATE_PERMISSION, &[peer])
@@ -687,57 +693,22 @@ fn channels() {
     let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
     let (id, _) = h.allocate(&mut alice);
     for bad in [0x3FFF, 0x8000, 0xFFFF] {
-        assert_eq!(
-            code_of(&h.request(&mut alice, Method::CHANNEL_BIND, &channel_bind(bad, PEER))),
-            Some(400)
-        );
+        assert_eq!(h.bind_channel(&mut alice, bad, PEER), Some(400));
     }
-    assert_eq!(
-        code_of(&h.request(
-            &mut alice,
-            Method::CHANNEL_BIND,
-            &channel_bind(0x4000, "127.0.0.1:9")
-        )),
-        Some(403)
-    );
+    assert_eq!(h.bind_channel(&mut alice, 0x4000, "127.0.0.1:9"), Some(403));
     let no_peer = [(AttrType::CHANNEL_NUMBER, vec![0x40, 0, 0, 0])];
     assert_eq!(
         code_of(&h.request(&mut alice, Method::CHANNEL_BIND, &no_peer)),
         Some(400)
     );
-    assert_eq!(
-        code_of(&h.request(
-            &mut alice,
-            Method::CHANNEL_BIND,
-            &channel_bind(0x4001, PEER)
-        )),
-        None
-    );
+    assert_eq!(h.bind_channel(&mut alice, 0x4001, PEER), None);
     // Rebinding the same pair refreshes; a number or peer moving elsewhere is refused.
+    assert_eq!(h.bind_channel(&mut alice, 0x4001, PEER), None);
     assert_eq!(
-        code_of(&h.request(
-            &mut alice,
-            Method::CHANNEL_BIND,
-            &channel_bind(0x4001, PEER)
-        )),
-        None
-    );
-    assert_eq!(
-        code_of(&h.request(
-            &mut alice,
-            Method::CHANNEL_BIND,
-            &channel_bind(0x4001, "203.0.113.78:1")
-        )),
+        h.bind_channel(&mut alice, 0x4001, "203.0.113.78:1"),
         Some(400)
     );
-    assert_eq!(
-        code_of(&h.request(
-            &mut alice,
-            Method::CHANNEL_BIND,
-            &channel_bind(0x4002, PEER)
-        )),
-        Some(400)
-    );
+    assert_eq!(h.bind_channel(&mut alice, 0x4002, PEER), Some(400));
 
     // Client to peer: ChannelData, payload straight from the input.
     let mut frame = Vec::new();
@@ -765,11 +736,7 @@ fn channel_data_over_tcp_is_padded() {
     let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
     alice.tuple.transport = Transport::Tcp;
     let (id, _) = h.allocate(&mut alice);
-    h.request(
-        &mut alice,
-        Method::CHANNEL_BIND,
-        &channel_bind(0x4000, PEER),
-    );
+    h.bind_channel(&mut alice, 0x4000, PEER);
     let (_, data) = h.peer_sends(id, PEER, b"abcde").unwrap();
     assert_eq!(data.len(), 12);
     assert_eq!(
@@ -834,11 +801,7 @@ fn bandwidth_limit_drops_excess() {
     let mut h = Harness::new(config);
     let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
     let (id, _) = h.allocate(&mut alice);
-    h.request(
-        &mut alice,
-        Method::CHANNEL_BIND,
-        &channel_bind(0x4000, PEER),
-    );
+    h.bind_channel(&mut alice, 0x4000, PEER);
     let mut frame = Vec::new();
     ChannelData::write(0x4000, &[0; 400], false, &mut frame);
     let sent = (0..5)
@@ -883,11 +846,7 @@ fn external_ip_mapping() {
         "public address advertised"
     );
     // Naming the public relay address as a peer means the private one (hairpin).
-    h.request(
-        &mut alice,
-        Method::CHANNEL_BIND,
-        &channel_bind(0x4000, "192.0.2.200:50002"),
-    );
+    h.bind_channel(&mut alice, 0x4000, "192.0.2.200:50002");
     let mut frame = Vec::new();
     ChannelData::write(0x4000, b"loop", false, &mut frame);
     let (transmit, _) = h.send(alice.tuple, &frame).unwrap();
@@ -1009,11 +968,7 @@ fn hostile_input_never_panics() {
     let mut h = Harness::new(public_peer_config());
     let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
     let (id, _) = h.allocate(&mut alice);
-    h.request(
-        &mut alice,
-        Method::CHANNEL_BIND,
-        &channel_bind(0x4000, PEER),
-    );
+    h.bind_channel(&mut alice, 0x4000, PEER);
     let seeds = [
         signed(&mut alice, Method::REFRESH, &[], None),
         signed(
@@ -1125,11 +1080,7 @@ fn mobility_moves_an_allocation_to_its_owner_only() {
     let ticket = ticket_of(&response).expect("ticket issued");
     assert_eq!(ticket.len(), 16);
     let id = *h.relays.bound.values().next().unwrap();
-    h.request(
-        &mut alice,
-        Method::CHANNEL_BIND,
-        &channel_bind(0x4000, PEER),
-    );
+    h.bind_channel(&mut alice, 0x4000, PEER);
 
     // Someone else holding the ticket cannot take the allocation.
     let mut eve = h.client("192.0.2.66:5000", "@eve:example.org", UNIX + 7200);
