@@ -357,7 +357,6 @@ impl Server {
     ) -> Option<Transmit> {
         out.clear();
         let fingerprint = self.config.fingerprint;
-        let transaction = TransactionId(self.rng.random());
         let allocation = slot_mut(&mut self.slots, id)?;
         if !allocation.permits(peer.ip(), now) {
             self.stats.unroutable += 1;
@@ -378,6 +377,8 @@ impl Server {
                 self.stats.unroutable += 1;
                 return None;
             }
+            // Only the Data indication path needs a transaction id: ChannelData stays free of it.
+            let transaction = TransactionId(self.rng.random());
             let mut writer = MessageWriter::new(out, Method::DATA, Class::Indication, transaction);
             writer
                 .xor_address(AttrType::XOR_PEER_ADDRESS, peer)
