@@ -1,8 +1,10 @@
 //! The tokio driver around the sans-IO core: sockets, timers, signals.
 //!
-//! One shard is one thread with a current-thread runtime that owns a [`crate::proto::Server`],
-//! its client listeners and every relay socket it bound; nothing is shared between
-//! threads, so the relay path takes no lock. Buffers are allocated once per shard.
+//! One shard per CPU (`relay-threads`): a thread with a current-thread runtime that owns
+//! a [`crate::proto::Server`], its own SO_REUSEPORT socket of every UDP listener, and
+//! every relay socket it bound; the relay path shares nothing between threads, so it
+//! takes no lock. Buffers are allocated once per shard. Shard 0 also serves the TCP and
+//! TLS clients. The main thread is the control thread: signals, metrics, drain.
 
 pub mod driver;
 pub mod relay;
@@ -10,3 +12,4 @@ mod shard;
 pub mod stream;
 pub mod tls;
 pub mod udp;
+mod worker;

@@ -8,7 +8,6 @@
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
-use std::time::Instant;
 
 use rtc_auth::secret::Secret;
 use turn_server::config::{self, Action, AuthMode, ConfigError, SearchPath, SystemHost};
@@ -17,7 +16,6 @@ use turn_server::io::driver::{self, Listeners, MetricsListener, Operations, Relo
 use turn_server::io::relay::RelayRange;
 use turn_server::io::tls::TlsFiles;
 use turn_server::metrics::http as metrics_http;
-use turn_server::proto::Server;
 use turn_server::startup::core_config::core_config;
 use turn_server::startup::{embedded_default, logging};
 
@@ -147,7 +145,8 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
         Some(port) => ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect(),
         None => Vec::new(),
     };
-    let listeners = Listeners::bind(&udp, &tcp, &proxied)?;
+    let shards = shard_count(config.relay_threads);
+    let listeners = Listeners::bind(&udp, &tcp, &proxied, shards)?;
     let metrics = if config.prometheus {
         let ip = config
             .prometheus_address
@@ -165,8 +164,6 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
     };
     let core = core_config(&config, generated.as_ref());
     let realm = core.realm.clone();
-    let seed: [u8; 32] = rand::random();
-    let server = Server::new(core, Instant::now(), unix_now, seed);
     for address in listeners.udp_addresses() {
         tracing::info!(%address, "listening (udp)");
     }
@@ -209,8 +206,25 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
             .into_fn(),
         ),
     };
-    driver::run(server, listeners, relay, tls, operations, shutdown_signal())?;
+    driver::run(core, listeners, relay, tls, operations, shutdown_signal())?;
     Ok(())
+}
+
+/// `relay-threads`: shards to run. Unset: one per CPU, as coturn's default picks its
+/// thread count from the CPUs; 0 (coturn: relay in the listener thread) and 1: one.
+fn shard_count(relay_threads: Option<u32>) -> usize {
+    let wanted = match relay_threads {
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+        Some(count) => count.max(1) as usize,
+    };
+    if wanted > driver::MAX_SHARDS {
+        tracing::warn!(
+            relay_threads = wanted,
+            max = driver::MAX_SHARDS,
+            "relay-threads capped"
+        );
+    }
+    wanted.min(driver::MAX_SHARDS)
 }
 
 /// SIGHUP: the same command line (and so the same file) read again.

@@ -13,9 +13,11 @@ pub mod quota;
 pub mod ratelimit;
 pub mod server;
 pub mod server_config;
+pub mod shards;
 pub mod transmit;
 
 pub use allocation::AllocId;
 pub use server::{NoRelayPort, RelayBinding, RelayPorts, RelayRequest, Server, Stats};
 pub use server_config::ServerConfig;
+pub use shards::ShardContext;
 pub use transmit::{Destination, FiveTuple, Payload, Transmit, Transport};

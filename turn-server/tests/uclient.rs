@@ -91,7 +91,9 @@ fn assert_peer_saw_relays(server: &TurnServer, peer: &EchoPeer) {
 
 #[test]
 fn uclient_relays_rtp_and_rtcp_over_channels() {
-    let server = TurnServer::start();
+    // Four shards: a client's RTCP Allocate comes from another port than its RTP one, so
+    // its RESERVATION-TOKEN usually names another shard's reservation.
+    let server = TurnServer::builder().arg("--relay-threads=4").start();
     let peer = EchoPeer::start_pair();
     let port = peer.addr.port().to_string();
     // No -c: each client also allocates an RTCP relay (EVEN-PORT with the R bit and a
@@ -129,7 +131,12 @@ fn uclient_relays_over_send_indications() {
 
 #[test]
 fn uclient_mobility_moves_allocations_and_keeps_relaying() {
-    let server = TurnServer::builder().arg("--mobility").start();
+    // Four shards: a client's new port usually hashes to another shard than its
+    // allocation's, which hands it over.
+    let server = TurnServer::builder()
+        .arg("--mobility")
+        .arg("--relay-threads=4")
+        .start();
     let peer = EchoPeer::start();
     let port = peer.addr.port().to_string();
     // -M: each client asks for a MOBILITY-TICKET, then refreshes from a new local port

@@ -45,7 +45,7 @@ pub struct Config {
     pub relay_device: Option<String>,
     /// `external-ip` in both forms.
     pub external_ip: ExternalIp,
-    /// coturn's relay thread count; accepted (one shard today).
+    /// Shards (relay threads); None: one per CPU.
     pub relay_threads: Option<u32>,
     /// Lowest relay port (49152).
     pub min_port: u16,

@@ -264,7 +264,7 @@ pub(crate) const OPTIONS: &[Spec] = &[
         Some('m'),
         Required,
         Opt::RelayThreads,
-        "number of relay threads (accepted; one shard today)",
+        "relay threads: shards with their own SO_REUSEPORT sockets (one per CPU; 0 = 1)",
     ),
     row(
         "min-port",

@@ -83,7 +83,7 @@ impl Config {
                 format_args!("{}/{}", mapping.public, mapping.private),
             );
         }
-        out.opt("relay-threads", self.relay_threads, "one shard");
+        out.opt("relay-threads", self.relay_threads, "one per CPU");
         out.set("min-port", self.min_port);
         out.set("max-port", self.max_port);
         out.flag("no-udp-relay", self.no_udp_relay);

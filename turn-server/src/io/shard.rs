@@ -1,18 +1,21 @@
 //! State one shard's tasks share: the core, relay sockets, client sockets and buffers.
 //!
-//! Tasks run on one thread and borrow the `RefCell`s only between awaits, so a borrow
-//! never fails and no lock is taken.
+//! Tasks run on the shard's thread and borrow the `RefCell`s only between awaits, so a
+//! borrow never fails and no lock is taken.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::time::Instant;
 
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
+use tokio::sync::mpsc::Sender;
 
 use super::relay::RelaySockets;
 use super::udp::relay_loop;
+use super::worker::Command;
 use crate::proto::{Destination, FiveTuple, Payload, Server, Transmit, Transport};
 
 /// Largest datagram accepted (the UDP maximum).
@@ -42,6 +45,9 @@ pub(super) struct Shard {
     pub(super) streams: RefCell<HashMap<FiveTuple, Rc<StreamOut>>>,
     pub(super) buffers: RefCell<Buffers>,
     pub(super) send_drops: Cell<u64>,
+    /// Every shard's command queue, by index, for input another shard owns (bounded: a
+    /// busy shard drops handed-over input as a full socket buffer would).
+    pub(super) shards: Vec<Sender<Command>>,
 }
 
 impl Shard {
@@ -49,6 +55,7 @@ impl Shard {
         server: Server,
         relays: RelaySockets,
         udp: Vec<(SocketAddr, Rc<UdpSocket>)>,
+        shards: Vec<Sender<Command>>,
     ) -> Self {
         Self {
             server: RefCell::new(server),
@@ -60,6 +67,20 @@ impl Shard {
                 out: Vec::with_capacity(MAX_DATAGRAM + 64),
             }),
             send_drops: Cell::new(0),
+            shards,
+        }
+    }
+
+    /// Feeds one client message to the core and performs what it asks.
+    pub(super) fn handle_client(self: &Rc<Self>, tuple: FiveTuple, data: &[u8], out: &mut Vec<u8>) {
+        let transmit = {
+            let mut server = self.server.borrow_mut();
+            let mut relays = self.relays.borrow_mut();
+            server.handle_client(Instant::now(), tuple, data, &mut *relays, out)
+        };
+        self.start_relay_tasks();
+        if let Some(transmit) = transmit {
+            self.send(&transmit, data, out);
         }
     }
 
@@ -89,6 +110,15 @@ impl Shard {
             Destination::Peer { allocation, peer } => match self.relays.borrow().socket(allocation)
             {
                 Some(socket) => send_datagram(socket, payload, peer),
+                None => false,
+            },
+            Destination::Shard { shard, tuple } => match self.shards.get(usize::from(shard)) {
+                Some(queue) => queue
+                    .try_send(Command::Input {
+                        tuple,
+                        data: payload.into(),
+                    })
+                    .is_ok(),
                 None => false,
             },
         };

@@ -11,7 +11,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -236,14 +236,5 @@ where
 
 fn handle_frame(shard: &Rc<Shard>, tuple: FiveTuple, frame: &[u8]) {
     let mut buffers = shard.buffers.borrow_mut();
-    let out = &mut buffers.out;
-    let transmit = {
-        let mut server = shard.server.borrow_mut();
-        let mut relays = shard.relays.borrow_mut();
-        server.handle_client(Instant::now(), tuple, frame, &mut *relays, out)
-    };
-    shard.start_relay_tasks();
-    if let Some(transmit) = transmit {
-        shard.send(&transmit, frame, out);
-    }
+    shard.handle_client(tuple, frame, &mut buffers.out);
 }

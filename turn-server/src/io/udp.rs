@@ -21,8 +21,20 @@ use crate::proto::{AllocId, FiveTuple, Transport};
 /// timer or other sockets.
 const BATCH: usize = 64;
 
-/// Binds a UDP client listener (before the runtime starts, so errors reach `main`).
-pub fn bind_listener(address: SocketAddr) -> io::Result<StdUdpSocket> {
+/// Binds `count` UDP client listeners on `address`, one per shard, sharing the port
+/// with SO_REUSEPORT so the kernel spreads clients over the shards by 5-tuple hash
+/// (before the runtime starts, so errors reach `main`). Port 0 picks one port for all.
+pub fn bind_listeners(address: SocketAddr, count: usize) -> io::Result<Vec<StdUdpSocket>> {
+    let first = bind_listener(address, count > 1)?;
+    let address = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..count {
+        sockets.push(bind_listener(address, true)?);
+    }
+    Ok(sockets)
+}
+
+fn bind_listener(address: SocketAddr, reuse_port: bool) -> io::Result<StdUdpSocket> {
     let socket = Socket::new(
         Domain::for_address(address),
         Type::DGRAM,
@@ -30,6 +42,9 @@ pub fn bind_listener(address: SocketAddr) -> io::Result<StdUdpSocket> {
     )?;
     if address.is_ipv6() {
         socket.set_only_v6(true)?;
+    }
+    if reuse_port {
+        socket.set_reuse_port(true)?;
     }
     let _ = socket.set_recv_buffer_size(4 * RELAY_SOCKET_BUFFER);
     let _ = socket.set_send_buffer_size(4 * RELAY_SOCKET_BUFFER);
@@ -64,15 +79,7 @@ pub(super) async fn client_loop(shard: Rc<Shard>, index: usize) {
                 client,
                 server: local,
             };
-            let transmit = {
-                let mut server = shard.server.borrow_mut();
-                let mut relays = shard.relays.borrow_mut();
-                server.handle_client(Instant::now(), tuple, &recv[..len], &mut *relays, out)
-            };
-            shard.start_relay_tasks();
-            if let Some(transmit) = transmit {
-                shard.send(&transmit, &recv[..len], out);
-            }
+            shard.handle_client(tuple, &recv[..len], out);
         }
         tokio::task::yield_now().await;
     }

@@ -1,13 +1,15 @@
 //! A minimal HTTP/1.1 responder for `prometheus-port`: `GET` or `HEAD` of `/` (health,
 //! as coturn 4.7+) and of `prometheus-path`; one request per connection, then close.
 //!
-//! Hand-written instead of hyper: two fixed routes on the shard's single-threaded
+//! Hand-written instead of hyper: two fixed routes on the control thread's single-threaded
 //! runtime need no more, and every resource is bounded: [`MAX_CONNECTIONS`] at once,
 //! [`MAX_HEAD`] bytes of request head, [`REQUEST_TIMEOUT`] per request.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -23,8 +25,9 @@ pub const MAX_HEAD: usize = 8 * 1024;
 /// Time a client gets to send its request and read the answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Renders the metrics document when a scrape arrives.
-pub type Render = Rc<dyn Fn() -> String>;
+/// Renders the metrics document when a scrape arrives (asking every shard for its
+/// figures, hence a future).
+pub type Render = Rc<dyn Fn() -> Pin<Box<dyn Future<Output = String>>>>;
 
 /// Binds the exporter's listener (before the runtime starts, so errors reach `main`).
 pub fn bind(address: SocketAddr) -> io::Result<StdTcpListener> {
@@ -68,46 +71,58 @@ async fn connection(mut stream: TcpStream, path: &str, render: &Render) -> io::R
         }
         head.extend_from_slice(&chunk[..read]);
     }
-    let response = respond(&head, path, || render());
+    let response = match route(&head, path) {
+        Answer::Metrics { head_only } => {
+            let body = render().await;
+            response(200, "OK", CONTENT_TYPE, body.as_bytes(), head_only)
+        }
+        Answer::Fixed(response) => response,
+    };
     stream.write_all(&response).await?;
     stream.shutdown().await
 }
 
-/// The whole response to a request head (only the request line is looked at).
-pub fn respond(head: &[u8], path: &str, render: impl FnOnce() -> String) -> Vec<u8> {
+/// What a request gets.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The metrics document (headers only for HEAD).
+    Metrics {
+        /// A HEAD request.
+        head_only: bool,
+    },
+    /// This whole response.
+    Fixed(Vec<u8>),
+}
+
+/// The answer to a request head (only the request line is looked at).
+pub fn route(head: &[u8], path: &str) -> Answer {
+    let fixed = |status, reason, body: &[u8], head_only| {
+        Answer::Fixed(response(status, reason, "text/plain", body, head_only))
+    };
     let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);
     let mut parts = line.trim_end_matches('\r').split(' ');
     let (Some(method), Some(target), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return response(400, "Bad Request", "text/plain", b"bad request\n", false);
+        return fixed(400, "Bad Request", b"bad request\n", false);
     };
     if !version.starts_with("HTTP/1.") {
-        return response(400, "Bad Request", "text/plain", b"bad request\n", false);
+        return fixed(400, "Bad Request", b"bad request\n", false);
     }
     let head_only = match method {
         "GET" => false,
         "HEAD" => true,
-        _ => {
-            return response(
-                405,
-                "Method Not Allowed",
-                "text/plain",
-                b"GET or HEAD\n",
-                false,
-            );
-        }
+        _ => return fixed(405, "Method Not Allowed", b"GET or HEAD\n", false),
     };
     let target = target.split('?').next().unwrap_or_default();
     if target == path {
-        let body = render();
-        return response(200, "OK", CONTENT_TYPE, body.as_bytes(), head_only);
+        return Answer::Metrics { head_only };
     }
     if target == "/" {
-        return response(200, "OK", "text/plain", b"OK\n", head_only);
+        return fixed(200, "OK", b"OK\n", head_only);
     }
-    response(404, "Not Found", "text/plain", b"not found\n", head_only)
+    fixed(404, "Not Found", b"not found\n", head_only)
 }
 
 fn response(
@@ -138,7 +153,11 @@ mod tests {
     use super::*;
 
     fn text(head: &str) -> String {
-        String::from_utf8(respond(head.as_bytes(), "/metrics", || "m 1\n".to_owned())).unwrap()
+        let bytes = match route(head.as_bytes(), "/metrics") {
+            Answer::Metrics { head_only } => response(200, "OK", CONTENT_TYPE, b"m 1\n", head_only),
+            Answer::Fixed(bytes) => bytes,
+        };
+        String::from_utf8(bytes).unwrap()
     }
 
     #[test]
@@ -150,6 +169,10 @@ mod tests {
         assert!(metrics.ends_with("\r\n\r\nm 1\n"));
         assert!(text("GET /metrics?x=1 HTTP/1.0\r\n\r\n").ends_with("m 1\n"));
         assert!(text("GET / HTTP/1.1\r\n\r\n").ends_with("\r\n\r\nOK\n"));
+        assert_eq!(
+            route(b"HEAD /metrics HTTP/1.1\r\n\r\n", "/metrics"),
+            Answer::Metrics { head_only: true }
+        );
         let head = text("HEAD /metrics HTTP/1.1\r\n\r\n");
         assert!(head.contains("Content-Length: 4\r\n") && head.ends_with("\r\n\r\n"));
         assert!(text("GET /other HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
@@ -165,7 +188,9 @@ mod tests {
             "GET /metrics\r\n\r\n",
             "GET /metrics SIP/2.0\r\n\r\n",
         ] {
-            let answer = respond(head.as_bytes(), "/metrics", || panic!("rendered"));
+            let Answer::Fixed(answer) = route(head.as_bytes(), "/metrics") else {
+                panic!("metrics for {head:?}");
+            };
             assert!(answer.starts_with(b"HTTP/1.1 400"), "{head:?}");
         }
     }

@@ -37,6 +37,14 @@ impl LifetimeHistogram {
         self.sum_secs += secs;
     }
 
+    /// Adds another shard's histogram.
+    pub fn merge(&mut self, other: &LifetimeHistogram) {
+        for (count, more) in self.counts.iter_mut().zip(other.counts) {
+            *count += more;
+        }
+        self.sum_secs += other.sum_secs;
+    }
+
     /// Allocations recorded.
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()

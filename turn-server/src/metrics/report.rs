@@ -7,6 +7,9 @@
 //! relayed payload (ChannelData and Send/Data contents), not STUN control messages.
 //! Our own metrics follow Prometheus naming (`_total` counters, base units).
 //!
+//! Each shard takes a [`Snapshot`] of its core; the scrape merges them and renders one
+//! document.
+//!
 //! No label carries a user name unless `prometheus-username-labels` is set (REST user
 //! names embed a timestamp: one series per credential, coturn #666); then only users
 //! with a live allocation appear, so series go away with the calls.
@@ -16,10 +19,10 @@ use std::time::Instant;
 
 use super::exposition::{Exposition, Kind};
 use super::lifetimes::{BOUNDS_SECS, LifetimeHistogram};
-use crate::proto::{Server, Transport};
+use crate::proto::{Server, Stats, Transport};
 
 /// What the driver knows that the core does not.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DriverCounters {
     /// Datagrams or stream writes dropped because a socket buffer or a stream backlog
     /// was full.
@@ -47,7 +50,7 @@ fn transport_index(transport: Transport) -> usize {
 }
 
 /// Live counts per transport.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Live {
     allocations: [u64; 3],
     permissions: [u64; 3],
@@ -81,16 +84,68 @@ fn live(server: &Server, now: Instant, by_user: bool) -> Live {
     live
 }
 
-/// The whole exposition document.
-pub fn render(
-    server: &Server,
-    now: Instant,
+/// One shard's figures at scrape time; owned, so it can cross threads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    stats: Stats,
+    live: Live,
+    draining: bool,
+    rate_limited: (u64, u64),
     driver: DriverCounters,
-    lifetimes: &LifetimeHistogram,
-    options: ReportOptions,
-) -> String {
-    let stats = server.stats();
-    let live = live(server, now, options.username_labels);
+    lifetimes: LifetimeHistogram,
+}
+
+impl Snapshot {
+    /// The figures of `server` and its driver now.
+    pub fn of(
+        server: &Server,
+        now: Instant,
+        driver: DriverCounters,
+        lifetimes: &LifetimeHistogram,
+        options: ReportOptions,
+    ) -> Self {
+        Self {
+            stats: *server.stats(),
+            live: live(server, now, options.username_labels),
+            draining: server.is_draining(),
+            rate_limited: server.rate_limited(),
+            driver,
+            lifetimes: lifetimes.clone(),
+        }
+    }
+
+    /// Adds another shard's figures.
+    pub fn merge(&mut self, other: &Snapshot) {
+        self.stats.merge(&other.stats);
+        for index in 0..TRANSPORTS.len() {
+            self.live.allocations[index] += other.live.allocations[index];
+            self.live.permissions[index] += other.live.permissions[index];
+            self.live.channels[index] += other.live.channels[index];
+        }
+        for (user, (allocations, up, down)) in &other.live.users {
+            let entry = self.live.users.entry(user.clone()).or_default();
+            entry.0 += allocations;
+            entry.1 += up;
+            entry.2 += down;
+        }
+        self.draining |= other.draining;
+        self.rate_limited.0 += other.rate_limited.0;
+        self.rate_limited.1 += other.rate_limited.1;
+        self.driver.send_failures += other.driver.send_failures;
+        self.lifetimes.merge(&other.lifetimes);
+    }
+}
+
+/// The whole exposition document.
+pub fn render(snapshot: &Snapshot, options: ReportOptions) -> String {
+    let Snapshot {
+        stats,
+        live,
+        draining,
+        rate_limited,
+        driver,
+        lifetimes,
+    } = snapshot;
     let (up, down) = (stats.upstream, stats.downstream);
     let mut doc = Exposition::new();
 
@@ -219,7 +274,7 @@ pub fn render(
         Kind::Gauge,
         "1 while draining (SIGUSR1): new allocations refused.",
     )
-    .sample("turn_draining", &[], u64::from(server.is_draining()));
+    .sample("turn_draining", &[], u64::from(*draining));
 
     doc.family(
         "turn_allocations_created_total",
@@ -298,7 +353,7 @@ pub fn render(
         stats.stale_nonces,
     );
 
-    let (unauthenticated, challenges) = server.rate_limited();
+    let (unauthenticated, challenges) = *rate_limited;
     doc.family(
         "turn_ratelimit_refused_total",
         Kind::Counter,

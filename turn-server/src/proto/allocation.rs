@@ -38,7 +38,7 @@ pub struct Channel {
 }
 
 /// Packets and bytes in one direction.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Traffic {
     /// Packets relayed.
     pub packets: u64,
@@ -46,6 +46,15 @@ pub struct Traffic {
     pub bytes: u64,
     /// Packets dropped by `max-bps`.
     pub dropped: u64,
+}
+
+impl Traffic {
+    /// Adds another shard's figures.
+    pub fn merge(&mut self, other: &Traffic) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.dropped += other.dropped;
+    }
 }
 
 /// One client's relay.

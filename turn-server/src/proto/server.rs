@@ -28,6 +28,7 @@ use super::nonce::{FEATURES_PASSWORD_ALGORITHMS, FEATURES_WITH_USERHASH, Nonces}
 use super::quota::Quotas;
 use super::ratelimit::{RateLimit, SourceLimiter};
 use super::server_config::ServerConfig;
+use super::shards::{HandOvers, ShardContext};
 use super::transmit::{Destination, FiveTuple, Payload, Transmit};
 
 /// How long an EVEN-PORT reservation is held (RFC 8656 §7.2: about 30 s).
@@ -82,7 +83,7 @@ pub trait RelayPorts {
 }
 
 /// Counters for logs and metrics, cumulative since start.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Allocations created.
     pub allocations_created: u64,
@@ -106,6 +107,23 @@ pub struct Stats {
     pub upstream: Traffic,
     /// Peer to client traffic, all allocations.
     pub downstream: Traffic,
+}
+
+impl Stats {
+    /// Adds another shard's counters.
+    pub fn merge(&mut self, other: &Stats) {
+        self.allocations_created += other.allocations_created;
+        self.allocations_ended += other.allocations_ended;
+        self.binding_requests += other.binding_requests;
+        self.auth_failures += other.auth_failures;
+        self.stale_nonces += other.stale_nonces;
+        self.peers_denied += other.peers_denied;
+        self.quota_refusals += other.quota_refusals;
+        self.malformed += other.malformed;
+        self.unroutable += other.unroutable;
+        self.upstream.merge(&other.upstream);
+        self.downstream.merge(&other.downstream);
+    }
 }
 
 struct Slot {
@@ -155,6 +173,10 @@ pub struct Server {
     unauthenticated: SourceLimiter,
     /// 401/438 answers per UDP source.
     challenges: SourceLimiter,
+    /// This shard among the process's shards.
+    shard: ShardContext,
+    /// UDP 5-tuples whose allocation another shard owns.
+    handed_over: HandOvers,
 }
 
 impl Server {
@@ -163,7 +185,21 @@ impl Server {
     pub fn new(config: ServerConfig, now: Instant, unix_now: u64, seed: [u8; 32]) -> Self {
         let mut rng = SmallRng::from_seed(seed);
         let nonce_key: [u8; 32] = rng.random();
-        let quotas = Quotas::new(
+        let shard = ShardContext::group(1, nonce_key, now).remove(0);
+        Self::new_shard(config, now, unix_now, rng.random(), shard)
+    }
+
+    /// One of several shards of a process (see [`super::shards`]); `seed` must differ
+    /// between shards, the context comes from one [`ShardContext::group`].
+    pub fn new_shard(
+        config: ServerConfig,
+        now: Instant,
+        unix_now: u64,
+        seed: [u8; 32],
+        shard: ShardContext,
+    ) -> Self {
+        let rng = SmallRng::from_seed(seed);
+        let quotas = shard.quotas.with_limits(
             config.user_quota,
             config.total_quota,
             config.max_bps,
@@ -182,7 +218,12 @@ impl Server {
             FEATURES_WITH_USERHASH
         };
         Self {
-            nonces: Nonces::new(nonce_key, now, config.stale_nonce, features),
+            nonces: Nonces::new(
+                shard.nonce_key,
+                shard.nonce_epoch,
+                config.stale_nonce,
+                features,
+            ),
             userhashes,
             unauthenticated: SourceLimiter::new(
                 "unauthenticated requests",
@@ -213,6 +254,8 @@ impl Server {
             draining: false,
             next_alternate: 0,
             tickets: HashMap::new(),
+            shard,
+            handed_over: HandOvers::default(),
         }
     }
 
@@ -285,6 +328,9 @@ impl Server {
                 }
             }
         }
+        // A moved client refreshes within the longest lifetime, so an entry idle for
+        // longer has no allocation left behind it.
+        self.handed_over.sweep(now, self.config.max_lifetime);
         self.reservations.retain(|_, reservation| {
             let keep = reservation.expires > now;
             if !keep {
@@ -332,6 +378,12 @@ impl Server {
         out: &mut Vec<u8>,
     ) -> Option<Transmit> {
         out.clear();
+        if let Some(shard) = self.handed_over.lookup(&tuple, now) {
+            return Some(Transmit {
+                destination: Destination::Shard { shard, tuple },
+                payload: Payload::Input(0..data.len()),
+            });
+        }
         if ChannelData::is_channel_data(data) {
             return self.relay_channel_data(now, tuple, data);
         }
@@ -339,6 +391,12 @@ impl Server {
             self.stats.malformed += 1;
             return None;
         };
+        if let Some(shard) = self.owner_elsewhere(now, tuple, &message) {
+            return Some(Transmit {
+                destination: Destination::Shard { shard, tuple },
+                payload: Payload::Input(0..data.len()),
+            });
+        }
         match (message.class(), message.method()) {
             (Class::Request, _) => self.handle_request(now, tuple, &message, relays, out),
             (Class::Indication, Method::SEND) => self.relay_send(now, tuple, &message),
@@ -785,15 +843,20 @@ impl Server {
             tracing::info!(client = %tuple.client, user = auth.user.as_str(), ?exceeded, "allocation refused: quota");
             return Err(ErrorCode::ALLOCATION_QUOTA_REACHED);
         }
+        // Counted from here: every failure below gives the place back.
         let reserved = match token {
             None => None,
             Some(token) => match self.reservations.remove(&token) {
                 Some(reservation) if reservation.expires > now => Some(reservation.relay),
                 Some(reservation) => {
                     relays.release(reservation.relay);
+                    self.quotas.remove(&auth.user);
                     return Err(ErrorCode::INSUFFICIENT_CAPACITY);
                 }
-                None => return Err(ErrorCode::INSUFFICIENT_CAPACITY),
+                None => {
+                    self.quotas.remove(&auth.user);
+                    return Err(ErrorCode::INSUFFICIENT_CAPACITY);
+                }
             },
         };
         let id = self.next_id();
@@ -805,11 +868,14 @@ impl Server {
             reserve_next: even_port == Some(true),
             reserved,
         };
-        let binding = relays
-            .bind(id, request)
-            .map_err(|NoRelayPort| ErrorCode::INSUFFICIENT_CAPACITY)?;
+        let Ok(binding) = relays.bind(id, request) else {
+            self.free.push(id.index);
+            self.quotas.remove(&auth.user);
+            return Err(ErrorCode::INSUFFICIENT_CAPACITY);
+        };
         let reservation = binding.reserved.map(|relay| {
-            let token: u64 = self.rng.random();
+            // The first byte names this shard (see `super::shards`).
+            let token = self.rng.random::<u64>() >> 8 | u64::from(self.shard.index) << 56;
             self.reservations.insert(
                 token,
                 Reservation {
@@ -839,7 +905,6 @@ impl Server {
             ticket: None,
             previous_tuple: None,
         };
-        self.quotas.add(&auth.user);
         self.slots[id.index as usize].allocation = Some(allocation);
         self.by_tuple.insert(tuple, id);
         self.stats.allocations_created += 1;
@@ -1069,8 +1134,34 @@ impl Server {
 
     /// A fresh MOBILITY-TICKET for allocation `id` (RFC 8016 §3.1), replacing its last one:
     /// random, so it reveals nothing and cannot be guessed.
+    /// The shard owning the allocation a request names by mobility ticket or
+    /// reservation token, when that is another shard and this one has no allocation for
+    /// `tuple`; the 5-tuple is handed over from now on.
+    fn owner_elsewhere(
+        &mut self,
+        now: Instant,
+        tuple: FiveTuple,
+        message: &Message<'_>,
+    ) -> Option<u8> {
+        if self.shard.count < 2
+            || tuple.transport.is_stream()
+            || message.class() != Class::Request
+            || self.by_tuple.contains_key(&tuple)
+        {
+            return None;
+        }
+        let first = match message.method() {
+            Method::REFRESH => message.attr(AttrType::MOBILITY_TICKET)?.first(),
+            Method::ALLOCATE => message.attr(AttrType::RESERVATION_TOKEN)?.first(),
+            _ => None,
+        }?;
+        let owner = self.shard.other_owner(*first)?;
+        self.handed_over.insert(tuple, owner, now).then_some(owner)
+    }
+
     fn issue_ticket(&mut self, id: AllocId) -> [u8; 16] {
-        let ticket: [u8; 16] = self.rng.random();
+        let mut ticket: [u8; 16] = self.rng.random();
+        ticket[0] = self.shard.index;
         self.tickets.retain(|_, owner| *owner != id);
         self.tickets.insert(ticket, id);
         if let Some(allocation) = slot_mut(&mut self.slots, id) {
@@ -1280,6 +1371,7 @@ fn finish(writer: &mut MessageWriter<'_>, signing: Option<Signing>, fingerprint:
 }
 
 mod ops;
+pub use ops::Reconfigured;
 
 #[cfg(test)]
 mod tests;

@@ -46,6 +46,14 @@ pub enum Destination {
         /// The peer.
         peer: SocketAddr,
     },
+    /// To another shard, which owns the allocation this UDP input names (see
+    /// [`super::shards`]): the driver passes the whole input on with its 5-tuple.
+    Shard {
+        /// The shard's index.
+        shard: u8,
+        /// The 5-tuple the input came on.
+        tuple: FiveTuple,
+    },
 }
 
 /// Which bytes to send.

@@ -98,7 +98,10 @@ fn counts_follow_traffic_and_user_labels_are_opt_in() {
     let mut lifetimes = LifetimeHistogram::default();
     lifetimes.record(Duration::from_secs(42));
     let driver = DriverCounters { send_failures: 2 };
-    let doc = render(&server, now, driver, &lifetimes, ReportOptions::default());
+    let doc = render(
+        &Snapshot::of(&server, now, driver, &lifetimes, ReportOptions::default()),
+        ReportOptions::default(),
+    );
     assert_eq!(value(&doc, "turn_total_allocations"), 1);
     assert_eq!(value(&doc, "turn_allocations{transport=\"udp\"}"), 1);
     assert_eq!(value(&doc, "turn_allocations{transport=\"tcp\"}"), 0);
@@ -132,13 +135,19 @@ fn counts_follow_traffic_and_user_labels_are_opt_in() {
 
     // Expired permissions stop counting before the sweep removes them.
     let later = now + Duration::from_secs(301);
-    let doc = render(&server, later, driver, &lifetimes, ReportOptions::default());
+    let doc = render(
+        &Snapshot::of(&server, later, driver, &lifetimes, ReportOptions::default()),
+        ReportOptions::default(),
+    );
     assert_eq!(value(&doc, "turn_permissions{transport=\"udp\"}"), 0);
 
     let labelled = ReportOptions {
         username_labels: true,
     };
-    let doc = render(&server, now, driver, &lifetimes, labelled);
+    let doc = render(
+        &Snapshot::of(&server, now, driver, &lifetimes, labelled),
+        labelled,
+    );
     assert_eq!(value(&doc, "turn_user_allocations{user=\"\"}"), 1);
     assert_eq!(
         value(
@@ -147,16 +156,30 @@ fn counts_follow_traffic_and_user_labels_are_opt_in() {
         ),
         15
     );
+
+    // Two shards: the scrape adds their figures up.
+    let one = Snapshot::of(&server, now, driver, &lifetimes, labelled);
+    let mut both = one.clone();
+    both.merge(&one);
+    let doc = render(&both, labelled);
+    assert_eq!(value(&doc, "turn_total_allocations"), 2);
+    assert_eq!(value(&doc, "turn_traffic_rcvb"), 30);
+    assert_eq!(value(&doc, "turn_user_allocations{user=\"\"}"), 2);
+    assert_eq!(value(&doc, "turn_drops_total{reason=\"send_failed\"}"), 4);
+    assert_eq!(value(&doc, "turn_allocation_lifetime_seconds_count"), 2);
 }
 
 #[test]
 fn every_family_has_help_and_type_once() {
     let server = Server::new(ServerConfig::default(), Instant::now(), 0, [0; 32]);
     let doc = render(
-        &server,
-        Instant::now(),
-        DriverCounters::default(),
-        &LifetimeHistogram::default(),
+        &Snapshot::of(
+            &server,
+            Instant::now(),
+            DriverCounters::default(),
+            &LifetimeHistogram::default(),
+            ReportOptions::default(),
+        ),
         ReportOptions::default(),
     );
     let mut families = std::collections::HashSet::new();

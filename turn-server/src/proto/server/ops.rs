@@ -33,6 +33,15 @@ pub struct Reconfigured {
     pub credentials_retired: usize,
 }
 
+impl Reconfigured {
+    /// Adds another shard's changes.
+    pub fn merge(&mut self, other: &Reconfigured) {
+        self.permissions_removed += other.permissions_removed;
+        self.channels_removed += other.channels_removed;
+        self.credentials_retired += other.credentials_retired;
+    }
+}
+
 impl Server {
     /// Every live allocation with its id, in table order; metrics walk them at scrape
     /// time so gauges are exact without counters on the relay path.
@@ -58,7 +67,7 @@ impl Server {
     pub fn reconfigure(&mut self, config: ServerConfig, now: Instant) -> Reconfigured {
         let unix_now = self.unix_now(now);
         // Derive config-dependent state exactly as `new` does, from a throwaway server.
-        let fresh = Server::new(config, now, unix_now, self.rng.random());
+        let fresh = Server::new_shard(config, now, unix_now, self.rng.random(), self.shard.clone());
         let features_changed = fresh.userhashes.is_empty() != self.userhashes.is_empty();
         if features_changed || fresh.config.stale_nonce != self.config.stale_nonce {
             self.nonces = fresh.nonces;

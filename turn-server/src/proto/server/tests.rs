@@ -1356,3 +1356,138 @@ fn retransmitted_allocate_repeats_ticket_and_reservation() {
         attr(&first, AttrType::RESERVATION_TOKEN)
     );
 }
+
+/// Two shards of one process, each with its own fake relay ports.
+fn shard_pair(config: ServerConfig) -> (Harness, Harness) {
+    let start = Instant::now();
+    let mut group = ShardContext::group(2, [7; 32], start).into_iter();
+    let mut shard = |seed| Harness {
+        server: Server::new_shard(
+            config.clone(),
+            start,
+            UNIX,
+            [seed; 32],
+            group.next().unwrap(),
+        ),
+        relays: FakeRelays::default(),
+        start,
+        now: start,
+        out: Vec::new(),
+    };
+    (shard(1), shard(2))
+}
+
+/// Sends `bytes` to `from`; when it hands them over, checks they go to `to` unchanged and
+/// delivers them there. Returns the reply.
+fn via_owner(from: &mut Harness, to: &mut Harness, tuple: FiveTuple, bytes: &[u8]) -> Vec<u8> {
+    let (transmit, data) = from.send(tuple, bytes).expect("handed over");
+    assert_eq!(transmit.destination, Destination::Shard { shard: 1, tuple });
+    assert_eq!(data, bytes, "the whole input, unchanged");
+    to.send(tuple, &data).expect("a reply").1
+}
+
+#[test]
+fn shards_hand_moved_clients_and_reservations_to_their_owner() {
+    let mut config = public_peer_config();
+    config.mobility = true;
+    config.total_quota = 3;
+    let (mut zero, mut one) = shard_pair(config);
+
+    // Alice allocates on shard 1; her ticket names it.
+    let mut alice = one.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let response = one.request(
+        &mut alice,
+        Method::ALLOCATE,
+        &[udp(), (AttrType::MOBILITY_TICKET, vec![])],
+    );
+    let ticket = ticket_of(&response).expect("ticket issued");
+    assert_eq!(ticket[0], 1);
+    let id = *one.relays.bound.values().next().unwrap();
+    assert_eq!(one.bind_channel(&mut alice, 0x4000, PEER), None);
+
+    // She moves; the kernel hashes her new 5-tuple to shard 0. A nonce shard 0 issued
+    // checks on shard 1 (shared key).
+    let mut moved = zero.client("198.51.100.9:7000", "@alice:example.org", UNIX + 7200);
+    let challenge = zero.unauthenticated(&mut moved, Method::REFRESH, &[]);
+    moved.nonce = Message::parse(&challenge)
+        .unwrap()
+        .attr(AttrType::NONCE)
+        .unwrap()
+        .to_vec();
+    let refresh = signed(
+        &mut moved,
+        Method::REFRESH,
+        &[(AttrType::MOBILITY_TICKET, ticket.clone())],
+        None,
+    );
+    let reply = via_owner(&mut zero, &mut one, moved.tuple, &refresh);
+    assert_eq!(code_of(&reply), None);
+    assert_eq!(one.server.allocation(id).unwrap().tuple, moved.tuple);
+    // Her media keeps arriving on shard 0 and is handed over too; shard 1 relays it.
+    let media = [0x40, 0x00, 0x00, 0x02, 0xAB, 0xCD, 0, 0];
+    let (transmit, _) = zero.send(moved.tuple, &media[..6]).unwrap();
+    assert_eq!(
+        transmit.destination,
+        Destination::Shard {
+            shard: 1,
+            tuple: moved.tuple
+        }
+    );
+    let (transmit, _) = one.send(moved.tuple, &media[..6]).unwrap();
+    assert!(matches!(transmit.destination, Destination::Peer { .. }));
+    // A client of shard 0 with an unknown ticket is answered there.
+    let mut stranger = zero.client("192.0.2.50:1", "@alice:example.org", UNIX + 7200);
+    let mut own_ticket = ticket.clone();
+    own_ticket[0] = 0;
+    assert_eq!(
+        code_of(&zero.request(
+            &mut stranger,
+            Method::REFRESH,
+            &[(AttrType::MOBILITY_TICKET, own_ticket)]
+        )),
+        Some(437)
+    );
+
+    // An EVEN-PORT reservation on shard 1, claimed by a client that lands on shard 0.
+    let mut carol = one.client("192.0.2.3:5000", "@carol:example.org", UNIX + 7200);
+    let response = one.request(
+        &mut carol,
+        Method::ALLOCATE,
+        &[udp(), (AttrType::EVEN_PORT, vec![0x80])],
+    );
+    let token = Message::parse(&response)
+        .unwrap()
+        .attr(AttrType::RESERVATION_TOKEN)
+        .expect("token")
+        .to_vec();
+    assert_eq!(token[0], 1);
+    let mut dave = zero.client("192.0.2.4:5000", "@dave:example.org", UNIX + 7200);
+    let attrs = [udp(), (AttrType::RESERVATION_TOKEN, token)];
+    dave.next_tid += 1;
+    let mut probe = Vec::new();
+    MessageWriter::new(
+        &mut probe,
+        Method::ALLOCATE,
+        Class::Request,
+        TransactionId([dave.next_tid; 12]),
+    )
+    .attr(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
+    .attr(AttrType::RESERVATION_TOKEN, &attrs[1].1);
+    let challenge = via_owner(&mut zero, &mut one, dave.tuple, &probe);
+    dave.nonce = Message::parse(&challenge)
+        .unwrap()
+        .attr(AttrType::NONCE)
+        .unwrap()
+        .to_vec();
+    let allocate = signed(&mut dave, Method::ALLOCATE, &attrs, None);
+    let reply = via_owner(&mut zero, &mut one, dave.tuple, &allocate);
+    assert_eq!(code_of(&reply), None, "the reserved port, on its shard");
+
+    // Quotas count across shards: three live allocations, all on shard 1, fill
+    // total-quota for shard 0 too.
+    let mut erin = zero.client("192.0.2.5:5000", "@erin:example.org", UNIX + 7200);
+    assert_eq!(
+        code_of(&zero.request(&mut erin, Method::ALLOCATE, &[udp()])),
+        Some(486)
+    );
+}

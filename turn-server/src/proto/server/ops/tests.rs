@@ -229,7 +229,7 @@ fn quotas_apply_to_the_next_allocate_and_max_bps_to_live_ones() {
 }
 
 #[test]
-fn stale_nonce_change_costs_one_438_round() {
+fn stale_nonce_change_keeps_issued_nonces_under_the_new_lifetime() {
     let mut session = Session::new(config(&["north"], &[]), "north");
     assert_eq!(session.request(Method::ALLOCATE, None).0, Class::Success);
     let mut shorter = config(&["north"], &[]);
@@ -237,7 +237,10 @@ fn stale_nonce_change_costs_one_438_round() {
     session.server.reconfigure(shorter, session.now);
     let old = session.nonce.clone();
     assert_eq!(session.request(Method::REFRESH, None).0, Class::Success);
-    assert_ne!(session.nonce, old, "re-keyed nonces");
+    assert_eq!(session.nonce, old, "same key: no 438 round after a reload");
+    session.now += Duration::from_secs(61);
+    assert_eq!(session.request(Method::REFRESH, None).0, Class::Success);
+    assert_ne!(session.nonce, old, "the new 60 s lifetime applies");
 }
 
 #[test]
