@@ -6,6 +6,7 @@
 //! takes no lock. Buffers are allocated once per shard. Shard 0 also serves the TCP and
 //! TLS clients. The main thread is the control thread: signals, metrics, drain.
 
+mod batch;
 pub mod driver;
 pub mod relay;
 mod shard;

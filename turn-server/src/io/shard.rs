@@ -13,13 +13,14 @@ use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::Sender;
 
+use super::batch::RecvBatch;
 use super::relay::RelaySockets;
 use super::udp::relay_loop;
 use super::worker::Command;
 use crate::proto::{Destination, FiveTuple, Payload, Server, Transmit, Transport};
 
-/// Largest datagram accepted (the UDP maximum).
-pub(super) const MAX_DATAGRAM: usize = 65_535;
+/// Largest output the core writes (a Data indication around a 65 000-byte payload).
+const MAX_OUTPUT: usize = 65_535 + 64;
 
 /// Bytes queued for one stream client before further data to it is dropped: a slow TCP
 /// client loses its own media instead of growing the server's memory.
@@ -27,7 +28,7 @@ pub(super) const MAX_STREAM_BACKLOG: usize = 256 * 1024;
 
 /// The shard's reusable buffers.
 pub(super) struct Buffers {
-    pub(super) recv: Vec<u8>,
+    pub(super) recv: RecvBatch,
     pub(super) out: Vec<u8>,
 }
 
@@ -63,8 +64,8 @@ impl Shard {
             udp,
             streams: RefCell::new(HashMap::new()),
             buffers: RefCell::new(Buffers {
-                recv: vec![0; MAX_DATAGRAM],
-                out: Vec::with_capacity(MAX_DATAGRAM + 64),
+                recv: RecvBatch::new(),
+                out: Vec::with_capacity(MAX_OUTPUT),
             }),
             send_drops: Cell::new(0),
             shards,

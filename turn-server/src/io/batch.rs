@@ -1,0 +1,188 @@
+//! Batched UDP receive: one `recvmmsg` reads up to [`BATCH`] datagrams into the shard's
+//! preallocated slots (nix's safe wrapper; nothing allocated per call).
+//!
+//! A call that returns fewer datagrams than asked for has emptied the socket, so it also
+//! clears the socket's readiness: no second, empty call per wake-up just to see EAGAIN
+//! (with edge-triggered epoll, a datagram that arrives later raises a new event).
+
+use std::io::{self, IoSliceMut};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
+
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+/// Datagrams per call.
+pub(super) const BATCH: usize = 32;
+
+/// Room per datagram: the UDP maximum, plus a cache line so the slots do not all start
+/// on the same cache set.
+const SLOT: usize = 65_536 + 64;
+
+/// The receive slots of one shard.
+pub(super) struct RecvBatch {
+    slots: Vec<u8>,
+    /// Per address family (IPv4, IPv6): the kernel shrinks each header's address length
+    /// to the last source's and nix does not restore it, so an IPv6 source read through
+    /// a header last used for IPv4 would lose its address.
+    headers: [MultiHeaders<SockaddrStorage>; 2],
+    received: [(usize, Option<SocketAddr>); BATCH],
+    count: usize,
+}
+
+impl RecvBatch {
+    pub(super) fn new() -> Self {
+        Self {
+            // Zeroed pages are mapped lazily: only slots that receive cost memory.
+            slots: vec![0; BATCH * SLOT],
+            headers: [
+                MultiHeaders::preallocate(BATCH, None),
+                MultiHeaders::preallocate(BATCH, None),
+            ],
+            received: [(0, None); BATCH],
+            count: 0,
+        }
+    }
+
+    /// Reads what `socket` (bound to an IPv6 address when `ipv6`) holds, up to [`BATCH`]
+    /// datagrams; `Ok(BATCH)` means there may be more. Errors: `WouldBlock` when nothing
+    /// was queued, or the socket's error (an ICMP error surfaces as ECONNREFUSED: not
+    /// fatal).
+    pub(super) fn recv(&mut self, socket: &UdpSocket, ipv6: bool) -> io::Result<usize> {
+        self.count = 0;
+        let result = socket.try_io(Interest::READABLE, || {
+            self.count = self.recv_now(socket, ipv6)?;
+            if self.count < BATCH {
+                // Emptied: clear readiness now.
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(())
+            }
+        });
+        match result {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock && self.count == 0 => {
+                Err(error)
+            }
+            Err(error) if error.kind() != io::ErrorKind::WouldBlock => Err(error),
+            _ => Ok(self.count),
+        }
+    }
+
+    fn recv_now(&mut self, socket: &UdpSocket, ipv6: bool) -> io::Result<usize> {
+        let Self {
+            slots,
+            headers,
+            received,
+            ..
+        } = self;
+        let mut chunks = slots.chunks_mut(SLOT);
+        let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
+            std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())]);
+        let results = match recvmmsg(
+            socket.as_raw_fd(),
+            &mut headers[usize::from(ipv6)],
+            iovs.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        ) {
+            Ok(results) => results,
+            Err(Errno::EAGAIN) => return Err(io::ErrorKind::WouldBlock.into()),
+            Err(errno) => return Err(errno.into()),
+        };
+        let mut count = 0;
+        for (slot, message) in received.iter_mut().zip(results) {
+            *slot = (message.bytes, message.address.as_ref().and_then(to_std));
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// The datagrams of the last [`Self::recv`] with their sources.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> + '_ {
+        self.received[..self.count]
+            .iter()
+            .zip(self.slots.chunks(SLOT))
+            .filter_map(|(&(len, source), slot)| Some((&slot[..len.min(SLOT)], source?)))
+    }
+}
+
+fn to_std(address: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = address.as_sockaddr_in() {
+        return Some(SocketAddr::V4(SocketAddrV4::from(*v4)));
+    }
+    address
+        .as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_a_burst_in_batches_and_reports_an_empty_socket() {
+        let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = receiver.local_addr().unwrap();
+        let sent: Vec<Vec<u8>> = (0..BATCH + 5).map(|i| vec![i as u8; 1 + i * 37]).collect();
+        for datagram in &sent {
+            sender.send_to(datagram, to).unwrap();
+        }
+        let big = vec![7u8; 60_000];
+        sender.send_to(&big, to).unwrap();
+        let mut batch = RecvBatch::new();
+        let mut got = Vec::new();
+        while got.len() < sent.len() + 1 {
+            receiver.readable().await.unwrap();
+            match batch.recv(&receiver, false) {
+                Ok(count) => {
+                    assert!(count <= BATCH);
+                    for (data, source) in batch.iter() {
+                        assert_eq!(source, sender.local_addr().unwrap());
+                        got.push(data.to_vec());
+                    }
+                }
+                Err(error) => assert_eq!(error.kind(), io::ErrorKind::WouldBlock),
+            }
+        }
+        assert_eq!(&got[..sent.len()], &sent[..]);
+        assert_eq!(got[sent.len()], big, "a 60 000-byte datagram arrives whole");
+        let error = batch.recv(&receiver, false).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(batch.iter().count(), 0);
+        // After an emptying read, a new datagram wakes the reader again.
+        sender.send_to(b"later", to).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), receiver.readable())
+            .await
+            .expect("woken by the new datagram")
+            .unwrap();
+        assert_eq!(batch.recv(&receiver, false).unwrap(), 1);
+        assert_eq!(batch.iter().next().unwrap().0, b"later");
+    }
+
+    #[tokio::test]
+    async fn ipv6_sources() {
+        let Ok(receiver) = UdpSocket::bind("[::1]:0").await else {
+            return; // no IPv6 loopback on this host
+        };
+        let sender = std::net::UdpSocket::bind("[::1]:0").unwrap();
+        sender
+            .send_to(b"six", receiver.local_addr().unwrap())
+            .unwrap();
+        receiver.readable().await.unwrap();
+        // The same slots read IPv4 first, as a shard's listener and relay sockets do.
+        let mut batch = RecvBatch::new();
+        let four = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let four_sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        four_sender
+            .send_to(b"four", four.local_addr().unwrap())
+            .unwrap();
+        four.readable().await.unwrap();
+        assert_eq!(batch.recv(&four, false).unwrap(), 1);
+        assert_eq!(batch.recv(&receiver, true).unwrap(), 1);
+        let (data, source) = batch.iter().next().unwrap();
+        assert_eq!((data, source), (&b"six"[..], sender.local_addr().unwrap()));
+    }
+}
