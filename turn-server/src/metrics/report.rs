@@ -220,6 +220,16 @@ pub fn render(
         "1 while draining (SIGUSR1): new allocations refused.",
     )
     .sample("turn_draining", &[], u64::from(server.is_draining()));
+    doc.family(
+        "turn_tcp_relay_connections",
+        Kind::Gauge,
+        "Live RFC 6062 peer connections of TCP allocations.",
+    )
+    .sample(
+        "turn_tcp_relay_connections",
+        &[],
+        server.tcp_connection_count() as u64,
+    );
 
     doc.family(
         "turn_allocations_created_total",

@@ -55,6 +55,9 @@ pub struct Allocation {
     pub tuple: FiveTuple,
     /// The local relay transport address (before `external-ip` mapping).
     pub relay: SocketAddr,
+    /// An RFC 6062 TCP allocation: the relay address listens for TCP and peers are
+    /// reached through Connect; Send, ChannelBind and UDP peer data do not apply.
+    pub tcp: bool,
     /// The username that created it; only it may use the allocation.
     pub username: Box<str>,
     /// Real user id for `user-quota`.

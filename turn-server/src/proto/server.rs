@@ -24,6 +24,7 @@ use super::codec::address::decode_xor;
 use super::codec::attribute::AttrType;
 use super::codec::channel_data::CHANNEL_RANGE;
 use super::codec::{ChannelData, Class, ErrorCode, Message, MessageWriter, Method, TransactionId};
+use super::connection::{Connection, ConnectionId, TcpRelayPorts};
 use super::nonce::{FEATURES_PASSWORD_ALGORITHMS, FEATURES_WITH_USERHASH, Nonces};
 use super::quota::Quotas;
 use super::ratelimit::{RateLimit, SourceLimiter};
@@ -38,6 +39,8 @@ const MOBILITY_GRACE: Duration = Duration::from_secs(10);
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// REQUESTED-TRANSPORT value for UDP (RFC 8656 §18.8).
 const PROTOCOL_UDP: u8 = 17;
+/// REQUESTED-TRANSPORT value for TCP (RFC 6062 §5.1).
+const PROTOCOL_TCP: u8 = 6;
 /// Largest peer payload that still fits a Data indication's 16-bit length.
 const MAX_DATA_INDICATION_PAYLOAD: usize = 65_000;
 
@@ -79,6 +82,11 @@ pub trait RelayPorts {
     fn bind(&mut self, id: AllocId, request: RelayRequest) -> Result<RelayBinding, NoRelayPort>;
     /// Closes the socket at `relay` (an allocation's, or an unclaimed reservation's).
     fn release(&mut self, relay: SocketAddr);
+    /// The driver's RFC 6062 TCP relays; a driver without them (None) gets 442 for TCP
+    /// Allocate requests.
+    fn tcp(&mut self) -> Option<&mut dyn TcpRelayPorts> {
+        None
+    }
 }
 
 /// Counters for logs and metrics, cumulative since start.
@@ -155,6 +163,10 @@ pub struct Server {
     unauthenticated: SourceLimiter,
     /// 401/438 answers per UDP source.
     challenges: SourceLimiter,
+    /// RFC 6062 peer connections of TCP allocations.
+    connections: HashMap<ConnectionId, Connection>,
+    /// Client data connections joined to a peer connection (RFC 6062 §5.4).
+    by_data: HashMap<FiveTuple, ConnectionId>,
 }
 
 impl Server {
@@ -213,6 +225,8 @@ impl Server {
             draining: false,
             next_alternate: 0,
             tickets: HashMap::new(),
+            connections: HashMap::new(),
+            by_data: HashMap::new(),
         }
     }
 
@@ -292,6 +306,7 @@ impl Server {
             }
             keep
         });
+        self.sweep_connections(now, relays);
     }
 
     /// Ends every allocation (shutdown).
@@ -305,8 +320,13 @@ impl Server {
         }
     }
 
-    /// A stream client's connection closed: its allocation goes with it (RFC 8656 §3.1).
+    /// A stream client's connection closed: its allocation goes with it (RFC 8656 §3.1);
+    /// a closed data connection takes its peer connection along (RFC 6062 §5.5).
     pub fn handle_disconnect(&mut self, tuple: FiveTuple, relays: &mut dyn RelayPorts) {
+        if let Some(connection) = self.by_data.get(&tuple).copied() {
+            self.close_connection(connection, relays);
+            return;
+        }
         let Some(&id) = self.by_tuple.get(&tuple) else {
             return;
         };
@@ -445,7 +465,10 @@ impl Server {
             return None;
         }
         let allocation = slot_mut(&mut self.slots, id)?;
-        if !allocation.permits(peer.ip(), now) || !same_family(peer, allocation.relay) {
+        if allocation.tcp
+            || !allocation.permits(peer.ip(), now)
+            || !same_family(peer, allocation.relay)
+        {
             self.stats.unroutable += 1;
             return None;
         }
@@ -514,7 +537,12 @@ impl Server {
         }
         if !matches!(
             method,
-            Method::ALLOCATE | Method::REFRESH | Method::CREATE_PERMISSION | Method::CHANNEL_BIND
+            Method::ALLOCATE
+                | Method::REFRESH
+                | Method::CREATE_PERMISSION
+                | Method::CHANNEL_BIND
+                | Method::CONNECT
+                | Method::CONNECTION_BIND
         ) {
             self.error(out, message, ErrorCode::BAD_REQUEST, None, fingerprint);
             return reply;
@@ -557,6 +585,12 @@ impl Server {
             Method::ALLOCATE => self.allocate(now, tuple, message, &auth, relays, out),
             Method::REFRESH => self.refresh(now, tuple, message, relays, &auth, out),
             Method::CREATE_PERMISSION => self.create_permission(now, tuple, message, out),
+            Method::CONNECT => match self.connect(now, tuple, message, relays) {
+                // Answered once the driver reports the connection's outcome.
+                Ok(()) => return None,
+                Err(code) => Err(code),
+            },
+            Method::CONNECTION_BIND => self.connection_bind(tuple, message, relays, out),
             _ => self.channel_bind(now, tuple, message, out),
         };
         match result {
@@ -581,9 +615,8 @@ impl Server {
     /// The long-term credential mechanism (RFC 8489 §9.2.4) with coturn's session-key
     /// caching: once a 5-tuple has an allocation, its requests are checked against the
     /// key that created it, so a REST credential expiring mid-call does not end the call.
-    /// The long-term credential mechanism (RFC 8489 §9.2.4) with coturn's session-key
-    /// caching: once a 5-tuple has an allocation, its requests are checked against the
-    /// key that created it, so a REST credential expiring mid-call does not end the call.
+    /// A ConnectionBind is checked the same way against the allocation that owns its
+    /// CONNECTION-ID (RFC 6062 §5.4: same credentials as the control connection).
     /// RFC 8489 additions: PASSWORD-ALGORITHM (MD5 or SHA-256 keys), USERHASH for static
     /// users, and MESSAGE-INTEGRITY-SHA256, answered in kind.
     fn authenticate(
@@ -647,11 +680,14 @@ impl Server {
                 message.verify_integrity(key.as_bytes())
             }
         };
-        if let Some(allocation) = self
-            .by_tuple
-            .get(&tuple)
-            .and_then(|&id| self.allocation(id))
-        {
+        let session = if message.method() == Method::CONNECTION_BIND {
+            tcp::connection_id(message)
+                .and_then(|connection| self.connections.get(&connection))
+                .map(|connection| connection.allocation)
+        } else {
+            self.by_tuple.get(&tuple).copied()
+        };
+        if let Some(allocation) = session.and_then(|id| self.allocation(id)) {
             if *allocation.username != *username {
                 self.stats.auth_failures += 1;
                 return Err(if message.method() == Method::ALLOCATE {
@@ -744,11 +780,26 @@ impl Server {
         if wants_ticket && !self.config.mobility {
             return Err(ErrorCode::MOBILITY_FORBIDDEN);
         }
-        match message.attr(AttrType::REQUESTED_TRANSPORT) {
-            Some([PROTOCOL_UDP, ..]) if self.config.udp_relay => {}
+        let tcp = match message.attr(AttrType::REQUESTED_TRANSPORT) {
+            Some([PROTOCOL_UDP, _, _, _]) if self.config.udp_relay => false,
+            Some([PROTOCOL_TCP, _, _, _]) if self.config.tcp_relay && relays.tcp().is_some() => {
+                // RFC 6062 §5.1 (and coturn): TCP relays only for stream clients, and
+                // without the UDP-only attributes.
+                let udp_only = [
+                    AttrType::EVEN_PORT,
+                    AttrType::RESERVATION_TOKEN,
+                    AttrType::DONT_FRAGMENT,
+                ];
+                if !tuple.transport.is_stream()
+                    || udp_only.iter().any(|kind| message.attr(*kind).is_some())
+                {
+                    return Err(ErrorCode::BAD_REQUEST);
+                }
+                true
+            }
             Some([_, _, _, _]) => return Err(ErrorCode::UNSUPPORTED_TRANSPORT_PROTOCOL),
             _ => return Err(ErrorCode::BAD_REQUEST),
-        }
+        };
         let even_port = match message.attr(AttrType::EVEN_PORT) {
             None => None,
             Some([flags, ..]) => Some(flags & 0x80 != 0),
@@ -805,9 +856,14 @@ impl Server {
             reserve_next: even_port == Some(true),
             reserved,
         };
-        let binding = relays
-            .bind(id, request)
-            .map_err(|NoRelayPort| ErrorCode::INSUFFICIENT_CAPACITY)?;
+        let binding = match relays.tcp() {
+            Some(ports) if tcp => ports.listen(id, request).map(|relay| RelayBinding {
+                relay,
+                reserved: None,
+            }),
+            _ => relays.bind(id, request),
+        }
+        .map_err(|NoRelayPort| ErrorCode::INSUFFICIENT_CAPACITY)?;
         let reservation = binding.reserved.map(|relay| {
             let token: u64 = self.rng.random();
             self.reservations.insert(
@@ -824,6 +880,7 @@ impl Server {
         let allocation = Allocation {
             tuple,
             relay: binding.relay,
+            tcp,
             username: auth.username.as_str().into(),
             user: auth.user.as_str().into(),
             key: auth.signing.map(|signing| signing.key),
@@ -846,6 +903,7 @@ impl Server {
         tracing::info!(
             client = %tuple.client,
             relay = %binding.relay,
+            tcp,
             user = auth.user.as_str(),
             lifetime = lifetime.as_secs(),
             "allocation created"
@@ -994,6 +1052,10 @@ impl Server {
         out: &mut Vec<u8>,
     ) -> Result<(), ErrorCode> {
         let (id, relay) = self.allocation_for(tuple)?;
+        if self.allocation(id).is_some_and(|allocation| allocation.tcp) {
+            // Channels carry datagrams; a TCP allocation has none (coturn: 400).
+            return Err(ErrorCode::BAD_REQUEST);
+        }
         let number = match message.attr(AttrType::CHANNEL_NUMBER) {
             Some([high, low, _, _]) => u16::from_be_bytes([*high, *low]),
             _ => return Err(ErrorCode::BAD_REQUEST),
@@ -1178,7 +1240,11 @@ impl Server {
         }
         self.tickets.retain(|_, owner| *owner != id);
         self.quotas.remove(&allocation.user);
-        relays.release(allocation.relay);
+        self.close_connections_of(id, relays);
+        match relays.tcp() {
+            Some(ports) if allocation.tcp => ports.unlisten(id),
+            _ => relays.release(allocation.relay),
+        }
         self.stats.allocations_ended += 1;
         tracing::info!(
             client = %allocation.tuple.client,
@@ -1280,6 +1346,7 @@ fn finish(writer: &mut MessageWriter<'_>, signing: Option<Signing>, fingerprint:
 }
 
 mod ops;
+mod tcp;
 
 #[cfg(test)]
 mod tests;

@@ -119,6 +119,7 @@ impl AttrType {
                 | Self::MESSAGE_INTEGRITY_SHA256
                 | Self::PASSWORD_ALGORITHM
                 | Self::USERHASH
+                | Self::CONNECTION_ID
         )
     }
 }

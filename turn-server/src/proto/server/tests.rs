@@ -26,6 +26,7 @@ struct FakeRelays {
     bound: HashMap<SocketAddr, AllocId>,
     released: Vec<SocketAddr>,
     fail: bool,
+    tcp: tcp::FakeTcp,
 }
 
 impl RelayPorts for FakeRelays {
@@ -56,6 +57,10 @@ impl RelayPorts for FakeRelays {
     fn release(&mut self, relay: SocketAddr) {
         self.bound.remove(&relay);
         self.released.push(relay);
+    }
+
+    fn tcp(&mut self) -> Option<&mut dyn crate::proto::connection::TcpRelayPorts> {
+        Some(&mut self.tcp)
     }
 }
 
@@ -486,9 +491,9 @@ fn allocate_errors() {
         code_of(&h.request(&mut alice, Method::ALLOCATE, &[])),
         Some(400)
     );
-    let tcp = (AttrType::REQUESTED_TRANSPORT, vec![6, 0, 0, 0]);
+    let sctp = (AttrType::REQUESTED_TRANSPORT, vec![132, 0, 0, 0]);
     assert_eq!(
-        code_of(&h.request(&mut alice, Method::ALLOCATE, &[tcp])),
+        code_of(&h.request(&mut alice, Method::ALLOCATE, &[sctp])),
         Some(442)
     );
     let v6 = (AttrType::REQUESTED_ADDRESS_FAMILY, vec![2, 0, 0, 0]);
@@ -1356,3 +1361,5 @@ fn retransmitted_allocate_repeats_ticket_and_reservation() {
         attr(&first, AttrType::RESERVATION_TOKEN)
     );
 }
+
+mod tcp;
