@@ -10,6 +10,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::task::AbortHandle;
 
+use super::tcp_relay::TcpRelays;
+use crate::proto::connection::TcpRelayPorts;
 use crate::proto::{AllocId, NoRelayPort, RelayBinding, RelayPorts, RelayRequest};
 
 /// Kernel buffer size asked for each relay socket: coturn's fixed ~64 KiB dropped
@@ -41,12 +43,15 @@ pub struct RelaySockets {
     /// Sockets bound during the last core call, waiting for the driver to start their
     /// receive task.
     started: Vec<(AllocId, Rc<UdpSocket>)>,
+    /// RFC 6062 TCP relays.
+    pub(super) tcp: TcpRelays,
 }
 
 impl RelaySockets {
     /// An empty set for `range`.
     pub fn new(range: RelayRange) -> Self {
         Self {
+            tcp: TcpRelays::new(range.clone()),
             range,
             by_addr: HashMap::new(),
             by_allocation: HashMap::new(),
@@ -85,21 +90,22 @@ impl RelaySockets {
     pub fn is_empty(&self) -> bool {
         self.by_addr.is_empty()
     }
+}
 
-    /// The relay IP for `request`: the `relay-ip` the client reached, else the first
-    /// `relay-ip` of the family; without `relay-ip`, the server address the client reached
-    /// or the local address the kernel routes from.
-    fn relay_ip(&self, request: &RelayRequest) -> io::Result<IpAddr> {
+impl RelayRange {
+    /// The relay IP for `request` (UDP and TCP relays alike): the `relay-ip` the client
+    /// reached, else the first `relay-ip` of the family; without `relay-ip`, the server
+    /// address the client reached or the local address the kernel routes from.
+    pub(super) fn relay_ip(&self, request: &RelayRequest) -> io::Result<IpAddr> {
         let family_ok = |ip: &IpAddr| ip.is_ipv6() == request.ipv6;
         let server = request.server.ip();
-        if !self.range.ips.is_empty() {
+        if !self.ips.is_empty() {
             return self
-                .range
                 .ips
                 .iter()
                 .copied()
                 .find(|ip| *ip == server && family_ok(ip))
-                .or_else(|| self.range.ips.iter().copied().find(family_ok))
+                .or_else(|| self.ips.iter().copied().find(family_ok))
                 .ok_or_else(|| {
                     io::Error::new(
                         io::ErrorKind::AddrNotAvailable,
@@ -132,7 +138,9 @@ impl RelaySockets {
         probe.connect(toward)?;
         Ok(probe.local_addr()?.ip())
     }
+}
 
+impl RelaySockets {
     fn bind_port(&self, ip: IpAddr, port: u16) -> io::Result<Rc<UdpSocket>> {
         let address = SocketAddr::new(ip, port);
         let socket = Socket::new(
@@ -178,7 +186,7 @@ impl RelayPorts for RelaySockets {
                 reserved: None,
             });
         }
-        let ip = self.relay_ip(&request).map_err(|_| NoRelayPort)?;
+        let ip = self.range.relay_ip(&request).map_err(|_| NoRelayPort)?;
         let (min, max) = (
             u32::from(self.range.min_port),
             u32::from(self.range.max_port),
@@ -227,5 +235,9 @@ impl RelayPorts for RelaySockets {
                 task.abort();
             }
         }
+    }
+
+    fn tcp(&mut self) -> Option<&mut dyn TcpRelayPorts> {
+        Some(&mut self.tcp)
     }
 }
