@@ -1,5 +1,6 @@
 //! coturn's own test client, `turnutils_uclient`, against the server under test: relay over
-//! channels, over Send indications (`-s`) and client-to-client (`-y`), with TURN REST auth
+//! channels, over Send indications (`-s`), client-to-client (`-y`) and through RFC 6062 TCP
+//! relays (`-T`), with TURN REST auth
 //! (`-W <secret>`) for a Matrix user and several clients (`-m 4`); and a wrong secret.
 //! Each test parses uclient's summary and asserts every message sent came back.
 
@@ -164,6 +165,16 @@ fn uclient_mobility_moves_allocations_and_keeps_relaying() {
 fn uclient_client_to_client_through_two_relays() {
     let server = TurnServer::start();
     let run = uclient(&server, server.secret.expose_str().unwrap(), &["-y", "-c"]);
+    assert_all_relayed(&run);
+}
+
+#[test]
+fn uclient_tcp_relays_client_to_client() {
+    // -T: RFC 6062 TCP allocations (implies -t, -y and -c): each pair of clients
+    // allocates two TCP relays over TCP, one Connects to the other's relayed address, the
+    // other gets a ConnectionAttempt, and both ConnectionBind a data connection.
+    let server = TurnServer::builder().tcp().start();
+    let run = uclient(&server, server.secret.expose_str().unwrap(), &["-T"]);
     assert_all_relayed(&run);
 }
 
