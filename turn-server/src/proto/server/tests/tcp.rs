@@ -381,3 +381,16 @@ fn max_bps_paces_joined_connections() {
     assert_eq!(pause(&mut h, 1000), Some(Duration::ZERO));
     assert_eq!(pause(&mut h, 500), Some(Duration::from_millis(500)));
 }
+
+#[test]
+fn a_reload_that_denies_the_peer_closes_its_connections() {
+    let mut h = Harness::new(public_peer_config());
+    let (mut client, _, _) = h.tcp_allocation("192.0.2.1:5000");
+    let connection = h.connected(&mut client);
+    // The reloaded configuration no longer opens 203.0.113.0/24.
+    let changed = h.server.reconfigure(rest_config(), h.now);
+    assert_eq!(changed.permissions_removed, 1);
+    h.advance(1);
+    assert_eq!(h.relays.tcp.closed, vec![connection]);
+    assert_eq!(h.server.tcp_connection_count(), 0);
+}
