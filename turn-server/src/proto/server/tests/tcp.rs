@@ -394,3 +394,15 @@ fn a_reload_that_denies_the_peer_closes_its_connections() {
     assert_eq!(h.relays.tcp.closed, vec![connection]);
     assert_eq!(h.server.tcp_connection_count(), 0);
 }
+
+#[test]
+fn tcp_allocations_count_against_user_quota() {
+    let mut config = public_peer_config();
+    config.user_quota = 1;
+    let mut h = Harness::new(config);
+    h.tcp_allocation("192.0.2.1:5000");
+    let mut second = h.client("192.0.2.1:5001", "@alice:example.org", UNIX + 7200);
+    second.tuple = stream("192.0.2.1:5001");
+    let response = h.request(&mut second, Method::ALLOCATE, &[tcp()]);
+    assert_eq!(code_of(&response), Some(486));
+}
