@@ -39,10 +39,11 @@ struct Bound {
 pub struct RelaySockets {
     range: RelayRange,
     by_addr: HashMap<SocketAddr, Bound>,
-    by_allocation: HashMap<AllocId, SocketAddr>,
+    /// Keyed by allocation and family (true: IPv6): a dual allocation has one of each.
+    by_allocation: HashMap<(AllocId, bool), SocketAddr>,
     /// Sockets bound during the last core call, waiting for the driver to start their
     /// receive task.
-    started: Vec<(AllocId, Rc<UdpSocket>)>,
+    started: Vec<(AllocId, SocketAddr, Rc<UdpSocket>)>,
     /// RFC 6062 TCP relays.
     pub(super) tcp: TcpRelays,
 }
@@ -59,24 +60,20 @@ impl RelaySockets {
         }
     }
 
-    /// The socket of allocation `id`.
-    pub fn socket(&self, id: AllocId) -> Option<&Rc<UdpSocket>> {
-        let addr = self.by_allocation.get(&id)?;
+    /// The socket of allocation `id` that reaches `peer` (of the peer's family).
+    pub fn socket(&self, id: AllocId, peer: SocketAddr) -> Option<&Rc<UdpSocket>> {
+        let addr = self.by_allocation.get(&(id, peer.is_ipv6()))?;
         Some(&self.by_addr.get(addr)?.socket)
     }
 
     /// Sockets whose receive task the driver must start now.
-    pub fn take_started(&mut self) -> Vec<(AllocId, Rc<UdpSocket>)> {
+    pub fn take_started(&mut self) -> Vec<(AllocId, SocketAddr, Rc<UdpSocket>)> {
         std::mem::take(&mut self.started)
     }
 
-    /// Records the task reading allocation `id`'s socket, to stop it on release.
-    pub fn set_task(&mut self, id: AllocId, task: AbortHandle) {
-        if let Some(bound) = self
-            .by_allocation
-            .get(&id)
-            .and_then(|addr| self.by_addr.get_mut(addr))
-        {
+    /// Records the task reading the relay socket at `relay`, to stop it on release.
+    pub fn set_task(&mut self, relay: SocketAddr, task: AbortHandle) {
+        if let Some(bound) = self.by_addr.get_mut(&relay) {
             bound.task = Some(task);
         }
     }
@@ -162,8 +159,8 @@ impl RelaySockets {
 
     fn insert(&mut self, address: SocketAddr, socket: Rc<UdpSocket>, allocation: Option<AllocId>) {
         if let Some(id) = allocation {
-            self.by_allocation.insert(id, address);
-            self.started.push((id, socket.clone()));
+            self.by_allocation.insert((id, address.is_ipv6()), address);
+            self.started.push((id, address, socket.clone()));
         }
         self.by_addr.insert(
             address,
@@ -229,7 +226,7 @@ impl RelayPorts for RelaySockets {
     fn release(&mut self, relay: SocketAddr) {
         if let Some(bound) = self.by_addr.remove(&relay) {
             if let Some(id) = bound.allocation {
-                self.by_allocation.remove(&id);
+                self.by_allocation.remove(&(id, relay.is_ipv6()));
             }
             if let Some(task) = bound.task {
                 task.abort();

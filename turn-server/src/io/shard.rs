@@ -66,9 +66,11 @@ impl Shard {
     /// Starts the receive task of every relay socket bound by the last core call.
     pub(super) fn start_relay_tasks(self: &Rc<Self>) {
         let started = self.relays.borrow_mut().take_started();
-        for (id, socket) in started {
+        for (id, relay, socket) in started {
             let task = tokio::task::spawn_local(relay_loop(self.clone(), id, socket));
-            self.relays.borrow_mut().set_task(id, task.abort_handle());
+            self.relays
+                .borrow_mut()
+                .set_task(relay, task.abort_handle());
         }
     }
 
@@ -86,11 +88,12 @@ impl Shard {
                 },
                 Transport::Tcp | Transport::Tls => self.queue_stream(&tuple, payload),
             },
-            Destination::Peer { allocation, peer } => match self.relays.borrow().socket(allocation)
-            {
-                Some(socket) => send_datagram(socket, payload, peer),
-                None => false,
-            },
+            Destination::Peer { allocation, peer } => {
+                match self.relays.borrow().socket(allocation, peer) {
+                    Some(socket) => send_datagram(socket, payload, peer),
+                    None => false,
+                }
+            }
         };
         if !sent {
             let drops = self.send_drops.get() + 1;
