@@ -467,7 +467,7 @@ impl Server {
         let allocation = slot_mut(&mut self.slots, id)?;
         if allocation.tcp
             || !allocation.permits(peer.ip(), now)
-            || !same_family(peer, allocation.relay)
+            || allocation.relay_for(peer).is_none()
         {
             self.stats.unroutable += 1;
             return None;
@@ -751,12 +751,15 @@ impl Server {
             // and ticket included (a client whose first answer was lost needs them).
             let remaining = allocation.expires.saturating_duration_since(now);
             let relay = self.public_relay(allocation.relay);
+            let additional = allocation.additional.map(|relay| self.public_relay(relay));
             let (reservation, ticket) = (allocation.reservation, allocation.ticket);
             let mut writer =
                 MessageWriter::new(out, Method::ALLOCATE, Class::Success, message.transaction());
-            writer
-                .xor_address(AttrType::XOR_RELAYED_ADDRESS, relay)
-                .u32_attr(AttrType::LIFETIME, remaining.as_secs() as u32);
+            writer.xor_address(AttrType::XOR_RELAYED_ADDRESS, relay);
+            if let Some(additional) = additional {
+                writer.xor_address(AttrType::XOR_RELAYED_ADDRESS, additional);
+            }
+            writer.u32_attr(AttrType::LIFETIME, remaining.as_secs() as u32);
             if let Some(token) = reservation.filter(|token| self.reservations.contains_key(token)) {
                 writer.attr(AttrType::RESERVATION_TOKEN, &token.to_be_bytes());
             }
@@ -815,8 +818,16 @@ impl Server {
         if token.is_some() && (even_port.is_some() || family.is_some()) {
             return Err(ErrorCode::BAD_REQUEST);
         }
+        let dual = dual::requested(message)?;
+        if dual.is_some() && (family.is_some() || token.is_some() || even_port == Some(true)) {
+            // RFC 8656 §7.2 with a requested family; coturn also with a token or a
+            // reservation (EVEN-PORT with R), but not with a plain EVEN-PORT, which
+            // coturn's uclient sends at random.
+            return Err(ErrorCode::BAD_REQUEST);
+        }
         let ipv6 = match family {
-            None => false,
+            // Without IPv4 relays, a dual allocation's IPv6 half leads.
+            None => dual.is_some() && !self.config.relay_ipv4,
             Some([0x01, _, _, _]) => false,
             Some([0x02, _, _, _]) => true,
             Some([_, _, _, _]) => return Err(ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED),
@@ -864,6 +875,10 @@ impl Server {
             _ => relays.bind(id, request),
         }
         .map_err(|NoRelayPort| ErrorCode::INSUFFICIENT_CAPACITY)?;
+        let (additional, address_error) = match dual {
+            Some(_) => self.dual_half(id, tcp, ipv6, request, relays),
+            None => (None, None),
+        };
         let reservation = binding.reserved.map(|relay| {
             let token: u64 = self.rng.random();
             self.reservations.insert(
@@ -880,6 +895,7 @@ impl Server {
         let allocation = Allocation {
             tuple,
             relay: binding.relay,
+            additional,
             tcp,
             username: auth.username.as_str().into(),
             user: auth.user.as_str().into(),
@@ -903,6 +919,7 @@ impl Server {
         tracing::info!(
             client = %tuple.client,
             relay = %binding.relay,
+            additional = ?additional,
             tcp,
             user = auth.user.as_str(),
             lifetime = lifetime.as_secs(),
@@ -910,12 +927,17 @@ impl Server {
         );
         let mut writer =
             MessageWriter::new(out, Method::ALLOCATE, Class::Success, message.transaction());
-        writer
-            .xor_address(
-                AttrType::XOR_RELAYED_ADDRESS,
-                self.public_relay(binding.relay),
-            )
-            .u32_attr(AttrType::LIFETIME, lifetime.as_secs() as u32);
+        writer.xor_address(
+            AttrType::XOR_RELAYED_ADDRESS,
+            self.public_relay(binding.relay),
+        );
+        if let Some(additional) = additional {
+            writer.xor_address(AttrType::XOR_RELAYED_ADDRESS, self.public_relay(additional));
+        }
+        if let (Some(kind), Some((family, code))) = (dual, address_error) {
+            writer.address_error_code(kind, family, code);
+        }
+        writer.u32_attr(AttrType::LIFETIME, lifetime.as_secs() as u32);
         if let Some(token) = reservation {
             writer.attr(AttrType::RESERVATION_TOKEN, &token.to_be_bytes());
         }
@@ -946,11 +968,17 @@ impl Server {
             (None, None) => return Err(ErrorCode::ALLOCATION_MISMATCH),
         };
         let lifetime = self.lifetime(message)?;
-        let relay = self.allocation(id).ok_or(ErrorCode::SERVER_ERROR)?.relay;
+        let allocation = self.allocation(id).ok_or(ErrorCode::SERVER_ERROR)?;
+        let has = |ipv6: bool| {
+            [Some(allocation.relay), allocation.additional]
+                .into_iter()
+                .flatten()
+                .any(|relay| relay.is_ipv6() == ipv6)
+        };
         match message.attr(AttrType::REQUESTED_ADDRESS_FAMILY) {
             None => {}
-            Some([0x01, _, _, _]) if relay.is_ipv4() => {}
-            Some([0x02, _, _, _]) if relay.is_ipv6() => {}
+            Some([0x01, _, _, _]) if has(false) => {}
+            Some([0x02, _, _, _]) if has(true) => {}
             Some([_, _, _, _]) => return Err(ErrorCode::PEER_ADDRESS_FAMILY_MISMATCH),
             Some(_) => return Err(ErrorCode::BAD_REQUEST),
         }
@@ -1019,14 +1047,14 @@ impl Server {
         message: &Message<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), ErrorCode> {
-        let (id, relay) = self.allocation_for(tuple)?;
+        let (id, _) = self.allocation_for(tuple)?;
         let transaction = message.transaction();
         // Validate every peer before installing any: the request succeeds or fails whole.
         let mut peers: Vec<IpAddr> = Vec::new();
         for value in message.attrs(AttrType::XOR_PEER_ADDRESS) {
             let peer = decode_xor(value, &transaction).map_err(|_| ErrorCode::BAD_REQUEST)?;
             let peer = self.internal_peer(peer);
-            self.check_peer(peer, relay)?;
+            self.check_peer(peer, id)?;
             peers.push(peer.ip());
         }
         if peers.is_empty() {
@@ -1051,7 +1079,7 @@ impl Server {
         message: &Message<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), ErrorCode> {
-        let (id, relay) = self.allocation_for(tuple)?;
+        let (id, _) = self.allocation_for(tuple)?;
         if self.allocation(id).is_some_and(|allocation| allocation.tcp) {
             // Channels carry datagrams; a TCP allocation has none (coturn: 400).
             return Err(ErrorCode::BAD_REQUEST);
@@ -1071,7 +1099,7 @@ impl Server {
                 decode_xor(value, &message.transaction()).map_err(|_| ErrorCode::BAD_REQUEST)
             })?;
         let peer = self.internal_peer(peer);
-        self.check_peer(peer, relay)?;
+        self.check_peer(peer, id)?;
         let channel_expires = now + self.config.channel_lifetime;
         let permission_expires = now + self.config.permission_lifetime;
         let (max_channels, max_permissions) =
@@ -1151,9 +1179,13 @@ impl Server {
         Ok((id, relay))
     }
 
-    /// Family match (443) and peer policy (403) for a peer named in a request.
-    fn check_peer(&mut self, peer: SocketAddr, relay: SocketAddr) -> Result<(), ErrorCode> {
-        if !same_family(peer, relay) {
+    /// Family match (443: allocation `id` has no relay address of the peer's family) and
+    /// peer policy (403) for a peer named in a request.
+    fn check_peer(&mut self, peer: SocketAddr, id: AllocId) -> Result<(), ErrorCode> {
+        let reachable = self
+            .allocation(id)
+            .is_some_and(|allocation| allocation.relay_for(peer).is_some());
+        if !reachable {
             return Err(ErrorCode::PEER_ADDRESS_FAMILY_MISMATCH);
         }
         match self.config.policy.check(peer.ip()) {
@@ -1245,6 +1277,9 @@ impl Server {
             Some(ports) if allocation.tcp => ports.unlisten(id),
             _ => relays.release(allocation.relay),
         }
+        if let Some(additional) = allocation.additional {
+            relays.release(additional);
+        }
         self.stats.allocations_ended += 1;
         tracing::info!(
             client = %allocation.tuple.client,
@@ -1319,10 +1354,6 @@ fn slot_mut(slots: &mut [Slot], id: AllocId) -> Option<&mut Allocation> {
         .and_then(|slot| slot.allocation.as_mut())
 }
 
-fn same_family(a: SocketAddr, b: SocketAddr) -> bool {
-    a.is_ipv4() == b.is_ipv4()
-}
-
 fn count(traffic: &mut Traffic, bytes: usize) {
     traffic.packets += 1;
     traffic.bytes += bytes as u64;
@@ -1345,6 +1376,7 @@ fn finish(writer: &mut MessageWriter<'_>, signing: Option<Signing>, fingerprint:
     }
 }
 
+mod dual;
 mod ops;
 mod tcp;
 

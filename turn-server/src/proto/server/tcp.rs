@@ -178,7 +178,7 @@ impl Server {
                 decode_xor(value, &message.transaction()).map_err(|_| ErrorCode::BAD_REQUEST)
             })?;
         let peer = self.internal_peer(peer);
-        self.check_peer(peer, relay)?;
+        self.check_peer(peer, id)?;
         let permitted = self
             .allocation(id)
             .is_some_and(|allocation| allocation.permits(peer.ip(), now));

@@ -18,20 +18,21 @@ use crate::proto::transmit::Transport;
 const UNIX: u64 = 1_700_000_000;
 const REALM: &str = "example.org";
 
-/// Relay ports handed out from 198.51.100.1 (a documentation address), with a log of
-/// what was released.
+/// Relay ports handed out from 198.51.100.1 and 2001:db8::1 (documentation addresses),
+/// with a log of what was released.
 #[derive(Default)]
 struct FakeRelays {
     next_port: u16,
     bound: HashMap<SocketAddr, AllocId>,
     released: Vec<SocketAddr>,
     fail: bool,
+    fail_ipv6: bool,
     tcp: tcp::FakeTcp,
 }
 
 impl RelayPorts for FakeRelays {
     fn bind(&mut self, id: AllocId, request: RelayRequest) -> Result<RelayBinding, NoRelayPort> {
-        if self.fail {
+        if self.fail || (request.ipv6 && self.fail_ipv6) {
             return Err(NoRelayPort);
         }
         if let Some(relay) = request.reserved {
@@ -46,7 +47,12 @@ impl RelayPorts for FakeRelays {
             port += 1;
         }
         self.next_port = port - 50_000 + 2;
-        let relay = SocketAddr::new("198.51.100.1".parse().unwrap(), port);
+        let ip: IpAddr = if request.ipv6 {
+            "2001:db8::1".parse().unwrap()
+        } else {
+            "198.51.100.1".parse().unwrap()
+        };
+        let relay = SocketAddr::new(ip, port);
         self.bound.insert(relay, id);
         let reserved = request
             .reserve_next
@@ -1362,4 +1368,5 @@ fn retransmitted_allocate_repeats_ticket_and_reservation() {
     );
 }
 
+mod dual;
 mod tcp;
