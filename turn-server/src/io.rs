@@ -11,6 +11,7 @@ pub mod driver;
 pub mod relay;
 mod shard;
 pub mod stream;
+mod tcp_relay;
 pub mod tls;
 pub mod udp;
 mod worker;

@@ -5,6 +5,7 @@ pub mod allocation;
 pub mod auth;
 pub mod bandwidth;
 pub mod codec;
+pub mod connection;
 pub mod framing;
 pub mod nonce;
 pub mod policy;

@@ -1,7 +1,7 @@
 //! Client transports and address families against the real binary: TCP and TLS clients
 //! (RFC 8656 §3.1) and IPv6 relays (RFC 6156) driven by coturn's `turnutils_uclient`
-//! (`-t`, `-S`, `-x`) relaying to UDP echo peers and client to client, and a raw TCP
-//! client for framing edge cases.
+//! (`-t`, `-S`, `-x`) relaying to UDP echo peers and client to client, RFC 6062 TCP relays
+//! over TLS (`-S -T`), and a raw TCP client for framing edge cases.
 
 mod support;
 
@@ -202,6 +202,16 @@ fn uclient_over_tls() {
     args.extend(common(server.tls_port));
     args.push("127.0.0.1".into());
     assert_all_relayed(uclient(&args), "tls");
+}
+
+#[test]
+fn uclient_tcp_relays_over_tls() {
+    // RFC 6062 with TLS control and data connections (-S -T).
+    let server = start();
+    let mut args: Vec<String> = vec!["-S".into(), "-T".into()];
+    args.extend(common(server.tls_port));
+    args.push("127.0.0.1".into());
+    assert_all_relayed(uclient(&args), "tls, tcp relays");
 }
 
 fn binding_request(tid: u8) -> Vec<u8> {

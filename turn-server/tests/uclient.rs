@@ -1,5 +1,6 @@
 //! coturn's own test client, `turnutils_uclient`, against the server under test: relay over
-//! channels, over Send indications (`-s`) and client-to-client (`-y`), with TURN REST auth
+//! channels, over Send indications (`-s`), client-to-client (`-y`), through RFC 6062 TCP
+//! relays (`-T`) and dual-family allocations (`-Z`), with TURN REST auth
 //! (`-W <secret>`) for a Matrix user and several clients (`-m 4`); and a wrong secret.
 //! Each test parses uclient's summary and asserts every message sent came back.
 
@@ -172,6 +173,32 @@ fn uclient_client_to_client_through_two_relays() {
     let server = TurnServer::start();
     let run = uclient(&server, server.secret.expose_str().unwrap(), &["-y", "-c"]);
     assert_all_relayed(&run);
+}
+
+#[test]
+fn uclient_tcp_relays_client_to_client() {
+    // -T: RFC 6062 TCP allocations (implies -t, -y and -c): each pair of clients
+    // allocates two TCP relays over TCP, one Connects to the other's relayed address, the
+    // other gets a ConnectionAttempt, and both ConnectionBind a data connection.
+    let server = TurnServer::builder().tcp().start();
+    let run = uclient(&server, server.secret.expose_str().unwrap(), &["-T"]);
+    assert_all_relayed(&run);
+}
+
+#[test]
+fn uclient_dual_allocations_relay_over_either_family() {
+    assert!(
+        std::net::UdpSocket::bind("[::1]:0").is_ok(),
+        "this test needs IPv6 on loopback (::1)"
+    );
+    let server = TurnServer::builder().arg("--relay-ip=::1").start();
+    // -Z: ADDITIONAL-ADDRESS-FAMILY (RFC 8656 §7.2, at coturn's draft attribute number):
+    // each client gets an IPv4 and an IPv6 relay address and relays client to client over
+    // the IPv4 ones, then with -x over the IPv6 ones.
+    for family in [&["-Z", "-y"][..], &["-Z", "-x", "-y"]] {
+        let run = uclient(&server, server.secret.expose_str().unwrap(), family);
+        assert_all_relayed(&run);
+    }
 }
 
 #[test]

@@ -10,6 +10,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::task::AbortHandle;
 
+use super::tcp_relay::TcpRelays;
+use crate::proto::connection::TcpRelayPorts;
 use crate::proto::{AllocId, NoRelayPort, RelayBinding, RelayPorts, RelayRequest};
 
 /// Kernel buffer size asked for each relay socket: coturn's fixed ~64 KiB dropped
@@ -37,16 +39,20 @@ struct Bound {
 pub struct RelaySockets {
     range: RelayRange,
     by_addr: HashMap<SocketAddr, Bound>,
-    by_allocation: HashMap<AllocId, SocketAddr>,
+    /// Keyed by allocation and family (true: IPv6): a dual allocation has one of each.
+    by_allocation: HashMap<(AllocId, bool), SocketAddr>,
     /// Sockets bound during the last core call, waiting for the driver to start their
     /// receive task.
-    started: Vec<(AllocId, Rc<UdpSocket>)>,
+    started: Vec<(AllocId, SocketAddr, Rc<UdpSocket>)>,
+    /// RFC 6062 TCP relays.
+    pub(super) tcp: TcpRelays,
 }
 
 impl RelaySockets {
     /// An empty set for `range`.
     pub fn new(range: RelayRange) -> Self {
         Self {
+            tcp: TcpRelays::new(range.clone()),
             range,
             by_addr: HashMap::new(),
             by_allocation: HashMap::new(),
@@ -54,24 +60,20 @@ impl RelaySockets {
         }
     }
 
-    /// The socket of allocation `id`.
-    pub fn socket(&self, id: AllocId) -> Option<&Rc<UdpSocket>> {
-        let addr = self.by_allocation.get(&id)?;
+    /// The socket of allocation `id` that reaches `peer` (of the peer's family).
+    pub fn socket(&self, id: AllocId, peer: SocketAddr) -> Option<&Rc<UdpSocket>> {
+        let addr = self.by_allocation.get(&(id, peer.is_ipv6()))?;
         Some(&self.by_addr.get(addr)?.socket)
     }
 
     /// Sockets whose receive task the driver must start now.
-    pub fn take_started(&mut self) -> Vec<(AllocId, Rc<UdpSocket>)> {
+    pub fn take_started(&mut self) -> Vec<(AllocId, SocketAddr, Rc<UdpSocket>)> {
         std::mem::take(&mut self.started)
     }
 
-    /// Records the task reading allocation `id`'s socket, to stop it on release.
-    pub fn set_task(&mut self, id: AllocId, task: AbortHandle) {
-        if let Some(bound) = self
-            .by_allocation
-            .get(&id)
-            .and_then(|addr| self.by_addr.get_mut(addr))
-        {
+    /// Records the task reading the relay socket at `relay`, to stop it on release.
+    pub fn set_task(&mut self, relay: SocketAddr, task: AbortHandle) {
+        if let Some(bound) = self.by_addr.get_mut(&relay) {
             bound.task = Some(task);
         }
     }
@@ -85,21 +87,22 @@ impl RelaySockets {
     pub fn is_empty(&self) -> bool {
         self.by_addr.is_empty()
     }
+}
 
-    /// The relay IP for `request`: the `relay-ip` the client reached, else the first
-    /// `relay-ip` of the family; without `relay-ip`, the server address the client reached
-    /// or the local address the kernel routes from.
-    fn relay_ip(&self, request: &RelayRequest) -> io::Result<IpAddr> {
+impl RelayRange {
+    /// The relay IP for `request` (UDP and TCP relays alike): the `relay-ip` the client
+    /// reached, else the first `relay-ip` of the family; without `relay-ip`, the server
+    /// address the client reached or the local address the kernel routes from.
+    pub(super) fn relay_ip(&self, request: &RelayRequest) -> io::Result<IpAddr> {
         let family_ok = |ip: &IpAddr| ip.is_ipv6() == request.ipv6;
         let server = request.server.ip();
-        if !self.range.ips.is_empty() {
+        if !self.ips.is_empty() {
             return self
-                .range
                 .ips
                 .iter()
                 .copied()
                 .find(|ip| *ip == server && family_ok(ip))
-                .or_else(|| self.range.ips.iter().copied().find(family_ok))
+                .or_else(|| self.ips.iter().copied().find(family_ok))
                 .ok_or_else(|| {
                     io::Error::new(
                         io::ErrorKind::AddrNotAvailable,
@@ -132,7 +135,9 @@ impl RelaySockets {
         probe.connect(toward)?;
         Ok(probe.local_addr()?.ip())
     }
+}
 
+impl RelaySockets {
     fn bind_port(&self, ip: IpAddr, port: u16) -> io::Result<Rc<UdpSocket>> {
         let address = SocketAddr::new(ip, port);
         let socket = Socket::new(
@@ -154,8 +159,8 @@ impl RelaySockets {
 
     fn insert(&mut self, address: SocketAddr, socket: Rc<UdpSocket>, allocation: Option<AllocId>) {
         if let Some(id) = allocation {
-            self.by_allocation.insert(id, address);
-            self.started.push((id, socket.clone()));
+            self.by_allocation.insert((id, address.is_ipv6()), address);
+            self.started.push((id, address, socket.clone()));
         }
         self.by_addr.insert(
             address,
@@ -178,7 +183,7 @@ impl RelayPorts for RelaySockets {
                 reserved: None,
             });
         }
-        let ip = self.relay_ip(&request).map_err(|_| NoRelayPort)?;
+        let ip = self.range.relay_ip(&request).map_err(|_| NoRelayPort)?;
         let (min, max) = (
             u32::from(self.range.min_port),
             u32::from(self.range.max_port),
@@ -221,11 +226,15 @@ impl RelayPorts for RelaySockets {
     fn release(&mut self, relay: SocketAddr) {
         if let Some(bound) = self.by_addr.remove(&relay) {
             if let Some(id) = bound.allocation {
-                self.by_allocation.remove(&id);
+                self.by_allocation.remove(&(id, relay.is_ipv6()));
             }
             if let Some(task) = bound.task {
                 task.abort();
             }
         }
+    }
+
+    fn tcp(&mut self) -> Option<&mut dyn TcpRelayPorts> {
+        Some(&mut self.tcp)
     }
 }

@@ -15,6 +15,7 @@ use tokio::sync::mpsc::Sender;
 
 use super::batch::RecvBatch;
 use super::relay::RelaySockets;
+use super::tcp_relay;
 use super::udp::relay_loop;
 use super::worker::Command;
 use crate::proto::{Destination, FiveTuple, Payload, Server, Transmit, Transport};
@@ -80,6 +81,10 @@ impl Shard {
             server.handle_client(Instant::now(), tuple, data, &mut *relays, out)
         };
         self.start_relay_tasks();
+        if tuple.transport.is_stream() {
+            // Only stream clients open TCP allocations and connections (RFC 6062).
+            tcp_relay::start_tasks(self);
+        }
         if let Some(transmit) = transmit {
             self.send(&transmit, data, out);
         }
@@ -88,9 +93,11 @@ impl Shard {
     /// Starts the receive task of every relay socket bound by the last core call.
     pub(super) fn start_relay_tasks(self: &Rc<Self>) {
         let started = self.relays.borrow_mut().take_started();
-        for (id, socket) in started {
+        for (id, relay, socket) in started {
             let task = tokio::task::spawn_local(relay_loop(self.clone(), id, socket));
-            self.relays.borrow_mut().set_task(id, task.abort_handle());
+            self.relays
+                .borrow_mut()
+                .set_task(relay, task.abort_handle());
         }
     }
 
@@ -108,11 +115,12 @@ impl Shard {
                 },
                 Transport::Tcp | Transport::Tls => self.queue_stream(&tuple, payload),
             },
-            Destination::Peer { allocation, peer } => match self.relays.borrow().socket(allocation)
-            {
-                Some(socket) => send_datagram(socket, payload, peer),
-                None => false,
-            },
+            Destination::Peer { allocation, peer } => {
+                match self.relays.borrow().socket(allocation, peer) {
+                    Some(socket) => send_datagram(socket, payload, peer),
+                    None => false,
+                }
+            }
             Destination::Shard { shard, tuple } => match self.shards.get(usize::from(shard)) {
                 Some(queue) => queue
                     .try_send(Command::Input {

@@ -4,9 +4,10 @@
 //! ClientHello (0x16) gets TLS, anything else is served as plain TCP. Each connection has
 //! a reader task that frames messages for the core and a writer task that drains a
 //! bounded queue ([`super::shard::MAX_STREAM_BACKLOG`]); closing the connection ends its
-//! allocation.
+//! allocation. A connection joined by an RFC 6062 ConnectionBind stops framing after the
+//! answer and becomes a byte pipe to its peer ([`super::tcp_relay`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::rc::Rc;
@@ -19,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use super::shard::{Shard, StreamOut};
+use super::tcp_relay;
 use crate::proto::framing::frame_len;
 use crate::proto::proxy_header::{self, ProxyError, ProxyHeader};
 use crate::proto::{FiveTuple, Transport};
@@ -173,22 +175,32 @@ where
     let (mut reader, mut writer) = tokio::io::split(stream);
     let out = Rc::new(StreamOut::default());
     shard.streams.borrow_mut().insert(tuple, out.clone());
-    let writer_task = tokio::task::spawn_local(async move {
-        let mut spare = Vec::new();
-        loop {
-            out.wake.notified().await;
+    // Set when the connection turns into a data connection: the writer flushes what is
+    // queued (the ConnectionBind answer) and hands its half back.
+    let handoff = Rc::new(Cell::new(false));
+    let writer_task = tokio::task::spawn_local({
+        let (out, handoff) = (out.clone(), handoff.clone());
+        async move {
+            let mut spare = Vec::new();
             loop {
-                std::mem::swap(&mut *out.queued.borrow_mut(), &mut spare);
-                if spare.is_empty() {
-                    break;
+                out.wake.notified().await;
+                loop {
+                    std::mem::swap(&mut *out.queued.borrow_mut(), &mut spare);
+                    if spare.is_empty() {
+                        break;
+                    }
+                    if writer.write_all(&spare).await.is_err() {
+                        return None;
+                    }
+                    spare.clear();
                 }
-                if writer.write_all(&spare).await.is_err() {
-                    return;
+                if handoff.get() {
+                    return Some(writer);
                 }
-                spare.clear();
             }
         }
     });
+    let mut joined = None;
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     'read: loop {
         if buf.capacity() - buf.len() < 2048 {
@@ -215,6 +227,10 @@ where
                 Ok(Some(len)) => {
                     handle_frame(&shard, tuple, &buf[start..start + len]);
                     start += len;
+                    if let Some(connection) = tcp_relay::joined(&shard, tuple) {
+                        joined = Some((connection, buf[start..].to_vec()));
+                        break 'read;
+                    }
                 }
                 Ok(None) if buf.len() - start <= MAX_FRAME => break,
                 Ok(None) | Err(_) => {
@@ -225,8 +241,16 @@ where
         }
         buf.drain(..start);
     }
-    writer_task.abort();
     shard.streams.borrow_mut().remove(&tuple);
+    if let Some((connection, leftover)) = joined {
+        handoff.set(true);
+        out.wake.notify_one();
+        if let Ok(Some(writer)) = writer_task.await {
+            tcp_relay::pipe(shard.clone(), connection, reader, writer, leftover).await;
+        }
+    } else {
+        writer_task.abort();
+    }
     let mut relays = shard.relays.borrow_mut();
     shard
         .server

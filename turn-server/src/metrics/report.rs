@@ -90,6 +90,7 @@ pub struct Snapshot {
     stats: Stats,
     live: Live,
     draining: bool,
+    tcp_connections: u64,
     rate_limited: (u64, u64),
     driver: DriverCounters,
     lifetimes: LifetimeHistogram,
@@ -108,6 +109,7 @@ impl Snapshot {
             stats: *server.stats(),
             live: live(server, now, options.username_labels),
             draining: server.is_draining(),
+            tcp_connections: server.tcp_connection_count() as u64,
             rate_limited: server.rate_limited(),
             driver,
             lifetimes: lifetimes.clone(),
@@ -129,6 +131,7 @@ impl Snapshot {
             entry.2 += down;
         }
         self.draining |= other.draining;
+        self.tcp_connections += other.tcp_connections;
         self.rate_limited.0 += other.rate_limited.0;
         self.rate_limited.1 += other.rate_limited.1;
         self.driver.send_failures += other.driver.send_failures;
@@ -142,6 +145,7 @@ pub fn render(snapshot: &Snapshot, options: ReportOptions) -> String {
         stats,
         live,
         draining,
+        tcp_connections,
         rate_limited,
         driver,
         lifetimes,
@@ -275,6 +279,12 @@ pub fn render(snapshot: &Snapshot, options: ReportOptions) -> String {
         "1 while draining (SIGUSR1): new allocations refused.",
     )
     .sample("turn_draining", &[], u64::from(*draining));
+    doc.family(
+        "turn_tcp_relay_connections",
+        Kind::Gauge,
+        "Live RFC 6062 peer connections of TCP allocations.",
+    )
+    .sample("turn_tcp_relay_connections", &[], *tcp_connections);
 
     doc.family(
         "turn_allocations_created_total",

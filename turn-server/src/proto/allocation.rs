@@ -64,6 +64,12 @@ pub struct Allocation {
     pub tuple: FiveTuple,
     /// The local relay transport address (before `external-ip` mapping).
     pub relay: SocketAddr,
+    /// The IPv6 relay address of a dual allocation (RFC 8656 §7.2,
+    /// ADDITIONAL-ADDRESS-FAMILY), next to the IPv4 `relay`.
+    pub additional: Option<SocketAddr>,
+    /// An RFC 6062 TCP allocation: the relay address listens for TCP and peers are
+    /// reached through Connect; Send, ChannelBind and UDP peer data do not apply.
+    pub tcp: bool,
     /// The username that created it; only it may use the allocation.
     pub username: Box<str>,
     /// Real user id for `user-quota`.
@@ -96,6 +102,14 @@ pub struct Allocation {
 }
 
 impl Allocation {
+    /// The relay address that reaches `peer`: the one of its address family, if any.
+    pub fn relay_for(&self, peer: SocketAddr) -> Option<SocketAddr> {
+        [Some(self.relay), self.additional]
+            .into_iter()
+            .flatten()
+            .find(|relay| relay.is_ipv4() == peer.is_ipv4())
+    }
+
     /// True when `ip` has a live permission.
     pub fn permits(&self, ip: IpAddr, now: Instant) -> bool {
         self.permissions

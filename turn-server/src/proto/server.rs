@@ -24,6 +24,7 @@ use super::codec::address::decode_xor;
 use super::codec::attribute::AttrType;
 use super::codec::channel_data::CHANNEL_RANGE;
 use super::codec::{ChannelData, Class, ErrorCode, Message, MessageWriter, Method, TransactionId};
+use super::connection::{Connection, ConnectionId, TcpRelayPorts};
 use super::nonce::{FEATURES_PASSWORD_ALGORITHMS, FEATURES_WITH_USERHASH, Nonces};
 use super::quota::Quotas;
 use super::ratelimit::{RateLimit, SourceLimiter};
@@ -39,6 +40,8 @@ const MOBILITY_GRACE: Duration = Duration::from_secs(10);
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// REQUESTED-TRANSPORT value for UDP (RFC 8656 §18.8).
 const PROTOCOL_UDP: u8 = 17;
+/// REQUESTED-TRANSPORT value for TCP (RFC 6062 §5.1).
+const PROTOCOL_TCP: u8 = 6;
 /// Largest peer payload that still fits a Data indication's 16-bit length.
 const MAX_DATA_INDICATION_PAYLOAD: usize = 65_000;
 
@@ -80,6 +83,11 @@ pub trait RelayPorts {
     fn bind(&mut self, id: AllocId, request: RelayRequest) -> Result<RelayBinding, NoRelayPort>;
     /// Closes the socket at `relay` (an allocation's, or an unclaimed reservation's).
     fn release(&mut self, relay: SocketAddr);
+    /// The driver's RFC 6062 TCP relays; a driver without them (None) gets 442 for TCP
+    /// Allocate requests.
+    fn tcp(&mut self) -> Option<&mut dyn TcpRelayPorts> {
+        None
+    }
 }
 
 /// Counters for logs and metrics, cumulative since start.
@@ -177,6 +185,10 @@ pub struct Server {
     shard: ShardContext,
     /// UDP 5-tuples whose allocation another shard owns.
     handed_over: HandOvers,
+    /// RFC 6062 peer connections of TCP allocations.
+    connections: HashMap<ConnectionId, Connection>,
+    /// Client data connections joined to a peer connection (RFC 6062 §5.4).
+    by_data: HashMap<FiveTuple, ConnectionId>,
 }
 
 impl Server {
@@ -256,6 +268,8 @@ impl Server {
             tickets: HashMap::new(),
             shard,
             handed_over: HandOvers::default(),
+            connections: HashMap::new(),
+            by_data: HashMap::new(),
         }
     }
 
@@ -338,6 +352,7 @@ impl Server {
             }
             keep
         });
+        self.sweep_connections(now, relays);
     }
 
     /// Ends every allocation (shutdown).
@@ -351,8 +366,13 @@ impl Server {
         }
     }
 
-    /// A stream client's connection closed: its allocation goes with it (RFC 8656 §3.1).
+    /// A stream client's connection closed: its allocation goes with it (RFC 8656 §3.1);
+    /// a closed data connection takes its peer connection along (RFC 6062 §5.5).
     pub fn handle_disconnect(&mut self, tuple: FiveTuple, relays: &mut dyn RelayPorts) {
+        if let Some(connection) = self.by_data.get(&tuple).copied() {
+            self.close_connection(connection, relays);
+            return;
+        }
         let Some(&id) = self.by_tuple.get(&tuple) else {
             return;
         };
@@ -503,7 +523,10 @@ impl Server {
             return None;
         }
         let allocation = slot_mut(&mut self.slots, id)?;
-        if !allocation.permits(peer.ip(), now) || !same_family(peer, allocation.relay) {
+        if allocation.tcp
+            || !allocation.permits(peer.ip(), now)
+            || allocation.relay_for(peer).is_none()
+        {
             self.stats.unroutable += 1;
             return None;
         }
@@ -572,7 +595,12 @@ impl Server {
         }
         if !matches!(
             method,
-            Method::ALLOCATE | Method::REFRESH | Method::CREATE_PERMISSION | Method::CHANNEL_BIND
+            Method::ALLOCATE
+                | Method::REFRESH
+                | Method::CREATE_PERMISSION
+                | Method::CHANNEL_BIND
+                | Method::CONNECT
+                | Method::CONNECTION_BIND
         ) {
             self.error(out, message, ErrorCode::BAD_REQUEST, None, fingerprint);
             return reply;
@@ -615,6 +643,12 @@ impl Server {
             Method::ALLOCATE => self.allocate(now, tuple, message, &auth, relays, out),
             Method::REFRESH => self.refresh(now, tuple, message, relays, &auth, out),
             Method::CREATE_PERMISSION => self.create_permission(now, tuple, message, out),
+            Method::CONNECT => match self.connect(now, tuple, message, relays) {
+                // Answered once the driver reports the connection's outcome.
+                Ok(()) => return None,
+                Err(code) => Err(code),
+            },
+            Method::CONNECTION_BIND => self.connection_bind(tuple, message, relays, out),
             _ => self.channel_bind(now, tuple, message, out),
         };
         match result {
@@ -639,9 +673,8 @@ impl Server {
     /// The long-term credential mechanism (RFC 8489 §9.2.4) with coturn's session-key
     /// caching: once a 5-tuple has an allocation, its requests are checked against the
     /// key that created it, so a REST credential expiring mid-call does not end the call.
-    /// The long-term credential mechanism (RFC 8489 §9.2.4) with coturn's session-key
-    /// caching: once a 5-tuple has an allocation, its requests are checked against the
-    /// key that created it, so a REST credential expiring mid-call does not end the call.
+    /// A ConnectionBind is checked the same way against the allocation that owns its
+    /// CONNECTION-ID (RFC 6062 §5.4: same credentials as the control connection).
     /// RFC 8489 additions: PASSWORD-ALGORITHM (MD5 or SHA-256 keys), USERHASH for static
     /// users, and MESSAGE-INTEGRITY-SHA256, answered in kind.
     fn authenticate(
@@ -705,11 +738,14 @@ impl Server {
                 message.verify_integrity(key.as_bytes())
             }
         };
-        if let Some(allocation) = self
-            .by_tuple
-            .get(&tuple)
-            .and_then(|&id| self.allocation(id))
-        {
+        let session = if message.method() == Method::CONNECTION_BIND {
+            tcp::connection_id(message)
+                .and_then(|connection| self.connections.get(&connection))
+                .map(|connection| connection.allocation)
+        } else {
+            self.by_tuple.get(&tuple).copied()
+        };
+        if let Some(allocation) = session.and_then(|id| self.allocation(id)) {
             if *allocation.username != *username {
                 self.stats.auth_failures += 1;
                 return Err(if message.method() == Method::ALLOCATE {
@@ -773,12 +809,15 @@ impl Server {
             // and ticket included (a client whose first answer was lost needs them).
             let remaining = allocation.expires.saturating_duration_since(now);
             let relay = self.public_relay(allocation.relay);
+            let additional = allocation.additional.map(|relay| self.public_relay(relay));
             let (reservation, ticket) = (allocation.reservation, allocation.ticket);
             let mut writer =
                 MessageWriter::new(out, Method::ALLOCATE, Class::Success, message.transaction());
-            writer
-                .xor_address(AttrType::XOR_RELAYED_ADDRESS, relay)
-                .u32_attr(AttrType::LIFETIME, remaining.as_secs() as u32);
+            writer.xor_address(AttrType::XOR_RELAYED_ADDRESS, relay);
+            if let Some(additional) = additional {
+                writer.xor_address(AttrType::XOR_RELAYED_ADDRESS, additional);
+            }
+            writer.u32_attr(AttrType::LIFETIME, remaining.as_secs() as u32);
             if let Some(token) = reservation.filter(|token| self.reservations.contains_key(token)) {
                 writer.attr(AttrType::RESERVATION_TOKEN, &token.to_be_bytes());
             }
@@ -802,11 +841,26 @@ impl Server {
         if wants_ticket && !self.config.mobility {
             return Err(ErrorCode::MOBILITY_FORBIDDEN);
         }
-        match message.attr(AttrType::REQUESTED_TRANSPORT) {
-            Some([PROTOCOL_UDP, ..]) if self.config.udp_relay => {}
+        let tcp = match message.attr(AttrType::REQUESTED_TRANSPORT) {
+            Some([PROTOCOL_UDP, _, _, _]) if self.config.udp_relay => false,
+            Some([PROTOCOL_TCP, _, _, _]) if self.config.tcp_relay && relays.tcp().is_some() => {
+                // RFC 6062 §5.1 (and coturn): TCP relays only for stream clients, and
+                // without the UDP-only attributes.
+                let udp_only = [
+                    AttrType::EVEN_PORT,
+                    AttrType::RESERVATION_TOKEN,
+                    AttrType::DONT_FRAGMENT,
+                ];
+                if !tuple.transport.is_stream()
+                    || udp_only.iter().any(|kind| message.attr(*kind).is_some())
+                {
+                    return Err(ErrorCode::BAD_REQUEST);
+                }
+                true
+            }
             Some([_, _, _, _]) => return Err(ErrorCode::UNSUPPORTED_TRANSPORT_PROTOCOL),
             _ => return Err(ErrorCode::BAD_REQUEST),
-        }
+        };
         let even_port = match message.attr(AttrType::EVEN_PORT) {
             None => None,
             Some([flags, ..]) => Some(flags & 0x80 != 0),
@@ -822,8 +876,16 @@ impl Server {
         if token.is_some() && (even_port.is_some() || family.is_some()) {
             return Err(ErrorCode::BAD_REQUEST);
         }
+        let dual = dual::requested(message)?;
+        if dual.is_some() && (family.is_some() || token.is_some() || even_port == Some(true)) {
+            // RFC 8656 §7.2 with a requested family; coturn also with a token or a
+            // reservation (EVEN-PORT with R), but not with a plain EVEN-PORT, which
+            // coturn's uclient sends at random.
+            return Err(ErrorCode::BAD_REQUEST);
+        }
         let ipv6 = match family {
-            None => false,
+            // Without IPv4 relays, a dual allocation's IPv6 half leads.
+            None => dual.is_some() && !self.config.relay_ipv4,
             Some([0x01, _, _, _]) => false,
             Some([0x02, _, _, _]) => true,
             Some([_, _, _, _]) => return Err(ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED),
@@ -868,10 +930,21 @@ impl Server {
             reserve_next: even_port == Some(true),
             reserved,
         };
-        let Ok(binding) = relays.bind(id, request) else {
+        let bound = match relays.tcp() {
+            Some(ports) if tcp => ports.listen(id, request).map(|relay| RelayBinding {
+                relay,
+                reserved: None,
+            }),
+            _ => relays.bind(id, request),
+        };
+        let Ok(binding) = bound else {
             self.free.push(id.index);
             self.quotas.remove(&auth.user);
             return Err(ErrorCode::INSUFFICIENT_CAPACITY);
+        };
+        let (additional, address_error) = match dual {
+            Some(_) => self.dual_half(id, tcp, ipv6, request, relays),
+            None => (None, None),
         };
         let reservation = binding.reserved.map(|relay| {
             // The first byte names this shard (see `super::shards`).
@@ -890,6 +963,8 @@ impl Server {
         let allocation = Allocation {
             tuple,
             relay: binding.relay,
+            additional,
+            tcp,
             username: auth.username.as_str().into(),
             user: auth.user.as_str().into(),
             key: auth.signing.map(|signing| signing.key),
@@ -911,18 +986,25 @@ impl Server {
         tracing::info!(
             client = %tuple.client,
             relay = %binding.relay,
+            additional = ?additional,
+            tcp,
             user = auth.user.as_str(),
             lifetime = lifetime.as_secs(),
             "allocation created"
         );
         let mut writer =
             MessageWriter::new(out, Method::ALLOCATE, Class::Success, message.transaction());
-        writer
-            .xor_address(
-                AttrType::XOR_RELAYED_ADDRESS,
-                self.public_relay(binding.relay),
-            )
-            .u32_attr(AttrType::LIFETIME, lifetime.as_secs() as u32);
+        writer.xor_address(
+            AttrType::XOR_RELAYED_ADDRESS,
+            self.public_relay(binding.relay),
+        );
+        if let Some(additional) = additional {
+            writer.xor_address(AttrType::XOR_RELAYED_ADDRESS, self.public_relay(additional));
+        }
+        if let (Some(kind), Some((family, code))) = (dual, address_error) {
+            writer.address_error_code(kind, family, code);
+        }
+        writer.u32_attr(AttrType::LIFETIME, lifetime.as_secs() as u32);
         if let Some(token) = reservation {
             writer.attr(AttrType::RESERVATION_TOKEN, &token.to_be_bytes());
         }
@@ -953,11 +1035,17 @@ impl Server {
             (None, None) => return Err(ErrorCode::ALLOCATION_MISMATCH),
         };
         let lifetime = self.lifetime(message)?;
-        let relay = self.allocation(id).ok_or(ErrorCode::SERVER_ERROR)?.relay;
+        let allocation = self.allocation(id).ok_or(ErrorCode::SERVER_ERROR)?;
+        let has = |ipv6: bool| {
+            [Some(allocation.relay), allocation.additional]
+                .into_iter()
+                .flatten()
+                .any(|relay| relay.is_ipv6() == ipv6)
+        };
         match message.attr(AttrType::REQUESTED_ADDRESS_FAMILY) {
             None => {}
-            Some([0x01, _, _, _]) if relay.is_ipv4() => {}
-            Some([0x02, _, _, _]) if relay.is_ipv6() => {}
+            Some([0x01, _, _, _]) if has(false) => {}
+            Some([0x02, _, _, _]) if has(true) => {}
             Some([_, _, _, _]) => return Err(ErrorCode::PEER_ADDRESS_FAMILY_MISMATCH),
             Some(_) => return Err(ErrorCode::BAD_REQUEST),
         }
@@ -1026,14 +1114,14 @@ impl Server {
         message: &Message<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), ErrorCode> {
-        let (id, relay) = self.allocation_for(tuple)?;
+        let (id, _) = self.allocation_for(tuple)?;
         let transaction = message.transaction();
         // Validate every peer before installing any: the request succeeds or fails whole.
         let mut peers: Vec<IpAddr> = Vec::new();
         for value in message.attrs(AttrType::XOR_PEER_ADDRESS) {
             let peer = decode_xor(value, &transaction).map_err(|_| ErrorCode::BAD_REQUEST)?;
             let peer = self.internal_peer(peer);
-            self.check_peer(peer, relay)?;
+            self.check_peer(peer, id)?;
             peers.push(peer.ip());
         }
         if peers.is_empty() {
@@ -1058,7 +1146,11 @@ impl Server {
         message: &Message<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), ErrorCode> {
-        let (id, relay) = self.allocation_for(tuple)?;
+        let (id, _) = self.allocation_for(tuple)?;
+        if self.allocation(id).is_some_and(|allocation| allocation.tcp) {
+            // Channels carry datagrams; a TCP allocation has none (coturn: 400).
+            return Err(ErrorCode::BAD_REQUEST);
+        }
         let number = match message.attr(AttrType::CHANNEL_NUMBER) {
             Some([high, low, _, _]) => u16::from_be_bytes([*high, *low]),
             _ => return Err(ErrorCode::BAD_REQUEST),
@@ -1074,7 +1166,7 @@ impl Server {
                 decode_xor(value, &message.transaction()).map_err(|_| ErrorCode::BAD_REQUEST)
             })?;
         let peer = self.internal_peer(peer);
-        self.check_peer(peer, relay)?;
+        self.check_peer(peer, id)?;
         let channel_expires = now + self.config.channel_lifetime;
         let permission_expires = now + self.config.permission_lifetime;
         let (max_channels, max_permissions) =
@@ -1180,9 +1272,13 @@ impl Server {
         Ok((id, relay))
     }
 
-    /// Family match (443) and peer policy (403) for a peer named in a request.
-    fn check_peer(&mut self, peer: SocketAddr, relay: SocketAddr) -> Result<(), ErrorCode> {
-        if !same_family(peer, relay) {
+    /// Family match (443: allocation `id` has no relay address of the peer's family) and
+    /// peer policy (403) for a peer named in a request.
+    fn check_peer(&mut self, peer: SocketAddr, id: AllocId) -> Result<(), ErrorCode> {
+        let reachable = self
+            .allocation(id)
+            .is_some_and(|allocation| allocation.relay_for(peer).is_some());
+        if !reachable {
             return Err(ErrorCode::PEER_ADDRESS_FAMILY_MISMATCH);
         }
         match self.config.policy.check(peer.ip()) {
@@ -1269,7 +1365,14 @@ impl Server {
         }
         self.tickets.retain(|_, owner| *owner != id);
         self.quotas.remove(&allocation.user);
-        relays.release(allocation.relay);
+        self.close_connections_of(id, relays);
+        match relays.tcp() {
+            Some(ports) if allocation.tcp => ports.unlisten(id),
+            _ => relays.release(allocation.relay),
+        }
+        if let Some(additional) = allocation.additional {
+            relays.release(additional);
+        }
         self.stats.allocations_ended += 1;
         tracing::info!(
             client = %allocation.tuple.client,
@@ -1344,10 +1447,6 @@ fn slot_mut(slots: &mut [Slot], id: AllocId) -> Option<&mut Allocation> {
         .and_then(|slot| slot.allocation.as_mut())
 }
 
-fn same_family(a: SocketAddr, b: SocketAddr) -> bool {
-    a.is_ipv4() == b.is_ipv4()
-}
-
 fn count(traffic: &mut Traffic, bytes: usize) {
     traffic.packets += 1;
     traffic.bytes += bytes as u64;
@@ -1370,8 +1469,10 @@ fn finish(writer: &mut MessageWriter<'_>, signing: Option<Signing>, fingerprint:
     }
 }
 
+mod dual;
 mod ops;
 pub use ops::Reconfigured;
+mod tcp;
 
 #[cfg(test)]
 mod tests;

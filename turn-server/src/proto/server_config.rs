@@ -57,6 +57,8 @@ pub struct ServerConfig {
     pub mobility: bool,
     /// UDP relays allowed (`no-udp-relay` turns them off: 442).
     pub udp_relay: bool,
+    /// RFC 6062 TCP relays allowed (`no-tcp-relay` turns them off: 442).
+    pub tcp_relay: bool,
     /// Per-source 401 answers per second on UDP (burst twice that); 0 turns the abuse
     /// limits off.
     pub challenge_rate: u32,
@@ -88,6 +90,7 @@ impl Default for ServerConfig {
             tls_alternate_servers: Vec::new(),
             mobility: false,
             udp_relay: true,
+            tcp_relay: true,
             challenge_rate: 10,
         }
     }

@@ -68,6 +68,7 @@ pub fn core_config(config: &Config, generated_secret: Option<&Secret>) -> Server
         tls_alternate_servers: config.tls_alternate_servers.clone(),
         mobility: config.mobility,
         udp_relay: !config.no_udp_relay,
+        tcp_relay: !config.no_tcp_relay,
         challenge_rate: config.unauthorized_ratelimit_rps,
         ..ServerConfig::default()
     }

@@ -193,6 +193,7 @@ impl OutputLog {
 #[derive(Debug, Clone)]
 pub(crate) struct ServerBuilder {
     allow_loopback_peers: bool,
+    tcp: bool,
     extra_args: Vec<String>,
 }
 
@@ -201,6 +202,12 @@ impl ServerBuilder {
     /// 127.0.0.1).
     pub(crate) fn allow_loopback_peers(mut self, allow: bool) -> Self {
         self.allow_loopback_peers = allow;
+        self
+    }
+
+    /// Also listens for TCP clients on the listening port (no `--no-tcp`).
+    pub(crate) fn tcp(mut self) -> Self {
+        self.tcp = true;
         self
     }
 
@@ -215,7 +222,7 @@ impl ServerBuilder {
     /// The command line, for both servers:
     /// `-n --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 --listening-port=P --min-port=A
     /// --max-port=B --realm=example.org --use-auth-secret --static-auth-secret=S
-    /// [--allow-loopback-peers] --no-tls --no-dtls --no-tcp --no-cli --log-file=stdout
+    /// [--allow-loopback-peers] --no-tls --no-dtls [--no-tcp] --no-cli --log-file=stdout
     /// [extra...]`.
     pub(crate) fn start(self) -> TurnServer {
         let kind = ServerKind::from_env();
@@ -235,16 +242,11 @@ impl ServerBuilder {
         if self.allow_loopback_peers {
             args.push("--allow-loopback-peers".to_owned());
         }
-        args.extend(
-            [
-                "--no-tls",
-                "--no-dtls",
-                "--no-tcp",
-                "--no-cli",
-                "--log-file=stdout",
-            ]
-            .map(str::to_owned),
-        );
+        args.extend(["--no-tls", "--no-dtls"].map(str::to_owned));
+        if !self.tcp {
+            args.push("--no-tcp".to_owned());
+        }
+        args.extend(["--no-cli", "--log-file=stdout"].map(str::to_owned));
         args.extend(self.extra_args);
         // For debugging a failure, e.g. TURN_TEST_SERVER_ARGS=--Verbose.
         if let Ok(more) = std::env::var("TURN_TEST_SERVER_ARGS") {
@@ -289,7 +291,7 @@ pub(crate) struct TurnServer {
     /// Which implementation this is.
     pub(crate) kind: ServerKind,
     child: Child,
-    /// The client listener (UDP, 127.0.0.1).
+    /// The client listener (UDP, and TCP when asked for; 127.0.0.1).
     pub(crate) addr: SocketAddr,
     /// The ports reserved for this server.
     pub(crate) slot: PortSlot,
@@ -305,6 +307,7 @@ impl TurnServer {
     pub(crate) fn builder() -> ServerBuilder {
         ServerBuilder {
             allow_loopback_peers: true,
+            tcp: false,
             extra_args: Vec::new(),
         }
     }
@@ -317,6 +320,11 @@ impl TurnServer {
     /// A REST credential for [`MATRIX_USER`], valid for an hour, under the server's secret.
     pub(crate) fn credential(&self) -> RestCredential {
         rest::mint(&self.secret, MATRIX_USER, unix_now() + 3600, ':')
+    }
+
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The server's output so far.

@@ -127,6 +127,7 @@ fn counts_follow_traffic_and_user_labels_are_opt_in() {
     );
     assert_eq!(value(&doc, "turn_allocation_lifetime_seconds_count"), 1);
     assert_eq!(value(&doc, "turn_draining"), 0);
+    assert_eq!(value(&doc, "turn_tcp_relay_connections"), 0);
     assert_eq!(
         value(&doc, "turn_ratelimit_refused_total{limit=\"challenges\"}"),
         0

@@ -61,6 +61,12 @@ impl AttrType {
     pub const ADDITIONAL_ADDRESS_FAMILY: Self = Self(0x8000);
     /// RFC 8656 §18.12.
     pub const ADDRESS_ERROR_CODE: Self = Self(0x8001);
+    /// ADDITIONAL-ADDRESS-FAMILY as draft-ietf-tram-turn-ipv6 numbered it; coturn (4.6
+    /// and later) still sends and reads this value.
+    pub const ADDITIONAL_ADDRESS_FAMILY_DRAFT: Self = Self(0x8032);
+    /// ADDRESS-ERROR-CODE at coturn's draft value, answered to clients that used
+    /// [`Self::ADDITIONAL_ADDRESS_FAMILY_DRAFT`].
+    pub const ADDRESS_ERROR_CODE_DRAFT: Self = Self(0x8033);
     /// RFC 8489 §14.11.
     pub const PASSWORD_ALGORITHMS: Self = Self(0x8002);
     /// RFC 8489 §14.16.
@@ -119,6 +125,7 @@ impl AttrType {
                 | Self::MESSAGE_INTEGRITY_SHA256
                 | Self::PASSWORD_ALGORITHM
                 | Self::USERHASH
+                | Self::CONNECTION_ID
         )
     }
 }

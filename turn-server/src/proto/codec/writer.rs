@@ -96,6 +96,19 @@ impl<'b> MessageWriter<'b> {
         self.attr(AttrType::ERROR_CODE, &value[..len])
     }
 
+    /// Adds ADDRESS-ERROR-CODE (RFC 8656 §18.12) as `kind`: ERROR-CODE's layout with the
+    /// failed address family (0x01 IPv4, 0x02 IPv6) in the first byte.
+    pub fn address_error_code(&mut self, kind: AttrType, family: u8, code: ErrorCode) -> &mut Self {
+        let reason = code.reason().as_bytes();
+        let mut value = [0u8; 64];
+        value[0] = family;
+        value[2] = (code.0 / 100) as u8;
+        value[3] = (code.0 % 100) as u8;
+        let len = 4 + reason.len().min(60);
+        value[4..len].copy_from_slice(&reason[..len - 4]);
+        self.attr(kind, &value[..len])
+    }
+
     /// Adds UNKNOWN-ATTRIBUTES listing `types` (RFC 8489 §14.13).
     pub fn unknown_attributes(&mut self, types: &[AttrType]) -> &mut Self {
         let mut value = [0u8; 64];

@@ -3,7 +3,8 @@
 //!
 //! Reload rules (docs/operations.md):
 //! - peer policy applies at once: permissions and channels to peers the new policy denies
-//!   are removed, so their traffic stops with the reload;
+//!   are removed, so their traffic stops with the reload; RFC 6062 peer connections to
+//!   them close at the next sweep (within a second);
 //! - quotas and `bps-capacity` apply to the next Allocate (live allocations are never
 //!   evicted to fit a lower quota); `max-bps` also replaces live allocations' limiters;
 //! - credentials and realm: an allocation whose cached key the new configuration can no

@@ -18,19 +18,21 @@ use crate::proto::transmit::Transport;
 const UNIX: u64 = 1_700_000_000;
 const REALM: &str = "example.org";
 
-/// Relay ports handed out from 198.51.100.1 (a documentation address), with a log of
-/// what was released.
+/// Relay ports handed out from 198.51.100.1 and 2001:db8::1 (documentation addresses),
+/// with a log of what was released.
 #[derive(Default)]
 struct FakeRelays {
     next_port: u16,
     bound: HashMap<SocketAddr, AllocId>,
     released: Vec<SocketAddr>,
     fail: bool,
+    fail_ipv6: bool,
+    tcp: tcp::FakeTcp,
 }
 
 impl RelayPorts for FakeRelays {
     fn bind(&mut self, id: AllocId, request: RelayRequest) -> Result<RelayBinding, NoRelayPort> {
-        if self.fail {
+        if self.fail || (request.ipv6 && self.fail_ipv6) {
             return Err(NoRelayPort);
         }
         if let Some(relay) = request.reserved {
@@ -45,7 +47,12 @@ impl RelayPorts for FakeRelays {
             port += 1;
         }
         self.next_port = port - 50_000 + 2;
-        let relay = SocketAddr::new("198.51.100.1".parse().unwrap(), port);
+        let ip: IpAddr = if request.ipv6 {
+            "2001:db8::1".parse().unwrap()
+        } else {
+            "198.51.100.1".parse().unwrap()
+        };
+        let relay = SocketAddr::new(ip, port);
         self.bound.insert(relay, id);
         let reserved = request
             .reserve_next
@@ -56,6 +63,10 @@ impl RelayPorts for FakeRelays {
     fn release(&mut self, relay: SocketAddr) {
         self.bound.remove(&relay);
         self.released.push(relay);
+    }
+
+    fn tcp(&mut self) -> Option<&mut dyn crate::proto::connection::TcpRelayPorts> {
+        Some(&mut self.tcp)
     }
 }
 
@@ -486,9 +497,9 @@ fn allocate_errors() {
         code_of(&h.request(&mut alice, Method::ALLOCATE, &[])),
         Some(400)
     );
-    let tcp = (AttrType::REQUESTED_TRANSPORT, vec![6, 0, 0, 0]);
+    let sctp = (AttrType::REQUESTED_TRANSPORT, vec![132, 0, 0, 0]);
     assert_eq!(
-        code_of(&h.request(&mut alice, Method::ALLOCATE, &[tcp])),
+        code_of(&h.request(&mut alice, Method::ALLOCATE, &[sctp])),
         Some(442)
     );
     let v6 = (AttrType::REQUESTED_ADDRESS_FAMILY, vec![2, 0, 0, 0]);
@@ -1491,3 +1502,6 @@ fn shards_hand_moved_clients_and_reservations_to_their_owner() {
         Some(486)
     );
 }
+
+mod dual;
+mod tcp;
