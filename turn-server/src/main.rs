@@ -99,7 +99,8 @@ fn run_healthcheck(config: &config::Config) -> ExitCode {
 fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
     let mut config = loaded.config;
     let unix_now = driver::unix_now();
-    let (log_level, note) = logging::init(&config, unix_now)?;
+    // Held to the end of `run`: the last lines (shutdown) are flushed when it drops.
+    let (log_level, _flush, note) = logging::init(&config, unix_now)?;
     if let Some(note) = note {
         tracing::warn!("{note}");
     }

@@ -5,12 +5,17 @@
 //! of a dated file under /var/log only applies when `log-file` names a path. `RUST_LOG`
 //! overrides the level. The level follows `verbose`/`Verbose` on reload (SIGHUP) through
 //! tracing-subscriber's reload layer, unless `RUST_LOG` fixed it.
+//!
+//! Lines are written by a background thread (tracing-appender): the shards format a line
+//! and queue it, and never wait on a lock or a slow terminal, file or pipe. When 128 000
+//! lines are waiting, further lines are dropped rather than stalling the relay.
 
 use std::fs::OpenOptions;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 
@@ -38,9 +43,20 @@ impl LogLevel {
     }
 }
 
-/// Installs the global subscriber; returns the level control and a note to log once it
-/// is up (e.g. syslog not supported).
-pub fn init(config: &Config, unix_now: u64) -> std::io::Result<(LogLevel, Option<String>)> {
+/// Flushes the queued log lines when dropped: keep it until the process ends.
+pub struct Flush {
+    _guards: Vec<WorkerGuard>,
+}
+
+/// Installs the global subscriber; returns the level control, the flush guard and a note
+/// to log once it is up (e.g. syslog not supported).
+pub fn init(config: &Config, unix_now: u64) -> std::io::Result<(LogLevel, Flush, Option<String>)> {
+    let mut guards = Vec::new();
+    let mut queued = |writer: Box<dyn std::io::Write + Send>| -> NonBlocking {
+        let (writer, guard) = tracing_appender::non_blocking(writer);
+        guards.push(guard);
+        writer
+    };
     // The codec crates of test clients are not linked here; our own code logs per
     // allocation, never per packet, below trace.
     let from_env = EnvFilter::try_from_default_env().ok();
@@ -79,26 +95,23 @@ pub fn init(config: &Config, unix_now: u64) -> std::io::Result<(LogLevel, Option
                         format!("cannot open log file {}: {error}", path.display()),
                     )
                 })?;
-            let file = Mutex::new(file);
+            let file = queued(Box::new(file));
             if config.no_stdout_log {
                 install!(builder.with_ansi(false).with_writer(file))
             } else {
-                install!(
-                    builder
-                        .with_ansi(false)
-                        .with_writer(file.and(std::io::stdout))
-                )
+                let stdout = queued(Box::new(std::io::stdout()));
+                install!(builder.with_ansi(false).with_writer(file.and(stdout)))
             }
         }
         Some(LogFile::Syslog) => {
             note = Some("log-file=syslog is not supported: logging to stdout".to_owned());
-            install!(builder)
+            install!(builder.with_writer(queued(Box::new(std::io::stdout()))))
         }
         Some(LogFile::Stdout) | None => {
             if config.syslog {
                 note = Some("syslog is not supported: logging to stdout".to_owned());
             }
-            install!(builder)
+            install!(builder.with_writer(queued(Box::new(std::io::stdout()))))
         }
     };
     let level = LogLevel {
@@ -106,7 +119,7 @@ pub fn init(config: &Config, unix_now: u64) -> std::io::Result<(LogLevel, Option
         fixed_by_env,
         current: Mutex::new(config.verbosity),
     };
-    Ok((level, note))
+    Ok((level, Flush { _guards: guards }, note))
 }
 
 fn level(verbosity: Verbosity) -> &'static str {
