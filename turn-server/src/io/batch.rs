@@ -1,16 +1,22 @@
-//! Batched UDP receive: one `recvmmsg` reads up to [`BATCH`] datagrams into the shard's
-//! preallocated slots (nix's safe wrapper; nothing allocated per call).
+//! Batched UDP I/O through nix's safe wrappers, nothing allocated per call.
 //!
-//! A call that returns fewer datagrams than asked for has emptied the socket, so it also
-//! clears the socket's readiness: no second, empty call per wake-up just to see EAGAIN
-//! (with edge-triggered epoll, a datagram that arrives later raises a new event).
+//! Receive: one `recvmmsg` reads up to [`BATCH`] datagrams into the shard's preallocated
+//! slots. A call that returns fewer datagrams than asked for has emptied the socket, so
+//! it also clears the socket's readiness: no second, empty call per wake-up just to see
+//! EAGAIN (with edge-triggered epoll, a datagram that arrives later raises a new event).
+//!
+//! Send: datagrams to clients queue in an [`Outbox`] per listener socket while the
+//! shard's ready tasks run, and one `sendmmsg` sends them all.
 
 use std::io::{self, IoSliceMut};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
 use nix::errno::Errno;
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg};
+use nix::sys::socket::{
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
+};
+use std::io::IoSlice;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
@@ -108,6 +114,99 @@ impl RecvBatch {
     }
 }
 
+/// Datagrams waiting for one `sendmmsg` on a listener socket.
+pub(super) struct Outbox {
+    /// Payloads back to back.
+    bytes: Vec<u8>,
+    /// Where each payload starts and ends in `bytes`.
+    ends: Vec<usize>,
+    destinations: Vec<Option<SockaddrStorage>>,
+    headers: MultiHeaders<SockaddrStorage>,
+}
+
+impl Outbox {
+    pub(super) fn new() -> Self {
+        Self {
+            bytes: Vec::with_capacity(BATCH * 1500),
+            ends: Vec::with_capacity(BATCH),
+            destinations: Vec::with_capacity(BATCH),
+            headers: MultiHeaders::preallocate(BATCH, None),
+        }
+    }
+
+    /// Queues `payload` for `to`; true when the outbox is now full and must be sent.
+    pub(super) fn push(&mut self, to: SocketAddr, payload: &[u8]) -> bool {
+        self.bytes.extend_from_slice(payload);
+        self.ends.push(self.bytes.len());
+        self.destinations.push(Some(SockaddrStorage::from(to)));
+        self.ends.len() >= BATCH
+    }
+
+    /// Nothing queued.
+    pub(super) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Sends what is queued without waiting, and empties the outbox; returns how many
+    /// datagrams were dropped (socket buffer full, or destination refused), as single
+    /// sends would drop them.
+    pub(super) fn flush(&mut self, socket: &UdpSocket) -> usize {
+        let queued = self.ends.len();
+        let (mut done, mut dropped) = (0, 0);
+        while done < queued {
+            match self.send_from(socket, done) {
+                // Socket buffer full: the rest is dropped.
+                Ok(0) => {
+                    dropped += queued - done;
+                    break;
+                }
+                Ok(count) => done += count,
+                // The first datagram's destination was refused (unreachable and the
+                // like): skip it, send the others.
+                Err(_) => {
+                    done += 1;
+                    dropped += 1;
+                }
+            }
+        }
+        self.bytes.clear();
+        self.ends.clear();
+        self.destinations.clear();
+        dropped
+    }
+
+    fn send_from(&mut self, socket: &UdpSocket, first: usize) -> io::Result<usize> {
+        let Self {
+            bytes,
+            ends,
+            destinations,
+            headers,
+        } = self;
+        let start = |index: usize| if index == 0 { 0 } else { ends[index - 1] };
+        let iovs: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|slot| {
+            let index = first + slot;
+            match ends.get(index) {
+                Some(&end) => [IoSlice::new(&bytes[start(index)..end])],
+                None => [IoSlice::new(&[])],
+            }
+        });
+        let count = ends.len() - first;
+        let cmsgs: [ControlMessage<'_>; 0] = [];
+        match sendmmsg(
+            socket.as_raw_fd(),
+            headers,
+            iovs[..count].iter(),
+            &destinations[first..],
+            cmsgs,
+            MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(results) => Ok(results.count()),
+            Err(Errno::EAGAIN) => Ok(0),
+            Err(errno) => Err(errno.into()),
+        }
+    }
+}
+
 fn to_std(address: &SockaddrStorage) -> Option<SocketAddr> {
     if let Some(v4) = address.as_sockaddr_in() {
         return Some(SocketAddr::V4(SocketAddrV4::from(*v4)));
@@ -160,6 +259,44 @@ mod tests {
             .unwrap();
         assert_eq!(batch.recv(&receiver, false).unwrap(), 1);
         assert_eq!(batch.iter().next().unwrap().0, b"later");
+    }
+
+    #[tokio::test]
+    async fn outbox_sends_queued_datagrams_in_order_to_each_destination() {
+        let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let first = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let second = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut outbox = Outbox::new();
+        assert!(outbox.is_empty());
+        for i in 0..BATCH - 1 {
+            let to = if i % 2 == 0 { &first } else { &second };
+            let full = outbox.push(to.local_addr().unwrap(), &vec![i as u8; 10 + i]);
+            assert!(!full, "not full before {BATCH}");
+        }
+        assert!(
+            outbox.push(first.local_addr().unwrap(), &[0xAA; 2000]),
+            "full"
+        );
+        assert_eq!(outbox.flush(&sender), 0, "nothing dropped");
+        assert!(outbox.is_empty());
+        let mut buf = [0u8; 4096];
+        for i in (0..BATCH - 1).step_by(2) {
+            let (len, from) = first.recv_from(&mut buf).unwrap();
+            assert_eq!(from, sender.local_addr().unwrap());
+            assert_eq!(&buf[..len], &vec![i as u8; 10 + i][..]);
+        }
+        let (len, _) = first.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..len], &[0xAA; 2000][..]);
+        for i in (1..BATCH - 1).step_by(2) {
+            let (len, _) = second.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..len], &vec![i as u8; 10 + i][..]);
+        }
+        // An IPv6 destination from an IPv4 socket is refused; the others still go.
+        outbox.push("[::1]:9".parse().unwrap(), b"refused");
+        outbox.push(second.local_addr().unwrap(), b"after");
+        assert_eq!(outbox.flush(&sender), 1);
+        let (len, _) = second.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"after");
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::Sender;
 
-use super::batch::RecvBatch;
+use super::batch::{Outbox, RecvBatch};
 use super::relay::RelaySockets;
 use super::tcp_relay;
 use super::udp::relay_loop;
@@ -47,6 +47,10 @@ pub(super) struct Shard {
     pub(super) streams: RefCell<HashMap<FiveTuple, Rc<StreamOut>>>,
     pub(super) buffers: RefCell<Buffers>,
     pub(super) send_drops: Cell<u64>,
+    /// Datagrams to clients, per entry of `udp`, sent by the flush task.
+    outboxes: RefCell<Vec<Outbox>>,
+    /// Wakes the flush task when an outbox gets its first datagram.
+    pub(super) flush: Notify,
     /// Every shard's command queue, by index, for input another shard owns (bounded: a
     /// busy shard drops handed-over input as a full socket buffer would).
     pub(super) shards: Vec<Sender<Command>>,
@@ -62,6 +66,8 @@ impl Shard {
         Self {
             server: RefCell::new(server),
             relays: RefCell::new(relays),
+            outboxes: RefCell::new(udp.iter().map(|_| Outbox::new()).collect()),
+            flush: Notify::new(),
             udp,
             streams: RefCell::new(HashMap::new()),
             buffers: RefCell::new(Buffers {
@@ -109,10 +115,7 @@ impl Shard {
         };
         let sent = match transmit.destination {
             Destination::Client(tuple) => match tuple.transport {
-                Transport::Udp => match self.udp.iter().find(|(a, _)| *a == tuple.server) {
-                    Some((_, socket)) => send_datagram(socket, payload, tuple.client),
-                    None => false,
-                },
+                Transport::Udp => self.queue_datagram(&tuple, payload),
                 Transport::Tcp | Transport::Tls => self.queue_stream(&tuple, payload),
             },
             Destination::Peer { allocation, peer } => {
@@ -132,11 +135,53 @@ impl Shard {
             },
         };
         if !sent {
-            let drops = self.send_drops.get() + 1;
-            self.send_drops.set(drops);
-            if drops.is_power_of_two() {
-                tracing::debug!(drops, "send failed or backlog full; data dropped");
+            self.count_drop();
+        }
+    }
+
+    fn count_drop(&self) {
+        let drops = self.send_drops.get() + 1;
+        self.send_drops.set(drops);
+        if drops.is_power_of_two() {
+            tracing::debug!(drops, "send failed or backlog full; data dropped");
+        }
+    }
+
+    /// Queues a datagram to a UDP client in its listener's outbox. The flush task sends
+    /// the outbox once the tasks that are ready now have run, so datagrams that several
+    /// relay sockets produce in one wake-up go out in one `sendmmsg`.
+    fn queue_datagram(&self, tuple: &FiveTuple, payload: &[u8]) -> bool {
+        let Some(index) = self.udp.iter().position(|(a, _)| *a == tuple.server) else {
+            return false;
+        };
+        let mut outboxes = self.outboxes.borrow_mut();
+        let outbox = &mut outboxes[index];
+        let first = outbox.is_empty();
+        if outbox.push(tuple.client, payload) {
+            let dropped = outbox.flush(&self.udp[index].1);
+            self.count_drops(dropped);
+        } else if first {
+            self.flush.notify_one();
+        }
+        true
+    }
+
+    /// Sends every queued datagram to clients.
+    pub(super) fn flush_outboxes(&self) {
+        let mut outboxes = self.outboxes.borrow_mut();
+        let mut dropped = 0;
+        for (outbox, (_, socket)) in outboxes.iter_mut().zip(&self.udp) {
+            if !outbox.is_empty() {
+                dropped += outbox.flush(socket);
             }
+        }
+        drop(outboxes);
+        self.count_drops(dropped);
+    }
+
+    fn count_drops(&self, dropped: usize) {
+        for _ in 0..dropped {
+            self.count_drop();
         }
     }
 

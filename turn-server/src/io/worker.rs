@@ -109,8 +109,10 @@ pub(super) fn run(setup: Setup) -> io::Result<usize> {
         };
         let lifetimes = Rc::new(RefCell::new(LifetimeTracker::new()));
         let timer = tokio::task::spawn_local(timer_loop(shard.clone(), lifetimes.clone()));
+        let flush = tokio::task::spawn_local(flush_loop(shard.clone()));
         command_loop(&shard, commands, &lifetimes, tls.as_ref()).await;
         timer.abort();
+        flush.abort();
         let mut relays = shard.relays.borrow_mut();
         let mut server = shard.server.borrow_mut();
         let live = server.allocation_count();
@@ -180,6 +182,15 @@ async fn command_loop(
             }
             Command::Shutdown => return,
         }
+    }
+}
+
+/// Sends the datagrams queued for clients once the tasks woken with the first of them
+/// have run (see [`Shard::flush_outboxes`]).
+async fn flush_loop(shard: Rc<Shard>) {
+    loop {
+        shard.flush.notified().await;
+        shard.flush_outboxes();
     }
 }
 
