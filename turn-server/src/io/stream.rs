@@ -68,16 +68,7 @@ pub(super) async fn accept_loop(
     proxy: bool,
 ) {
     loop {
-        let (stream, client) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, client) = accept(&listener, "client").await;
         tokio::task::spawn_local(connection(
             shard.clone(),
             stream,
@@ -85,6 +76,23 @@ pub(super) async fn accept_loop(
             tls.clone(),
             proxy,
         ));
+    }
+}
+
+/// The next connection on `listener` (`what` names it in the log), with Nagle off.
+pub(super) async fn accept(listener: &TcpListener, what: &str) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, address)) => {
+                let _ = stream.set_nodelay(true);
+                return (stream, address);
+            }
+            Err(error) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(%error, what, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 

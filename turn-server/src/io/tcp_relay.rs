@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rand::Rng;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -23,6 +23,7 @@ use tokio::task::AbortHandle;
 
 use super::relay::RelayRange;
 use super::shard::Shard;
+use super::stream;
 use crate::proto::connection::{CONNECT_TIMEOUT, ConnectionId, Direction, TcpRelayPorts};
 use crate::proto::{AllocId, FiveTuple, NoRelayPort, RelayRequest};
 
@@ -289,16 +290,7 @@ async fn forward<W: AsyncWrite + Unpin>(
 
 async fn accept_loop(shard: Rc<Shard>, id: AllocId, listener: TcpListener) {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                tracing::warn!(%error, "TCP relay accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = stream::accept(&listener, "TCP relay").await;
         let mut buffers = shard.buffers.borrow_mut();
         let out = &mut buffers.out;
         let accepted = shard

@@ -1159,13 +1159,7 @@ impl Server {
             tracing::debug!(client = %tuple.client, number, "channel number out of range");
             return Err(ErrorCode::BAD_REQUEST);
         }
-        let peer = message
-            .attr(AttrType::XOR_PEER_ADDRESS)
-            .ok_or(ErrorCode::BAD_REQUEST)
-            .and_then(|value| {
-                decode_xor(value, &message.transaction()).map_err(|_| ErrorCode::BAD_REQUEST)
-            })?;
-        let peer = self.internal_peer(peer);
+        let peer = self.requested_peer(message)?;
         self.check_peer(peer, id)?;
         let channel_expires = now + self.config.channel_lifetime;
         let permission_expires = now + self.config.permission_lifetime;
@@ -1200,6 +1194,16 @@ impl Server {
             message.transaction(),
         );
         Ok(())
+    }
+
+    /// The request's XOR-PEER-ADDRESS as the relay reaches it (see `internal_peer`);
+    /// 400 when missing or malformed.
+    fn requested_peer(&self, message: &Message<'_>) -> Result<SocketAddr, ErrorCode> {
+        let value = message
+            .attr(AttrType::XOR_PEER_ADDRESS)
+            .ok_or(ErrorCode::BAD_REQUEST)?;
+        let peer = decode_xor(value, &message.transaction()).map_err(|_| ErrorCode::BAD_REQUEST)?;
+        Ok(self.internal_peer(peer))
     }
 
     /// The server to redirect a new allocation to, when `alternate-server` (or

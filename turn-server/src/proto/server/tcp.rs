@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::{RelayPorts, Server, Signing, finish, slot_mut};
-use crate::proto::codec::address::decode_xor;
 use crate::proto::codec::attribute::AttrType;
 use crate::proto::codec::{Class, ErrorCode, Message, MessageWriter, Method, TransactionId};
 use crate::proto::connection::{BIND_TIMEOUT, Connection, ConnectionId, Direction, State};
@@ -171,13 +170,7 @@ impl Server {
             // coturn: "Connect cannot be used with UDP relay".
             return Err(ErrorCode::FORBIDDEN);
         }
-        let peer = message
-            .attr(AttrType::XOR_PEER_ADDRESS)
-            .ok_or(ErrorCode::BAD_REQUEST)
-            .and_then(|value| {
-                decode_xor(value, &message.transaction()).map_err(|_| ErrorCode::BAD_REQUEST)
-            })?;
-        let peer = self.internal_peer(peer);
+        let peer = self.requested_peer(message)?;
         self.check_peer(peer, id)?;
         let permitted = self
             .allocation(id)
