@@ -2,7 +2,7 @@
 //! (RFC 8656 §3.1) and IPv6 relays (RFC 6156) driven by coturn's `turnutils_uclient`
 //! (`-t`, `-S`, `-x`) relaying to UDP echo peers and client to client, RFC 6062 TCP relays
 //! over TLS (`-S -T`), a raw TCP client for framing edge cases, and raw TCP and TLS
-//! (rustls) clients that stop reading.
+//! (rustls) clients for certificate reloads and clients that stop reading.
 
 mod support;
 
@@ -24,7 +24,8 @@ struct Server {
     tls_port: u16,
     /// The self-signed certificate the server starts with (for "localhost").
     cert: CertificateDer<'static>,
-    _dir: TempDir,
+    /// Holds `cert.pem` and `key.pem`, which the server reloads on signals.
+    dir: TempDir,
 }
 
 impl Drop for Server {
@@ -93,7 +94,7 @@ fn start_with(extra: &[&str]) -> Server {
         port,
         tls_port,
         cert,
-        _dir: TempDir(dir),
+        dir: TempDir(dir),
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
@@ -411,6 +412,47 @@ fn tls_client(
     let name = ServerName::try_from("localhost").unwrap();
     let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     rustls::StreamOwned::new(connection, tcp)
+}
+
+/// Whether a TLS handshake with the server succeeds when trusting `cert` only.
+fn handshake_trusting(server: &Server, cert: &CertificateDer<'static>) -> bool {
+    let tcp = TcpStream::connect(("127.0.0.1", server.tls_port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut stream = tls_client(cert, tcp);
+    stream.conn.complete_io(&mut stream.sock).is_ok()
+}
+
+#[test]
+fn tls_certificate_is_reloaded_on_sigusr2_and_sighup() {
+    let server = start();
+    let mut current = server.cert.clone();
+    assert!(handshake_trusting(&server, &current), "initial certificate");
+    for signal in ["USR2", "HUP"] {
+        let new = write_certificate(&server.dir.0);
+        assert!(
+            !handshake_trusting(&server, &new),
+            "the new certificate is served before SIG{signal}"
+        );
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(server.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !handshake_trusting(&server, &new) {
+            assert!(
+                Instant::now() < deadline,
+                "SIG{signal} did not load the new certificate"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            !handshake_trusting(&server, &current),
+            "the old certificate is still served after SIG{signal}"
+        );
+        current = new;
+    }
 }
 
 /// Resident memory of a process, from /proc (Linux), in KiB.
