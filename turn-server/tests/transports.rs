@@ -391,21 +391,22 @@ fn connect(server: &Server, transport: Transport) -> Box<dyn Stream> {
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     match transport {
         Transport::Tcp => Box::new(tcp),
-        Transport::Tls => Box::new(tls_client(&server.cert, tcp)),
+        Transport::Tls => Box::new(tls_client(&server.cert, tcp, rustls::ALL_VERSIONS)),
     }
 }
 
-/// A TLS client for "localhost" over `tcp` that trusts `cert` only; the handshake runs
-/// on first use.
+/// A TLS client for "localhost" over `tcp` that trusts `cert` only and offers
+/// `versions`; the handshake runs on first use.
 fn tls_client(
     cert: &CertificateDer<'static>,
     tcp: TcpStream,
+    versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.clone()).unwrap();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
@@ -414,12 +415,34 @@ fn tls_client(
     rustls::StreamOwned::new(connection, tcp)
 }
 
-/// Whether a TLS handshake with the server succeeds when trusting `cert` only.
-fn handshake_trusting(server: &Server, cert: &CertificateDer<'static>) -> bool {
+/// Whether a TLS handshake with the server succeeds for a client that trusts `cert` only
+/// and offers `versions`.
+fn handshake(
+    server: &Server,
+    cert: &CertificateDer<'static>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> bool {
     let tcp = TcpStream::connect(("127.0.0.1", server.tls_port)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut stream = tls_client(cert, tcp);
+    let mut stream = tls_client(cert, tcp, versions);
     stream.conn.complete_io(&mut stream.sock).is_ok()
+}
+
+/// [`handshake`] with every version rustls speaks.
+fn handshake_trusting(server: &Server, cert: &CertificateDer<'static>) -> bool {
+    handshake(server, cert, rustls::ALL_VERSIONS)
+}
+
+#[test]
+fn tls_1_2_and_1_3_are_served_and_no_tlsv1_2_leaves_1_3() {
+    let tls12: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+    let tls13: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+    let server = start();
+    assert!(handshake(&server, &server.cert, tls12), "TLS 1.2");
+    assert!(handshake(&server, &server.cert, tls13), "TLS 1.3");
+    let server = start_with(&["--no-tlsv1_2"]);
+    assert!(!handshake(&server, &server.cert, tls12), "TLS 1.2 refused");
+    assert!(handshake(&server, &server.cert, tls13), "TLS 1.3");
 }
 
 #[test]

@@ -933,6 +933,28 @@ impl Builder {
                 "ignored: DTLS is off unless `dtls` is set (coturn 4.17 behaviour)",
             ));
         }
+        // OpenSSL knobs: rustls decides these itself, so say they are not applied.
+        for (key, set, why) in [
+            (
+                "cipher-list",
+                c.cipher_list.is_some(),
+                "ignored: rustls offers its own TLS 1.2/1.3 cipher suites",
+            ),
+            (
+                "dh-file",
+                c.dh_file.is_some(),
+                "ignored: rustls uses ECDHE key exchange only",
+            ),
+            (
+                "ec-curve-name",
+                c.ec_curve_name.is_some(),
+                "ignored: rustls chooses the key exchange groups",
+            ),
+        ] {
+            if set {
+                warnings.push(Diagnostic::new(at(key), Some(key), why));
+            }
+        }
         // coturn whitelists the private half of each mapping so clients can hairpin to
         // their own relay address even when the private network is denied (§1.3).
         let mappings = c.external_ip.mappings.clone();

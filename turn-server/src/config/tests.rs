@@ -445,6 +445,24 @@ fn user_key_without_realm_warns() {
 }
 
 #[test]
+fn openssl_options_warn_that_rustls_decides() {
+    let (loaded, conf) = ok(
+        "cipher-list=ECDHE-RSA-AES256-GCM-SHA384\ndh-file=/etc/dh.pem\n\
+         ec-curve-name=prime256v1\nno-tlsv1_2\n",
+        &[],
+    );
+    assert!(loaded.config.no_tlsv1_2, "applied, without a warning");
+    assert_eq!(
+        warnings(&loaded, &conf),
+        [
+            "F:1: cipher-list: ignored: rustls offers its own TLS 1.2/1.3 cipher suites",
+            "F:2: dh-file: ignored: rustls uses ECDHE key exchange only",
+            "F:3: ec-curve-name: ignored: rustls chooses the key exchange groups",
+        ]
+    );
+}
+
+#[test]
 fn multicast_and_misc_flags() {
     let (loaded, conf) = ok(
         "allow-multicast-peers\nallow-loopback-peers\ndaemon\nno-software-attribute\n\
