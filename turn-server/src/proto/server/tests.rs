@@ -1321,7 +1321,7 @@ fn no_udp_relay_answers_442() {
 #[test]
 fn single_external_ip_without_relay_ip_is_advertised() {
     let mut config = rest_config();
-    config.external_ip = Some("192.0.2.200".parse().unwrap());
+    config.external_ip = vec!["192.0.2.200".parse().unwrap()];
     let mut h = Harness::new(config);
     let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
     let response = h.request(&mut alice, Method::ALLOCATE, &[udp()]);
