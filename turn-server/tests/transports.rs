@@ -304,6 +304,49 @@ fn uclient_ipv6_relays() {
     }
 }
 
+#[test]
+fn uclient_ipv6_relay_to_the_loopback_peer_is_refused_by_default() {
+    assert!(
+        UdpSocket::bind("[::1]:0").is_ok(),
+        "this test needs IPv6 on loopback (::1)"
+    );
+    // As in uclient_ipv6_relays, without the test-only loopback opening.
+    let server = start_with(&[
+        "--listening-ip=::1",
+        "--relay-ip=::1",
+        "--allow-loopback-peers=false",
+    ]);
+    let peer = UdpSocket::bind("[::1]:0").unwrap();
+    let mut args: Vec<String> = vec![
+        "-x".into(),
+        "-c".into(),
+        "-e".into(),
+        "::1".into(),
+        "-r".into(),
+        peer.local_addr().unwrap().port().to_string(),
+    ];
+    args.extend(common(server.port));
+    args.push("127.0.0.1".into());
+    let output = Command::new("turnutils_uclient")
+        .args(&args)
+        .output()
+        .expect("turnutils_uclient (package coturn) is installed by scripts/install-test-deps.sh");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "uclient relayed to ::1:\n{text}");
+    assert!(
+        text.contains("channel bind: error 403"),
+        "the ChannelBind to ::1 must get 403:\n{text}"
+    );
+    peer.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 2048];
+    assert_eq!(
+        peer.recv_from(&mut buf).map_err(|error| error.kind()),
+        Err(std::io::ErrorKind::WouldBlock),
+        "the ::1 peer received data"
+    );
+}
+
 /// XOR-MAPPED-ADDRESS of a Binding success response (IPv4).
 fn mapped_address(response: &[u8]) -> std::net::SocketAddr {
     let mut at = 20;
