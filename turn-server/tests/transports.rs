@@ -96,8 +96,11 @@ fn start_with(extra: &[&str]) -> Server {
         cert,
         dir: TempDir(dir),
     };
+    // Either stream listener (`--no-tcp` or `--no-tls` closes one).
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
+    while TcpStream::connect(("127.0.0.1", tls_port)).is_err()
+        && TcpStream::connect(("127.0.0.1", port)).is_err()
+    {
         assert!(Instant::now() < deadline, "server did not start listening");
         thread::sleep(Duration::from_millis(50));
     }
@@ -465,10 +468,46 @@ fn handshake(
     cert: &CertificateDer<'static>,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> bool {
-    let tcp = TcpStream::connect(("127.0.0.1", server.tls_port)).unwrap();
+    let Ok(tcp) = TcpStream::connect(("127.0.0.1", server.tls_port)) else {
+        return false;
+    };
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut stream = tls_client(cert, tcp, versions);
     stream.conn.complete_io(&mut stream.sock).is_ok()
+}
+
+/// Whether a STUN Binding request over UDP to the server's port is answered.
+fn udp_answers(server: &Server) -> bool {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    socket
+        .send_to(&binding_request(1), ("127.0.0.1", server.port))
+        .unwrap();
+    socket.recv_from(&mut [0u8; 512]).is_ok()
+}
+
+#[test]
+fn no_udp_no_tcp_and_no_tls_each_close_their_listener() {
+    for (flag, udp, tcp, tls) in [
+        ("--no-udp", false, true, true),
+        ("--no-tcp", true, false, true),
+        ("--no-tls", true, true, false),
+    ] {
+        let server = start_with(&[flag]);
+        assert_eq!(udp_answers(&server), udp, "{flag}: UDP");
+        assert_eq!(
+            TcpStream::connect(("127.0.0.1", server.port)).is_ok(),
+            tcp,
+            "{flag}: TCP"
+        );
+        assert_eq!(
+            handshake_trusting(&server, &server.cert),
+            tls,
+            "{flag}: TLS"
+        );
+    }
 }
 
 /// [`handshake`] with every version rustls speaks.
