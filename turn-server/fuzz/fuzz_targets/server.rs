@@ -1,8 +1,9 @@
-//! The whole server fed fuzz-chosen datagrams from three clients and two peers, with
-//! time steps, in no-auth mode so inputs reach allocations, permissions and channels.
+//! The whole server fed fuzz-chosen datagrams from three clients and four peers (two per
+//! address family), with time steps, in no-auth mode so inputs reach allocations (dual
+//! ones too), permissions and channels.
 #![no_main]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
@@ -27,10 +28,15 @@ impl RelayPorts for Relays {
         if self.0 < 2 {
             return Err(NoRelayPort);
         }
-        let relay = SocketAddr::from(([198, 51, 100, 1], self.0));
+        let ip: IpAddr = if request.ipv6 {
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1).into()
+        } else {
+            Ipv4Addr::new(198, 51, 100, 1).into()
+        };
+        let relay = SocketAddr::new(ip, self.0);
         let reserved = request
             .reserve_next
-            .then(|| SocketAddr::from(([198, 51, 100, 1], self.0.wrapping_add(1))));
+            .then(|| SocketAddr::new(ip, self.0.wrapping_add(1)));
         Ok(RelayBinding { relay, reserved })
     }
 
@@ -44,10 +50,11 @@ fuzz_target!(|data: &[u8]| {
         credentials: Credentials::None,
         mobility: true,
         max_bps: 10_000,
+        relay_ipv6: true,
         ..ServerConfig::default()
     };
     config.policy = PeerPolicy::new(
-        rtc_auth::ip_range::IpRangeSet::parse(["203.0.113.0/24"]).unwrap(),
+        rtc_auth::ip_range::IpRangeSet::parse(["203.0.113.0/24", "2001:db8:77::/48"]).unwrap(),
         Default::default(),
         true,
         true,
@@ -57,7 +64,9 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     let mut now = start;
     let transports = [Transport::Udp, Transport::Tcp, Transport::Tls];
-    // Each chunk: [selector, time step, length, bytes...].
+    // Each chunk: [selector, time step, length, bytes...]. Selector bit 0x80 picks a peer
+    // over a client; for peers, bits 0x03 and 0x04 name the allocation, 0x08 the host and
+    // 0x10 the address family.
     let mut rest = data;
     while rest.len() >= 3 {
         let (selector, step, len) = (rest[0], rest[1], usize::from(rest[2]));
@@ -80,7 +89,12 @@ fuzz_target!(|data: &[u8]| {
                 index: u32::from(selector & 0x03),
                 generation: u32::from((selector >> 2) & 0x01),
             };
-            let peer = SocketAddr::from(([203, 0, 113, 7 + (selector >> 3 & 1)], 9000));
+            let host = selector >> 3 & 1;
+            let peer = if selector & 0x10 == 0 {
+                SocketAddr::from(([203, 0, 113, 7 + host], 9000))
+            } else {
+                SocketAddr::from(([0x2001, 0xdb8, 0x77, 0, 0, 0, 0, 7 + u16::from(host)], 9000))
+            };
             let _ = server.handle_peer(now, id, peer, body, &mut out);
         }
     }
