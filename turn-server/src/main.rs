@@ -277,7 +277,11 @@ impl Reloader {
         }
         let search = SearchPath::coturn();
         let tls = match (search.find(&new.cert), search.find(&new.pkey)) {
-            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                tls13_only: new.no_tlsv1_2,
+            }),
             _ => None,
         };
         let core = core_config(&new, self.generated.as_ref());
@@ -325,10 +329,11 @@ fn load_tls(config: &config::Config) -> anyhow::Result<Option<driver::Tls>> {
     if config.pkey_pwd.is_some() {
         anyhow::bail!("pkey-pwd: encrypted private keys are not supported; decrypt the key file");
     }
-    if config.cipher_list.is_some() {
-        tracing::warn!("cipher-list: ignored; rustls offers its own modern TLS 1.2/1.3 suites");
-    }
-    let files = TlsFiles { cert, key };
+    let files = TlsFiles {
+        cert,
+        key,
+        tls13_only: config.no_tlsv1_2,
+    };
     let loaded = files.load()?;
     Ok(Some(driver::Tls {
         files,

@@ -439,9 +439,9 @@ pub enum AddressFamilyPolicy {
 /// `external-ip`: the public address behind a 1:1 NAT.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExternalIp {
-    /// Form 1 (`external-ip=X`, allowed once): put in XOR-RELAYED-ADDRESS for every
-    /// relay address of the same family.
-    pub address: Option<IpAddr>,
+    /// Form 1 (`external-ip=X`, once per address family, where coturn allows one in all,
+    /// its issue #682): put in XOR-RELAYED-ADDRESS for every relay address of its family.
+    pub addresses: Vec<IpAddr>,
     /// Form 2 (`external-ip=public/private`, repeatable): per-address mappings.
     pub mappings: Vec<ExternalMapping>,
 }
@@ -559,8 +559,8 @@ pub(crate) struct Builder {
     config: Config,
     warnings: Vec<Diagnostic>,
     errors: Vec<Diagnostic>,
-    /// Where the single-form `external-ip` was set, to point a second one at it.
-    form_one_origin: Option<Origin>,
+    /// Where a single-form `external-ip` was set, to point a second one of its family at it.
+    form_one_origins: Vec<(IpAddr, Origin)>,
 }
 
 impl Builder {
@@ -569,7 +569,7 @@ impl Builder {
             config: Config::default(),
             warnings: Vec::new(),
             errors: Vec::new(),
-            form_one_origin: None,
+            form_one_origins: Vec::new(),
         }
     }
 
@@ -799,19 +799,18 @@ impl Builder {
             return Ok(());
         }
         let address = ip(value)?;
-        if let Some(first) = external.address {
-            let at = self
-                .form_one_origin
-                .as_ref()
-                .map(|o| format!(" at {o}"))
-                .unwrap_or_default();
+        if let Some((first, at)) = self
+            .form_one_origins
+            .iter()
+            .find(|(first, _)| first.is_ipv4() == address.is_ipv4())
+        {
             return Err(format!(
-                "external-ip without '/' may be given only once ({first} was set{at}); \
-                 use public/private pairs for several addresses"
+                "external-ip without '/' may be given only once per address family ({first} \
+                 was set at {at}); use public/private pairs for several addresses"
             ));
         }
-        external.address = Some(address);
-        self.form_one_origin = Some(origin.clone());
+        external.addresses.push(address);
+        self.form_one_origins.push((address, origin.clone()));
         Ok(())
     }
 
@@ -932,6 +931,28 @@ impl Builder {
                 Some("no-dtls"),
                 "ignored: DTLS is off unless `dtls` is set (coturn 4.17 behaviour)",
             ));
+        }
+        // OpenSSL knobs: rustls decides these itself, so say they are not applied.
+        for (key, set, why) in [
+            (
+                "cipher-list",
+                c.cipher_list.is_some(),
+                "ignored: rustls offers its own TLS 1.2/1.3 cipher suites",
+            ),
+            (
+                "dh-file",
+                c.dh_file.is_some(),
+                "ignored: rustls uses ECDHE key exchange only",
+            ),
+            (
+                "ec-curve-name",
+                c.ec_curve_name.is_some(),
+                "ignored: rustls chooses the key exchange groups",
+            ),
+        ] {
+            if set {
+                warnings.push(Diagnostic::new(at(key), Some(key), why));
+            }
         }
         // coturn whitelists the private half of each mapping so clients can hairpin to
         // their own relay address even when the private network is denied (§1.3).

@@ -76,7 +76,7 @@ impl Config {
         out.section("relay");
         out.list("relay-ip", &self.relay_ips, "automatic");
         out.opt("relay-device", self.relay_device.as_deref(), "any");
-        out.opt("external-ip", self.external_ip.address, "none");
+        out.list("external-ip", &self.external_ip.addresses, "none");
         for mapping in &self.external_ip.mappings {
             out.set(
                 "external-ip",

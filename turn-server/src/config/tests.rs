@@ -327,8 +327,19 @@ fn conflicts() {
     assert_eq!(
         errors("external-ip=203.0.113.1\nexternal-ip=203.0.113.2\n", &[]),
         [
-            "F:2: external-ip: external-ip without '/' may be given only once (203.0.113.1 was \
-             set at F:1); use public/private pairs for several addresses"
+            "F:2: external-ip: external-ip without '/' may be given only once per address \
+             family (203.0.113.1 was set at F:1); use public/private pairs for several addresses"
+        ]
+    );
+    assert_eq!(
+        errors(
+            "external-ip=2001:db8::1\n",
+            &["-X", "203.0.113.1", "-X", "2001:db8::2"]
+        ),
+        [
+            "command line argument 5: external-ip: external-ip without '/' may be given only \
+             once per address family (2001:db8::1 was set at F:1); use public/private pairs for \
+             several addresses"
         ]
     );
     assert_eq!(
@@ -344,7 +355,7 @@ fn external_ip_forms() {
         &["-X", "2001:db8::1/fd00::7"],
     );
     let c = &loaded.config;
-    assert_eq!(c.external_ip.address, Some(ip("203.0.113.1")));
+    assert_eq!(c.external_ip.addresses, [ip("203.0.113.1")]);
     assert_eq!(
         c.external_ip.mappings,
         [
@@ -440,6 +451,24 @@ fn user_key_without_realm_warns() {
             "F:2: user: user bob has a 0x key, which only works for the realm it was computed \
              with, but no realm is set",
             "realm: no realm is set; clients will be told an empty realm (set realm=your.domain)",
+        ]
+    );
+}
+
+#[test]
+fn openssl_options_warn_that_rustls_decides() {
+    let (loaded, conf) = ok(
+        "cipher-list=ECDHE-RSA-AES256-GCM-SHA384\ndh-file=/etc/dh.pem\n\
+         ec-curve-name=prime256v1\nno-tlsv1_2\n",
+        &[],
+    );
+    assert!(loaded.config.no_tlsv1_2, "applied, without a warning");
+    assert_eq!(
+        warnings(&loaded, &conf),
+        [
+            "F:1: cipher-list: ignored: rustls offers its own TLS 1.2/1.3 cipher suites",
+            "F:2: dh-file: ignored: rustls uses ECDHE key exchange only",
+            "F:3: ec-curve-name: ignored: rustls chooses the key exchange groups",
         ]
     );
 }
@@ -586,7 +615,7 @@ fn seed_config_loads_with_expected_warnings() {
     let c = &loaded.config;
     assert_eq!(c.listening_port, 3478);
     assert_eq!(c.tls_listening_port, 5349);
-    assert_eq!(c.external_ip.address, Some(ip("62.122.185.165")));
+    assert_eq!(c.external_ip.addresses, [ip("62.122.185.165")]);
     assert_eq!(c.auth_mode(), AuthMode::SharedSecret);
     assert_eq!(c.static_auth_secrets.len(), 1);
     assert!(c.fingerprint && c.mobility && c.no_multicast_peers && c.no_stdout_log);

@@ -1,5 +1,6 @@
-//! TLS for `tls-listening-port`: rustls with TLS 1.2 and 1.3 only, certificates from
-//! coturn's `cert`/`pkey` PEM files, reloadable without a restart.
+//! TLS for `tls-listening-port`: rustls with TLS 1.2 and 1.3 only (1.3 only with
+//! `no-tlsv1_2`), certificates from coturn's `cert`/`pkey` PEM files, reloadable without
+//! a restart.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// `pkey`: the private key (PKCS#8, PKCS#1 or SEC1; not encrypted).
     pub key: PathBuf,
+    /// `no-tlsv1_2`: offer TLS 1.3 only.
+    pub tls13_only: bool,
 }
 
 impl TlsFiles {
@@ -51,8 +54,13 @@ impl TlsFiles {
             ),
         })?;
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let versions: &[&rustls::SupportedProtocolVersion] = if self.tls13_only {
+            &[&rustls::version::TLS13]
+        } else {
+            &[&rustls::version::TLS13, &rustls::version::TLS12]
+        };
         let config = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .with_protocol_versions(versions)
             .map_err(|source| self.pair_error(source))?
             .with_no_client_auth()
             .with_single_cert(chain, key)

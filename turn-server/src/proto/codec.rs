@@ -15,6 +15,8 @@ pub mod writer;
 
 #[cfg(test)]
 mod rfc5769_tests;
+#[cfg(test)]
+mod rfc8489_tests;
 
 pub use channel_data::ChannelData;
 pub use error_code::ErrorCode;

@@ -1427,7 +1427,9 @@ impl Server {
         let fallback = self
             .config
             .external_ip
-            .filter(|public| public.is_ipv4() == relay.is_ipv4() && !relay.ip().is_loopback());
+            .iter()
+            .find(|public| public.is_ipv4() == relay.is_ipv4() && !relay.ip().is_loopback())
+            .copied();
         pair.or(fallback)
             .map_or(relay, |public| SocketAddr::new(public, relay.port()))
     }

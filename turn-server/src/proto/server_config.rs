@@ -38,9 +38,10 @@ pub struct ServerConfig {
     pub bps_capacity: u64,
     /// `external-ip` pairs (private relay address, public address).
     pub external_ips: Vec<(IpAddr, IpAddr)>,
-    /// `external-ip=X` without `relay-ip`: the public address for every relay address of
-    /// its family that no pair names (loopback excepted, as coturn).
-    pub external_ip: Option<IpAddr>,
+    /// `external-ip=X` without `relay-ip`, at most one per address family: the public
+    /// address for every relay address of its family that no pair names (loopback
+    /// excepted, as coturn).
+    pub external_ip: Vec<IpAddr>,
     /// Relay address families available (IPv4, IPv6).
     pub relay_ipv4: bool,
     /// See `relay_ipv4`.
@@ -81,7 +82,7 @@ impl Default for ServerConfig {
             max_bps: 0,
             bps_capacity: 0,
             external_ips: Vec::new(),
-            external_ip: None,
+            external_ip: Vec::new(),
             relay_ipv4: true,
             relay_ipv6: false,
             max_permissions: 64,

@@ -57,10 +57,11 @@ pub fn core_config(config: &Config, generated_secret: Option<&Secret>) -> Server
         max_bps: config.max_bps,
         bps_capacity: config.bps_capacity,
         external_ips: external_ips(config),
-        external_ip: config
-            .external_ip
-            .address
-            .filter(|_| config.relay_ips.is_empty()),
+        external_ip: if config.relay_ips.is_empty() {
+            config.external_ip.addresses.clone()
+        } else {
+            Vec::new()
+        },
         // Without relay-ip the relay address is found per client, in either family.
         relay_ipv4: config.relay_ips.is_empty() || config.relay_ips.iter().any(IpAddr::is_ipv4),
         relay_ipv6: config.relay_ips.is_empty() || config.relay_ips.iter().any(IpAddr::is_ipv6),
@@ -89,7 +90,7 @@ fn user_keys(user: &StaticUser, realm: &str) -> UserKeys {
     }
 }
 
-/// (private, public) pairs: form-2 mappings as written, and the form-1 address for every
+/// (private, public) pairs: form-2 mappings as written, and each form-1 address for every
 /// non-loopback relay address of its family (coturn's rule).
 fn external_ips(config: &Config) -> Vec<(IpAddr, IpAddr)> {
     let mut pairs: Vec<(IpAddr, IpAddr)> = config
@@ -98,7 +99,7 @@ fn external_ips(config: &Config) -> Vec<(IpAddr, IpAddr)> {
         .iter()
         .map(|mapping| (mapping.private, mapping.public))
         .collect();
-    if let Some(public) = config.external_ip.address {
+    for &public in &config.external_ip.addresses {
         pairs.extend(
             config
                 .relay_ips
@@ -171,22 +172,34 @@ mod tests {
 
     #[test]
     fn external_ip_forms() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
         let config = load(&[
             "-n",
             "--relay-ip=10.0.0.5",
             "--relay-ip=127.0.0.1",
+            "--relay-ip=fd00::5",
             "-X",
             "192.0.2.7",
+            "-X",
+            "2001:db8::7",
         ]);
         let core = core_config(&config, None);
-        let pairs: Vec<(IpAddr, IpAddr)> =
-            vec![("10.0.0.5".parse().unwrap(), "192.0.2.7".parse().unwrap())];
-        assert_eq!(core.external_ips, pairs);
-        assert_eq!(core.external_ip, None, "form 1 with relay-ip becomes pairs");
-        let config = load(&["-n", "-X", "192.0.2.9"]);
+        assert_eq!(
+            core.external_ips,
+            [
+                (ip("10.0.0.5"), ip("192.0.2.7")),
+                (ip("fd00::5"), ip("2001:db8::7"))
+            ],
+            "one public address per family"
+        );
+        assert!(
+            core.external_ip.is_empty(),
+            "form 1 with relay-ip becomes pairs"
+        );
+        let config = load(&["-n", "-X", "192.0.2.9", "-X", "2001:db8::9"]);
         assert_eq!(
             core_config(&config, None).external_ip,
-            Some("192.0.2.9".parse().unwrap())
+            [ip("192.0.2.9"), ip("2001:db8::9")]
         );
         let config = load(&["-n", "-X", "192.0.2.8/10.0.0.6"]);
         let core = core_config(&config, None);

@@ -1052,6 +1052,40 @@ fn alternate_server_redirects_round_robin() {
 }
 
 #[test]
+fn tls_clients_are_redirected_to_tls_alternate_servers() {
+    let mut config = rest_config();
+    config.alternate_servers = vec!["192.0.2.21:3478".parse().unwrap()];
+    config.tls_alternate_servers = vec!["192.0.2.31:5349".parse().unwrap()];
+    let mut h = Harness::new(config);
+    for (port, transport, expected) in [
+        (6000, Transport::Udp, "192.0.2.21:3478"),
+        (6001, Transport::Tcp, "192.0.2.21:3478"),
+        (6002, Transport::Tls, "192.0.2.31:5349"),
+    ] {
+        let mut client = h.client(&format!("192.0.2.1:{port}"), "@a:example.org", UNIX + 60);
+        client.tuple.transport = transport;
+        let response = h.request(&mut client, Method::ALLOCATE, &[udp()]);
+        let message = Message::parse(&response).unwrap();
+        assert_eq!(error_code(&message), Some(300), "{transport:?}");
+        let value = message.attr(AttrType::ALTERNATE_SERVER).unwrap();
+        let server = SocketAddr::from((
+            [value[4], value[5], value[6], value[7]],
+            u16::from_be_bytes([value[2], value[3]]),
+        ));
+        assert_eq!(server, expected.parse().unwrap(), "{transport:?}");
+    }
+    // Each list serves its own clients only, as in coturn: without tls-alternate-server, TLS
+    // clients are not redirected.
+    let mut config = rest_config();
+    config.alternate_servers = vec!["192.0.2.21:3478".parse().unwrap()];
+    let mut h = Harness::new(config);
+    let mut client = h.client("192.0.2.1:6003", "@a:example.org", UNIX + 60);
+    client.tuple.transport = Transport::Tls;
+    let response = h.request(&mut client, Method::ALLOCATE, &[udp()]);
+    assert_eq!(code_of(&response), None, "allocated here");
+}
+
+#[test]
 fn draining_refuses_new_allocations_only() {
     let mut h = Harness::new(rest_config());
     let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
@@ -1321,7 +1355,7 @@ fn no_udp_relay_answers_442() {
 #[test]
 fn single_external_ip_without_relay_ip_is_advertised() {
     let mut config = rest_config();
-    config.external_ip = Some("192.0.2.200".parse().unwrap());
+    config.external_ip = vec!["192.0.2.200".parse().unwrap()];
     let mut h = Harness::new(config);
     let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
     let response = h.request(&mut alice, Method::ALLOCATE, &[udp()]);

@@ -87,6 +87,26 @@ fn a_dual_allocation_relays_each_family_from_its_own_address() {
 }
 
 #[test]
+fn each_family_advertises_its_own_external_ip() {
+    let mut config = dual_config();
+    config.external_ip = vec![
+        "192.0.2.200".parse().unwrap(),
+        "2001:db8:ff::200".parse().unwrap(),
+    ];
+    let mut h = Harness::new(config);
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let response = h.request(&mut alice, Method::ALLOCATE, &[udp(), additional(2)]);
+    let public: Vec<IpAddr> = relays_of(&response).iter().map(SocketAddr::ip).collect();
+    assert_eq!(
+        public,
+        [
+            "192.0.2.200".parse::<IpAddr>().unwrap(),
+            "2001:db8:ff::200".parse().unwrap()
+        ]
+    );
+}
+
+#[test]
 fn a_family_that_cannot_be_had_is_reported_in_address_error_code() {
     // No IPv6 relays: the IPv4 half alone, and 440 for IPv6.
     let mut config = dual_config();

@@ -4,7 +4,8 @@
 use super::*;
 use crate::proto::connection::{BIND_TIMEOUT, ConnectionId, Direction, TcpRelayPorts};
 
-/// TCP relay ports handed out from 198.51.100.1, with logs of the driver's work.
+/// TCP relay ports handed out from 198.51.100.1 (2001:db8::1 for IPv6), with logs of the
+/// driver's work.
 #[derive(Default)]
 pub(super) struct FakeTcp {
     next_port: u16,
@@ -16,9 +17,14 @@ pub(super) struct FakeTcp {
 }
 
 impl TcpRelayPorts for FakeTcp {
-    fn listen(&mut self, id: AllocId, _request: RelayRequest) -> Result<SocketAddr, NoRelayPort> {
+    fn listen(&mut self, id: AllocId, request: RelayRequest) -> Result<SocketAddr, NoRelayPort> {
         self.next_port += 1;
-        let relay = SocketAddr::new("198.51.100.1".parse().unwrap(), 40_000 + self.next_port);
+        let ip: IpAddr = if request.ipv6 {
+            "2001:db8::1".parse().unwrap()
+        } else {
+            "198.51.100.1".parse().unwrap()
+        };
+        let relay = SocketAddr::new(ip, 40_000 + self.next_port);
         self.listening.insert(relay, id);
         Ok(relay)
     }
@@ -140,6 +146,40 @@ fn tcp_allocations_need_a_stream_client_and_tcp_relays() {
     let response = h.request(&mut client, Method::ALLOCATE, &[tcp()]);
     assert_eq!(code_of(&response), Some(442), "no-tcp-relay");
     assert!(h.relays.tcp.listening.is_empty());
+}
+
+#[test]
+fn an_ipv6_tcp_allocation_connects_to_ipv6_peers_only() {
+    const PEER6: &str = "[2001:db8:77::9]:9000";
+    let mut config = public_peer_config();
+    config.relay_ipv6 = true;
+    config.policy.allowed = IpRangeSet::parse(["203.0.113.0/24", "2001:db8:77::/48"]).unwrap();
+    let mut h = Harness::new(config);
+    let mut client = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    client.tuple = stream("192.0.2.1:5000");
+    let v6 = (AttrType::REQUESTED_ADDRESS_FAMILY, vec![2, 0, 0, 0]);
+    let response = h.request(&mut client, Method::ALLOCATE, &[tcp(), v6]);
+    let message = Message::parse(&response).unwrap();
+    let relay = decode_xor(
+        message.attr(AttrType::XOR_RELAYED_ADDRESS).unwrap(),
+        &message.transaction(),
+    )
+    .unwrap();
+    assert!(relay.is_ipv6(), "RFC 6156 for TCP relays: {relay}");
+    assert_eq!(code_of(&h.permit(&mut client, PEER)), Some(443));
+    assert_eq!(code_of(&h.permit(&mut client, PEER6)), None);
+    assert_eq!(
+        h.connect(&mut client, PEER).as_deref().and_then(code_of),
+        Some(443),
+        "an IPv4 peer from an IPv6 relay"
+    );
+    assert_eq!(
+        h.connect(&mut client, PEER6),
+        None,
+        "answered once connected"
+    );
+    let (_, from, to) = *h.relays.tcp.connects.last().unwrap();
+    assert_eq!((from, to), (relay, PEER6.parse().unwrap()));
 }
 
 #[test]
