@@ -147,7 +147,9 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
         None => Vec::new(),
     };
     let shards = shard_count(config.relay_threads);
-    let listeners = Listeners::bind(&udp, &tcp, &proxied, shards)?;
+    // Listener sockets carry many clients: four relay sockets' worth of buffer.
+    let listener_buffer = 4 * config.relay_socket_buffer as usize;
+    let listeners = Listeners::bind(&udp, &tcp, &proxied, shards, listener_buffer)?;
     let metrics = if config.prometheus {
         let ip = config
             .prometheus_address
@@ -192,6 +194,7 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
         ips: config.relay_ips.clone(),
         min_port: config.min_port,
         max_port: config.max_port,
+        socket_buffer: config.relay_socket_buffer as usize,
     };
     let operations = Operations {
         metrics,

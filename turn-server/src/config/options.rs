@@ -41,6 +41,7 @@ pub(crate) enum Opt {
     RelayDevice,
     ExternalIp,
     RelayThreads,
+    RelaySocketBuffer,
     MinPort,
     MaxPort,
     NoUdp,
@@ -265,6 +266,13 @@ pub(crate) const OPTIONS: &[Spec] = &[
         Required,
         Opt::RelayThreads,
         "relay threads: shards with their own SO_REUSEPORT sockets (one per CPU; 0 = 1)",
+    ),
+    row(
+        "relay-socket-buffer",
+        None,
+        Required,
+        Opt::RelaySocketBuffer,
+        "kernel buffer per relay socket, bytes (1048576); listeners get 4x",
     ),
     row(
         "min-port",

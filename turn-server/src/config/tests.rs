@@ -707,3 +707,18 @@ fn nothing_configured_is_detectable() {
     let loaded = load_with(["-n", "-f"], &nowhere()).unwrap();
     assert!(!loaded.config.origins.is_empty());
 }
+
+#[test]
+fn relay_socket_buffer_in_bytes_within_bounds() {
+    let (loaded, _conf) = ok("", &[]);
+    assert_eq!(loaded.config.relay_socket_buffer, 1 << 20);
+    let (loaded, _conf) = ok("relay-socket-buffer=8388608", &[]);
+    assert_eq!(loaded.config.relay_socket_buffer, 8 << 20);
+    assert_eq!(
+        errors("relay-socket-buffer=1000\nrelay-socket-buffer=1M", &[]),
+        vec![
+            "F:1: relay-socket-buffer: 1000 is outside 4096..=268435456 bytes".to_owned(),
+            "F:2: relay-socket-buffer: \"1M\" is not a non-negative whole number".to_owned(),
+        ]
+    );
+}

@@ -35,14 +35,15 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds `shards` UDP sockets per `udp` address (SO_REUSEPORT), a TCP listener per
-    /// `tcp` address, and a TCP listener expecting PROXY protocol headers per `proxied`
-    /// address (`tcp-proxy-port`).
+    /// Binds `shards` UDP sockets per `udp` address (SO_REUSEPORT) with `udp_buffer`
+    /// bytes of kernel buffer each way, a TCP listener per `tcp` address, and a TCP
+    /// listener expecting PROXY protocol headers per `proxied` address (`tcp-proxy-port`).
     pub fn bind(
         udp: &[SocketAddr],
         tcp: &[SocketAddr],
         proxied: &[SocketAddr],
         shards: usize,
+        udp_buffer: usize,
     ) -> io::Result<Self> {
         let mut listeners = Self {
             udp: Vec::new(),
@@ -54,7 +55,7 @@ impl Listeners {
             listeners.proxied.push((listener.local_addr()?, listener));
         }
         for &address in udp {
-            let sockets = udp::bind_listeners(address, shards.max(1))?;
+            let sockets = udp::bind_listeners(address, shards.max(1), udp_buffer)?;
             listeners.udp.push((sockets[0].local_addr()?, sockets));
         }
         for &address in tcp {

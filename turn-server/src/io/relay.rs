@@ -14,10 +14,6 @@ use super::tcp_relay::TcpRelays;
 use crate::proto::connection::TcpRelayPorts;
 use crate::proto::{AllocId, NoRelayPort, RelayBinding, RelayPorts, RelayRequest};
 
-/// Kernel buffer size asked for each relay socket: coturn's fixed ~64 KiB dropped
-/// 9 % of a 2 Mb/s video stream (#1902).
-pub const RELAY_SOCKET_BUFFER: usize = 1 << 20;
-
 /// Where relay sockets may be bound.
 #[derive(Debug, Clone)]
 pub struct RelayRange {
@@ -27,6 +23,8 @@ pub struct RelayRange {
     pub min_port: u16,
     /// `max-port`.
     pub max_port: u16,
+    /// `relay-socket-buffer`: SO_RCVBUF and SO_SNDBUF asked for each relay socket.
+    pub socket_buffer: usize,
 }
 
 struct Bound {
@@ -149,8 +147,8 @@ impl RelaySockets {
             socket.set_only_v6(true)?;
         }
         // Best effort: the kernel caps these at net.core.{r,w}mem_max.
-        let _ = socket.set_recv_buffer_size(RELAY_SOCKET_BUFFER);
-        let _ = socket.set_send_buffer_size(RELAY_SOCKET_BUFFER);
+        let _ = socket.set_recv_buffer_size(self.range.socket_buffer);
+        let _ = socket.set_send_buffer_size(self.range.socket_buffer);
         socket.set_nonblocking(true)?;
         socket.bind(&address.into())?;
         let std: StdUdpSocket = socket.into();

@@ -14,7 +14,6 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
 use super::batch::BATCH;
-use super::relay::RELAY_SOCKET_BUFFER;
 use super::shard::{Buffers, Shard};
 use crate::proto::{AllocId, FiveTuple, Transport};
 
@@ -25,17 +24,23 @@ const ROUNDS: usize = 4;
 /// Binds `count` UDP client listeners on `address`, one per shard, sharing the port
 /// with SO_REUSEPORT so the kernel spreads clients over the shards by 5-tuple hash
 /// (before the runtime starts, so errors reach `main`). Port 0 picks one port for all.
-pub fn bind_listeners(address: SocketAddr, count: usize) -> io::Result<Vec<StdUdpSocket>> {
-    let first = bind_listener(address, count > 1)?;
+/// `buffer`: SO_RCVBUF and SO_SNDBUF asked for (the kernel caps them at
+/// net.core.rmem_max and wmem_max).
+pub fn bind_listeners(
+    address: SocketAddr,
+    count: usize,
+    buffer: usize,
+) -> io::Result<Vec<StdUdpSocket>> {
+    let first = bind_listener(address, count > 1, buffer)?;
     let address = first.local_addr()?;
     let mut sockets = vec![first];
     for _ in 1..count {
-        sockets.push(bind_listener(address, true)?);
+        sockets.push(bind_listener(address, true, buffer)?);
     }
     Ok(sockets)
 }
 
-fn bind_listener(address: SocketAddr, reuse_port: bool) -> io::Result<StdUdpSocket> {
+fn bind_listener(address: SocketAddr, reuse_port: bool, buffer: usize) -> io::Result<StdUdpSocket> {
     let socket = Socket::new(
         Domain::for_address(address),
         Type::DGRAM,
@@ -47,8 +52,8 @@ fn bind_listener(address: SocketAddr, reuse_port: bool) -> io::Result<StdUdpSock
     if reuse_port {
         socket.set_reuse_port(true)?;
     }
-    let _ = socket.set_recv_buffer_size(4 * RELAY_SOCKET_BUFFER);
-    let _ = socket.set_send_buffer_size(4 * RELAY_SOCKET_BUFFER);
+    let _ = socket.set_recv_buffer_size(buffer);
+    let _ = socket.set_send_buffer_size(buffer);
     socket.set_nonblocking(true)?;
     socket.bind(&address.into()).map_err(|error| {
         io::Error::new(
