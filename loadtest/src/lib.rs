@@ -9,6 +9,7 @@ pub mod batch;
 pub mod chart;
 pub mod client;
 pub mod datapath;
+pub mod homeserver;
 pub mod modes;
 pub mod peer;
 pub mod procfs;

@@ -13,6 +13,7 @@ Modes:
   turn      allocate N clients and relay packets through a TURN server (UDP)
   alloc     allocate up to a count at a rate, hold, delete; server RSS per allocation
   forward   the same packet load through an in-process bare UDP forwarder (machine limit)
+  jwt       concurrent /get_token requests against lk-jwt-service, with a fake homeserver
   compare   the benchmark: coturn vs turn-server, A/B rounds, writes docs/benchmarks.md
 
 Every mode takes --json FILE for machine-readable results. Targets must be loopback
@@ -47,6 +48,10 @@ fn run(argv: &[String]) -> Result<(), String> {
         }
         "alloc" if help => {
             println!("{}", modes::alloc::HELP);
+            Ok(())
+        }
+        "jwt" if help => {
+            println!("{}", modes::jwt::HELP);
             Ok(())
         }
         "compare" if help => {
@@ -88,6 +93,18 @@ fn run(argv: &[String]) -> Result<(), String> {
             a.finish()?;
             let r = modes::alloc::run(&cfg)?;
             report::print_table("alloc results", &r.rows());
+            if let Some(p) = json {
+                report::write_json(&p, &r)?;
+            }
+            Ok(())
+        }
+        "jwt" => {
+            let a = Args::parse(rest, &["fresh-tokens"])?;
+            let cfg = modes::jwt::JwtConfig::from_args(&a)?;
+            let json: Option<String> = a.opt("json")?;
+            a.finish()?;
+            let r = modes::jwt::run(&cfg)?;
+            report::print_table("jwt results", &r.rows());
             if let Some(p) = json {
                 report::write_json(&p, &r)?;
             }

@@ -1,5 +1,6 @@
 //! CI smoke runs of the real `loadtest` binary, a couple of seconds per mode, against the
-//! real `turn-server` binary of the same target directory (built first if missing).
+//! real `turn-server` and `lk-jwt-service` binaries of the same target directory (built
+//! first if missing).
 //! Not a benchmark: it checks that every mode moves packets without failures.
 
 use std::net::{SocketAddr, UdpSocket};
@@ -25,23 +26,24 @@ fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The turn-server binary next to ours, built with cargo when it is not there yet.
-fn turn_server_binary() -> PathBuf {
+/// The binary `bin` of package `package` next to ours, built with cargo when it is not
+/// there yet (a dev-dependency cannot provide another package's binary).
+fn sibling_binary(package: &str, bin: &str) -> PathBuf {
     let dir = profile_dir();
-    let bin = dir.join("turn-server");
-    if !bin.exists() {
+    let path = dir.join(bin);
+    if !path.exists() {
         let target_dir = dir.parent().expect("target dir");
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", "turn-server"])
+        cmd.args(["build", "-p", package])
             .env("CARGO_TARGET_DIR", target_dir);
         if dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
-        let status = cmd.status().expect("run cargo build -p turn-server");
-        assert!(status.success(), "cargo build -p turn-server failed");
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "cargo build -p {package} failed");
     }
-    assert!(bin.exists(), "no turn-server at {}", bin.display());
-    bin
+    assert!(path.exists(), "no {bin} at {}", path.display());
+    path
 }
 
 struct Server {
@@ -81,7 +83,7 @@ fn answers_binding(addr: SocketAddr) -> bool {
 }
 
 fn start_server() -> Server {
-    let bin = turn_server_binary();
+    let bin = sibling_binary("turn-server", "turn-server");
     let port = free_udp_port();
     let child = Command::new(bin)
         .args([
@@ -260,8 +262,39 @@ fn forward_baseline_moves_packets() {
 }
 
 #[test]
+fn jwt_mode_against_lk_jwt_service() {
+    let bin = sibling_binary("lk-jwt-service", "lk-jwt-service");
+    let bin = bin.to_str().expect("utf-8 path");
+    let common = [
+        "jwt",
+        "--spawn",
+        bin,
+        "--concurrency",
+        "4",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+    ];
+    let reused = run_json(&common);
+    let ok = reused["ok"].as_u64().unwrap_or(0);
+    assert!(ok > 0, "no token issued: {reused}");
+    assert_eq!(reused["requests"].as_u64(), Some(ok), "{reused}");
+    assert_eq!(reused["errors"], serde_json::json!({}), "{reused}");
+    assert!(reused["latency_ms"]["p99"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(reused["service_cpu_ms_per_request"].is_number(), "{reused}");
+    assert!(reused["homeserver_requests"].as_u64().unwrap_or(0) > 0);
+
+    // Fresh tokens: no cache can answer, every request reaches the homeserver.
+    let fresh = run_json(&[&common[..], &["--fresh-tokens"]].concat());
+    assert_eq!(fresh["errors"], serde_json::json!({}), "{fresh}");
+    assert!(fresh["ok"].as_u64().unwrap_or(0) > 0, "{fresh}");
+    assert_eq!(fresh["homeserver_requests"], fresh["requests"], "{fresh}");
+}
+
+#[test]
 fn bad_input_is_refused_clearly() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["turn", "--server", "192.0.2.1:3478", "--secret", "x"],
             "--allow-remote",
@@ -280,6 +313,11 @@ fn bad_input_is_refused_clearly() {
             "--count must be",
         ),
         (&["nonsense"], "unknown mode"),
+        (
+            &["jwt", "--service", "http://192.0.2.1:8080"],
+            "loopback only",
+        ),
+        (&["jwt"], "exactly one of --spawn"),
     ];
     for (args, expected) in cases {
         let out = loadtest().args(args).output().expect("run loadtest");
