@@ -103,11 +103,18 @@ pub fn string_object_line(fields: &[(&str, &str)]) -> String {
 }
 
 /// Appends `s` as a JSON string, escaped like Go's `encodeState.string` with HTML
-/// escaping on (the `json.Marshal` and `Encoder` default).
+/// escaping on (the `json.Marshal` and `Encoder` default). Runs of characters that need
+/// no escape (all of a JWT) are copied whole.
 pub fn push_string(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
+    let mut rest = s;
+    while let Some(at) = rest.find(needs_escape) {
+        out.push_str(&rest[..at]);
+        let Some(c) = rest[at..].chars().next() else {
+            break;
+        };
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -116,18 +123,27 @@ pub fn push_string(out: &mut String, s: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{0}'..='\u{1f}' => {
-                let b = c as u8;
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            // '<', '>', '&' and the other control characters, all ASCII.
+            other => {
+                let b = other as u8;
                 out.push_str("\\u00");
                 out.push(char::from(HEX[usize::from(b >> 4)]));
                 out.push(char::from(HEX[usize::from(b & 0xf)]));
             }
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            other => out.push(other),
         }
+        rest = &rest[at + c.len_utf8()..];
     }
+    out.push_str(rest);
     out.push('"');
+}
+
+fn needs_escape(c: char) -> bool {
+    matches!(
+        c,
+        '"' | '\\' | '<' | '>' | '&' | '\u{0}'..='\u{1f}' | '\u{2028}' | '\u{2029}'
+    )
 }
 
 #[cfg(test)]
