@@ -113,6 +113,25 @@ pub fn string_object_line(fields: &[(&str, &str)]) -> String {
     out
 }
 
+/// Bytes that may start a character [`push_string`] escapes: every such character is
+/// ASCII or starts with 0xE2 (U+2028, U+2029), so a byte scan finds them, each on a char
+/// boundary. A table, because the scan runs over every byte of every token we send.
+static ESCAPE_CANDIDATE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table[b'<' as usize] = true;
+    table[b'>' as usize] = true;
+    table[b'&' as usize] = true;
+    table[0xe2] = true;
+    table
+};
+
 /// Appends `s` as a JSON string, escaped like Go's `encodeState.string` with HTML
 /// escaping on (the `json.Marshal` and `Encoder` default). Runs of characters that need
 /// no escape (all of a JWT) are copied whole.
@@ -121,12 +140,7 @@ pub fn push_string(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
     let mut rest = s;
-    // Every character that needs escaping is ASCII or starts with 0xE2 (U+2028, U+2029),
-    // so a byte scan finds the candidates; each one is a char boundary.
-    while let Some(at) = rest
-        .bytes()
-        .position(|b| matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&' | 0x00..=0x1f | 0xe2))
-    {
+    while let Some(at) = rest.bytes().position(|b| ESCAPE_CANDIDATE[usize::from(b)]) {
         out.push_str(&rest[..at]);
         let Some(c) = rest[at..].chars().next() else {
             break;

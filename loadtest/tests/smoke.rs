@@ -283,7 +283,12 @@ fn jwt_mode_against_lk_jwt_service() {
     assert_eq!(reused["errors"], serde_json::json!({}), "{reused}");
     assert!(reused["latency_ms"]["p99"].as_f64().unwrap_or(0.0) > 0.0);
     assert!(reused["service_cpu_ms_per_request"].is_number(), "{reused}");
-    assert!(reused["homeserver_requests"].as_u64().unwrap_or(0) > 0);
+    // lk-jwt-service reuses a verified token (60 s by default): after the warm-up, the
+    // homeserver is not asked again.
+    assert!(
+        reused["homeserver_requests"].as_u64().unwrap_or(u64::MAX) < ok,
+        "{reused}"
+    );
 
     // Fresh tokens: no cache can answer, every request reaches the homeserver.
     let fresh = run_json(&[&common[..], &["--fresh-tokens"]].concat());

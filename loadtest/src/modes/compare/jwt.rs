@@ -169,3 +169,81 @@ pub(super) fn goal_rows(s: &mut String, runs: &BTreeMap<String, Vec<JwtReport>>)
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Percentiles;
+
+    fn report(cpu_ms: f64, p99: f64, errors: u64) -> JwtReport {
+        let mut r = JwtReport {
+            requests: 1000,
+            ok: 1000 - errors,
+            ok_per_s: 5000.0,
+            latency_ms: Percentiles {
+                p50: 1.0,
+                p99,
+                max: 9.0,
+                count: 1000 - errors,
+            },
+            service_cpu_ms_per_request: Some(cpu_ms),
+            service_cpu_pct: Some(50.0),
+            service_rss_kib: Some(10240),
+            homeserver_requests: 1000,
+            ..JwtReport::default()
+        };
+        if errors > 0 {
+            r.errors.insert("http-401 M_UNAUTHORIZED".into(), errors);
+        }
+        r
+    }
+
+    #[test]
+    fn section_and_goals_use_medians_and_all_errors() {
+        let mut runs = BTreeMap::new();
+        runs.insert(
+            "per-client".to_string(),
+            vec![
+                report(0.04, 1.0, 0),
+                report(0.05, 2.0, 0),
+                report(0.9, 9.0, 0),
+            ],
+        );
+        runs.insert("fresh".to_string(), vec![report(0.1, 3.0, 2)]);
+        let mut s = String::new();
+        section(&mut s, &runs, 3);
+        assert!(
+            s.contains(
+                "| per-client | 5000 | 1.00 / 2.00 / 9.00 | 0 | 0.0500 | 50 | 1.000 | 10.0 |"
+            ),
+            "{s}"
+        );
+        assert!(
+            s.contains("| fresh | 5000 | 1.00 / 3.00 / 9.00 | 2 | 0.1000 |"),
+            "{s}"
+        );
+        assert!(
+            s.contains("| per-client | 3 | 5000 | 9.00 | 0.9000 | 0 |"),
+            "{s}"
+        );
+        let mut goals = String::new();
+        goal_rows(&mut goals, &runs);
+        let rows: Vec<&str> = goals.lines().collect();
+        assert_eq!(rows.len(), 2);
+        assert!(
+            rows[0].contains("per-client tokens") && rows[0].ends_with("| yes |"),
+            "{goals}"
+        );
+        assert!(
+            rows[1].contains("fresh tokens") && rows[1].ends_with("| **no** |"),
+            "{goals}"
+        );
+
+        let mut empty = String::new();
+        section(&mut empty, &BTreeMap::new(), 3);
+        assert!(empty.contains("Not run"));
+        let mut none = String::new();
+        goal_rows(&mut none, &BTreeMap::new());
+        assert_eq!(none.matches("not measured").count(), 2);
+    }
+}
