@@ -37,6 +37,7 @@ pub struct FakeHomeserver {
     /// The Matrix server name clients put in `matrix_server_name`.
     pub server_name: String,
     requests: Arc<AtomicU64>,
+    connections: Arc<AtomicU64>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -56,6 +57,7 @@ impl FakeHomeserver {
             .map_err(|e| format!("fake homeserver: {e}"))?;
         let server_name = addr.to_string();
         let requests = Arc::new(AtomicU64::new(0));
+        let connections = Arc::new(AtomicU64::new(0));
         let (stop, stopped) = oneshot::channel();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -64,6 +66,7 @@ impl FakeHomeserver {
         let state = Arc::new(State {
             server_name: server_name.clone(),
             requests: requests.clone(),
+            connections: connections.clone(),
         });
         let thread = std::thread::Builder::new()
             .name("fake-homeserver".into())
@@ -83,6 +86,7 @@ impl FakeHomeserver {
             addr,
             server_name,
             requests,
+            connections,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -91,6 +95,12 @@ impl FakeHomeserver {
     /// Userinfo requests answered so far (good and bad tokens).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// TCP connections accepted so far: with keep-alive, a pooling client needs about as
+    /// many as it has requests in flight, however many requests it sends.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// The access token of request `serial` of user `user`.
@@ -118,6 +128,7 @@ impl Drop for FakeHomeserver {
 struct State {
     server_name: String,
     requests: Arc<AtomicU64>,
+    connections: Arc<AtomicU64>,
 }
 
 /// A self-signed certificate for 127.0.0.1, made fresh for each run.
@@ -144,6 +155,7 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<St
             continue;
         };
         let _ = tcp.set_nodelay(true);
+        state.connections.fetch_add(1, Ordering::Relaxed);
         let acceptor = acceptor.clone();
         let state = state.clone();
         tokio::spawn(async move {

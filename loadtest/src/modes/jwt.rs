@@ -190,6 +190,8 @@ pub struct JwtReport {
     pub service_rss_kib: Option<u64>,
     /// Userinfo requests the fake homeserver answered in the measured time.
     pub homeserver_requests: u64,
+    /// Connections the service opened to the fake homeserver, warm-up included.
+    pub homeserver_connections: u64,
 }
 
 impl JwtReport {
@@ -253,7 +255,10 @@ impl JwtReport {
             ),
             (
                 "homeserver userinfo calls".into(),
-                self.homeserver_requests.to_string(),
+                format!(
+                    "{} (over {} connections, warm-up included)",
+                    self.homeserver_requests, self.homeserver_connections
+                ),
             ),
         ]
     }
@@ -369,6 +374,9 @@ impl Tally {
     }
 }
 
+/// The next fresh token's number, unique in this process.
+static FRESH_SERIAL: AtomicU64 = AtomicU64::new(1);
+
 /// The request of client `user`, number `serial`.
 fn body(hs: &FakeHomeserver, user: usize, serial: u64) -> String {
     format!(
@@ -457,7 +465,6 @@ struct Phase {
 async fn client(phase: Arc<Phase>, hs: Arc<FakeHomeserver>, user: usize) -> Tally {
     let mut tally = Tally::default();
     let mut sender = None;
-    let mut serial = 0;
     while Instant::now() < phase.deadline
         && phase.live.started.fetch_add(1, Ordering::Relaxed) < phase.max_requests
     {
@@ -474,10 +481,14 @@ async fn client(phase: Arc<Phase>, hs: Arc<FakeHomeserver>, user: usize) -> Tall
                 }
             },
         };
+        // Fresh tokens are numbered across phases, so the measured phase never repeats a
+        // token the warm-up made the service cache.
+        let serial = if phase.fresh_tokens {
+            FRESH_SERIAL.fetch_add(1, Ordering::Relaxed)
+        } else {
+            0
+        };
         let request = body(&hs, user, serial);
-        if phase.fresh_tokens {
-            serial += 1;
-        }
         let started = Instant::now();
         let outcome = tokio::time::timeout(REQUEST_TIMEOUT, post(conn, &phase.host, request)).await;
         tally.requests += 1;
@@ -600,6 +611,7 @@ pub fn run(cfg: &JwtConfig) -> Result<JwtReport, String> {
         service_cpu_s,
         service_rss_kib: pid.and_then(|p| procfs::rss_kib(p).ok()),
         homeserver_requests: hs.requests() - hs_before,
+        homeserver_connections: hs.connections(),
     })
 }
 
