@@ -3,7 +3,7 @@
 # lk-jwt-service's /get_token under load. Builds the release binaries, raises the open-file limit (10 000 allocations need
 # ~20 000 sockets between loadtest and the server) and runs `loadtest compare`, which
 # writes docs/benchmarks.md and docs/bench-*.svg. Extra arguments go to compare
-# (e.g. --rounds 5, --duration 10s; see `loadtest compare --help`). Takes ~6-10 minutes.
+# (e.g. --rounds 5, --duration 10s; see `loadtest compare --help`). Takes ~7-11 minutes.
 # Installs nothing: coturn must be there (apt-get install coturn).
 # BENCH_NICE=-10 runs loadtest and both servers (which inherit it) at a higher priority,
 # which makes figures on a busy shared machine less noisy (needs root; same for both).
