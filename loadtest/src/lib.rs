@@ -15,4 +15,5 @@ pub mod peer;
 pub mod procfs;
 pub mod report;
 pub mod stats;
+pub mod stream;
 pub mod stun;

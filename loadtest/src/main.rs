@@ -10,7 +10,7 @@ const USAGE: &str = "\
 loadtest MODE [FLAGS]
 
 Modes:
-  turn      allocate N clients and relay packets through a TURN server (UDP)
+  turn      allocate N clients and relay packets through a TURN server (UDP, TCP or TLS)
   alloc     allocate up to a count at a rate, hold, delete; server RSS per allocation
   forward   the same packet load through an in-process bare UDP forwarder (machine limit)
   jwt       concurrent /get_token requests against lk-jwt-service, with a fake homeserver
@@ -63,7 +63,7 @@ fn run(argv: &[String]) -> Result<(), String> {
             Ok(())
         }
         "turn" => {
-            let a = Args::parse(rest, &["send", "c2c", "allow-remote"])?;
+            let a = Args::parse(rest, &["send", "c2c", "allow-remote", "insecure-tls"])?;
             let cfg = modes::turn::TurnConfig::from_args(&a)?;
             let json: Option<String> = a.opt("json")?;
             a.finish()?;

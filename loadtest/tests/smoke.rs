@@ -3,7 +3,7 @@
 //! first if missing).
 //! Not a benchmark: it checks that every mode moves packets without failures.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,20 +49,28 @@ fn sibling_binary(package: &str, bin: &str) -> PathBuf {
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// TLS listener (self-signed certificate).
+    tls_addr: SocketAddr,
+    dir: PathBuf,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("ephemeral port")
-        .port()
+/// A port free for both UDP and TCP on 127.0.0.1 (the server listens on both).
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("ephemeral port");
+        let port = udp.local_addr().expect("local address").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Whether a STUN Binding request gets a success answer.
@@ -84,7 +92,14 @@ fn answers_binding(addr: SocketAddr) -> bool {
 
 fn start_server() -> Server {
     let bin = sibling_binary("turn-server", "turn-server");
-    let port = free_udp_port();
+    let (port, tls_port) = (free_port(), free_port());
+    let dir =
+        std::env::temp_dir().join(format!("loadtest-smoke-tls-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .expect("self-signed certificate");
+    std::fs::write(dir.join("cert.pem"), certified.cert.pem()).expect("cert.pem");
+    std::fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem()).expect("key.pem");
     let child = Command::new(bin)
         .args([
             "-n",
@@ -97,6 +112,9 @@ fn start_server() -> Server {
             "--use-auth-secret",
             &format!("--static-auth-secret={SECRET}"),
             "--allow-loopback-peers",
+            &format!("--tls-listening-port={tls_port}"),
+            &format!("--cert={}", dir.join("cert.pem").display()),
+            &format!("--pkey={}", dir.join("key.pem").display()),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -105,9 +123,11 @@ fn start_server() -> Server {
     let server = Server {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        tls_addr: SocketAddr::from(([127, 0, 0, 1], tls_port)),
+        dir,
     };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !answers_binding(server.addr) {
+    while !answers_binding(server.addr) || TcpStream::connect(server.tls_addr).is_err() {
         assert!(
             Instant::now() < deadline,
             "turn-server did not answer on {}",
@@ -225,6 +245,56 @@ fn every_mode_against_turn_server() {
 }
 
 #[test]
+fn turn_over_tcp_and_tls() {
+    let server = start_server();
+    let pid = server.child.id().to_string();
+    let common = [
+        "--secret",
+        SECRET,
+        "--clients",
+        "4",
+        "--rate",
+        "200",
+        "--size",
+        "61",
+        "--duration",
+        "2s",
+        "--drain",
+        "500ms",
+        "--server-pid",
+        &pid,
+    ];
+    let addr = server.addr.to_string();
+    let tcp = run_json(
+        &[
+            &["turn", "--server", &addr, "--transport", "tcp"][..],
+            &common,
+        ]
+        .concat(),
+    );
+    assert_traffic(&tcp, "turn over tcp");
+    assert_eq!(tcp["mode"], "turn-tcp");
+    assert_eq!(tcp["setup"]["ok"], 4, "{tcp}");
+
+    let tls_addr = server.tls_addr.to_string();
+    let tls = [
+        "turn",
+        "--server",
+        &tls_addr,
+        "--transport",
+        "tls",
+        "--insecure-tls",
+    ];
+    let channels = run_json(&[&tls[..], &common].concat());
+    assert_traffic(&channels, "turn over tls");
+    assert_eq!(channels["mode"], "turn-tls");
+    let send = run_json(&[&tls[..], &["--send"], &common].concat());
+    assert_traffic(&send, "turn over tls with Send indications");
+    let c2c = run_json(&[&tls[..], &["--c2c"], &common].concat());
+    assert_traffic(&c2c, "turn over tls client to client");
+}
+
+#[test]
 fn forward_baseline_moves_packets() {
     let v = run_json(&[
         "forward",
@@ -299,14 +369,22 @@ fn jwt_mode_against_lk_jwt_service() {
 
 #[test]
 fn bad_input_is_refused_clearly() {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 10] = [
         (
             &["turn", "--server", "192.0.2.1:3478", "--secret", "x"],
             "--allow-remote",
         ),
         (
-            &["turn", "--secret", "x", "--transport", "tcp"],
+            &["alloc", "--secret", "x", "--transport", "tcp"],
             "not supported by this loadtest build yet",
+        ),
+        (
+            &["turn", "--secret", "x", "--transport", "tls"],
+            "needs --insecure-tls",
+        ),
+        (
+            &["turn", "--secret", "x", "--transport", "tcp", "--rate", "0"],
+            "UDP only",
         ),
         (
             &["turn", "--secret", "x", "--clinets", "3"],

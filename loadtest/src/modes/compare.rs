@@ -475,6 +475,7 @@ fn turn_cfg(
         window: 64,
         server_pid: Some(pid),
         progress: false,
+        transport: None,
     }
 }
 
