@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -59,6 +59,12 @@ impl Transport {
             Self::Tcp => "tcp",
             Self::Tls(_) => "tls",
         }
+    }
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -236,24 +242,20 @@ struct Reader {
 }
 
 /// Sends paced, timestamped packets on every stream and reads what comes back until the
-/// schedule and the drain time are over (or `stop`); `spec.rate` must be above 0.
+/// schedule and the drain time are over; `spec.rate` must be above 0.
 pub async fn run(
     flows: Vec<(StreamLink, Framing)>,
     spec: LoadSpec,
     live: Arc<Live>,
-    stop: Arc<AtomicBool>,
 ) -> WorkerResult {
     let epoch = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (index, (link, framing)) in flows.into_iter().enumerate() {
         let (reader, writer) = link.split();
-        let (live_s, live_r, stop_s, stop_r) =
-            (live.clone(), live.clone(), stop.clone(), stop.clone());
+        let (live_s, live_r) = (live.clone(), live.clone());
         let index = index as u32;
-        tasks.spawn(
-            async move { send(writer, &framing, index, spec, epoch, &live_s, &stop_s).await },
-        );
-        tasks.spawn(async move { receive(reader, spec, epoch, &live_r, &stop_r).await });
+        tasks.spawn(async move { send(writer, &framing, index, spec, epoch, &live_s).await });
+        tasks.spawn(async move { receive(reader, spec, epoch, &live_r).await });
     }
     let mut total = WorkerResult::default();
     while let Some(done) = tasks.join_next().await {
@@ -296,7 +298,6 @@ async fn send(
     spec: LoadSpec,
     epoch: Instant,
     live: &Live,
-    stop: &AtomicBool,
 ) -> WorkerResult {
     let mut out = WorkerResult::default();
     let (mut packet, at) = template(framing, spec.size);
@@ -305,7 +306,7 @@ async fn send(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let end = epoch + spec.duration;
     let mut seq = 0;
-    while Instant::now() < end && !stop.load(Ordering::Relaxed) {
+    while Instant::now() < end {
         tick.tick().await;
         stamp(
             &mut packet[at..],
@@ -324,17 +325,11 @@ async fn send(
     out
 }
 
-async fn receive(
-    mut reader: Reader,
-    spec: LoadSpec,
-    epoch: Instant,
-    live: &Live,
-    stop: &AtomicBool,
-) -> WorkerResult {
+async fn receive(mut reader: Reader, spec: LoadSpec, epoch: Instant, live: &Live) -> WorkerResult {
     let mut out = WorkerResult::default();
     let deadline = tokio::time::Instant::from_std(epoch + spec.duration + spec.drain);
     let mut frame = Vec::with_capacity(2048);
-    while !stop.load(Ordering::Relaxed) {
+    loop {
         let read = read_frame(&mut reader.read, &mut reader.buf, &mut frame);
         match tokio::time::timeout_at(deadline, read).await {
             Err(_) => break,

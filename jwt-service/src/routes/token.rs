@@ -113,8 +113,8 @@ async fn process<T: DeserializeOwned>(
         .and_then(|o| o.to_str().ok())
         .unwrap_or("");
     // Upstream logs every request's origin and remote address. As span fields they
-    // prefix the one line each request logs (its outcome), which costs half of a
-    // separate "request" line per request.
+    // prefix the line each request logs about its outcome instead of taking a line of
+    // their own: one log write per request instead of two.
     let span = tracing::info_span!("request", endpoint = endpoint.name, ?peer, origin);
     checked(state, request, endpoint, validate, peer)
         .instrument(span)

@@ -71,12 +71,6 @@ pub struct TurnConfig {
     pub transport: Option<Transport>,
 }
 
-impl std::fmt::Debug for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// Flags of `turn` mode, for `--help`.
 pub const HELP: &str = "\
 loadtest turn --secret S [--server 127.0.0.1:3478] [--clients 10] [--rate 50] [--size 100]
@@ -512,12 +506,7 @@ fn run_stream(cfg: &TurnConfig, transport: &Transport) -> Result<TrafficReport, 
         .progress
         .then(|| progress_line("turn", live.clone(), cfg.server_pid));
     let started = Instant::now();
-    let result = rt.block_on(stream::run(
-        flows,
-        spec,
-        live,
-        Arc::new(AtomicBool::new(false)),
-    ));
+    let result = rt.block_on(stream::run(flows, spec, live));
     let cpu_after = cfg
         .server_pid
         .and_then(|p| procfs::process_cpu_seconds(p).ok());
