@@ -49,7 +49,7 @@ loadtest jwt (--spawn PATH | --service http://127.0.0.1:PORT [--service-pid PID]
              [--concurrency 16] [--duration 5s] [--warmup 1s] [--requests 5000000]
              [--fresh-tokens] [--service-log FILE] [--json FILE]
   --spawn starts that lk-jwt-service binary on a free loopback port with the settings this
-  mode needs; an external --service must accept self-signed homeserver certificates
+  mode needs (its log is deleted afterwards unless --service-log names a file); an external --service must accept self-signed homeserver certificates
   (LIVEKIT_INSECURE_SKIP_VERIFY_TLS=YES_I_KNOW_WHAT_I_AM_DOING) and reach 127.0.0.1.
   Each client reuses one OpenID token unless --fresh-tokens gives every request a new
   one (then no service-side cache can answer for the homeserver). Loopback only.";
@@ -269,6 +269,9 @@ pub struct SpawnedService {
     child: Child,
     /// Its listener.
     pub addr: SocketAddr,
+    /// A log nobody asked for, removed with the service: at one line per request, a
+    /// benchmark run writes tens of megabytes.
+    scratch_log: Option<PathBuf>,
 }
 
 impl SpawnedService {
@@ -307,7 +310,12 @@ impl SpawnedService {
             .stderr(log_err)
             .spawn()
             .map_err(|e| format!("starting {}: {e}", bin.display()))?;
-        let mut service = Self { child, addr };
+        // The log stays if the service fails to start: the error points at it.
+        let mut service = Self {
+            child,
+            addr,
+            scratch_log: None,
+        };
         let deadline = Instant::now() + SPAWN_TIMEOUT;
         while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
             if let Ok(Some(status)) = service.child.try_wait() {
@@ -326,6 +334,7 @@ impl SpawnedService {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        service.scratch_log = log.is_none().then_some(log_path);
         Ok(service)
     }
 
@@ -339,6 +348,9 @@ impl Drop for SpawnedService {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(log) = &self.scratch_log {
+            let _ = std::fs::remove_file(log);
+        }
     }
 }
 
