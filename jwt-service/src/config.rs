@@ -18,6 +18,13 @@ use url::Url;
 /// (including `true`) leaves verification on, as upstream.
 pub const INSECURE_SKIP_VERIFY_MAGIC: &str = "YES_I_KNOW_WHAT_I_AM_DOING";
 
+/// How long a verified OpenID token is reused by default: long enough for a client's
+/// retries and its `/delegate_delayed_leave` after `/get_token`, short enough that a
+/// token the homeserver stopped accepting is refused again within a minute.
+pub const DEFAULT_OPENID_CACHE: Duration = Duration::from_secs(60);
+/// Upper bound of `LIVEKIT_OPENID_CACHE_SECONDS`: Synapse's OpenID tokens live an hour.
+pub const MAX_OPENID_CACHE: Duration = Duration::from_secs(3600);
+
 /// Upstream's default listen address.
 pub const DEFAULT_BIND: &str = ":8080";
 
@@ -62,6 +69,10 @@ pub struct Config {
     /// `LIVEKIT_RATE_LIMIT_PER_MINUTE` (ours): token requests per client IP and minute;
     /// `None` (the default) means unlimited, as upstream.
     pub rate_limit_per_minute: Option<u32>,
+    /// `LIVEKIT_OPENID_CACHE_SECONDS` (ours): the longest a verified OpenID token is
+    /// reused without asking its homeserver again (also bounded by its `expires_in`);
+    /// `None` when 0, which asks on every request as upstream.
+    pub openid_cache: Option<Duration>,
     /// `LIVEKIT_ENABLE_METRICS` (ours): serve `/metrics`. Off by default, so unknown
     /// paths stay 404 as upstream.
     pub metrics: bool,
@@ -209,6 +220,20 @@ impl Config {
             },
         };
 
+        let openid_cache = match var("LIVEKIT_OPENID_CACHE_SECONDS") {
+            None => Some(DEFAULT_OPENID_CACHE),
+            Some(v) => match trim(&v).parse::<u64>() {
+                Ok(0) => None,
+                Ok(n) if n <= MAX_OPENID_CACHE.as_secs() => Some(Duration::from_secs(n)),
+                _ => {
+                    return err(format!(
+                        "LIVEKIT_OPENID_CACHE_SECONDS must be an integer from 0 to {}, got {v:?}",
+                        MAX_OPENID_CACHE.as_secs()
+                    ));
+                }
+            },
+        };
+
         let metrics = match var("LIVEKIT_ENABLE_METRICS")
             .as_deref()
             .map(str::to_ascii_lowercase)
@@ -240,6 +265,7 @@ impl Config {
             redis_url,
             outgoing_deny,
             rate_limit_per_minute,
+            openid_cache,
             metrics,
         })
     }
@@ -517,6 +543,7 @@ mod tests {
         assert!(c.cs_api_url_overrides.is_empty());
         assert!(c.redis_url.is_none());
         assert!(c.rate_limit_per_minute.is_none());
+        assert_eq!(c.openid_cache, Some(DEFAULT_OPENID_CACHE));
         assert!(c.outgoing_deny.matches("169.254.169.254".parse().unwrap()));
         assert!(!c.outgoing_deny.matches("127.0.0.1".parse().unwrap()));
         assert!(!c.outgoing_deny.matches("10.1.2.3".parse().unwrap()));
@@ -820,5 +847,21 @@ mod tests {
         assert!(
             error(&[("LIVEKIT_ENABLE_METRICS", "maybe")]).starts_with("LIVEKIT_ENABLE_METRICS")
         );
+        let cache = |v: &'static str| config(&with(&[("LIVEKIT_OPENID_CACHE_SECONDS", v)]));
+        assert_eq!(cache("0").unwrap().openid_cache, None);
+        assert_eq!(
+            cache(" 5\n").unwrap().openid_cache,
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(cache("3600").unwrap().openid_cache, Some(MAX_OPENID_CACHE));
+        for bad in ["3601", "-1", "soon"] {
+            assert!(
+                cache(bad)
+                    .unwrap_err()
+                    .0
+                    .starts_with("LIVEKIT_OPENID_CACHE_SECONDS"),
+                "{bad}"
+            );
+        }
     }
 }

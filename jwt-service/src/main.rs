@@ -42,9 +42,12 @@ async fn serve() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Colour codes only for a terminal: in files and journald they are noise, and
+    // formatting them costs a measurable share of a request.
     tracing_subscriber::fmt()
         .with_max_level(config.log_level)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     if let Some(warning) = &config.log_level_warning {
         tracing::warn!("{warning}");

@@ -1,7 +1,8 @@
 //! Matrix OpenID verification over federation: server names, discovery, the network
-//! clients, and the userinfo check.
+//! clients, the userinfo check and the cache of its answers.
 
 pub mod discovery;
 pub mod net;
 pub mod server_name;
+pub mod token_cache;
 pub mod userinfo;

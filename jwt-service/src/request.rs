@@ -58,7 +58,7 @@ pub struct OpenIdTokenBody {
     pub token_type: Option<String>,
     /// The homeserver that issued it.
     pub matrix_server_name: Option<String>,
-    /// Ignored.
+    /// Seconds the token stays valid; bounds how long its verification is cached.
     pub expires_in: Option<i64>,
 }
 
@@ -119,6 +119,8 @@ pub struct OpenIdToken {
     pub access_token: String,
     /// The claimed homeserver.
     pub matrix_server_name: String,
+    /// The token object's `expires_in`, as the client sent it.
+    pub expires_in: Option<i64>,
 }
 
 impl std::fmt::Debug for OpenIdToken {
@@ -126,6 +128,7 @@ impl std::fmt::Debug for OpenIdToken {
         f.debug_struct("OpenIdToken")
             .field("access_token", &"<redacted>")
             .field("matrix_server_name", &self.matrix_server_name)
+            .field("expires_in", &self.expires_in)
             .finish()
     }
 }
@@ -300,6 +303,7 @@ fn openid(body: Option<OpenIdTokenBody>) -> Option<OpenIdToken> {
     Some(OpenIdToken {
         access_token: non_empty(&body.access_token)?.to_owned(),
         matrix_server_name: non_empty(&body.matrix_server_name)?.to_owned(),
+        expires_in: body.expires_in,
     })
 }
 

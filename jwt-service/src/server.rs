@@ -17,6 +17,7 @@ use crate::livekit::token::TokenSigner;
 use crate::livekit::twirp::{RoomService, TwirpError};
 use crate::metrics::Metrics;
 use crate::openid::net::{self, DenyingResolver, MatrixTls};
+use crate::openid::token_cache::CachingVerifier;
 use crate::openid::userinfo::FederationVerifier;
 use crate::rate_limit::RateLimiter;
 use crate::routes;
@@ -95,7 +96,10 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
         livekit_url: config.livekit_url.clone(),
         full_access: config.full_access.clone(),
         signer,
-        verifier: Arc::new(verifier),
+        verifier: match config.openid_cache {
+            Some(cap) => Arc::new(CachingVerifier::new(Arc::new(verifier), cap)),
+            None => Arc::new(verifier),
+        },
         rooms: Arc::new(rooms),
         rate_limit: config.rate_limit_per_minute.map(RateLimiter::new),
         delegation,

@@ -423,6 +423,7 @@ async fn delegation_and_srv_use_the_right_tls_name() {
     let token = |server: &str| OpenIdToken {
         access_token: openid["access_token"].as_str().unwrap().to_owned(),
         matrix_server_name: server.to_owned(),
+        expires_in: None,
     };
 
     // Synapse answered (TLS for matrix.example.test verified, Host accepted): the only

@@ -1,12 +1,14 @@
 //! The TURN control plane of one load-test client: Allocate (with the 401 challenge),
-//! CreatePermission, ChannelBind, Refresh and deallocation, over a tokio UDP socket.
+//! CreatePermission, ChannelBind, Refresh and deallocation, over a tokio UDP socket or a
+//! TCP/TLS stream ([`Link`]; the stream side is in `stream.rs`).
 //!
 //! Each client owns one connected socket, so the server sees one 5-tuple per allocation,
-//! as with real callers. Requests are retransmitted with a doubling timeout (RFC 5389
-//! §7.2.1, shortened: a load test must not wait 39 s for a dead server).
+//! as with real callers. Over UDP, requests are retransmitted with a doubling timeout
+//! (RFC 5389 §7.2.1, shortened: a load test must not wait 39 s for a dead server).
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,11 +73,27 @@ pub fn new_txid() -> [u8; 12] {
     id
 }
 
+/// How a session reaches the server: one request out, its response back.
+pub trait Link: Send {
+    /// Sends `msg` and returns the response with transaction id `txid`.
+    fn transact(
+        &mut self,
+        msg: &[u8],
+        txid: [u8; 12],
+    ) -> impl Future<Output = Result<Vec<u8>, Failure>> + Send;
+}
+
+impl Link for UdpSocket {
+    async fn transact(&mut self, msg: &[u8], txid: [u8; 12]) -> Result<Vec<u8>, Failure> {
+        transact(self, msg, txid).await
+    }
+}
+
 /// An allocated TURN session.
 #[derive(Debug)]
-pub struct Session {
-    /// The client's socket, connected to the server.
-    pub sock: UdpSocket,
+pub struct Session<L = UdpSocket> {
+    /// The client's socket (or stream), connected to the server.
+    pub sock: L,
     /// The relayed transport address the server gave us.
     pub relayed: SocketAddr,
     /// Lifetime granted by the server, seconds.
@@ -137,12 +155,21 @@ pub async fn allocate(
     lifetime: Option<u32>,
 ) -> Result<(Session, Duration), Failure> {
     let sock = connect(server).await?;
+    allocate_on(sock, cred, lifetime).await
+}
+
+/// [`allocate`] over an already connected link (the latency excludes connecting).
+pub async fn allocate_on<L: Link>(
+    mut sock: L,
+    cred: &RestCredential,
+    lifetime: Option<u32>,
+) -> Result<(Session<L>, Duration), Failure> {
     let started = Instant::now();
     let txid = new_txid();
     let first = Builder::new(method::ALLOCATE, Class::Request, txid)
         .attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
         .finish();
-    let resp = transact(&sock, &first, txid).await?;
+    let resp = sock.transact(&first, txid).await?;
     let m = Message::parse(&resp).map_err(|_| Failure::Protocol("unparsable response"))?;
     let (realm, nonce) = match (m.class, m.error_code()) {
         (Class::Error, Some((401, _))) => (
@@ -185,7 +212,7 @@ pub async fn allocate(
     Ok((session, started.elapsed()))
 }
 
-impl Session {
+impl<L: Link> Session<L> {
     /// Sends an authenticated request built by `add`, retrying on 438 Stale Nonce;
     /// returns the success response.
     async fn signed(
@@ -200,7 +227,7 @@ impl Session {
                 .attr(attr::REALM, &self.realm)
                 .attr(attr::NONCE, &self.nonce);
             let msg = add(b).finish_with_integrity(&self.key);
-            let resp = transact(&self.sock, &msg, txid).await?;
+            let resp = self.sock.transact(&msg, txid).await?;
             let m = Message::parse(&resp).map_err(|_| Failure::Protocol("unparsable response"))?;
             match m.class {
                 Class::Success => {

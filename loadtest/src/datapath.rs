@@ -95,7 +95,7 @@ pub struct WorkerResult {
 }
 
 /// Writes the payload header into `buf`.
-fn stamp(buf: &mut [u8], index: u32, seq: u64, now_ns: u64) {
+pub fn stamp(buf: &mut [u8], index: u32, seq: u64, now_ns: u64) {
     buf[..4].copy_from_slice(MAGIC);
     buf[4..8].copy_from_slice(&index.to_be_bytes());
     buf[8..16].copy_from_slice(&seq.to_be_bytes());

@@ -10,9 +10,10 @@ const USAGE: &str = "\
 loadtest MODE [FLAGS]
 
 Modes:
-  turn      allocate N clients and relay packets through a TURN server (UDP)
+  turn      allocate N clients and relay packets through a TURN server (UDP, TCP or TLS)
   alloc     allocate up to a count at a rate, hold, delete; server RSS per allocation
   forward   the same packet load through an in-process bare UDP forwarder (machine limit)
+  jwt       concurrent /get_token requests against lk-jwt-service, with a fake homeserver
   compare   the benchmark: coturn vs turn-server, A/B rounds, writes docs/benchmarks.md
 
 Every mode takes --json FILE for machine-readable results. Targets must be loopback
@@ -49,6 +50,10 @@ fn run(argv: &[String]) -> Result<(), String> {
             println!("{}", modes::alloc::HELP);
             Ok(())
         }
+        "jwt" if help => {
+            println!("{}", modes::jwt::HELP);
+            Ok(())
+        }
         "compare" if help => {
             println!("{}", modes::compare::HELP);
             Ok(())
@@ -58,7 +63,7 @@ fn run(argv: &[String]) -> Result<(), String> {
             Ok(())
         }
         "turn" => {
-            let a = Args::parse(rest, &["send", "c2c", "allow-remote"])?;
+            let a = Args::parse(rest, &["send", "c2c", "allow-remote", "insecure-tls"])?;
             let cfg = modes::turn::TurnConfig::from_args(&a)?;
             let json: Option<String> = a.opt("json")?;
             a.finish()?;
@@ -88,6 +93,18 @@ fn run(argv: &[String]) -> Result<(), String> {
             a.finish()?;
             let r = modes::alloc::run(&cfg)?;
             report::print_table("alloc results", &r.rows());
+            if let Some(p) = json {
+                report::write_json(&p, &r)?;
+            }
+            Ok(())
+        }
+        "jwt" => {
+            let a = Args::parse(rest, &["fresh-tokens"])?;
+            let cfg = modes::jwt::JwtConfig::from_args(&a)?;
+            let json: Option<String> = a.opt("json")?;
+            a.finish()?;
+            let r = modes::jwt::run(&cfg)?;
+            report::print_table("jwt results", &r.rows());
             if let Some(p) = json {
                 report::write_json(&p, &r)?;
             }

@@ -1,8 +1,9 @@
 //! CI smoke runs of the real `loadtest` binary, a couple of seconds per mode, against the
-//! real `turn-server` binary of the same target directory (built first if missing).
+//! real `turn-server` and `lk-jwt-service` binaries of the same target directory (built
+//! first if missing).
 //! Not a benchmark: it checks that every mode moves packets without failures.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,42 +26,51 @@ fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The turn-server binary next to ours, built with cargo when it is not there yet.
-fn turn_server_binary() -> PathBuf {
+/// The binary `bin` of package `package` next to ours, built with cargo when it is not
+/// there yet (a dev-dependency cannot provide another package's binary).
+fn sibling_binary(package: &str, bin: &str) -> PathBuf {
     let dir = profile_dir();
-    let bin = dir.join("turn-server");
-    if !bin.exists() {
+    let path = dir.join(bin);
+    if !path.exists() {
         let target_dir = dir.parent().expect("target dir");
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", "turn-server"])
+        cmd.args(["build", "-p", package])
             .env("CARGO_TARGET_DIR", target_dir);
         if dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
-        let status = cmd.status().expect("run cargo build -p turn-server");
-        assert!(status.success(), "cargo build -p turn-server failed");
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "cargo build -p {package} failed");
     }
-    assert!(bin.exists(), "no turn-server at {}", bin.display());
-    bin
+    assert!(path.exists(), "no {bin} at {}", path.display());
+    path
 }
 
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// TLS listener (self-signed certificate).
+    tls_addr: SocketAddr,
+    dir: PathBuf,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("ephemeral port")
-        .port()
+/// A port free for both UDP and TCP on 127.0.0.1 (the server listens on both).
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("ephemeral port");
+        let port = udp.local_addr().expect("local address").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Whether a STUN Binding request gets a success answer.
@@ -81,8 +91,15 @@ fn answers_binding(addr: SocketAddr) -> bool {
 }
 
 fn start_server() -> Server {
-    let bin = turn_server_binary();
-    let port = free_udp_port();
+    let bin = sibling_binary("turn-server", "turn-server");
+    let (port, tls_port) = (free_port(), free_port());
+    let dir =
+        std::env::temp_dir().join(format!("loadtest-smoke-tls-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .expect("self-signed certificate");
+    std::fs::write(dir.join("cert.pem"), certified.cert.pem()).expect("cert.pem");
+    std::fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem()).expect("key.pem");
     let child = Command::new(bin)
         .args([
             "-n",
@@ -95,6 +112,9 @@ fn start_server() -> Server {
             "--use-auth-secret",
             &format!("--static-auth-secret={SECRET}"),
             "--allow-loopback-peers",
+            &format!("--tls-listening-port={tls_port}"),
+            &format!("--cert={}", dir.join("cert.pem").display()),
+            &format!("--pkey={}", dir.join("key.pem").display()),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -103,9 +123,11 @@ fn start_server() -> Server {
     let server = Server {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        tls_addr: SocketAddr::from(([127, 0, 0, 1], tls_port)),
+        dir,
     };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !answers_binding(server.addr) {
+    while !answers_binding(server.addr) || TcpStream::connect(server.tls_addr).is_err() {
         assert!(
             Instant::now() < deadline,
             "turn-server did not answer on {}",
@@ -223,6 +245,56 @@ fn every_mode_against_turn_server() {
 }
 
 #[test]
+fn turn_over_tcp_and_tls() {
+    let server = start_server();
+    let pid = server.child.id().to_string();
+    let common = [
+        "--secret",
+        SECRET,
+        "--clients",
+        "4",
+        "--rate",
+        "200",
+        "--size",
+        "61",
+        "--duration",
+        "2s",
+        "--drain",
+        "500ms",
+        "--server-pid",
+        &pid,
+    ];
+    let addr = server.addr.to_string();
+    let tcp = run_json(
+        &[
+            &["turn", "--server", &addr, "--transport", "tcp"][..],
+            &common,
+        ]
+        .concat(),
+    );
+    assert_traffic(&tcp, "turn over tcp");
+    assert_eq!(tcp["mode"], "turn-tcp");
+    assert_eq!(tcp["setup"]["ok"], 4, "{tcp}");
+
+    let tls_addr = server.tls_addr.to_string();
+    let tls = [
+        "turn",
+        "--server",
+        &tls_addr,
+        "--transport",
+        "tls",
+        "--insecure-tls",
+    ];
+    let channels = run_json(&[&tls[..], &common].concat());
+    assert_traffic(&channels, "turn over tls");
+    assert_eq!(channels["mode"], "turn-tls");
+    let send = run_json(&[&tls[..], &["--send"], &common].concat());
+    assert_traffic(&send, "turn over tls with Send indications");
+    let c2c = run_json(&[&tls[..], &["--c2c"], &common].concat());
+    assert_traffic(&c2c, "turn over tls client to client");
+}
+
+#[test]
 fn forward_baseline_moves_packets() {
     let v = run_json(&[
         "forward",
@@ -260,15 +332,59 @@ fn forward_baseline_moves_packets() {
 }
 
 #[test]
+fn jwt_mode_against_lk_jwt_service() {
+    let bin = sibling_binary("lk-jwt-service", "lk-jwt-service");
+    let bin = bin.to_str().expect("utf-8 path");
+    let common = [
+        "jwt",
+        "--spawn",
+        bin,
+        "--concurrency",
+        "4",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+    ];
+    let reused = run_json(&common);
+    let ok = reused["ok"].as_u64().unwrap_or(0);
+    assert!(ok > 0, "no token issued: {reused}");
+    assert_eq!(reused["requests"].as_u64(), Some(ok), "{reused}");
+    assert_eq!(reused["errors"], serde_json::json!({}), "{reused}");
+    assert!(reused["latency_ms"]["p99"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(reused["service_cpu_ms_per_request"].is_number(), "{reused}");
+    // lk-jwt-service reuses a verified token (60 s by default): after the warm-up, the
+    // homeserver is not asked again.
+    assert!(
+        reused["homeserver_requests"].as_u64().unwrap_or(u64::MAX) < ok,
+        "{reused}"
+    );
+
+    // Fresh tokens: no cache can answer, every request reaches the homeserver.
+    let fresh = run_json(&[&common[..], &["--fresh-tokens"]].concat());
+    assert_eq!(fresh["errors"], serde_json::json!({}), "{fresh}");
+    assert!(fresh["ok"].as_u64().unwrap_or(0) > 0, "{fresh}");
+    assert_eq!(fresh["homeserver_requests"], fresh["requests"], "{fresh}");
+}
+
+#[test]
 fn bad_input_is_refused_clearly() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 10] = [
         (
             &["turn", "--server", "192.0.2.1:3478", "--secret", "x"],
             "--allow-remote",
         ),
         (
-            &["turn", "--secret", "x", "--transport", "tcp"],
+            &["alloc", "--secret", "x", "--transport", "tcp"],
             "not supported by this loadtest build yet",
+        ),
+        (
+            &["turn", "--secret", "x", "--transport", "tls"],
+            "needs --insecure-tls",
+        ),
+        (
+            &["turn", "--secret", "x", "--transport", "tcp", "--rate", "0"],
+            "UDP only",
         ),
         (
             &["turn", "--secret", "x", "--clinets", "3"],
@@ -280,6 +396,11 @@ fn bad_input_is_refused_clearly() {
             "--count must be",
         ),
         (&["nonsense"], "unknown mode"),
+        (
+            &["jwt", "--service", "http://192.0.2.1:8080"],
+            "loopback only",
+        ),
+        (&["jwt"], "exactly one of --spawn"),
     ];
     for (args, expected) in cases {
         let out = loadtest().args(args).output().expect("run loadtest");

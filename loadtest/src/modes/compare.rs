@@ -1,8 +1,11 @@
 //! `compare` mode: the side-by-side benchmark. Starts coturn and our turn-server with
 //! equivalent configs on loopback (different ports and relay ranges), alternates A/B runs
 //! over several rounds for the loads of issue 8, measures the bare forwarder as the
-//! machine's limit, runs coturn's own `turnutils_uclient` against both, and writes
-//! docs/benchmarks.md plus two SVG charts.
+//! machine's limit, runs coturn's own `turnutils_uclient` against both, loads
+//! lk-jwt-service's `/get_token` (`compare/jwt.rs`), and writes docs/benchmarks.md plus
+//! two SVG charts.
+
+mod jwt;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -41,8 +44,9 @@ pub const HELP: &str = "\
 loadtest compare [--ours PATH] [--coturn turnserver] [--uclient turnutils_uclient]
                  [--peer turnutils_peer] [--rounds 3] [--duration 5s] [--alloc-count 10000]
                  [--uclient-messages 1000] [--out docs/benchmarks.md] [--charts docs]
-                 [--json FILE] [--skip-uclient]
-  --ours defaults to turn-server next to this loadtest binary.";
+                 [--json FILE] [--skip-uclient] [--jwt PATH]
+  --ours defaults to turn-server next to this loadtest binary, --jwt to lk-jwt-service
+  there (its section is skipped, with a note, when that default does not exist).";
 
 /// Everything a `compare` run needs.
 #[derive(Debug, Clone)]
@@ -59,15 +63,25 @@ pub struct CompareConfig {
     charts: PathBuf,
     json: Option<String>,
     skip_uclient: bool,
+    jwt: Option<PathBuf>,
     command: String,
 }
 
 impl CompareConfig {
     /// Reads the flags of `compare` mode.
     pub fn from_args(a: &Args, argv: &[String]) -> Result<Self, String> {
-        let default_ours = std::env::current_exe()
-            .map_err(|e| format!("current exe: {e}"))?
-            .with_file_name("turn-server");
+        let exe = std::env::current_exe().map_err(|e| format!("current exe: {e}"))?;
+        let default_ours = exe.with_file_name("turn-server");
+        let jwt = match a.opt::<PathBuf>("jwt")? {
+            Some(path) if !path.exists() => {
+                return Err(format!(
+                    "--jwt {}: no such file (cargo build --release -p lk-jwt-service)",
+                    path.display()
+                ));
+            }
+            Some(path) => Some(path),
+            None => Some(exe.with_file_name("lk-jwt-service")).filter(|p| p.exists()),
+        };
         let cfg = Self {
             ours: a.get("ours", default_ours.display().to_string())?.into(),
             coturn: a.get("coturn", "turnserver".to_string())?,
@@ -81,6 +95,7 @@ impl CompareConfig {
             charts: a.get("charts", "docs".to_string())?.into(),
             json: a.opt("json")?,
             skip_uclient: a.flag("skip-uclient"),
+            jwt,
             command: format!("loadtest compare {}", argv.join(" ")),
         };
         if cfg.rounds == 0 || cfg.rounds > 10 {
@@ -349,6 +364,8 @@ struct Results {
     alloc_hold: BTreeMap<String, Vec<AllocReport>>,
     alloc_rate: BTreeMap<String, Vec<AllocReport>>,
     uclient: BTreeMap<String, Vec<UclientResult>>,
+    /// lk-jwt-service `/get_token` runs by token variant.
+    jwt: BTreeMap<String, Vec<crate::modes::jwt::JwtReport>>,
     notes: Vec<String>,
     total_s: f64,
 }
@@ -458,6 +475,7 @@ fn turn_cfg(
         window: 64,
         server_pid: Some(pid),
         progress: false,
+        transport: None,
     }
 }
 
@@ -710,6 +728,16 @@ pub fn run(cfg: &CompareConfig) -> Result<(), String> {
     }
     drop(ours);
     drop(coturn);
+    // After the TURN servers are gone, so they take no CPU from the service.
+    match &cfg.jwt {
+        Some(bin) => {
+            res.jwt = jwt::series(bin, cfg.rounds, cfg.duration, &logdir, &mut res.notes);
+        }
+        None => res.notes.push(
+            "lk-jwt-service not found next to loadtest and no --jwt given: its section was not run"
+                .into(),
+        ),
+    }
     res.machine.loadavg_end = read_trim("/proc/loadavg");
     res.total_s = started.elapsed().as_secs_f64();
     write_outputs(cfg, &res)
@@ -1035,15 +1063,15 @@ fn write_outputs(cfg: &CompareConfig, res: &Results) -> Result<(), String> {
     Ok(())
 }
 
-/// The compare arguments a user passes through bench.sh: all but `--ours PATH`, which
-/// bench.sh adds itself.
+/// The compare arguments a user passes through bench.sh: all but `--ours PATH` and
+/// `--jwt PATH`, which bench.sh adds itself.
 fn bench_args(command: &str) -> String {
     let mut out = String::new();
     let mut words = command.split_whitespace().skip(2);
     while let Some(w) = words.next() {
-        if w == "--ours" {
+        if w == "--ours" || w == "--jwt" {
             words.next();
-        } else if !w.starts_with("--ours=") {
+        } else if !w.starts_with("--ours=") && !w.starts_with("--jwt=") {
             out.push(' ');
             out.push_str(w);
         }
@@ -1330,6 +1358,8 @@ fn markdown(cfg: &CompareConfig, res: &Results, sweep_svg: &Path, rss_svg: &Path
         s.push('\n');
     }
 
+    jwt::section(&mut s, &res.jwt, res.rounds);
+
     let _ = writeln!(s, "## Goals of issue 8\n");
     let _ = writeln!(s, "| goal | measured | met |\n|---|---|---|");
     let per_cpu = |id: u8, t: &str| {
@@ -1400,10 +1430,12 @@ fn markdown(cfg: &CompareConfig, res: &Results, sweep_svg: &Path, rss_svg: &Path
     );
     let _ = writeln!(
         s,
-        "| allocation rate ≥ 5× coturn | {}× | {} |\n",
+        "| allocation rate ≥ 5× coturn | {}× | {} |",
         fmt(ar, 2),
         verdict(ar.map(|r| r >= 5.0))
     );
+    jwt::goal_rows(&mut s, &res.jwt);
+    s.push('\n');
 
     let _ = writeln!(s, "## Every packet run\n");
     let _ = writeln!(
@@ -1471,6 +1503,11 @@ mod tests {
             " --duration 3s"
         );
         assert_eq!(bench_args("loadtest compare"), "");
+        assert_eq!(
+            bench_args("loadtest compare --ours /x --jwt /y/lk-jwt-service --rounds 2"),
+            " --rounds 2"
+        );
+        assert_eq!(bench_args("loadtest compare --jwt=/y"), "");
     }
 
     #[test]

@@ -264,6 +264,7 @@ pub fn config_from_args(a: &Args) -> Result<TurnConfig, String> {
         window: 64,
         server_pid: None,
         progress: true,
+        transport: None,
     };
     cfg.validate()?;
     Ok(cfg)

@@ -3,6 +3,7 @@
 pub mod alloc;
 pub mod compare;
 pub mod forward;
+pub mod jwt;
 pub mod turn;
 
 use std::net::SocketAddr;

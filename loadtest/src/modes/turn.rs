@@ -3,6 +3,7 @@
 //! each other (`--c2c`); then the allocations are deleted.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -11,17 +12,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rtc_auth::rest::{DEFAULT_SEPARATOR, RestCredential, mint};
 use rtc_auth::secret::Secret;
+use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::args::{Args, parse_duration};
 use crate::batch::{MAX_DATAGRAM, grow_buffers};
-use crate::client::{self, Session};
+use crate::client::{self, Failure, Link, Session};
 use crate::datapath::{self, Flow, Framing, Live, LoadSpec, PAYLOAD_HEADER};
 use crate::peer::EchoPeer;
 use crate::procfs;
 use crate::report::{AllocSummary, Progress, TrafficReport};
 use crate::stats::Histogram;
+use crate::stream::{self, StreamLink, Transport};
 
 /// Hard caps that keep every run bounded.
 pub const MAX_CLIENTS: usize = 20_000;
@@ -64,21 +67,40 @@ pub struct TurnConfig {
     pub server_pid: Option<u32>,
     /// Print the progress line.
     pub progress: bool,
+    /// TCP or TLS to the server instead of UDP (the relay stays UDP).
+    pub transport: Option<Transport>,
 }
 
 /// Flags of `turn` mode, for `--help`.
 pub const HELP: &str = "\
 loadtest turn --secret S [--server 127.0.0.1:3478] [--clients 10] [--rate 50] [--size 100]
               [--duration 10s] [--drain 1s] [--send] [--c2c] [--threads 1] [--window 64]
-              [--inflight 256] [--transport udp] [--user loadtest] [--server-pid PID]
-              [--json FILE] [--allow-remote]
+              [--inflight 256] [--transport udp|tcp|tls [--insecure-tls]] [--user loadtest]
+              [--server-pid PID] [--json FILE] [--allow-remote]
   --rate 0 sends flat out with at most --inflight packets in flight per thread (0: open
-  loop); --size is the payload (24..=1800 bytes).";
+  loop); --size is the payload (24..=1800 bytes). --transport tcp|tls reaches the server
+  over a stream per client (paced rates only); tls needs --insecure-tls, which accepts any
+  server certificate (test servers have self-signed ones).";
 
 impl TurnConfig {
     /// Reads the flags of `turn` mode.
     pub fn from_args(a: &Args) -> Result<Self, String> {
-        crate::modes::udp_only(&a.get("transport", "udp".to_string())?)?;
+        let transport = match a.get("transport", "udp".to_string())?.as_str() {
+            "udp" => None,
+            "tcp" => Some(Transport::Tcp),
+            "tls" if a.flag("insecure-tls") => Some(Transport::tls_without_verification()?),
+            "tls" => {
+                return Err(
+                    "--transport tls needs --insecure-tls: loadtest does not verify \
+                            server certificates"
+                        .into(),
+                );
+            }
+            other => return Err(format!("--transport {other:?}: expected udp, tcp or tls")),
+        };
+        if transport.is_none() && a.flag("insecure-tls") {
+            return Err("--insecure-tls only goes with --transport tls".into());
+        }
         let server = crate::modes::target(
             &a.get("server", "127.0.0.1:3478".to_string())?,
             a.flag("allow-remote"),
@@ -102,6 +124,7 @@ impl TurnConfig {
             window: a.get("window", 64)?,
             server_pid: a.opt("server-pid")?,
             progress: true,
+            transport,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -136,6 +159,9 @@ impl TurnConfig {
         if self.inflight > 1_000_000 {
             return Err("--inflight must be at most 1000000 (0 = unlimited)".into());
         }
+        if self.transport.is_some() && self.rate == 0 {
+            return Err("--rate 0 (flat out) is UDP only; give TCP/TLS a rate".into());
+        }
         if self.window == 0 || self.window > 4096 {
             return Err("--window must be 1..=4096".into());
         }
@@ -159,34 +185,45 @@ pub fn credentials(secret: &str, user: &str, n: usize, valid_for: Duration) -> V
 }
 
 /// Result of allocating many clients.
-pub struct Allocated {
+pub struct Allocated<L = UdpSocket> {
     /// Sessions in client order (`None` where allocation failed).
-    pub sessions: Vec<Option<Session>>,
+    pub sessions: Vec<Option<Session<L>>>,
     /// Phase summary.
     pub summary: AllocSummary,
     /// Failures by kind.
     pub failures: BTreeMap<String, u64>,
 }
 
-/// Allocates one session per credential with at most `window` in flight.
-pub async fn allocate_all(
-    server: SocketAddr,
+/// Allocates one session per credential with at most `window` in flight, each on a
+/// link from `connect`.
+pub async fn allocate_all<L, C, F>(
     creds: Vec<RestCredential>,
     window: usize,
     lifetime: Option<u32>,
-) -> Allocated {
+    connect: C,
+) -> Allocated<L>
+where
+    L: Link + 'static,
+    C: Fn() -> F,
+    F: Future<Output = Result<L, Failure>> + Send + 'static,
+{
     let started = Instant::now();
     let sem = Arc::new(Semaphore::new(window));
     let mut set = JoinSet::new();
     let n = creds.len();
     for (i, cred) in creds.into_iter().enumerate() {
         let sem = sem.clone();
+        let link = connect();
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            (i, client::allocate(server, &cred, lifetime).await)
+            let session = match link.await {
+                Ok(link) => client::allocate_on(link, &cred, lifetime).await,
+                Err(f) => Err(f),
+            };
+            (i, session)
         });
     }
-    let mut sessions: Vec<Option<Session>> = (0..n).map(|_| None).collect();
+    let mut sessions: Vec<Option<Session<L>>> = (0..n).map(|_| None).collect();
     let mut latency = Histogram::default();
     let mut failures = BTreeMap::new();
     let mut last_ok = started;
@@ -218,8 +255,8 @@ pub async fn allocate_all(
 
 /// Deletes every session (Refresh with lifetime 0), `window` at a time; returns how many
 /// succeeded and adds failures under `refresh0:`.
-pub async fn deallocate_all(
-    sessions: Vec<Session>,
+pub async fn deallocate_all<L: Link + 'static>(
+    sessions: Vec<Session<L>>,
     window: usize,
     failures: &mut BTreeMap<String, u64>,
 ) -> u64 {
@@ -244,12 +281,12 @@ pub async fn deallocate_all(
 }
 
 /// Installs permissions and channels; returns each session with its framing.
-async fn bind_all(
-    sessions: Vec<Session>,
+async fn bind_all<L: Link + 'static>(
+    sessions: Vec<Session<L>>,
     cfg: &TurnConfig,
     peer: Option<SocketAddr>,
     failures: &mut BTreeMap<String, u64>,
-) -> Vec<(Session, Framing)> {
+) -> Vec<(Session<L>, Framing)> {
     let relays: Vec<SocketAddr> = sessions.iter().map(|s| s.relayed).collect();
     let m = relays.len();
     let sem = Arc::new(Semaphore::new(cfg.window));
@@ -303,6 +340,9 @@ async fn bind_all(
 
 /// Runs a `turn` load and returns the report.
 pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
+    if let Some(transport) = &cfg.transport {
+        return run_stream(cfg, transport);
+    }
     crate::modes::ensure_fds(cfg.clients as u64 * 2 + 64)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -321,7 +361,10 @@ pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
             cfg.clients, cfg.server
         );
     }
-    let allocated = rt.block_on(allocate_all(cfg.server, creds, cfg.window, None));
+    let server = cfg.server;
+    let allocated = rt.block_on(allocate_all(creds, cfg.window, None, || {
+        client::connect(server)
+    }));
     let mut failures = allocated.failures;
     let ok: Vec<Session> = allocated.sessions.into_iter().flatten().collect();
     let bound = if cfg.c2c && ok.len() < 2 {
@@ -400,6 +443,84 @@ pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
     report.udp_rcvbuf_errors = udp_before
         .zip(udp_after)
         .map(|(b, a)| a.0.saturating_sub(b.0));
+    Ok(report)
+}
+
+/// [`run`] over TCP or TLS: the same allocation and binding on one stream per client,
+/// then `stream::run` as the data path. Closing a stream deletes its allocation (RFC 8656
+/// §3.1), so there is no Refresh at the end.
+fn run_stream(cfg: &TurnConfig, transport: &Transport) -> Result<TrafficReport, String> {
+    crate::modes::ensure_fds(cfg.clients as u64 + 64)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let peer = if cfg.c2c {
+        None
+    } else {
+        Some(EchoPeer::start(cfg.server.ip())?)
+    };
+    let creds = credentials(&cfg.secret, &cfg.user, cfg.clients, cfg.duration);
+    if cfg.progress {
+        eprintln!(
+            "[turn] allocating {} clients on {} over {}",
+            cfg.clients,
+            cfg.server,
+            transport.name()
+        );
+    }
+    let server = cfg.server;
+    let allocated = rt.block_on(allocate_all(creds, cfg.window, None, || {
+        let transport = transport.clone();
+        async move { stream::connect(server, &transport).await }
+    }));
+    let mut failures = allocated.failures;
+    let ok: Vec<Session<StreamLink>> = allocated.sessions.into_iter().flatten().collect();
+    let bound = if cfg.c2c && ok.len() < 2 {
+        *failures
+            .entry("c2c:fewer-than-2-allocations".into())
+            .or_insert(0) += 1;
+        Vec::new()
+    } else {
+        rt.block_on(bind_all(
+            ok,
+            cfg,
+            peer.as_ref().map(|p| p.addr),
+            &mut failures,
+        ))
+    };
+    let flows: Vec<(StreamLink, Framing)> = bound.into_iter().map(|(s, f)| (s.sock, f)).collect();
+    let clients = flows.len();
+    let spec = LoadSpec {
+        rate: cfg.rate,
+        size: cfg.size,
+        duration: cfg.duration,
+        drain: cfg.drain,
+        inflight: cfg.inflight,
+    };
+    let live = Arc::new(Live::default());
+    let cpu_before = cfg
+        .server_pid
+        .and_then(|p| procfs::process_cpu_seconds(p).ok());
+    let progress = cfg
+        .progress
+        .then(|| progress_line("turn", live.clone(), cfg.server_pid));
+    let started = Instant::now();
+    let result = rt.block_on(stream::run(flows, spec, live));
+    let cpu_after = cfg
+        .server_pid
+        .and_then(|p| procfs::process_cpu_seconds(p).ok());
+    let wall = started.elapsed();
+    drop(progress);
+    let peer_dropped = peer.map_or(0, |p| p.stop().1);
+    let server_cpu_s = cpu_before.zip(cpu_after).map(|(b, a)| a - b);
+    let mut report = traffic_report(cfg, clients, &result, server_cpu_s, wall);
+    report.mode = format!("turn-{}", transport.name());
+    report.server = cfg.server.to_string();
+    report.framing = if cfg.send { "send" } else { "channel" }.into();
+    report.setup = Some(allocated.summary);
+    report.failures = failures;
+    report.peer_dropped = peer_dropped;
     Ok(report)
 }
 
