@@ -339,6 +339,19 @@ async fn bind_all<L: Link + 'static>(
 }
 
 /// Runs a `turn` load and returns the report.
+impl TurnConfig {
+    /// The packet load every sender runs.
+    fn load_spec(&self) -> LoadSpec {
+        LoadSpec {
+            rate: self.rate,
+            size: self.size,
+            duration: self.duration,
+            drain: self.drain,
+            inflight: self.inflight,
+        }
+    }
+}
+
 pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
     if let Some(transport) = &cfg.transport {
         return run_stream(cfg, transport);
@@ -399,13 +412,7 @@ pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
         sessions.push(s);
     }
     let clients = flows.len();
-    let spec = LoadSpec {
-        rate: cfg.rate,
-        size: cfg.size,
-        duration: cfg.duration,
-        drain: cfg.drain,
-        inflight: cfg.inflight,
-    };
+    let spec = cfg.load_spec();
     let live = Arc::new(Live::default());
     let stop = Arc::new(AtomicBool::new(false));
     let cpu_before = cfg
@@ -491,13 +498,7 @@ fn run_stream(cfg: &TurnConfig, transport: &Transport) -> Result<TrafficReport, 
     };
     let flows: Vec<(StreamLink, Framing)> = bound.into_iter().map(|(s, f)| (s.sock, f)).collect();
     let clients = flows.len();
-    let spec = LoadSpec {
-        rate: cfg.rate,
-        size: cfg.size,
-        duration: cfg.duration,
-        drain: cfg.drain,
-        inflight: cfg.inflight,
-    };
+    let spec = cfg.load_spec();
     let live = Arc::new(Live::default());
     let cpu_before = cfg
         .server_pid

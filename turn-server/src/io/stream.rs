@@ -37,9 +37,9 @@ const MAX_FRAME: usize = 20 + 65_535;
 /// The TLS configuration in force; replaced on reload, read at each handshake.
 pub type TlsState = Rc<RefCell<Option<Arc<rustls::ServerConfig>>>>;
 
-/// Binds a TCP listener (before the runtime starts, so errors reach `main`); `purpose`
-/// names it in the error ("tcp", "prometheus").
-pub fn bind_listener(address: SocketAddr, purpose: &str) -> io::Result<StdTcpListener> {
+/// A non-blocking TCP socket for `address`'s family (IPv6 sockets take IPv6 only) with
+/// SO_REUSEADDR, ready to bind and listen.
+pub(super) fn listening_socket(address: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(address),
         Type::STREAM,
@@ -50,6 +50,13 @@ pub fn bind_listener(address: SocketAddr, purpose: &str) -> io::Result<StdTcpLis
     }
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// Binds a TCP listener (before the runtime starts, so errors reach `main`); `purpose`
+/// names it in the error ("tcp", "prometheus").
+pub fn bind_listener(address: SocketAddr, purpose: &str) -> io::Result<StdTcpListener> {
+    let socket = listening_socket(address)?;
     socket.bind(&address.into()).map_err(|error| {
         io::Error::new(
             error.kind(),

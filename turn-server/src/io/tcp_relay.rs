@@ -15,7 +15,6 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use rand::Rng;
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Notify;
@@ -361,17 +360,8 @@ async fn connect_from(relay: SocketAddr, peer: SocketAddr) -> io::Result<TcpStre
 }
 
 fn listen_on(address: SocketAddr) -> io::Result<StdTcpListener> {
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    if address.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_reuse_address(true)?;
+    let socket = stream::listening_socket(address)?;
     socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
     socket.bind(&address.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     Ok(socket.into())
