@@ -18,11 +18,13 @@ if [ "${#apt_packages[@]}" -gt 0 ]; then
 fi
 
 # Debian's coturn package starts a system turnserver on 3478; tests use their own ports,
-# but a stray daemon would answer them, so make sure it is not running.
+# but a stray daemon would answer them, so make sure it is not running. Only daemons
+# (re-parented to PID 1) are stopped: a coturn that a benchmark or a person started from a
+# shell is left alone.
 if command -v systemctl >/dev/null 2>&1; then
   systemctl stop coturn >/dev/null 2>&1 || true
 fi
-pkill -x turnserver >/dev/null 2>&1 || true
+pkill -x -P 1 turnserver >/dev/null 2>&1 || true
 
 # lk-jwt-service's integration tests start a real Synapse (PyPI) with sqlite.
 if ! python3 -c 'import synapse' >/dev/null 2>&1; then
