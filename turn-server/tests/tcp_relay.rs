@@ -244,21 +244,11 @@ fn a_peer_without_permission_cannot_connect_in() {
     assert_eq!(message.method(), Method::REFRESH, "no ConnectionAttempt");
 }
 
-/// Resident memory of a process, from /proc (Linux), in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn a_client_that_stops_reading_holds_the_peer_back() {
     let server = server_denying_a_peer();
     let (_control, mut data, mut peer) = joined(&server, b"");
-    let before = rss_kib(server.pid());
+    let before = support::rss_kib(server.pid());
     // The client reads nothing; the peer pushes up to 64 MiB and must be held back by
     // TCP flow control: only socket buffers and the relay's bounded copy fill up.
     peer.set_write_timeout(Some(Duration::from_millis(500)))
@@ -278,7 +268,7 @@ fn a_client_that_stops_reading_holds_the_peer_back() {
         pushed >> 20
     );
     if server.kind == support::ServerKind::Ours {
-        let grown = rss_kib(server.pid()).saturating_sub(before);
+        let grown = support::rss_kib(server.pid()).saturating_sub(before);
         assert!(grown < 4 * 1024, "server RSS grew by {grown} KiB");
     }
     // Nothing was lost: once the client reads, the stream resumes in order.

@@ -566,16 +566,6 @@ fn tls_certificate_is_reloaded_on_sigusr2_and_sighup() {
     }
 }
 
-/// Resident memory of a process, from /proc (Linux), in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// Sends a request over the stream (with a REST long-term credential once `nonce` is
 /// known) and returns the response.
 fn stream_request(
@@ -632,7 +622,6 @@ fn a_client_that_stops_reading_costs_bounded_memory(transport: Transport, delive
     use turn_server::proto::codec::attribute::AttrType;
     use turn_server::proto::codec::{Class, Message, Method, TransactionId};
     let server = start();
-    let pid = server.child.id();
     let credential = rtc_auth::rest::mint(
         &rtc_auth::secret::Secret::new(SECRET),
         "@slow:example.org",
@@ -699,7 +688,7 @@ fn a_client_that_stops_reading_costs_bounded_memory(transport: Transport, delive
     );
 
     // The client stops reading; the peer sends 40 MB at it through the relay.
-    let before = rss_kib(pid);
+    let before = support::rss_kib(server.child.id());
     // Not a multiple of 4: ChannelData and DATA need padding on the stream.
     let payload = [0x55u8; 999];
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -710,7 +699,7 @@ fn a_client_that_stops_reading_costs_bounded_memory(transport: Transport, delive
         }
     }
     thread::sleep(Duration::from_millis(500));
-    let grown = rss_kib(pid).saturating_sub(before);
+    let grown = support::rss_kib(server.child.id()).saturating_sub(before);
     // Measured: about 0.6 MiB (TCP) and 0.7 MiB (TLS) with the 256 KiB queue bound,
     // 14 and 18 MiB without it.
     assert!(

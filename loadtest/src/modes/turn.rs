@@ -83,6 +83,17 @@ loadtest turn --secret S [--server 127.0.0.1:3478] [--clients 10] [--rate 50] [-
   server certificate (test servers have self-signed ones).";
 
 impl TurnConfig {
+    /// The packet load every sender runs.
+    fn load_spec(&self) -> LoadSpec {
+        LoadSpec {
+            rate: self.rate,
+            size: self.size,
+            duration: self.duration,
+            drain: self.drain,
+            inflight: self.inflight,
+        }
+    }
+
     /// Reads the flags of `turn` mode.
     pub fn from_args(a: &Args) -> Result<Self, String> {
         let transport = match a.get("transport", "udp".to_string())?.as_str() {
@@ -338,25 +349,10 @@ async fn bind_all<L: Link + 'static>(
     out
 }
 
-/// Runs a `turn` load and returns the report.
-impl TurnConfig {
-    /// The packet load every sender runs.
-    fn load_spec(&self) -> LoadSpec {
-        LoadSpec {
-            rate: self.rate,
-            size: self.size,
-            duration: self.duration,
-            drain: self.drain,
-            inflight: self.inflight,
-        }
-    }
-}
-
-pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
-    if let Some(transport) = &cfg.transport {
-        return run_stream(cfg, transport);
-    }
-    crate::modes::ensure_fds(cfg.clients as u64 * 2 + 64)?;
+/// The client runtime, and the echo peer unless clients relay to each other.
+fn runtime_and_peer(
+    cfg: &TurnConfig,
+) -> Result<(tokio::runtime::Runtime, Option<EchoPeer>), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -366,6 +362,16 @@ pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
     } else {
         Some(EchoPeer::start(cfg.server.ip())?)
     };
+    Ok((rt, peer))
+}
+
+/// Runs a `turn` load and returns the report.
+pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
+    if let Some(transport) = &cfg.transport {
+        return run_stream(cfg, transport);
+    }
+    crate::modes::ensure_fds(cfg.clients as u64 * 2 + 64)?;
+    let (rt, peer) = runtime_and_peer(cfg)?;
     let peer_addr = peer.as_ref().map(|p| p.addr);
     let creds = credentials(&cfg.secret, &cfg.user, cfg.clients, cfg.duration);
     if cfg.progress {
@@ -458,15 +464,7 @@ pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
 /// §3.1), so there is no Refresh at the end.
 fn run_stream(cfg: &TurnConfig, transport: &Transport) -> Result<TrafficReport, String> {
     crate::modes::ensure_fds(cfg.clients as u64 + 64)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
-    let peer = if cfg.c2c {
-        None
-    } else {
-        Some(EchoPeer::start(cfg.server.ip())?)
-    };
+    let (rt, peer) = runtime_and_peer(cfg)?;
     let creds = credentials(&cfg.secret, &cfg.user, cfg.clients, cfg.duration);
     if cfg.progress {
         eprintln!(

@@ -633,3 +633,13 @@ pub(crate) fn parse_summary(output: &str) -> Option<Summary> {
         lost: number_after(lost, "Total lost packets")?,
     })
 }
+
+/// Resident memory of a process, from /proc (Linux), in KiB.
+pub(crate) fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}

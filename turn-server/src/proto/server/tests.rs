@@ -200,19 +200,7 @@ impl Harness {
     }
 
     fn allocate(&mut self, client: &mut Client) -> (AllocId, SocketAddr) {
-        let response = self.request(client, Method::ALLOCATE, &[udp()]);
-        let message = Message::parse(&response).unwrap();
-        assert_eq!(
-            message.class(),
-            Class::Success,
-            "allocate failed: {:?}",
-            error_code(&message)
-        );
-        let relay = decode_xor(
-            message.attr(AttrType::XOR_RELAYED_ADDRESS).unwrap(),
-            &message.transaction(),
-        )
-        .unwrap();
+        let relay = relayed(&self.request(client, Method::ALLOCATE, &[udp()]));
         let id = *self.relays.bound.get(&relay).expect("bound relay");
         (id, relay)
     }
@@ -274,6 +262,22 @@ fn xor_peer(_tid: u8, peer: &str) -> (AttrType, Vec<u8>) {
         &mut value,
     );
     (AttrType::XOR_PEER_ADDRESS, value[..len].to_vec())
+}
+
+/// The relayed address of an Allocate success; fails the test on an error answer.
+fn relayed(response: &[u8]) -> SocketAddr {
+    let message = Message::parse(response).unwrap();
+    assert_eq!(
+        message.class(),
+        Class::Success,
+        "allocate failed: {:?}",
+        error_code(&message)
+    );
+    decode_xor(
+        message.attr(AttrType::XOR_RELAYED_ADDRESS).unwrap(),
+        &message.transaction(),
+    )
+    .unwrap()
 }
 
 fn error_code(message: &Message<'_>) -> Option<u16> {

@@ -87,19 +87,7 @@ impl Harness {
     fn tcp_allocation(&mut self, address: &str) -> (Client, AllocId, SocketAddr) {
         let mut client = self.client(address, "@alice:example.org", UNIX + 7200);
         client.tuple = stream(address);
-        let response = self.request(&mut client, Method::ALLOCATE, &[tcp()]);
-        let message = Message::parse(&response).unwrap();
-        assert_eq!(
-            message.class(),
-            Class::Success,
-            "{:?}",
-            error_code(&message)
-        );
-        let relay = decode_xor(
-            message.attr(AttrType::XOR_RELAYED_ADDRESS).unwrap(),
-            &message.transaction(),
-        )
-        .unwrap();
+        let relay = relayed(&self.request(&mut client, Method::ALLOCATE, &[tcp()]));
         let id = self.relays.tcp.listening[&relay];
         assert_eq!(code_of(&self.permit(&mut client, PEER)), None);
         (client, id, relay)
