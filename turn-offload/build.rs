@@ -35,7 +35,11 @@ fn compile(object: &Path) -> Outcome {
         return Outcome::Skipped("the target is not Linux".into());
     }
     let clang = env::var("TURN_OFFLOAD_CLANG").unwrap_or_else(|_| "clang".into());
-    let bpf_target = if var("CARGO_CFG_TARGET_ENDIAN") == "big" { "bpfeb" } else { "bpfel" };
+    let bpf_target = if var("CARGO_CFG_TARGET_ENDIAN") == "big" {
+        "bpfeb"
+    } else {
+        "bpfel"
+    };
     // Debian keeps <asm/types.h> under the multiarch triple, which -target bpf does not search.
     let arch = var("CARGO_CFG_TARGET_ARCH");
     let multiarch = match arch.as_str() {
@@ -65,7 +69,10 @@ fn compile(object: &Path) -> Outcome {
     let stderr = String::from_utf8_lossy(&output.stderr);
     // A missing header means a missing package (libbpf-dev, linux-libc-dev), not a bug.
     if stderr.contains("file not found") {
-        let first = stderr.lines().find(|l| l.contains("file not found")).unwrap_or("");
+        let first = stderr
+            .lines()
+            .find(|l| l.contains("file not found"))
+            .unwrap_or("");
         return Outcome::Skipped(format!("headers missing: {}", first.trim()));
     }
     panic!("{clang} failed to compile {SOURCE}:\n{stderr}");

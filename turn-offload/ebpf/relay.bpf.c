@@ -230,8 +230,9 @@ static __always_inline int move_data(struct __sk_buff *skb, __u32 from, __u32 to
 	if (!buf)
 		return -1;
 	for (int i = 0; i < MAX_CHUNKS; i++) {
-		__u32 done = (__u32)i * CHUNK;
-		__u32 offset, n;
+		/* 64-bit arithmetic: the verifier then bounds the very register passed on. */
+		__u64 done = (__u64)i * CHUNK;
+		__u64 offset, n;
 
 		if (done >= len)
 			break;
@@ -240,7 +241,8 @@ static __always_inline int move_data(struct __sk_buff *skb, __u32 from, __u32 to
 			n = CHUNK;
 		/* Forward moves start at the front, backward moves at the end. */
 		offset = to < from ? done : len - done - n;
-		if (n == 0 || n > CHUNK)
+		asm volatile("" : "+r"(n));
+		if (n < 1 || n > CHUNK)
 			return -1;
 		if (bpf_skb_load_bytes(skb, from + offset, buf->bytes, n))
 			return -1;
@@ -542,7 +544,7 @@ static __always_inline int from_peer(struct __sk_buff *skb, const struct udp_vie
 	return relay(skb, v, &r);
 }
 
-SEC("tc")
+SEC("classifier")
 int turn_relay(struct __sk_buff *skb)
 {
 	struct udp_view v = {};

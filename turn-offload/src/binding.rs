@@ -45,7 +45,10 @@ impl Binding {
         if addrs.iter().any(|a| a.is_ipv4() != self.client.is_ipv4()) {
             return Err(BindingError::MixedFamilies);
         }
-        if let Some(&bad) = addrs.iter().find(|a| a.ip().is_unspecified() || a.port() == 0) {
+        if let Some(&bad) = addrs
+            .iter()
+            .find(|a| a.ip().is_unspecified() || a.port() == 0)
+        {
             return Err(BindingError::NotConcrete(bad));
         }
         if !(0x4000..=0x7FFF).contains(&self.channel) {
@@ -138,20 +141,41 @@ mod tests {
     #[test]
     fn validate_accepts_one_family_and_channel_numbers() {
         assert_eq!(binding().validate(), Ok(()));
-        let top = Binding { channel: 0x7FFF, ..binding() };
+        let top = Binding {
+            channel: 0x7FFF,
+            ..binding()
+        };
         assert_eq!(top.validate(), Ok(()));
     }
 
     #[test]
     fn validate_refuses_what_the_program_cannot_match() {
-        let mixed = Binding { peer: "[2001:db8::2]:50000".parse().unwrap(), ..binding() };
+        let mixed = Binding {
+            peer: "[2001:db8::2]:50000".parse().unwrap(),
+            ..binding()
+        };
         assert_eq!(mixed.validate(), Err(BindingError::MixedFamilies));
-        let wildcard = Binding { server: "0.0.0.0:3478".parse().unwrap(), ..binding() };
-        assert_eq!(wildcard.validate(), Err(BindingError::NotConcrete(wildcard.server)));
-        let no_port = Binding { relay: "198.18.2.1:0".parse().unwrap(), ..binding() };
-        assert_eq!(no_port.validate(), Err(BindingError::NotConcrete(no_port.relay)));
+        let wildcard = Binding {
+            server: "0.0.0.0:3478".parse().unwrap(),
+            ..binding()
+        };
+        assert_eq!(
+            wildcard.validate(),
+            Err(BindingError::NotConcrete(wildcard.server))
+        );
+        let no_port = Binding {
+            relay: "198.18.2.1:0".parse().unwrap(),
+            ..binding()
+        };
+        assert_eq!(
+            no_port.validate(),
+            Err(BindingError::NotConcrete(no_port.relay))
+        );
         for channel in [0x3FFF, 0x8000, 0] {
-            let bad = Binding { channel, ..binding() };
+            let bad = Binding {
+                channel,
+                ..binding()
+            };
             assert_eq!(bad.validate(), Err(BindingError::Channel(channel)));
         }
     }
@@ -159,15 +183,30 @@ mod tests {
     #[test]
     fn counters_subtract_to_deltas() {
         let later = Counters {
-            to_peer: Traffic { packets: 5, bytes: 500 },
-            to_client: Traffic { packets: 2, bytes: 20 },
+            to_peer: Traffic {
+                packets: 5,
+                bytes: 500,
+            },
+            to_client: Traffic {
+                packets: 2,
+                bytes: 20,
+            },
         };
         let earlier = Counters {
-            to_peer: Traffic { packets: 3, bytes: 300 },
+            to_peer: Traffic {
+                packets: 3,
+                bytes: 300,
+            },
             to_client: Traffic::default(),
         };
         let delta = later - earlier;
-        assert_eq!(delta.to_peer, Traffic { packets: 2, bytes: 200 });
+        assert_eq!(
+            delta.to_peer,
+            Traffic {
+                packets: 2,
+                bytes: 200
+            }
+        );
         assert_eq!(delta + earlier, later);
         assert!(Counters::default().is_zero());
     }

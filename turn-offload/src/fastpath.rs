@@ -123,7 +123,9 @@ impl FastPath {
             .ok_or_else(|| unavailable("the eBPF object has no turn_relay program"))?
             .try_into()
             .map_err(|e| failure("the eBPF object", &e))?;
-        classifier.load().map_err(|e| failure("the kernel refused the program", &e))?;
+        classifier
+            .load()
+            .map_err(|e| failure("the kernel refused the program", &e))?;
         // Kernels since 6.6 attach through TCX links; older ones through a netlink
         // filter, which needs the clsact qdisc.
         let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
@@ -152,8 +154,7 @@ impl FastPath {
                 .map_err(|e| failure("the from_clients map", &e))?,
             from_peers: maps::HashMap::try_from(from_peers)
                 .map_err(|e| failure("the from_peers map", &e))?,
-            traffic: PerCpuArray::try_from(traffic)
-                .map_err(|e| failure("the traffic map", &e))?,
+            traffic: PerCpuArray::try_from(traffic).map_err(|e| failure("the traffic map", &e))?,
             cpus,
             installed: HashMap::new(),
             by_client_key: HashMap::new(),
@@ -173,19 +174,30 @@ impl FastPath {
         }
         let client_key = layout::client_key(&binding);
         let peer_key = layout::peer_key(&binding);
-        if let Some(other) =
-            self.by_client_key.get(&client_key).or_else(|| self.by_peer_key.get(&peer_key))
+        if let Some(other) = self
+            .by_client_key
+            .get(&client_key)
+            .or_else(|| self.by_peer_key.get(&peer_key))
         {
             return Err(InstallError::Conflict(Box::new(*other)));
         }
-        let slot = self.slots.take().ok_or(InstallError::Full(self.max_bindings))?;
+        let slot = self
+            .slots
+            .take()
+            .ok_or(InstallError::Full(self.max_bindings))?;
         if let Err(e) = self.write_entries(&binding, slot, &client_key, &peer_key) {
             let _ = self.from_clients.remove(&client_key);
             let _ = self.from_peers.remove(&peer_key);
             self.slots.give_back(slot);
             return Err(e);
         }
-        self.installed.insert(binding, Installed { slot, taken: Counters::default() });
+        self.installed.insert(
+            binding,
+            Installed {
+                slot,
+                taken: Counters::default(),
+            },
+        );
         self.by_client_key.insert(client_key, binding);
         self.by_peer_key.insert(peer_key, binding);
         Ok(())
@@ -200,8 +212,10 @@ impl FastPath {
     ) -> Result<(), InstallError> {
         let zero = PerCpuValues::try_from(vec![[0u64; 4]; self.cpus])?;
         self.traffic.set(slot, zero, 0)?;
-        self.from_clients.insert(client_key, layout::client_value(binding, slot), 0)?;
-        self.from_peers.insert(peer_key, layout::peer_value(binding, slot), 0)?;
+        self.from_clients
+            .insert(client_key, layout::client_value(binding, slot), 0)?;
+        self.from_peers
+            .insert(peer_key, layout::peer_value(binding, slot), 0)?;
         Ok(())
     }
 
@@ -217,8 +231,13 @@ impl FastPath {
         self.by_client_key.remove(&client_key);
         self.by_peer_key.remove(&peer_key);
         // Entries first, then the counters: no packet is counted after the read.
-        let removed = self.from_clients.remove(&client_key).and(self.from_peers.remove(&peer_key));
-        let last = self.read(installed.slot).map(|total| total - installed.taken);
+        let removed = self
+            .from_clients
+            .remove(&client_key)
+            .and(self.from_peers.remove(&peer_key));
+        let last = self
+            .read(installed.slot)
+            .map(|total| total - installed.taken);
         self.slots.give_back(installed.slot);
         removed?;
         last.map(Some)
@@ -226,7 +245,10 @@ impl FastPath {
 
     /// Everything relayed for `binding` since it was installed.
     pub fn counters(&self, binding: &Binding) -> Result<Option<Counters>, MapError> {
-        self.installed.get(binding).map(|i| self.read(i.slot)).transpose()
+        self.installed
+            .get(binding)
+            .map(|i| self.read(i.slot))
+            .transpose()
     }
 
     /// What was relayed since the last call, for every binding that relayed anything:
@@ -283,15 +305,18 @@ const ARPHRD_ETHER: u16 = 1;
 const ARPHRD_LOOPBACK: u16 = 772;
 
 fn unavailable(reason: impl Into<String>) -> Unavailable {
-    Unavailable { reason: reason.into() }
+    Unavailable {
+        reason: reason.into(),
+    }
 }
 
-/// Names a missing privilege plainly; anything else with its error chain.
+/// Names a missing privilege (EPERM) plainly; anything else with its error chain (the
+/// verifier refuses a program with EACCES, and its log says why).
 fn failure(what: &str, error: &(dyn Error + 'static)) -> Unavailable {
     let mut cause = Some(error);
     while let Some(e) = cause {
         if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && matches!(io.raw_os_error(), Some(code) if code == Errno::EPERM as i32 || code == Errno::EACCES as i32)
+            && io.raw_os_error() == Some(Errno::EPERM as i32)
         {
             return unavailable(format!(
                 "{what}: permission denied (the fast path needs CAP_BPF and CAP_NET_ADMIN, \
@@ -382,7 +407,10 @@ mod tests {
     fn permission_errors_name_the_capabilities() {
         let eperm = std::io::Error::from_raw_os_error(Errno::EPERM as i32);
         let reason = failure("creating the program's maps", &eperm).reason;
-        assert!(reason.contains("CAP_BPF") && reason.contains("CAP_NET_ADMIN"), "{reason}");
+        assert!(
+            reason.contains("CAP_BPF") && reason.contains("CAP_NET_ADMIN"),
+            "{reason}"
+        );
         let other = std::io::Error::from_raw_os_error(Errno::EINVAL as i32);
         assert!(!failure("x", &other).reason.contains("CAP_BPF"));
     }

@@ -94,8 +94,14 @@ pub(crate) fn peer_value(b: &Binding, slot: u32) -> PeerValue {
 pub(crate) fn counters<'a>(per_cpu: impl IntoIterator<Item = &'a TrafficValue>) -> Counters {
     per_cpu.into_iter().fold(Counters::default(), |sum, t| {
         sum + Counters {
-            to_peer: Traffic { packets: t[0], bytes: t[1] },
-            to_client: Traffic { packets: t[2], bytes: t[3] },
+            to_peer: Traffic {
+                packets: t[0],
+                bytes: t[1],
+            },
+            to_client: Traffic {
+                packets: t[2],
+                bytes: t[3],
+            },
         }
     })
 }
@@ -160,7 +166,19 @@ mod tests {
     #[test]
     fn per_cpu_counters_are_summed() {
         let sum = counters(&[[1, 10, 2, 20], [3, 30, 0, 0]]);
-        assert_eq!(sum.to_peer, Traffic { packets: 4, bytes: 40 });
-        assert_eq!(sum.to_client, Traffic { packets: 2, bytes: 20 });
+        assert_eq!(
+            sum.to_peer,
+            Traffic {
+                packets: 4,
+                bytes: 40
+            }
+        );
+        assert_eq!(
+            sum.to_client,
+            Traffic {
+                packets: 2,
+                bytes: 20
+            }
+        );
     }
 }

@@ -2,8 +2,10 @@
 
 /// The ELF object of `ebpf/relay.bpf.c`, aligned as aya's parser needs.
 #[cfg(turn_offload_program)]
-pub(crate) const OBJECT: Option<&[u8]> =
-    Some(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/relay.bpf.o")));
+pub(crate) const OBJECT: Option<&[u8]> = Some(aya::include_bytes_aligned!(concat!(
+    env!("OUT_DIR"),
+    "/relay.bpf.o"
+)));
 
 /// This build has no program: clang or libbpf's headers were missing.
 #[cfg(not(turn_offload_program))]

@@ -14,7 +14,11 @@ pub(crate) struct Slots {
 
 impl Slots {
     pub(crate) fn new(capacity: u32) -> Self {
-        Self { capacity, next: 0, free: VecDeque::new() }
+        Self {
+            capacity,
+            next: 0,
+            free: VecDeque::new(),
+        }
     }
 
     /// A free slot, or `None` when all are in use.
@@ -40,7 +44,10 @@ mod tests {
     #[test]
     fn slots_run_out_and_come_back_oldest_first() {
         let mut slots = Slots::new(3);
-        assert_eq!([slots.take(), slots.take(), slots.take()], [Some(0), Some(1), Some(2)]);
+        assert_eq!(
+            [slots.take(), slots.take(), slots.take()],
+            [Some(0), Some(1), Some(2)]
+        );
         assert_eq!(slots.take(), None);
         slots.give_back(1);
         slots.give_back(0);
