@@ -415,6 +415,14 @@ mod tests {
         assert!(!failure("x", &other).reason.contains("CAP_BPF"));
     }
 
+    /// Runs in builds without the toolchain (`TURN_OFFLOAD_CLANG=/nonexistent cargo test`).
+    #[cfg(not(turn_offload_program))]
+    #[test]
+    fn a_build_without_the_program_says_so() {
+        let err = FastPath::load(&Config::new(["lo"])).unwrap_err();
+        assert!(err.reason.contains("this build has no eBPF program"), "{err}");
+    }
+
     #[test]
     fn missing_interfaces_are_named() {
         let err = check_interfaces(&["no-such-if0".into()]).unwrap_err();
