@@ -420,7 +420,10 @@ mod tests {
     #[test]
     fn a_build_without_the_program_says_so() {
         let err = FastPath::load(&Config::new(["lo"])).unwrap_err();
-        assert!(err.reason.contains("this build has no eBPF program"), "{err}");
+        assert!(
+            err.reason.contains("this build has no eBPF program"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -345,6 +345,14 @@ fn passes_to_userspace_what_it_does_not_relay() {
     nothing_waiting(&s.peer, "the peer");
     nothing_waiting(&s.client, "the client");
     assert_eq!(fast.counters(&b).unwrap(), None);
+
+    // Dropping the fast path detaches the program, even with bindings installed.
+    fast.install(b).unwrap();
+    drop(fast);
+    let data = channel_data(CHANNEL, b"after drop");
+    s.client.send_to(&data, b.server).unwrap();
+    assert_eq!(recv(&s.listener, "listener after drop"), (data, b.client));
+    nothing_waiting(&s.peer, "the peer after drop");
 }
 
 #[test]
