@@ -319,6 +319,13 @@ fn passes_to_userspace_what_it_does_not_relay() {
         s.client.send_to(bytes, b.server).unwrap();
         assert_eq!(recv(&s.listener, what), (bytes.clone(), b.client), "{what}");
     }
+    // A TTL of 1 would leave with 0: userspace relays it with the default TTL.
+    s.client.set_ttl(1).unwrap();
+    let data = channel_data(CHANNEL, b"last hop");
+    s.client.send_to(&data, b.server).unwrap();
+    assert_eq!(recv(&s.listener, "TTL 1"), (data, b.client));
+    s.client.set_ttl(64).unwrap();
+
     // A peer on another port has no channel: its datagram goes to the relay socket.
     let stranger = bind(&t.peer, t.ips.peer);
     stranger.send_to(b"not bound", b.relay).unwrap();
