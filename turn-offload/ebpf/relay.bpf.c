@@ -7,8 +7,9 @@
  * Peer -> client: a datagram from a channel-bound peer to the relay address becomes
  * ChannelData from the listening address to the client.
  *
- * Everything the program does not recognise returns TC_ACT_OK untouched, so the
- * userspace server handles it exactly as without the program. The map layouts are
+ * Everything the program does not relay it returns untouched with TC_ACT_UNSPEC ("no
+ * verdict"): the next TC program on the interface runs (another server's, a CNI's),
+ * and after the last one the userspace server gets the packet exactly as without it. The map layouts are
  * encoded by src/layout.rs; the design note is the crate documentation (src/lib.rs).
  *
  * Dual licensed (MIT for the project, GPL-2.0 for the kernel): bpf_fib_lookup is a
@@ -35,6 +36,8 @@
 #define CHUNK 512
 #define MAX_CHUNKS 8
 #define MAX_DATA (CHUNK * MAX_CHUNKS)
+/* from_client/from_peer: the packet is not one of their bindings'. Not a TC verdict. */
+#define NO_ENTRY (-2)
 
 /* Key of a client -> peer entry: the client's 5-tuple and the channel number. */
 struct client_key {
@@ -404,21 +407,21 @@ static __always_inline int relay(struct __sk_buff *skb, const struct udp_view *v
 	 * the outgoing TTL is the incoming one less one; DSCP, ECN and DF stay as they
 	 * came. A TTL of 0 or 1 goes to userspace, which sends with the default TTL. */
 	if (v->ttl <= 1)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	if (r->to_client) {
 		data_len = v->udp_len - UDP_HEADER;
 		udp_len = v->udp_len + CHANNEL_HEADER;
 		if (udp_len > 0xffff)
-			return TC_ACT_OK;
+			return TC_ACT_UNSPEC;
 	} else {
 		data_len = v->udp_len - UDP_HEADER - CHANNEL_HEADER;
 		udp_len = v->udp_len - CHANNEL_HEADER;
 	}
 	if (data_len > MAX_DATA)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	way = route(skb, v, r, udp_len, &fib);
 	if (way == ROUTE_USERSPACE)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 
 	/* From here on the packet is being changed: a failure drops it. */
 	if (r->to_client) {
@@ -492,13 +495,13 @@ static __always_inline int from_client(struct __sk_buff *skb, const struct udp_v
 	__u8 header[CHANNEL_HEADER];
 
 	if (v->udp_len < UDP_HEADER + CHANNEL_HEADER)
-		return -1;
+		return NO_ENTRY;
 	if (bpf_skb_load_bytes(skb, v->l4 + UDP_HEADER, header, sizeof(header)))
-		return -1;
+		return NO_ENTRY;
 	if ((header[0] & 0xc0) != 0x40)
-		return -1;
+		return NO_ENTRY;
 	if ((((__u32)header[2] << 8) | header[3]) != v->udp_len - UDP_HEADER - CHANNEL_HEADER)
-		return -1;
+		return NO_ENTRY;
 	__builtin_memcpy(key.client_ip, v->src, 16);
 	__builtin_memcpy(key.server_ip, v->dst, 16);
 	key.client_port = v->sport;
@@ -506,7 +509,7 @@ static __always_inline int from_client(struct __sk_buff *skb, const struct udp_v
 	__builtin_memcpy(&key.channel, header, 2);
 	found = bpf_map_lookup_elem(&from_clients, &key);
 	if (!found)
-		return -1;
+		return NO_ENTRY;
 	__builtin_memcpy(r.src, found->relay_ip, 16);
 	__builtin_memcpy(r.dst, found->peer_ip, 16);
 	r.sport = found->relay_port;
@@ -531,7 +534,7 @@ static __always_inline int from_peer(struct __sk_buff *skb, const struct udp_vie
 	key.relay_port = v->dport;
 	found = bpf_map_lookup_elem(&from_peers, &key);
 	if (!found)
-		return -1;
+		return NO_ENTRY;
 	__builtin_memcpy(r.src, found->server_ip, 16);
 	__builtin_memcpy(r.dst, found->client_ip, 16);
 	r.sport = found->server_port;
@@ -551,14 +554,14 @@ int turn_relay(struct __sk_buff *skb)
 	int verdict;
 
 	if (parse(skb, &v))
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	verdict = from_client(skb, &v);
-	if (verdict >= 0)
+	if (verdict != NO_ENTRY)
 		return verdict;
 	verdict = from_peer(skb, &v);
-	if (verdict >= 0)
+	if (verdict != NO_ENTRY)
 		return verdict;
-	return TC_ACT_OK;
+	return TC_ACT_UNSPEC;
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -1,21 +1,18 @@
-//! Loading and attaching the program, and keeping its maps in step with the bindings
-//! the driver installs and removes.
+//! Loading and attaching the program, and splitting its maps into per-thread shares.
 
-use std::collections::HashMap;
 use std::error::Error;
 use std::fs;
+use std::time::Duration;
 
-use aya::maps::{self, MapData, MapError, PerCpuArray, PerCpuValues};
 use aya::programs::{SchedClassifier, TcAttachType, tc};
 use aya::util::{KernelVersion, nr_cpus};
 use aya::{Ebpf, EbpfLoader};
 use nix::errno::Errno;
 use thiserror::Error;
 
-use crate::binding::{Binding, BindingError, Counters};
-use crate::layout::{self, ClientKey, ClientValue, PeerKey, PeerValue, TrafficValue};
+use crate::binding::{Binding, Counters};
 use crate::program;
-use crate::slots::Slots;
+use crate::share::{InstallError, Share};
 
 /// Bindings one loaded program holds unless configured otherwise (each costs two hash
 /// entries of ~100 bytes and 32 bytes of counters per CPU).
@@ -50,253 +47,208 @@ pub struct Unavailable {
     pub reason: String,
 }
 
-/// Why a binding was not installed; it stays on the userspace path.
-#[derive(Debug, Error)]
-pub enum InstallError {
-    /// The binding is not one the program can relay.
-    #[error(transparent)]
-    Binding(#[from] BindingError),
-    /// All `max_bindings` slots are in use.
-    #[error("the fast path already holds its maximum of {0} bindings")]
-    Full(u32),
-    /// Another installed binding has the same client 5-tuple and channel, or the same
-    /// peer on the same relay address.
-    #[error("the binding conflicts with the installed binding {0:?}")]
-    Conflict(Box<Binding>),
-    /// The kernel refused a map update.
-    #[error("updating the fast path's maps failed: {0}")]
-    Map(#[from] MapError),
-    /// The per-CPU counters could not be laid out (the CPU count was unreadable).
-    #[error("zeroing the binding's counters failed: {0}")]
-    Counters(#[from] std::io::Error),
-}
-
-/// An installed binding: its counter slot and what was already handed out.
-#[derive(Debug)]
-struct Installed {
-    slot: u32,
-    taken: Counters,
-}
-
-/// The loaded and attached program. Dropping it detaches the program and frees its maps
-/// (on kernels before 6.6, whose TC attachments are netlink filters, drop it in the
-/// network namespace it was loaded in).
+/// The loaded and attached program, with one [`Share`] of its maps holding every
+/// counter slot. Dropping it detaches the program and frees its maps (on kernels before
+/// 6.6, whose TC attachments are netlink filters, drop it in the network namespace it
+/// was loaded in).
 pub struct FastPath {
-    from_clients: maps::HashMap<MapData, ClientKey, ClientValue>,
-    from_peers: maps::HashMap<MapData, PeerKey, PeerValue>,
-    traffic: PerCpuArray<MapData, TrafficValue>,
+    share: Share,
+    attachment: Attachment,
+}
+
+/// The attached program on its own, once [`FastPath::split`] handed its maps out to
+/// shares: dropping it detaches the program (shares left over then relay nothing).
+pub struct Attachment {
+    ebpf: Ebpf,
     cpus: usize,
-    installed: HashMap<Binding, Installed>,
-    by_client_key: HashMap<ClientKey, Binding>,
-    by_peer_key: HashMap<PeerKey, Binding>,
-    slots: Slots,
     max_bindings: u32,
-    /// Holds the program and its attachments; last, so the maps above go first.
-    _ebpf: Ebpf,
+}
+
+/// What the kernel measured of the program's runs, all interfaces and CPUs together.
+/// Both stay 0 unless `kernel.bpf_stats_enabled` is 1 (the measurement costs two clock
+/// reads per run, so the kernel leaves it off by default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Time spent in the program.
+    pub run_time: Duration,
+    /// Runs: every packet the attached interfaces received while measuring.
+    pub runs: u64,
 }
 
 impl FastPath {
     /// Loads the program and attaches it to the ingress of every configured interface,
     /// in the calling thread's network namespace.
     pub fn load(config: &Config) -> Result<Self, Unavailable> {
-        let object = program::OBJECT.ok_or_else(|| {
-            unavailable("this build has no eBPF program (clang or libbpf's headers were missing)")
-        })?;
-        if config.interfaces.is_empty() {
-            return Err(unavailable("no interface to attach to"));
-        }
-        if config.max_bindings == 0 {
-            return Err(unavailable("max_bindings is 0"));
-        }
-        check_interfaces(&config.interfaces)?;
-        check_forwarding_on_lo()?;
-        let cpus = nr_cpus().map_err(|(what, e)| unavailable(format!("{what}: {e}")))?;
-
-        let mut ebpf = EbpfLoader::new()
-            .map_max_entries(program::FROM_CLIENTS, config.max_bindings)
-            .map_max_entries(program::FROM_PEERS, config.max_bindings)
-            .map_max_entries(program::TRAFFIC, config.max_bindings)
-            .load(object)
-            .map_err(|e| failure("creating the program's maps", &e))?;
-        let classifier: &mut SchedClassifier = ebpf
-            .program_mut(program::PROGRAM)
-            .ok_or_else(|| unavailable("the eBPF object has no turn_relay program"))?
-            .try_into()
-            .map_err(|e| failure("the eBPF object", &e))?;
-        classifier
-            .load()
-            .map_err(|e| failure("the kernel refused the program", &e))?;
-        // Kernels since 6.6 attach through TCX links; older ones through a netlink
-        // filter, which needs the clsact qdisc.
-        let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
-        for interface in &config.interfaces {
-            if !tcx {
-                match tc::qdisc_add_clsact(interface) {
-                    Ok(()) => {}
-                    Err(tc::TcError::NetlinkError(e)) if e.raw_os_error() == Some(EEXIST) => {}
-                    Err(e) => {
-                        return Err(failure(&format!("adding clsact to {interface}"), &e));
-                    }
-                }
-            }
-            classifier
-                .attach(interface, TcAttachType::Ingress)
-                .map_err(|e| failure(&format!("attaching to {interface}"), &e))?;
-        }
-
-        let from_clients = take_map(&mut ebpf, program::FROM_CLIENTS)?;
-        let from_peers = take_map(&mut ebpf, program::FROM_PEERS)?;
-        let traffic = ebpf
-            .take_map(program::TRAFFIC)
-            .ok_or_else(|| unavailable("the eBPF object has no traffic map"))?;
+        let (mut ebpf, cpus) = load_program(config)?;
+        attach(&mut ebpf, &config.interfaces)?;
+        let share = Share::new(&ebpf, cpus, 0, config.max_bindings)
+            .map_err(|e| failure("opening the program's maps", &e))?;
         Ok(Self {
-            from_clients: maps::HashMap::try_from(from_clients)
-                .map_err(|e| failure("the from_clients map", &e))?,
-            from_peers: maps::HashMap::try_from(from_peers)
-                .map_err(|e| failure("the from_peers map", &e))?,
-            traffic: PerCpuArray::try_from(traffic).map_err(|e| failure("the traffic map", &e))?,
-            cpus,
-            installed: HashMap::new(),
-            by_client_key: HashMap::new(),
-            by_peer_key: HashMap::new(),
-            slots: Slots::new(config.max_bindings),
-            max_bindings: config.max_bindings,
-            _ebpf: ebpf,
+            share,
+            attachment: Attachment {
+                ebpf,
+                cpus,
+                max_bindings: config.max_bindings,
+            },
         })
     }
 
-    /// Relays `binding`'s ChannelData and peer datagrams in the kernel from now on.
-    /// Installing an installed binding again changes nothing (its counters go on).
+    /// Whether [`load`](Self::load) would succeed, without attaching anything: the same
+    /// checks, and the program loaded into the kernel (so its verifier has its say) and
+    /// freed again at once.
+    pub fn check(config: &Config) -> Result<(), Unavailable> {
+        load_program(config).map(drop)
+    }
+
+    /// Hands the maps out to `parts` [`Share`]s with equal ranges of counter slots, one
+    /// per thread that installs bindings, and keeps the attachment. Bindings installed
+    /// through the fast path itself are removed first.
+    pub fn split(mut self, parts: usize) -> Result<(Attachment, Vec<Share>), Unavailable> {
+        self.share.clear();
+        let attachment = self.attachment;
+        let parts = u32::try_from(parts.max(1)).unwrap_or(u32::MAX);
+        let per_part = attachment.max_bindings / parts;
+        let shares = (0..parts)
+            .map(|index| {
+                let first = index * per_part;
+                Share::new(&attachment.ebpf, attachment.cpus, first, first + per_part)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| failure("opening the program's maps", &e))?;
+        Ok((attachment, shares))
+    }
+
+    /// See [`Share::install`].
     pub fn install(&mut self, binding: Binding) -> Result<(), InstallError> {
-        binding.validate()?;
-        if self.installed.contains_key(&binding) {
-            return Ok(());
-        }
-        let client_key = layout::client_key(&binding);
-        let peer_key = layout::peer_key(&binding);
-        if let Some(other) = self
-            .by_client_key
-            .get(&client_key)
-            .or_else(|| self.by_peer_key.get(&peer_key))
-        {
-            return Err(InstallError::Conflict(Box::new(*other)));
-        }
-        let slot = self
-            .slots
-            .take()
-            .ok_or(InstallError::Full(self.max_bindings))?;
-        if let Err(e) = self.write_entries(&binding, slot, &client_key, &peer_key) {
-            let _ = self.from_clients.remove(&client_key);
-            let _ = self.from_peers.remove(&peer_key);
-            self.slots.give_back(slot);
-            return Err(e);
-        }
-        self.installed.insert(
-            binding,
-            Installed {
-                slot,
-                taken: Counters::default(),
-            },
-        );
-        self.by_client_key.insert(client_key, binding);
-        self.by_peer_key.insert(peer_key, binding);
-        Ok(())
+        self.share.install(binding)
     }
 
-    fn write_entries(
-        &mut self,
-        binding: &Binding,
-        slot: u32,
-        client_key: &ClientKey,
-        peer_key: &PeerKey,
-    ) -> Result<(), InstallError> {
-        let zero = PerCpuValues::try_from(vec![[0u64; 4]; self.cpus])?;
-        self.traffic.set(slot, zero, 0)?;
-        self.from_clients
-            .insert(client_key, layout::client_value(binding, slot), 0)?;
-        self.from_peers
-            .insert(peer_key, layout::peer_value(binding, slot), 0)?;
-        Ok(())
+    /// See [`Share::remove`].
+    pub fn remove(&mut self, binding: &Binding) -> Result<Option<Counters>, aya::maps::MapError> {
+        self.share.remove(binding)
     }
 
-    /// Stops relaying `binding` in the kernel (its packets go to userspace again) and
-    /// returns what was relayed since the last [`take_counters`](Self::take_counters).
-    /// `None` when it was not installed.
-    pub fn remove(&mut self, binding: &Binding) -> Result<Option<Counters>, MapError> {
-        let Some(installed) = self.installed.remove(binding) else {
-            return Ok(None);
-        };
-        let client_key = layout::client_key(binding);
-        let peer_key = layout::peer_key(binding);
-        self.by_client_key.remove(&client_key);
-        self.by_peer_key.remove(&peer_key);
-        // Entries first, then the counters: no packet is counted after the read.
-        let removed = self
-            .from_clients
-            .remove(&client_key)
-            .and(self.from_peers.remove(&peer_key));
-        let last = self
-            .read(installed.slot)
-            .map(|total| total - installed.taken);
-        self.slots.give_back(installed.slot);
-        removed?;
-        last.map(Some)
+    /// See [`Share::counters`].
+    pub fn counters(&self, binding: &Binding) -> Result<Option<Counters>, aya::maps::MapError> {
+        self.share.counters(binding)
     }
 
-    /// Everything relayed for `binding` since it was installed.
-    pub fn counters(&self, binding: &Binding) -> Result<Option<Counters>, MapError> {
-        self.installed
-            .get(binding)
-            .map(|i| self.read(i.slot))
-            .transpose()
-    }
-
-    /// What was relayed since the last call, for every binding that relayed anything:
-    /// the driver adds these to its allocation counters, quotas and metrics.
-    pub fn take_counters(&mut self) -> Result<Vec<(Binding, Counters)>, MapError> {
-        let mut deltas = Vec::new();
-        for (binding, installed) in &mut self.installed {
-            let total = read(&self.traffic, installed.slot)?;
-            let delta = total - installed.taken;
-            if !delta.is_zero() {
-                installed.taken = total;
-                deltas.push((*binding, delta));
-            }
-        }
-        Ok(deltas)
+    /// See [`Share::take_counters`].
+    pub fn take_counters(&mut self) -> Result<Vec<(Binding, Counters)>, aya::maps::MapError> {
+        self.share.take_counters()
     }
 
     /// The number of installed bindings.
     pub fn len(&self) -> usize {
-        self.installed.len()
+        self.share.len()
     }
 
     /// True when no binding is installed.
     pub fn is_empty(&self) -> bool {
-        self.installed.is_empty()
+        self.share.is_empty()
     }
 
-    fn read(&self, slot: u32) -> Result<Counters, MapError> {
-        read(&self.traffic, slot)
+    /// See [`Attachment::run_stats`].
+    pub fn run_stats(&self) -> Result<RunStats, Unavailable> {
+        self.attachment.run_stats()
     }
 }
 
-impl std::fmt::Debug for FastPath {
+impl Attachment {
+    /// The kernel's measurement of the program's runs so far (see [`RunStats`]).
+    pub fn run_stats(&self) -> Result<RunStats, Unavailable> {
+        let classifier: &SchedClassifier = self
+            .ebpf
+            .program(program::PROGRAM)
+            .ok_or_else(|| unavailable("the eBPF object has no turn_relay program"))?
+            .try_into()
+            .map_err(|e| failure("the eBPF object", &e))?;
+        let info = classifier
+            .info()
+            .map_err(|e| failure("reading the program's statistics", &e))?;
+        Ok(RunStats {
+            run_time: info.run_time(),
+            runs: info.run_count(),
+        })
+    }
+}
+
+impl std::fmt::Debug for Attachment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FastPath")
-            .field("bindings", &self.installed.len())
+        f.debug_struct("Attachment")
             .field("max_bindings", &self.max_bindings)
             .finish_non_exhaustive()
     }
 }
 
-fn read(traffic: &PerCpuArray<MapData, TrafficValue>, slot: u32) -> Result<Counters, MapError> {
-    Ok(layout::counters(traffic.get(&slot, 0)?.iter()))
+/// Checks what can be checked without the kernel, then creates the maps and has the
+/// verifier load the program; nothing is attached yet.
+fn load_program(config: &Config) -> Result<(Ebpf, usize), Unavailable> {
+    let object = program::OBJECT.ok_or_else(|| {
+        unavailable("this build has no eBPF program (clang or libbpf's headers were missing)")
+    })?;
+    if config.interfaces.is_empty() {
+        return Err(unavailable("no interface to attach to"));
+    }
+    if config.max_bindings == 0 {
+        return Err(unavailable("max_bindings is 0"));
+    }
+    check_interfaces(&config.interfaces)?;
+    check_forwarding_on_lo()?;
+    let cpus = nr_cpus().map_err(|(what, e)| unavailable(format!("{what}: {e}")))?;
+    let mut ebpf = EbpfLoader::new()
+        .map_max_entries(program::FROM_CLIENTS, config.max_bindings)
+        .map_max_entries(program::FROM_PEERS, config.max_bindings)
+        .map_max_entries(program::TRAFFIC, config.max_bindings)
+        .load(object)
+        .map_err(|e| failure("creating the program's maps", &e))?;
+    classifier(&mut ebpf)?
+        .load()
+        .map_err(|e| failure("the kernel refused the program", &e))?;
+    Ok((ebpf, cpus))
 }
 
-fn take_map(ebpf: &mut Ebpf, name: &str) -> Result<maps::Map, Unavailable> {
-    ebpf.take_map(name)
-        .ok_or_else(|| unavailable(format!("the eBPF object has no {name} map")))
+fn classifier(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, Unavailable> {
+    ebpf.program_mut(program::PROGRAM)
+        .ok_or_else(|| unavailable("the eBPF object has no turn_relay program"))?
+        .try_into()
+        .map_err(|e| failure("the eBPF object", &e))
+}
+
+/// Attaches the loaded program to the ingress of `interfaces`. Kernels since 6.6 attach
+/// through TCX links, which end with the process; older ones through a netlink filter on
+/// the clsact qdisc, which outlives a killed process: filters of that name left by an
+/// earlier run are removed first, so a dead server's bindings never relay.
+fn attach(ebpf: &mut Ebpf, interfaces: &[String]) -> Result<(), Unavailable> {
+    let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
+    let classifier = classifier(ebpf)?;
+    for interface in interfaces {
+        if !tcx {
+            match tc::qdisc_add_clsact(interface) {
+                Ok(()) => {}
+                Err(tc::TcError::NetlinkError(e)) if e.raw_os_error() == Some(EEXIST) => {}
+                Err(e) => {
+                    return Err(failure(&format!("adding clsact to {interface}"), &e));
+                }
+            }
+            // Best effort: "none found" is the usual answer, and a real netlink problem
+            // makes the attach below fail with its reason.
+            let _ = tc::qdisc_detach_program(interface, TcAttachType::Ingress, program::PROGRAM);
+        }
+        classifier
+            .attach(interface, TcAttachType::Ingress)
+            .map_err(|e| failure(&format!("attaching to {interface}"), &e))?;
+    }
+    Ok(())
+}
+
+impl std::fmt::Debug for FastPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastPath")
+            .field("bindings", &self.share.len())
+            .field("max_bindings", &self.attachment.max_bindings)
+            .finish_non_exhaustive()
+    }
 }
 
 const EEXIST: i32 = Errno::EEXIST as i32;

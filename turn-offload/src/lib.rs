@@ -76,6 +76,21 @@
 //! entries first and then returns the rest, so the driver's allocation counters,
 //! quotas, logs and Prometheus metrics see every byte exactly once.
 //!
+//! # Threads
+//!
+//! A driver with several threads that each own their clients (turn-server's shards)
+//! loads one program and [`FastPath::split`]s it: each thread gets a [`Share`], handles
+//! of its own on the maps (duplicated file descriptors) with its own range of counter
+//! slots, and installs, removes and reads its bindings without a lock or waiting on
+//! another thread. The [`Attachment`] stays with whoever started the threads; dropping
+//! it detaches the program.
+//!
+//! # Other programs on the same interface
+//!
+//! What the program does not relay it returns with `TC_ACT_UNSPEC`, "no verdict": the
+//! kernel runs the next TC program on the interface (another server's, a CNI's), and
+//! after the last one hands the packet up the stack as if none had run.
+//!
 //! # `max-bps` and `bps-capacity`
 //!
 //! An allocation with a `max-bps` limit stays on the userspace path: the driver does not
@@ -89,10 +104,12 @@
 //!
 //! # Privileges and fallback
 //!
-//! Loading needs CAP_BPF and CAP_NET_ADMIN (CAP_SYS_ADMIN on kernels before 5.8).
-//! [`FastPath::load`] returns [`Unavailable`] with a reason an operator can act on when
-//! the build has no program, a privilege or an interface is missing, `lo` forwarding is
-//! off or the kernel refuses the program; the driver then relays in userspace.
+//! Loading needs CAP_BPF and CAP_NET_ADMIN (CAP_SYS_ADMIN on kernels before 5.8), and
+//! Linux 5.10 or later (`bpf_redirect_neigh`). [`FastPath::load`] returns
+//! [`Unavailable`] with a reason an operator can act on when the build has no program,
+//! a privilege or an interface is missing, `lo` forwarding is off or the kernel refuses
+//! the program; the driver then relays in userspace. [`FastPath::check`] answers the
+//! same question without attaching anything (for `--check-config`).
 //!
 //! ```no_run
 //! use turn_offload::{Binding, Config, FastPath};
@@ -119,7 +136,9 @@ mod binding;
 mod fastpath;
 mod layout;
 mod program;
+mod share;
 mod slots;
 
 pub use binding::{Binding, BindingError, Counters, Traffic};
-pub use fastpath::{Config, DEFAULT_MAX_BINDINGS, FastPath, InstallError, Unavailable};
+pub use fastpath::{Attachment, Config, DEFAULT_MAX_BINDINGS, FastPath, RunStats, Unavailable};
+pub use share::{InstallError, Share};

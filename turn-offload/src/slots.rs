@@ -2,23 +2,31 @@
 
 use std::collections::VecDeque;
 
-/// Hands out indexes below a capacity. Freed slots are reused oldest first, so a packet
-/// the program was still counting for a removed binding lands on a slot that has been
-/// idle longest (and is zeroed again before reuse).
+/// Hands out indexes in `first..end` (each share of the fast path has its own range).
+/// Freed slots are reused oldest first, so a packet the program was still counting for
+/// a removed binding lands on a slot that has been idle longest (and is zeroed again
+/// before reuse).
 #[derive(Debug)]
 pub(crate) struct Slots {
-    capacity: u32,
     next: u32,
+    end: u32,
+    capacity: u32,
     free: VecDeque<u32>,
 }
 
 impl Slots {
-    pub(crate) fn new(capacity: u32) -> Self {
+    pub(crate) fn new(first: u32, end: u32) -> Self {
         Self {
-            capacity,
-            next: 0,
+            next: first,
+            end,
+            capacity: end.saturating_sub(first),
             free: VecDeque::new(),
         }
+    }
+
+    /// How many slots the range holds.
+    pub(crate) fn capacity(&self) -> u32 {
+        self.capacity
     }
 
     /// A free slot, or `None` when all are in use.
@@ -26,7 +34,7 @@ impl Slots {
         if let Some(slot) = self.free.pop_front() {
             return Some(slot);
         }
-        (self.next < self.capacity).then(|| {
+        (self.next < self.end).then(|| {
             self.next += 1;
             self.next - 1
         })
@@ -43,7 +51,7 @@ mod tests {
 
     #[test]
     fn slots_run_out_and_come_back_oldest_first() {
-        let mut slots = Slots::new(3);
+        let mut slots = Slots::new(0, 3);
         assert_eq!(
             [slots.take(), slots.take(), slots.take()],
             [Some(0), Some(1), Some(2)]
@@ -54,5 +62,16 @@ mod tests {
         assert_eq!(slots.take(), Some(1));
         assert_eq!(slots.take(), Some(0));
         assert_eq!(slots.take(), None);
+    }
+
+    #[test]
+    fn ranges_stay_apart() {
+        let mut slots = Slots::new(5, 7);
+        assert_eq!(slots.capacity(), 2);
+        assert_eq!(
+            [slots.take(), slots.take(), slots.take()],
+            [Some(5), Some(6), None]
+        );
+        assert_eq!(Slots::new(4, 4).capacity(), 0);
     }
 }

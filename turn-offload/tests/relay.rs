@@ -9,6 +9,7 @@ use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
+use aya::programs::{SchedClassifier, TcAttachType};
 use netns::{Namespace, veth};
 use turn_offload::{Binding, Config, Counters, FastPath, InstallError, Traffic};
 
@@ -427,4 +428,147 @@ fn missing_interfaces_and_lo_forwarding_are_reported() {
         .enter(|| FastPath::load(&Config::new(["lo", "missing0"])))
         .unwrap_err();
     assert_eq!(err.reason, "interface missing0 does not exist");
+}
+
+fn loopback_namespace(tag: &str) -> Namespace {
+    let ns = Namespace::new(tag);
+    ns.sysctl("net/ipv4/conf/lo/forwarding", "1");
+    ns.sysctl("net/ipv6/conf/lo/forwarding", "1");
+    ns
+}
+
+/// Programs attached to `lo` of `ns` through TCX links.
+fn attached_on_lo(ns: &Namespace) -> usize {
+    ns.enter(|| SchedClassifier::query_tcx("lo", TcAttachType::Ingress))
+        .expect("query tcx")
+        .1
+        .len()
+}
+
+#[test]
+fn check_attaches_nothing() {
+    let ns = Namespace::new("k");
+    let err = ns
+        .enter(|| FastPath::check(&Config::new(["lo"])))
+        .unwrap_err();
+    assert!(err.reason.contains("net.ipv4.conf.lo.forwarding"), "{err}");
+    ns.sysctl("net/ipv4/conf/lo/forwarding", "1");
+    ns.sysctl("net/ipv6/conf/lo/forwarding", "1");
+    ns.enter(|| FastPath::check(&Config::new(["lo"])))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(attached_on_lo(&ns), 0, "check attached a program");
+    let fast = load(&ns, Config::new(["lo"]));
+    assert_eq!(attached_on_lo(&ns), 1);
+    drop(fast);
+    assert_eq!(attached_on_lo(&ns), 0);
+}
+
+/// Two shares of one program: each installs, relays and counts its own bindings, and
+/// holds its own part of the slots.
+#[test]
+fn shares_relay_their_own_bindings() {
+    let ns = loopback_namespace("h");
+    let fast = load(
+        &ns,
+        Config {
+            max_bindings: 4,
+            ..Config::new(["lo"])
+        },
+    );
+    let (attachment, mut shares) = fast.split(2).unwrap();
+    assert_eq!(shares.len(), 2);
+    assert!(shares.iter().all(|share| share.capacity() == 2));
+    let ip: IpAddr = "127.0.0.1".parse().unwrap();
+    let all: Vec<Sockets> = (0..2)
+        .map(|_| Sockets {
+            client: bind(&ns, ip),
+            listener: bind(&ns, ip),
+            relay: bind(&ns, ip),
+            peer: bind(&ns, ip),
+        })
+        .collect();
+    for (share, s) in shares.iter_mut().zip(&all) {
+        share.install(s.binding(CHANNEL)).unwrap();
+    }
+    for (i, s) in all.iter().enumerate() {
+        let data = payload(i, 100 + i);
+        s.client
+            .send_to(
+                &channel_data(CHANNEL, &data),
+                s.listener.local_addr().unwrap(),
+            )
+            .unwrap();
+        assert_eq!(recv(&s.peer, "peer").0, data);
+    }
+    for (i, (share, s)) in shares.iter_mut().zip(&all).enumerate() {
+        let b = s.binding(CHANNEL);
+        let expected = Counters {
+            to_peer: traffic(&[100 + i]),
+            to_client: Traffic::default(),
+        };
+        assert_eq!(share.take_counters().unwrap(), vec![(b, expected)]);
+        // A binding of the other share is not this one's to take or remove.
+        let other = all[1 - i].binding(CHANNEL);
+        assert_eq!(share.take(&other).unwrap(), None);
+        assert_eq!(share.remove(&other).unwrap(), None);
+    }
+    // Each share fills up at its own capacity.
+    let extra = |port: u16| Binding {
+        client: SocketAddr::new(ip, port),
+        server: SocketAddr::new(ip, 3478),
+        relay: SocketAddr::new(ip, port + 1),
+        peer: SocketAddr::new(ip, 9),
+        channel: CHANNEL,
+    };
+    shares[0].install(extra(40_000)).unwrap();
+    assert!(matches!(
+        shares[0].install(extra(40_010)),
+        Err(InstallError::Full(2))
+    ));
+    shares[1].install(extra(40_020)).unwrap();
+    // Without the attachment nothing is relayed any more.
+    drop(attachment);
+    let s = &all[0];
+    let data = channel_data(CHANNEL, b"detached");
+    s.client
+        .send_to(&data, s.listener.local_addr().unwrap())
+        .unwrap();
+    assert_eq!(recv(&s.listener, "listener after detach").0, data);
+}
+
+/// What the program passes on reaches the next TC program on the interface: a second
+/// server's fast path relays its own binding behind the first.
+#[test]
+fn a_second_program_on_the_interface_sees_what_the_first_passes_on() {
+    let ns = loopback_namespace("2");
+    let first = load(&ns, Config::new(["lo"]));
+    let mut second = load(&ns, Config::new(["lo"]));
+    assert_eq!(attached_on_lo(&ns), 2);
+    let ip: IpAddr = "127.0.0.1".parse().unwrap();
+    let s = Sockets {
+        client: bind(&ns, ip),
+        listener: bind(&ns, ip),
+        relay: bind(&ns, ip),
+        peer: bind(&ns, ip),
+    };
+    let b = s.binding(CHANNEL);
+    second.install(b).unwrap();
+    s.client
+        .send_to(&channel_data(CHANNEL, b"behind"), b.server)
+        .unwrap();
+    assert_eq!(recv(&s.peer, "peer"), (b"behind".to_vec(), b.relay));
+    s.peer.send_to(b"back", b.relay).unwrap();
+    assert_eq!(
+        recv(&s.client, "client"),
+        (channel_data(CHANNEL, b"back"), b.server)
+    );
+    nothing_waiting(&s.listener, "the server's listener");
+    assert!(first.is_empty());
+    assert_eq!(
+        second.remove(&b).unwrap(),
+        Some(Counters {
+            to_peer: traffic(&[6]),
+            to_client: traffic(&[4]),
+        })
+    );
 }
