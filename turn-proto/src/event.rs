@@ -7,7 +7,8 @@
 //! events are answered: [`Event::Bind`] with [`crate::Server::relay_bound`] (which
 //! finishes the Allocate, as quinn-proto's `Incoming` is finished by `accept`), and
 //! [`Event::Connect`] with [`crate::Server::handle_tcp_connected`]. The rest need no
-//! answer.
+//! answer; a driver that relays routes alone reports what it relayed with
+//! [`crate::Server::record_offloaded`].
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -98,6 +99,16 @@ pub struct ChannelRoute {
     /// When the route lapses unless refreshed: the earlier of the channel's and the
     /// peer permission's expiry. The core also says so with [`Event::ChannelUnbound`].
     pub expires: Instant,
+}
+
+/// Packets and payload bytes a driver relayed alone on an allocation's channel routes,
+/// in one direction, reported back with [`crate::Server::record_offloaded`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Relayed {
+    /// Datagrams relayed.
+    pub packets: u64,
+    /// Application data bytes (ChannelData payload, peer datagram payload).
+    pub bytes: u64,
 }
 
 /// One thing for the driver to do.

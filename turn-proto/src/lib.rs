@@ -31,6 +31,7 @@ pub mod transmit;
 
 pub use event::{
     BindOutcome, BindRequest, ChannelRoute, Event, NoRelayPort, Relay, RelayBinding, RelayRequest,
+    Relayed,
 };
 pub use names::{AllocId, ConnectionId, FiveTuple, SocketId, Transport};
 pub use server::{PEER_HEADROOM, Server, Stats};

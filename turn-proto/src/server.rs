@@ -1675,6 +1675,7 @@ fn finish(writer: &mut MessageWriter<'_>, signing: Option<Signing>, fingerprint:
 }
 
 mod dual;
+mod offloaded;
 mod ops;
 pub use ops::Reconfigured;
 mod tcp;

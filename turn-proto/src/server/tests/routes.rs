@@ -3,6 +3,7 @@
 //! relayable ends its route.
 
 use super::*;
+use crate::event::Relayed;
 
 /// The route events since the last call, as (bound?, channel number, client, peer).
 fn take_routes(h: &mut Harness) -> Vec<(bool, u16, FiveTuple, SocketAddr)> {
@@ -185,4 +186,50 @@ fn a_max_bps_reload_ends_routes() {
         take_routes(&mut h),
         vec![(false, 0x4001, alice.tuple, peer())]
     );
+}
+
+#[test]
+fn traffic_relayed_on_routes_counts_as_relayed() {
+    let mut h = Harness::new(public_peer_config());
+    let mut alice = h.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let (id, _) = h.allocate(&mut alice);
+    h.bind_channel(&mut alice, 0x4001, PEER);
+    // One packet each way through the core, then the driver reports its own.
+    let mut channel_data = vec![0x40, 0x01, 0x00, 0x03];
+    channel_data.extend_from_slice(b"abc");
+    assert!(h.send(alice.tuple, &channel_data).is_some());
+    assert!(h.peer_sends(id, PEER, b"hello").is_some());
+    let to_peer = Relayed {
+        packets: 10,
+        bytes: 1000,
+    };
+    let to_client = Relayed {
+        packets: 4,
+        bytes: 200,
+    };
+    h.server.record_offloaded(id, to_peer, to_client);
+    let allocation = h.server.allocation(id).expect("live");
+    assert_eq!(
+        (allocation.upstream.packets, allocation.upstream.bytes),
+        (11, 1003)
+    );
+    assert_eq!(
+        (allocation.downstream.packets, allocation.downstream.bytes),
+        (5, 205)
+    );
+    let stats = *h.server.stats();
+    assert_eq!((stats.upstream.packets, stats.upstream.bytes), (11, 1003));
+    assert_eq!((stats.downstream.packets, stats.downstream.bytes), (5, 205));
+
+    // After the allocation ended, a late report still reaches the stats, and never
+    // another allocation that reuses the slot.
+    let zero = (AttrType::LIFETIME, vec![0, 0, 0, 0]);
+    h.request(&mut alice, Method::REFRESH, &[zero]);
+    let mut bob = h.client("192.0.2.2:5000", "@bob:example.org", UNIX + 7200);
+    let (bob_id, _) = h.allocate(&mut bob);
+    assert_eq!(bob_id.index, id.index, "the slot is reused");
+    h.server.record_offloaded(id, to_peer, Relayed::default());
+    assert_eq!(h.server.stats().upstream.packets, 21);
+    let bob_allocation = h.server.allocation(bob_id).expect("live");
+    assert_eq!(bob_allocation.upstream.packets, 0);
 }
