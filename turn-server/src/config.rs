@@ -32,8 +32,8 @@ pub use check::{Host, StaticHost, SystemHost};
 pub use model::{
     AddressFamilyPolicy, AuthMode, Config, DEFAULT_ALTERNATE_PORT, DEFAULT_CHANNEL_LIFETIME,
     DEFAULT_MAX_ALLOCATE_LIFETIME, DEFAULT_PERMISSION_LIFETIME, DEFAULT_STALE_NONCE,
-    DEFAULT_TLS_ALTERNATE_PORT, ExternalIp, ExternalMapping, LogFile, MAX_REALM_CHARS,
-    MAX_SECRET_BYTES, Origins, PeerList, StaticUser, UserKey, Verbosity,
+    DEFAULT_TLS_ALTERNATE_PORT, ExternalIp, ExternalMapping, KernelOffload, LogFile,
+    MAX_REALM_CHARS, MAX_SECRET_BYTES, Origins, PeerList, StaticUser, UserKey, Verbosity,
 };
 pub use render::{CheckReport, check_report};
 

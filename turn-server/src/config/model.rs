@@ -50,6 +50,8 @@ pub struct Config {
     /// Kernel send and receive buffer asked for each relay socket, bytes; client
     /// listener sockets, shared by many clients, get four times as much.
     pub relay_socket_buffer: u32,
+    /// `kernel-offload`: the eBPF fast path for channel-bound UDP (ours; off by default).
+    pub kernel_offload: KernelOffload,
     /// Lowest relay port (49152).
     pub min_port: u16,
     /// Highest relay port (65535).
@@ -217,6 +219,7 @@ impl Default for Config {
             external_ip: ExternalIp::default(),
             relay_threads: None,
             relay_socket_buffer: DEFAULT_RELAY_SOCKET_BUFFER,
+            kernel_offload: KernelOffload::Off,
             min_port: 49152,
             max_port: 65535,
             no_udp: false,
@@ -374,6 +377,7 @@ impl Config {
             external_ip => "external-ip",
             relay_threads => "relay-threads",
             relay_socket_buffer => "relay-socket-buffer",
+            kernel_offload => "kernel-offload",
             min_port => "min-port",
             max_port => "max-port",
             no_udp => "no-udp",
@@ -428,6 +432,39 @@ pub enum LogFile {
     Syslog,
     /// A path; unless `simple-log`, coturn inserts the date into the name.
     Path(PathBuf),
+}
+
+/// `kernel-offload`: whether channel-bound UDP traffic is relayed by an eBPF program
+/// (the `turn-offload` crate) instead of the relay sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelOffload {
+    /// Userspace only (the default until the fast path has soaked).
+    Off,
+    /// The fast path where the kernel and privileges allow, else userspace with one log
+    /// line saying why.
+    Auto,
+    /// The fast path or no start: startup fails with the reason.
+    On,
+}
+
+impl KernelOffload {
+    fn parse(value: &str) -> Result<Self, String> {
+        match value {
+            "off" => Ok(Self::Off),
+            "auto" => Ok(Self::Auto),
+            "on" => Ok(Self::On),
+            other => Err(format!("{other:?} is not off, auto or on")),
+        }
+    }
+
+    /// The value as the file writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Auto => "auto",
+            Self::On => "on",
+        }
+    }
 }
 
 /// Relay family when the client sends no REQUESTED-ADDRESS-FAMILY.
@@ -620,6 +657,7 @@ impl Builder {
             Opt::ExternalIp => return self.external_ip(value, origin),
             Opt::RelayThreads => c.relay_threads = Some(number(value)?),
             Opt::RelaySocketBuffer => c.relay_socket_buffer = socket_buffer(value)?,
+            Opt::KernelOffload => c.kernel_offload = KernelOffload::parse(value)?,
             Opt::MinPort => c.min_port = port(value)?,
             Opt::MaxPort => c.max_port = port(value)?,
             Opt::NoUdp => c.no_udp = boolean(value)?,

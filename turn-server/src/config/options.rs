@@ -42,6 +42,7 @@ pub(crate) enum Opt {
     ExternalIp,
     RelayThreads,
     RelaySocketBuffer,
+    KernelOffload,
     MinPort,
     MaxPort,
     NoUdp,
@@ -273,6 +274,13 @@ pub(crate) const OPTIONS: &[Spec] = &[
         Required,
         Opt::RelaySocketBuffer,
         "kernel buffer per relay socket, bytes (1048576); listeners get 4x",
+    ),
+    row(
+        "kernel-offload",
+        None,
+        Required,
+        Opt::KernelOffload,
+        "relay channel-bound UDP in the kernel (eBPF): off (default), auto or on",
     ),
     row(
         "min-port",

@@ -85,6 +85,7 @@ impl Config {
         }
         out.opt("relay-threads", self.relay_threads, "one per CPU");
         out.set("relay-socket-buffer", self.relay_socket_buffer);
+        out.set("kernel-offload", self.kernel_offload.as_str());
         out.set("min-port", self.min_port);
         out.set("max-port", self.max_port);
         out.flag("no-udp-relay", self.no_udp_relay);

@@ -722,3 +722,27 @@ fn relay_socket_buffer_in_bytes_within_bounds() {
         ]
     );
 }
+
+#[test]
+fn kernel_offload_is_off_unless_asked_for() {
+    let (loaded, _conf) = ok("", &[]);
+    assert_eq!(loaded.config.kernel_offload, KernelOffload::Off);
+    assert!(loaded.config.render().contains("\nkernel-offload=off\n"));
+    let (loaded, _conf) = ok("kernel-offload=auto", &["--kernel-offload", "on"]);
+    assert_eq!(loaded.config.kernel_offload, KernelOffload::On);
+    assert!(loaded.config.render().contains("\nkernel-offload=on\n"));
+    let (loaded, _conf) = ok("kernel-offload=auto", &[]);
+    assert_eq!(loaded.config.kernel_offload, KernelOffload::Auto);
+    assert_eq!(
+        errors("kernel-offload=yes", &[]),
+        vec!["F:1: kernel-offload: \"yes\" is not off, auto or on".to_owned()]
+    );
+    let (mut running, _conf) = ok("", &[]);
+    let (new, _conf2) = ok("kernel-offload=on", &[]);
+    assert_eq!(
+        running.config.needs_restart(&new.config),
+        vec!["kernel-offload"]
+    );
+    running.config.kernel_offload = KernelOffload::On;
+    assert!(running.config.needs_restart(&new.config).is_empty());
+}
