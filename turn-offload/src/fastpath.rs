@@ -11,6 +11,7 @@ use nix::errno::Errno;
 use thiserror::Error;
 
 use crate::binding::{Binding, Counters};
+use crate::interfaces;
 use crate::program;
 use crate::share::{InstallError, Share};
 
@@ -252,9 +253,6 @@ impl std::fmt::Debug for FastPath {
 }
 
 const EEXIST: i32 = Errno::EEXIST as i32;
-/// Linux link types the program understands: it expects a 14-byte Ethernet header.
-const ARPHRD_ETHER: u16 = 1;
-const ARPHRD_LOOPBACK: u16 = 772;
 
 fn unavailable(reason: impl Into<String>) -> Unavailable {
     Unavailable {
@@ -298,21 +296,16 @@ fn shorten(text: String) -> String {
 }
 
 fn check_interfaces(names: &[String]) -> Result<(), Unavailable> {
-    let links: Vec<(String, u16)> = nix::ifaddrs::getifaddrs()
-        .map_err(|e| unavailable(format!("listing interfaces: {e}")))?
-        .filter_map(|a| {
-            let link = a.address.as_ref()?.as_link_addr()?;
-            Some((a.interface_name, link.hatype()))
-        })
-        .collect();
+    let links = interfaces::links().map_err(|e| unavailable(format!("listing interfaces: {e}")))?;
     for name in names {
-        match links.iter().find(|(n, _)| n == name) {
+        match links.iter().find(|l| &l.name == name) {
             None => return Err(unavailable(format!("interface {name} does not exist"))),
-            Some((_, ARPHRD_ETHER | ARPHRD_LOOPBACK)) => {}
-            Some((_, other)) => {
+            Some(link) if link.supported() => {}
+            Some(link) => {
                 return Err(unavailable(format!(
-                    "interface {name} has link type {other}; the program handles Ethernet \
-                     and loopback interfaces only"
+                    "interface {name} has link type {}; the program handles Ethernet \
+                     and loopback interfaces only",
+                    link.hatype.map_or("unknown".into(), |t| t.to_string())
                 )));
             }
         }

@@ -134,6 +134,7 @@
 
 mod binding;
 mod fastpath;
+mod interfaces;
 mod layout;
 mod program;
 mod share;
@@ -141,4 +142,5 @@ mod slots;
 
 pub use binding::{Binding, BindingError, Counters, Traffic};
 pub use fastpath::{Attachment, Config, DEFAULT_MAX_BINDINGS, FastPath, RunStats, Unavailable};
+pub use interfaces::interfaces_for;
 pub use share::{InstallError, Share};
