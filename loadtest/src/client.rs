@@ -155,20 +155,32 @@ pub async fn allocate(
     lifetime: Option<u32>,
 ) -> Result<(Session, Duration), Failure> {
     let sock = connect(server).await?;
-    allocate_on(sock, cred, lifetime).await
+    allocate_on(sock, cred, lifetime, false).await
 }
 
-/// [`allocate`] over an already connected link (the latency excludes connecting).
+/// [`allocate`] over an already connected link (the latency excludes connecting);
+/// `relay_ipv6` asks for an IPv6 relay address (REQUESTED-ADDRESS-FAMILY), else the
+/// server's default (IPv4) applies.
 pub async fn allocate_on<L: Link>(
     mut sock: L,
     cred: &RestCredential,
     lifetime: Option<u32>,
+    relay_ipv6: bool,
 ) -> Result<(Session<L>, Duration), Failure> {
+    let family = |b: Builder| {
+        if relay_ipv6 {
+            b.attr(attr::REQUESTED_ADDRESS_FAMILY, &[2, 0, 0, 0])
+        } else {
+            b
+        }
+    };
     let started = Instant::now();
     let txid = new_txid();
-    let first = Builder::new(method::ALLOCATE, Class::Request, txid)
-        .attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
-        .finish();
+    let first = family(
+        Builder::new(method::ALLOCATE, Class::Request, txid)
+            .attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0]),
+    )
+    .finish();
     let resp = sock.transact(&first, txid).await?;
     let m = Message::parse(&resp).map_err(|_| Failure::Protocol("unparsable response"))?;
     let (realm, nonce) = match (m.class, m.error_code()) {
@@ -197,7 +209,7 @@ pub async fn allocate_on<L: Link>(
     };
     let resp = session
         .signed(method::ALLOCATE, |b| {
-            let b = b.attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
+            let b = family(b.attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0]));
             match lifetime {
                 Some(l) => b.attr_u32(attr::LIFETIME, l),
                 None => b,

@@ -54,6 +54,8 @@ pub mod attr {
     pub const NONCE: u16 = 0x0015;
     /// XOR-RELAYED-ADDRESS.
     pub const XOR_RELAYED_ADDRESS: u16 = 0x0016;
+    /// REQUESTED-ADDRESS-FAMILY (RFC 8656 §18.1).
+    pub const REQUESTED_ADDRESS_FAMILY: u16 = 0x0017;
     /// REQUESTED-TRANSPORT.
     pub const REQUESTED_TRANSPORT: u16 = 0x0019;
     /// XOR-MAPPED-ADDRESS.

@@ -8,12 +8,12 @@ use aya::programs::{SchedClassifier, TcAttachType, tc};
 use aya::util::{KernelVersion, nr_cpus};
 use aya::{Ebpf, EbpfLoader};
 use nix::errno::Errno;
-use thiserror::Error;
 
 use crate::binding::{Binding, Counters};
 use crate::interfaces;
 use crate::program;
 use crate::share::{InstallError, Share};
+use crate::unavailable::Unavailable;
 
 /// Bindings one loaded program holds unless configured otherwise (each costs two hash
 /// entries of ~100 bytes and 32 bytes of counters per CPU).
@@ -37,15 +37,6 @@ impl Config {
             max_bindings: DEFAULT_MAX_BINDINGS,
         }
     }
-}
-
-/// The fast path cannot run here; the driver relays in userspace and logs `reason`
-/// once.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("kernel fast path unavailable: {reason}")]
-pub struct Unavailable {
-    /// What is missing, in words an operator can act on.
-    pub reason: String,
 }
 
 /// The loaded and attached program, with one [`Share`] of its maps holding every

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use nix::ifaddrs::getifaddrs;
 use nix::net::if_::InterfaceFlags;
 
-use crate::fastpath::Unavailable;
+use crate::unavailable::Unavailable;
 
 /// Linux link types the program understands: it expects a 14-byte Ethernet header
 /// (loopback has one too).

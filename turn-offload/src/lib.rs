@@ -139,8 +139,10 @@ mod layout;
 mod program;
 mod share;
 mod slots;
+mod unavailable;
 
 pub use binding::{Binding, BindingError, Counters, Traffic};
-pub use fastpath::{Attachment, Config, DEFAULT_MAX_BINDINGS, FastPath, RunStats, Unavailable};
+pub use fastpath::{Attachment, Config, DEFAULT_MAX_BINDINGS, FastPath, RunStats};
 pub use interfaces::interfaces_for;
 pub use share::{InstallError, Share};
+pub use unavailable::Unavailable;

@@ -21,10 +21,11 @@ use crate::io::relay::RelayRange;
 use crate::io::tls::TlsFiles;
 use crate::io::{tcp, udp};
 use crate::metrics::http::{self, Render};
-use crate::metrics::report::{self, ReportOptions, Snapshot};
+use crate::metrics::report::{self, ProgramStats, ReportOptions, Snapshot};
 use crate::shard::command::{self, Command};
 use crate::shard::thread::{self, Setup, Streams};
 use shared_quotas::SharedQuotas;
+use turn_offload::{Attachment, FastPath};
 use turn_proto::server::Reconfigured;
 use turn_proto::{Server, ServerConfig, ShardContext};
 
@@ -126,12 +127,16 @@ pub struct Operations {
 
 /// Runs `shards` shards (the number of UDP sockets per address in `listeners`) until
 /// `shutdown` completes or a drain (SIGUSR1) finishes, then ends every allocation left.
+/// `fast_path`, when `kernel-offload` loaded it, is split into one share per shard (see
+/// `shard::offload`); the control thread keeps the attachment and detaches the program
+/// once the shards have ended.
 pub fn run(
     core: ServerConfig,
     listeners: Listeners,
     relay: RelayRange,
     tls: Option<Tls>,
     operations: Operations,
+    fast_path: Option<FastPath>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let count = listeners
@@ -139,6 +144,14 @@ pub fn run(
         .first()
         .map_or(1, |(_, sockets)| sockets.len());
     let contexts = ShardContext::group(shard_count(count), rand::random(), Instant::now());
+    let (attachment, shares) = match fast_path {
+        Some(fast) => {
+            let (attachment, shares) = fast.split(contexts.len()).map_err(io::Error::other)?;
+            (Some(Rc::new(attachment)), shares)
+        }
+        None => (None, Vec::new()),
+    };
+    let mut shares = shares.into_iter();
     let (queues, receivers): (Vec<_>, Vec<_>) = contexts
         .iter()
         .map(|_| mpsc::channel::<Command>(command::QUEUE))
@@ -174,6 +187,7 @@ pub fn run(
             relay: relay.clone(),
             commands,
             shards: queues.clone(),
+            offload: shares.next(),
         };
         let exited = ExitNotice {
             index,
@@ -193,7 +207,15 @@ pub fn run(
         .build()?;
     let local = LocalSet::new();
     let result = local.block_on(&runtime, async {
-        control(&queues, &mut exits, tls, operations, shutdown).await
+        control(
+            &queues,
+            &mut exits,
+            tls,
+            operations,
+            attachment.clone(),
+            shutdown,
+        )
+        .await
     });
     for queue in &queues {
         // Waits behind queued input; fails only when the shard already stopped.
@@ -201,6 +223,9 @@ pub fn run(
     }
     drop(queues);
     let live = join(threads);
+    // The shards removed their routes; the program goes with the last handle (the scrape
+    // task's, when the LocalSet drops).
+    drop(attachment);
     tracing::info!(allocations = live, "shut down");
     result
 }
@@ -244,12 +269,13 @@ async fn control(
     exits: &mut UnboundedReceiver<u8>,
     tls: Option<Tls>,
     operations: Operations,
+    attachment: Option<Rc<Attachment>>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let shards: Rc<[Sender<Command>]> = queues.into();
     if let Some(metrics) = operations.metrics {
         let listener = TcpListener::from_std(metrics.listener)?;
-        let render = scrape(shards.clone(), metrics.username_labels);
+        let render = scrape(shards.clone(), metrics.username_labels, attachment);
         tokio::task::spawn_local(http::serve(listener, metrics.path.into(), render));
     }
     let drain = Rc::new(Drain {
@@ -292,16 +318,27 @@ async fn ask_all<T>(
     answers
 }
 
-/// A metrics document from every shard's current state.
-fn scrape(shards: Rc<[Sender<Command>]>, username_labels: bool) -> Render {
+/// A metrics document from every shard's current state, and the fast path program's.
+fn scrape(
+    shards: Rc<[Sender<Command>]>,
+    username_labels: bool,
+    attachment: Option<Rc<Attachment>>,
+) -> Render {
     Rc::new(move || {
         let shards = shards.clone();
+        let attachment = attachment.clone();
         Box::pin(async move {
             let options = ReportOptions { username_labels };
             let snapshots = ask_all(&shards, |reply| Command::Snapshot { options, reply }).await;
             let mut total = Snapshot::default();
             for snapshot in &snapshots {
                 total.merge(snapshot);
+            }
+            if let Some(stats) = attachment.as_ref().and_then(|a| a.run_stats().ok()) {
+                total.set_program(ProgramStats {
+                    run_time: stats.run_time,
+                    runs: stats.runs,
+                });
             }
             report::render(&total, options)
         })

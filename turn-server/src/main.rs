@@ -18,7 +18,7 @@ use turn_server::io::relay::RelayRange;
 use turn_server::io::tls::TlsFiles;
 use turn_server::metrics::http as metrics_http;
 use turn_server::startup::core_config::core_config;
-use turn_server::startup::{embedded_default, logging};
+use turn_server::startup::{embedded_default, kernel_offload, logging};
 
 fn main() -> ExitCode {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
@@ -38,9 +38,15 @@ fn main() -> ExitCode {
     }
     let loaded = match loaded {
         Ok(loaded) if loaded.action == Action::CheckConfig => {
+            let (offload, offload_ok) = check_offload(&loaded.config);
             let report = config::check_report(&Ok(loaded), &SystemHost, &SearchPath::coturn());
             print!("{}", report.text);
-            return if report.passed() {
+            if offload_ok {
+                println!("{offload}");
+            } else {
+                println!("error: {offload}");
+            }
+            return if report.passed() && offload_ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -166,6 +172,7 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
     } else {
         None
     };
+    let fast_path = kernel_offload::start(&config, &listeners.udp_addresses())?;
     let core = core_config(&config, generated.as_ref());
     let realm = core.realm.clone();
     for address in listeners.udp_addresses() {
@@ -211,8 +218,31 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
             .into_fn(),
         ),
     };
-    control::run(core, listeners, relay, tls, operations, shutdown_signal())?;
+    control::run(
+        core,
+        listeners,
+        relay,
+        tls,
+        operations,
+        fast_path,
+        shutdown_signal(),
+    )?;
     Ok(())
+}
+
+/// `--check-config`'s line on `kernel-offload` for the listeners `run` would bind; false
+/// when the server would not start.
+fn check_offload(config: &config::Config) -> (String, bool) {
+    let embedded = config.auth_mode() == AuthMode::Unconfigured;
+    let udp: Vec<SocketAddr> = if config.no_udp {
+        Vec::new()
+    } else {
+        listen_ips(config, embedded)
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, config.listening_port))
+            .collect()
+    };
+    kernel_offload::check(config, &udp)
 }
 
 /// `relay-threads`: shards to run. Unset: one per CPU, as coturn's default picks its

@@ -9,6 +9,7 @@
 //! - [`command`]: what the control thread and the other shards send a shard.
 //! - [`peer_connections`]: the RFC 6062 peer connection table.
 //! - this file: [`Shard`], the state, and sending.
+//! - [`offload`]: the shard's routes in the kernel fast path (`kernel-offload`).
 //! - [`relay_udp`], [`tcp_relay`]: tasks per relay socket and per peer connection.
 //! - [`events`]: feeding the core and carrying out the events it emits.
 //! - [`client_udp`], [`stream`]: tasks per client listener and per TCP/TLS client.
@@ -26,12 +27,14 @@ use tokio::sync::mpsc::Sender;
 use crate::io::batch::{Outbox, RecvBatch};
 use crate::io::relay::RelaySockets;
 use command::Command;
+use offload::Offload;
 use peer_connections::PeerConnections;
 use turn_proto::{Destination, FiveTuple, Payload, Server, Transmit, Transport};
 
 mod client_udp;
 pub(crate) mod command;
 mod events;
+mod offload;
 mod peer_connections;
 mod relay_udp;
 mod stream;
@@ -68,6 +71,8 @@ struct Shard {
     relays: RefCell<RelaySockets>,
     /// RFC 6062 peer connections.
     peers: RefCell<PeerConnections>,
+    /// Channel routes in the kernel fast path, when it is loaded.
+    offload: RefCell<Option<Offload>>,
     udp: Vec<(SocketAddr, Rc<UdpSocket>)>,
     streams: RefCell<HashMap<FiveTuple, Rc<StreamOut>>>,
     buffers: RefCell<Buffers>,
@@ -87,11 +92,13 @@ impl Shard {
         relays: RelaySockets,
         udp: Vec<(SocketAddr, Rc<UdpSocket>)>,
         shards: Vec<Sender<Command>>,
+        offload: Option<Offload>,
     ) -> Self {
         Self {
             server: RefCell::new(server),
             relays: RefCell::new(relays),
             peers: RefCell::new(PeerConnections::default()),
+            offload: RefCell::new(offload),
             outboxes: RefCell::new(udp.iter().map(|_| Outbox::new()).collect()),
             flush: Notify::new(),
             udp,

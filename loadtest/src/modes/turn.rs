@@ -228,7 +228,7 @@ where
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
             let session = match link.await {
-                Ok(link) => client::allocate_on(link, &cred, lifetime).await,
+                Ok(link) => client::allocate_on(link, &cred, lifetime, false).await,
                 Err(f) => Err(f),
             };
             (i, session)

@@ -47,3 +47,17 @@ fn bind_listener(address: SocketAddr, reuse_port: bool, buffer: usize) -> io::Re
     })?;
     Ok(socket.into())
 }
+
+/// The local address the kernel sends from toward `remote` (a connected UDP socket's
+/// own address; connecting sends nothing): what a socket bound to a wildcard address
+/// replies from.
+pub fn local_address_toward(remote: SocketAddr) -> io::Result<std::net::IpAddr> {
+    let any: SocketAddr = if remote.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let probe = StdUdpSocket::bind(any)?;
+    probe.connect(remote)?;
+    Ok(probe.local_addr()?.ip())
+}

@@ -15,11 +15,11 @@
 //! with a live allocation appear, so series go away with the calls.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::exposition::{Exposition, Kind};
 use super::lifetimes::{BOUNDS_SECS, LifetimeHistogram};
-use turn_proto::{Server, Stats, Transport};
+use turn_proto::{Relayed, Server, Stats, Transport};
 
 /// What the driver knows that the core does not.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,6 +27,46 @@ pub struct DriverCounters {
     /// Datagrams or stream writes dropped because a socket buffer or a stream backlog
     /// was full.
     pub send_failures: u64,
+    /// The kernel fast path (`kernel-offload`).
+    pub offload: OffloadCounters,
+}
+
+/// One shard's part of the kernel fast path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OffloadCounters {
+    /// The fast path is loaded.
+    pub active: bool,
+    /// Channel routes installed in the kernel now.
+    pub routes: u64,
+    /// Relayed by the kernel, client to peer (also counted in `turn_traffic_*`).
+    pub to_peer: Relayed,
+    /// Relayed by the kernel, peer to client.
+    pub to_client: Relayed,
+    /// Routes the kernel could not take (they stay in userspace): a full table, mixed
+    /// address families, a conflict or a map error.
+    pub install_failures: u64,
+}
+
+impl OffloadCounters {
+    fn merge(&mut self, other: &OffloadCounters) {
+        self.active |= other.active;
+        self.routes += other.routes;
+        self.to_peer.packets += other.to_peer.packets;
+        self.to_peer.bytes += other.to_peer.bytes;
+        self.to_client.packets += other.to_client.packets;
+        self.to_client.bytes += other.to_client.bytes;
+        self.install_failures += other.install_failures;
+    }
+}
+
+/// The kernel's measurement of the fast path program (`kernel.bpf_stats_enabled=1`;
+/// zero otherwise), read by the control thread, which holds the program.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProgramStats {
+    /// Time spent in the program, every CPU.
+    pub run_time: Duration,
+    /// Runs: packets it looked at.
+    pub runs: u64,
 }
 
 /// Options that shape the output.
@@ -94,6 +134,7 @@ pub struct Snapshot {
     rate_limited: (u64, u64),
     driver: DriverCounters,
     lifetimes: LifetimeHistogram,
+    program: ProgramStats,
 }
 
 impl Snapshot {
@@ -113,7 +154,14 @@ impl Snapshot {
             rate_limited: server.rate_limited(),
             driver,
             lifetimes: lifetimes.clone(),
+            program: ProgramStats::default(),
         }
+    }
+
+    /// Adds the fast path program's figures (the process has one program for all
+    /// shards).
+    pub fn set_program(&mut self, program: ProgramStats) {
+        self.program = program;
     }
 
     /// Adds another shard's figures.
@@ -135,6 +183,7 @@ impl Snapshot {
         self.rate_limited.0 += other.rate_limited.0;
         self.rate_limited.1 += other.rate_limited.1;
         self.driver.send_failures += other.driver.send_failures;
+        self.driver.offload.merge(&other.driver.offload);
         self.lifetimes.merge(&other.lifetimes);
     }
 }
@@ -149,6 +198,7 @@ pub fn render(snapshot: &Snapshot, options: ReportOptions) -> String {
         rate_limited,
         driver,
         lifetimes,
+        program,
     } = snapshot;
     let (up, down) = (stats.upstream, stats.downstream);
     let mut doc = Exposition::new();
@@ -389,6 +439,8 @@ pub fn render(snapshot: &Snapshot, options: ReportOptions) -> String {
         lifetimes.sum_secs,
     );
 
+    offload(&mut doc, &driver.offload, program);
+
     if options.username_labels {
         doc.family(
             "turn_user_allocations",
@@ -417,6 +469,80 @@ pub fn render(snapshot: &Snapshot, options: ReportOptions) -> String {
         }
     }
     doc.finish()
+}
+
+/// The kernel fast path's families (`kernel-offload`): present, at 0, when it is off.
+fn offload(doc: &mut Exposition, offload: &OffloadCounters, program: &ProgramStats) {
+    doc.family(
+        "turn_offload_active",
+        Kind::Gauge,
+        "1 when the kernel fast path (kernel-offload) is loaded.",
+    )
+    .sample("turn_offload_active", &[], u64::from(offload.active));
+    doc.family(
+        "turn_offload_routes",
+        Kind::Gauge,
+        "Channel routes installed in the kernel fast path.",
+    )
+    .sample("turn_offload_routes", &[], offload.routes);
+    let directions = [
+        ("client_to_peer", offload.to_peer),
+        ("peer_to_client", offload.to_client),
+    ];
+    doc.family(
+        "turn_offload_relayed_packets_total",
+        Kind::Counter,
+        "Packets the kernel fast path relayed, by direction (included in \
+         turn_relayed_packets_total).",
+    );
+    for (label, relayed) in directions {
+        doc.sample(
+            "turn_offload_relayed_packets_total",
+            &[("direction", label)],
+            relayed.packets,
+        );
+    }
+    doc.family(
+        "turn_offload_relayed_bytes_total",
+        Kind::Counter,
+        "Payload bytes the kernel fast path relayed, by direction (included in \
+         turn_relayed_bytes_total).",
+    );
+    for (label, relayed) in directions {
+        doc.sample(
+            "turn_offload_relayed_bytes_total",
+            &[("direction", label)],
+            relayed.bytes,
+        );
+    }
+    doc.family(
+        "turn_offload_install_failures_total",
+        Kind::Counter,
+        "Channel routes the kernel fast path could not take; they are relayed in userspace.",
+    )
+    .sample(
+        "turn_offload_install_failures_total",
+        &[],
+        offload.install_failures,
+    );
+    doc.family(
+        "turn_offload_program_run_seconds_total",
+        Kind::Counter,
+        "Time spent in the fast path's eBPF program, all CPUs (0 unless \
+         kernel.bpf_stats_enabled=1).",
+    )
+    .sample_f64(
+        "turn_offload_program_run_seconds_total",
+        &[],
+        program.run_time.as_secs_f64(),
+    );
+    doc.family(
+        "turn_offload_program_runs_total",
+        Kind::Counter,
+        "Packets the fast path's eBPF program looked at (0 unless \
+         kernel.bpf_stats_enabled=1).",
+    )
+    .sample("turn_offload_program_runs_total", &[], program.runs);
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use tokio::task::LocalSet;
 use super::Shard;
 use super::client_udp;
 use super::command::Command;
+use super::offload::Offload;
 use super::stream::{self, TlsState};
 use crate::clock::unix_now;
 use crate::io::relay::{RelayRange, RelaySockets};
@@ -39,6 +40,8 @@ pub(crate) struct Setup {
     pub(crate) commands: Receiver<Command>,
     /// Every shard's queue, by index (this one's included).
     pub(crate) shards: Vec<Sender<Command>>,
+    /// This shard's share of the kernel fast path, when `kernel-offload` loaded it.
+    pub(crate) offload: Option<turn_offload::Share>,
 }
 
 /// Runs the shard until [`Command::Shutdown`] or until the control thread is gone, then
@@ -56,6 +59,7 @@ pub(crate) fn run(setup: Setup) -> io::Result<usize> {
             relay,
             commands,
             shards,
+            offload,
         } = setup;
         let mut sockets = Vec::with_capacity(udp.len());
         for (address, socket) in udp {
@@ -66,6 +70,7 @@ pub(crate) fn run(setup: Setup) -> io::Result<usize> {
             RelaySockets::new(relay),
             sockets,
             shards,
+            offload.map(Offload::new),
         ));
         for index in 0..shard.udp.len() {
             tokio::task::spawn_local(client_udp::client_loop(shard.clone(), index));
@@ -80,6 +85,7 @@ pub(crate) fn run(setup: Setup) -> io::Result<usize> {
         command_loop(&shard, commands, &lifetimes, tls.as_ref()).await;
         timer.abort();
         flush.abort();
+        shard.fold_offloaded();
         let live = {
             let mut server = shard.server.borrow_mut();
             let live = server.allocation_count();
@@ -124,6 +130,8 @@ async fn command_loop(
                     .server
                     .borrow_mut()
                     .reconfigure(*config, Instant::now());
+                // Routes to peers the new policy denies end now, not at the next sweep.
+                shard.carry_out(&mut shard.buffers.borrow_mut().out);
                 let _ = reply.send(changed);
             }
             Command::Tls(config) => {
@@ -136,6 +144,8 @@ async fn command_loop(
                 let _ = reply.send(shard.server.borrow().allocation_count());
             }
             Command::Snapshot { options, reply } => {
+                // Exact figures: what the kernel relayed until now is in.
+                shard.fold_offloaded();
                 let now = Instant::now();
                 let server = shard.server.borrow();
                 let mut lifetimes = lifetimes.borrow_mut();
@@ -146,6 +156,12 @@ async fn command_loop(
                 );
                 let driver = DriverCounters {
                     send_failures: shard.send_drops.get(),
+                    offload: shard
+                        .offload
+                        .borrow()
+                        .as_ref()
+                        .map(Offload::counters)
+                        .unwrap_or_default(),
                 };
                 let snapshot = Snapshot::of(&server, now, driver, lifetimes.histogram(), options);
                 let _ = reply.send(snapshot);
@@ -168,6 +184,8 @@ async fn timer_loop(shard: Rc<Shard>, lifetimes: Rc<RefCell<LifetimeTracker>>) {
     loop {
         let deadline = shard.server.borrow().poll_timeout();
         tokio::time::sleep_until(deadline.into()).await;
+        // The kernel's counters first: the sweep may end allocations, which log totals.
+        shard.fold_offloaded();
         let now = Instant::now();
         {
             let mut server = shard.server.borrow_mut();

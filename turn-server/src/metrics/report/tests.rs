@@ -8,7 +8,7 @@ use turn_proto::codec::attribute::AttrType;
 use turn_proto::codec::{Class, MessageWriter, Method, TransactionId};
 use turn_proto::server_config::ServerConfig;
 use turn_proto::testing::FakeDriver;
-use turn_proto::{FiveTuple, PEER_HEADROOM};
+use turn_proto::{FiveTuple, PEER_HEADROOM, Relayed};
 
 fn request(method: Method, tid: u8, peer: Option<SocketAddr>, data: Option<&[u8]>) -> Vec<u8> {
     let class = if data.is_some() {
@@ -91,7 +91,22 @@ fn counts_follow_traffic_and_user_labels_are_opt_in() {
 
     let mut lifetimes = LifetimeHistogram::default();
     lifetimes.record(Duration::from_secs(42));
-    let driver = DriverCounters { send_failures: 2 };
+    let driver = DriverCounters {
+        send_failures: 2,
+        offload: OffloadCounters {
+            active: true,
+            routes: 3,
+            to_peer: Relayed {
+                packets: 5,
+                bytes: 500,
+            },
+            to_client: Relayed {
+                packets: 7,
+                bytes: 700,
+            },
+            install_failures: 1,
+        },
+    };
     let doc = render(
         &Snapshot::of(&server, now, driver, &lifetimes, ReportOptions::default()),
         ReportOptions::default(),
@@ -162,6 +177,35 @@ fn counts_follow_traffic_and_user_labels_are_opt_in() {
     assert_eq!(value(&doc, "turn_user_allocations{user=\"\"}"), 2);
     assert_eq!(value(&doc, "turn_drops_total{reason=\"send_failed\"}"), 4);
     assert_eq!(value(&doc, "turn_allocation_lifetime_seconds_count"), 2);
+    assert_eq!(value(&doc, "turn_offload_active"), 1);
+    assert_eq!(value(&doc, "turn_offload_routes"), 6);
+    assert_eq!(
+        value(
+            &doc,
+            "turn_offload_relayed_packets_total{direction=\"client_to_peer\"}"
+        ),
+        10
+    );
+    assert_eq!(
+        value(
+            &doc,
+            "turn_offload_relayed_bytes_total{direction=\"peer_to_client\"}"
+        ),
+        1400
+    );
+    assert_eq!(value(&doc, "turn_offload_install_failures_total"), 2);
+
+    // The program's run time comes from the control thread, once for the process.
+    both.set_program(ProgramStats {
+        run_time: Duration::from_millis(1500),
+        runs: 9,
+    });
+    let doc = render(&both, labelled);
+    assert!(
+        doc.contains("\nturn_offload_program_run_seconds_total 1.5\n"),
+        "{doc}"
+    );
+    assert_eq!(value(&doc, "turn_offload_program_runs_total"), 9);
 }
 
 #[test]
