@@ -14,7 +14,7 @@ mod netns;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{IpAddr, TcpStream, UdpSocket as StdUdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -403,6 +403,47 @@ fn is_data_indication(datagram: &[u8]) -> bool {
     Message::parse(datagram).is_ok_and(|m| m.method == method::DATA)
 }
 
+/// Runs `wrapper... turn-server args` in the server namespace to its end (bounded):
+/// status, stdout, stderr.
+fn run(net: &Net, wrapper: &[&str], args: &[String]) -> (ExitStatus, String, String) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &net.server.name])
+        .args(wrapper)
+        .arg(env!("CARGO_BIN_EXE_turn-server"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("turn-server {args:?} still running after {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out.0)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut out.1)
+        .unwrap();
+    (status, out.0, out.1)
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -568,39 +609,51 @@ fn without_privileges_auto_relays_in_userspace_and_on_refuses() {
     });
     drop(server);
 
-    let mut refused = Command::new("ip")
-        .args(["netns", "exec", &net.server.name])
-        .args(unprivileged)
-        .arg(env!("CARGO_BIN_EXE_turn-server"))
-        .args(args(&["--kernel-offload=on"]))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = refused.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = refused.kill();
-            let _ = refused.wait();
-            panic!("kernel-offload=on started without privileges");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (status, _, stderr) = run(&net, &unprivileged, &args(&["--kernel-offload=on"]));
     assert!(!status.success());
-    let mut stderr = String::new();
-    refused
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
     assert!(
         stderr.contains("kernel-offload=on: kernel fast path unavailable")
             && stderr.contains("CAP_BPF"),
         "{stderr}"
+    );
+}
+
+/// `--check-config` says which path the server will use and why, without starting it.
+#[test]
+fn check_config_names_the_relay_path() {
+    let net = net();
+    let unprivileged = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"];
+    let check = |wrapper: &[&str], mode: &str| {
+        let mut all = args(&[mode]);
+        all.push("--check-config".into());
+        let (status, stdout, _) = run(&net, wrapper, &all);
+        let line = stdout.lines().last().unwrap_or_default().to_owned();
+        (status.success(), line)
+    };
+    assert_eq!(
+        check(&[], "--kernel-offload=off"),
+        (true, "kernel-offload=off: relaying in userspace".to_owned())
+    );
+    assert_eq!(
+        check(&[], "--kernel-offload=on"),
+        (
+            true,
+            "kernel-offload=on: the kernel fast path will relay channel-bound UDP on s0, s1"
+                .to_owned()
+        )
+    );
+    let (passed, line) = check(&unprivileged, "--kernel-offload=auto");
+    assert!(passed);
+    assert!(
+        line.starts_with("kernel-offload=auto: relaying in userspace: ")
+            && line.contains("CAP_BPF"),
+        "{line}"
+    );
+    let (passed, line) = check(&unprivileged, "--kernel-offload=on");
+    assert!(!passed);
+    assert!(
+        line.starts_with("error: kernel-offload=on: the server will not start: ")
+            && line.contains("CAP_BPF"),
+        "{line}"
     );
 }
