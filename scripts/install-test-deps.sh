@@ -14,8 +14,10 @@ command -v clang >/dev/null 2>&1 || apt_packages+=(clang)
 [ -f /usr/include/bpf/bpf_helpers.h ] || apt_packages+=(libbpf-dev)
 command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
 command -v ethtool >/dev/null 2>&1 || apt_packages+=(ethtool)
-# turn-server's kernel-offload tests start the server without capabilities (setpriv).
+# turn-server's kernel-offload tests start the server without capabilities (setpriv) and
+# set the sysctl the docs give (sysctl).
 command -v setpriv >/dev/null 2>&1 || apt_packages+=(util-linux)
+command -v sysctl >/dev/null 2>&1 || apt_packages+=(procps)
 
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

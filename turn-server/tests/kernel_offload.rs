@@ -97,8 +97,15 @@ fn net() -> Net {
         net.peer
             .ip(&[flag, "route", "add", "default", "via", &via_peer]);
     }
-    net.server.sysctl("net/ipv4/conf/lo/forwarding", "1");
-    net.server.sysctl("net/ipv6/conf/lo/forwarding", "1");
+    // The command docs/operations.md gives.
+    net.server.exec(
+        "sysctl",
+        &[
+            "-w",
+            "net.ipv4.conf.lo.forwarding=1",
+            "net.ipv6.conf.lo.forwarding=1",
+        ],
+    );
     // Checksums the program wrote are finished in software on the way out, so the
     // receivers verify them (over veth they would trust a packet still marked "to be
     // computed").
