@@ -211,9 +211,7 @@ impl Offload {
 
 /// The route as the kernel sees its packets. A wildcard listening address becomes the
 /// address the kernel replies to the client from, which is what userspace replies from
-/// too (see `startup::kernel_offload` for what a client that reached another local
-/// address gets: userspace relaying one way, the same source address as before the
-/// other).
+/// too (`startup::kernel_offload` says what that means for a multi-homed host).
 fn binding(route: &ChannelRoute) -> Result<Binding, InstallError> {
     let mut server = route.client.server;
     if server.ip().is_unspecified() {

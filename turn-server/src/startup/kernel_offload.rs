@@ -10,6 +10,10 @@
 //! that family and an Ethernet or loopback link (see [`turn_offload::interfaces_for`]).
 //! A packet that arrives on an interface without the program (a tunnel, or a host that
 //! answers for an address on another interface) is relayed in userspace as before.
+//! With a wildcard listener, a route's server address is the one the kernel replies to
+//! the client from (what userspace replies from too): a client that reached another
+//! local address is relayed in userspace towards the peer, and gets the peer's data from
+//! that same reply address as before.
 //!
 //! **Modes.** `off`: nothing is loaded. `auto`: loaded where possible, else one warning
 //! naming the reason and userspace relaying. `on`: loaded, or the server does not start
