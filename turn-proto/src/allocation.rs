@@ -103,7 +103,17 @@ pub struct Allocation {
 
 impl Allocation {
     /// The relay address that reaches `peer`: the one of its address family, if any.
+    ///
+    /// None for an IPv4-mapped peer (`::ffff:a.b.c.d`): IPv6 relay sockets are
+    /// IPv6-only, so nothing sent there would leave, and the IPv4 address it names is
+    /// for an IPv4 relay to reach (the client is answered 443, Peer Address Family
+    /// Mismatch, and can ask again with the IPv4 form).
     pub fn relay_for(&self, peer: SocketAddr) -> Option<SocketAddr> {
+        if let IpAddr::V6(v6) = peer.ip()
+            && v6.to_ipv4_mapped().is_some()
+        {
+            return None;
+        }
         [Some(self.relay), self.additional]
             .into_iter()
             .flatten()

@@ -500,7 +500,7 @@ impl Server {
             return None;
         };
         let peer = self.internal_peer(peer);
-        if self.config.policy.check(peer.ip()).is_err() {
+        if self.config.policy.check(peer).is_err() {
             self.stats.peers_denied += 1;
             return None;
         }
@@ -1267,11 +1267,11 @@ impl Server {
         if !reachable {
             return Err(ErrorCode::PEER_ADDRESS_FAMILY_MISMATCH);
         }
-        match self.config.policy.check(peer.ip()) {
+        match self.config.policy.check(peer) {
             Ok(()) => Ok(()),
             Err(denial) => {
                 self.stats.peers_denied += 1;
-                tracing::info!(peer = %peer.ip(), ?denial, "peer denied");
+                tracing::info!(%peer, ?denial, "peer denied");
                 Err(ErrorCode::FORBIDDEN)
             }
         }

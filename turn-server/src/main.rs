@@ -16,7 +16,7 @@ use turn_server::io::driver::{self, Listeners, MetricsListener, Operations, Relo
 use turn_server::io::relay::RelayRange;
 use turn_server::io::tls::TlsFiles;
 use turn_server::metrics::http as metrics_http;
-use turn_server::startup::core_config::core_config;
+use turn_server::startup::core_config::{core_config, host_addresses};
 use turn_server::startup::{embedded_default, logging};
 
 fn main() -> ExitCode {
@@ -165,7 +165,7 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
     } else {
         None
     };
-    let core = core_config(&config, generated.as_ref());
+    let core = core_config(&config, generated.as_ref(), &host_addresses(&SystemHost));
     let realm = core.realm.clone();
     for address in listeners.udp_addresses() {
         tracing::info!(%address, "listening (udp)");
@@ -287,7 +287,7 @@ impl Reloader {
             }),
             _ => None,
         };
-        let core = core_config(&new, self.generated.as_ref());
+        let core = core_config(&new, self.generated.as_ref(), &host_addresses(&SystemHost));
         let reloaded = Reloaded {
             core,
             tls,

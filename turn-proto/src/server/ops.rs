@@ -88,7 +88,7 @@ impl Server {
             let client = allocation.tuple.client;
             let before = allocation.permissions.len();
             allocation.permissions.retain(|permission| {
-                let keep = config.policy.check(permission.ip).is_ok();
+                let keep = config.policy.check_permission(permission.ip).is_ok();
                 if !keep {
                     tracing::info!(%client, peer = %permission.ip, "reload: permission removed, peer now denied");
                 }
@@ -98,7 +98,7 @@ impl Server {
             let before = allocation.channels.len();
             allocation
                 .channels
-                .retain(|channel| config.policy.check(channel.peer.ip()).is_ok());
+                .retain(|channel| config.policy.check(channel.peer).is_ok());
             changed.channels_removed += before - allocation.channels.len();
             if max_bps_changed {
                 let limit = (config.max_bps > 0).then(|| TokenBucket::new(config.max_bps, now));

@@ -78,7 +78,7 @@ impl Server {
         out.clear();
         let allocation = self.allocation(id)?;
         let (tuple, permitted) = (allocation.tuple, allocation.permits(peer.ip(), now));
-        if let Err(denial) = self.config.policy.check(peer.ip()) {
+        if let Err(denial) = self.config.policy.check(peer) {
             self.stats.peers_denied += 1;
             tracing::info!(peer = %peer.ip(), ?denial, "TCP peer connection refused");
             return None;
@@ -269,7 +269,7 @@ impl Server {
             .iter()
             .filter(|(_, entry)| {
                 matches!(entry.state, State::Pending(until) if until <= now)
-                    || policy.check(entry.peer.ip()).is_err()
+                    || policy.check(entry.peer).is_err()
             })
             .map(|(connection, _)| *connection)
             .collect();

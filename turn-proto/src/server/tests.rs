@@ -1562,4 +1562,5 @@ fn shards_hand_moved_clients_and_reservations_to_their_owner() {
 }
 
 mod dual;
+mod peers;
 mod tcp;

@@ -16,6 +16,9 @@ pub trait Host {
     fn is_local_address(&self, ip: IpAddr) -> bool;
     /// True when a network interface of this name exists.
     fn has_interface(&self, name: &str) -> bool;
+    /// Every address of the machine's interfaces: the relay must not reach its own host
+    /// on them (see `turn_proto::policy::OwnHost`).
+    fn addresses(&self) -> std::io::Result<Vec<IpAddr>>;
 }
 
 /// A fixed description of a machine, for tests and for callers that gathered the
@@ -36,11 +39,16 @@ impl Host for StaticHost {
     fn has_interface(&self, name: &str) -> bool {
         self.interfaces.iter().any(|i| i == name)
     }
+
+    fn addresses(&self) -> std::io::Result<Vec<IpAddr>> {
+        Ok(self.addresses.clone())
+    }
 }
 
-/// The real machine, without `unsafe` or interface enumeration: an address is local when
-/// a UDP socket binds to it on an ephemeral port (the kernel's own answer, the same one
-/// the relay will get), and interfaces are looked up in `/sys/class/net` (Linux).
+/// The real machine, without `unsafe`: an address is local when a UDP socket binds to it
+/// on an ephemeral port (the kernel's own answer, the same one the relay will get),
+/// interfaces are looked up in `/sys/class/net` (Linux), and the addresses come from
+/// `getifaddrs`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemHost;
 
@@ -57,6 +65,23 @@ impl Host for SystemHost {
         // Without sysfs (not Linux) SO_BINDTODEVICE does not exist either; the driver
         // reports that when it binds, so don't guess here.
         !sys.is_dir() || sys.join(name).exists()
+    }
+
+    fn addresses(&self) -> std::io::Result<Vec<IpAddr>> {
+        let interfaces = nix::ifaddrs::getifaddrs().map_err(std::io::Error::from)?;
+        let mut addresses: Vec<IpAddr> = interfaces
+            .filter_map(|interface| {
+                let address = interface.address?;
+                if let Some(v4) = address.as_sockaddr_in() {
+                    Some(IpAddr::V4(v4.ip()))
+                } else {
+                    address.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
+                }
+            })
+            .collect();
+        addresses.sort_unstable();
+        addresses.dedup();
+        Ok(addresses)
     }
 }
 
@@ -189,6 +214,11 @@ mod tests {
         assert!(host.is_local_address("127.0.0.1".parse().unwrap()));
         // TEST-NET-3 is never assigned to a real machine.
         assert!(!host.is_local_address("203.0.113.77".parse().unwrap()));
+        assert!(
+            host.addresses()
+                .unwrap()
+                .contains(&"127.0.0.1".parse().unwrap())
+        );
         assert!(!host.has_interface("../etc"));
         assert!(!host.has_interface(""));
     }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -119,12 +120,16 @@ pub struct Config {
     // Peer policy.
     /// `denied-peer-ip` lines.
     pub denied_peer_ips: PeerList,
-    /// `allowed-peer-ip` lines, plus the private half of every `external-ip` mapping.
+    /// `allowed-peer-ip` lines. (The private half of every `external-ip` mapping is
+    /// allowed on relay ports by the own-host rule, see `startup::core_config`.)
     pub allowed_peer_ips: PeerList,
     /// Deny multicast peers. **Our default: on** (coturn: off); `allow-multicast-peers` opens.
     pub no_multicast_peers: bool,
     /// Allow loopback peers (tests only).
     pub allow_loopback_peers: bool,
+    /// Ports of this host's own addresses that peers may reach besides the relay ports
+    /// (a co-located LiveKit's media port); every other port of this host is closed.
+    pub allowed_own_host_ports: Vec<RangeInclusive<u16>>,
 
     // TLS.
     /// Certificate chain (`turn_server_cert.pem`; relative names use the config search).
@@ -252,6 +257,7 @@ impl Default for Config {
             allowed_peer_ips: PeerList::default(),
             no_multicast_peers: true,
             allow_loopback_peers: false,
+            allowed_own_host_ports: Vec::new(),
             cert: PathBuf::from("turn_server_cert.pem"),
             pkey: PathBuf::from("turn_server_pkey.pem"),
             pkey_pwd: None,
@@ -456,7 +462,8 @@ pub struct ExternalIp {
 pub struct ExternalMapping {
     /// What clients see.
     pub public: IpAddr,
-    /// The local address (auto-allowed as a peer, as coturn does, for hairpinning).
+    /// The local address (allowed as a peer on relay ports, for hairpinning, where coturn
+    /// allows it on every port).
     pub private: IpAddr,
 }
 
@@ -709,6 +716,7 @@ impl Builder {
             Opt::NoMulticastPeers => c.no_multicast_peers = boolean(value)?,
             Opt::AllowMulticastPeers => c.no_multicast_peers = !boolean(value)?,
             Opt::AllowLoopbackPeers => c.allow_loopback_peers = boolean(value)?,
+            Opt::AllowedOwnHostPort => c.allowed_own_host_ports.push(port_range(value)?),
             Opt::Cert => c.cert = PathBuf::from(value),
             Opt::Pkey => c.pkey = PathBuf::from(value),
             Opt::PkeyPwd => c.pkey_pwd = Some(Secret::new(value)),
@@ -960,18 +968,6 @@ impl Builder {
                 warnings.push(Diagnostic::new(at(key), Some(key), why));
             }
         }
-        // coturn whitelists the private half of each mapping so clients can hairpin to
-        // their own relay address even when the private network is denied (§1.3).
-        let mappings = c.external_ip.mappings.clone();
-        for mapping in mappings {
-            c.allowed_peer_ips
-                .set
-                .insert(IpRange::single(mapping.private));
-            c.allowed_peer_ips.entries.push(format!(
-                "{} (private half of external-ip {}/{})",
-                mapping.private, mapping.public, mapping.private
-            ));
-        }
         (self.config, warnings, errors)
     }
 }
@@ -1054,6 +1050,16 @@ fn port(value: &str) -> Result<u16, String> {
             "port {value:?} is not a number between 1 and 65535"
         )),
     }
+}
+
+/// `N` or `A-B` (inclusive).
+fn port_range(value: &str) -> Result<RangeInclusive<u16>, String> {
+    let (low, high) = value.split_once('-').unwrap_or((value, value));
+    let (low, high) = (port(low.trim())?, port(high.trim())?);
+    if low > high {
+        return Err(format!("{value:?}: the range starts after its end"));
+    }
+    Ok(low..=high)
 }
 
 fn port_or_zero(value: &str) -> Result<u16, String> {

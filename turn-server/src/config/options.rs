@@ -79,6 +79,7 @@ pub(crate) enum Opt {
     NoMulticastPeers,
     AllowMulticastPeers,
     AllowLoopbackPeers,
+    AllowedOwnHostPort,
     Cert,
     Pkey,
     PkeyPwd,
@@ -503,6 +504,13 @@ pub(crate) const OPTIONS: &[Spec] = &[
         Flag,
         Opt::AllowLoopbackPeers,
         "allow loopback peers (tests only)",
+    ),
+    row(
+        "allowed-own-host-port",
+        None,
+        Required,
+        Opt::AllowedOwnHostPort,
+        "port or A-B range of this host peers may reach besides relay ports (repeatable)",
     ),
     // TLS.
     row(

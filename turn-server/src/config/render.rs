@@ -149,6 +149,28 @@ impl Config {
         out.list("allowed-peer-ip", &self.allowed_peer_ips.entries, "none");
         out.flag("no-multicast-peers", self.no_multicast_peers);
         out.flag("allow-loopback-peers", self.allow_loopback_peers);
+        let _ = writeln!(
+            out.0,
+            "# this host's own addresses: closed to peers except on relay ports {}-{} and \
+             allowed-own-host-port",
+            self.min_port, self.max_port
+        );
+        for mapping in &self.external_ip.mappings {
+            let _ = writeln!(
+                out.0,
+                "# {} (private half of external-ip {}/{}): allowed on those ports only",
+                mapping.private, mapping.public, mapping.private
+            );
+        }
+        let ports: Vec<String> = self
+            .allowed_own_host_ports
+            .iter()
+            .map(|range| match (range.start(), range.end()) {
+                (low, high) if low == high => low.to_string(),
+                (low, high) => format!("{low}-{high}"),
+            })
+            .collect();
+        out.list("allowed-own-host-port", &ports, "none");
 
         out.section("tls");
         out.set("cert", self.cert.display());
@@ -357,8 +379,10 @@ mod tests {
         assert!(text.contains("denied-peer-ip=10.0.0.0-10.255.255.255\n"));
         assert!(text.contains("external-ip=203.0.113.5/10.0.0.5\n"));
         assert!(text.contains(
-            "allowed-peer-ip=10.0.0.5 (private half of external-ip 203.0.113.5/10.0.0.5)\n"
+            "# 10.0.0.5 (private half of external-ip 203.0.113.5/10.0.0.5): allowed on those \
+             ports only\n"
         ));
+        assert!(text.contains("# allowed-peer-ip: none\n"));
         assert!(text.contains("# mode: SharedSecret\n"));
         assert!(text.contains("# listening-ip: every local address\n"));
         assert!(text.contains("no-multicast-peers=on\n"));

@@ -369,10 +369,9 @@ fn external_ip_forms() {
             },
         ]
     );
-    // The private halves are auto-allowed for hairpinning, nothing else is.
-    assert!(c.allowed_peer_ips.set.contains(ip("10.0.0.7")));
-    assert!(c.allowed_peer_ips.set.contains(ip("fd00::7")));
-    assert!(!c.allowed_peer_ips.set.contains(ip("10.0.0.8")));
+    // The private halves are not allow entries (which would open every port): the
+    // own-host rule allows them on relay ports only (startup::core_config).
+    assert!(c.allowed_peer_ips.set.is_empty());
 }
 
 #[test]
