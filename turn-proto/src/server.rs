@@ -431,7 +431,10 @@ impl Server {
         }
         let tuple = allocation.tuple;
         if let Some(channel) = allocation.channel_to(peer, now) {
-            ChannelData::write(channel.number, data, tuple.transport.is_stream(), out);
+            if !ChannelData::write(channel.number, data, tuple.transport.is_stream(), out) {
+                self.stats.unroutable += 1;
+                return None;
+            }
         } else {
             if data.len() > MAX_DATA_INDICATION_PAYLOAD {
                 self.stats.unroutable += 1;

@@ -289,6 +289,41 @@ fn framing_edge_cases_on_tcp_and_tls() {
     }
 }
 
+/// A STUN header announcing 20 + 65 532 bytes: more than a message may have (attribute
+/// offsets are 16-bit). The server closes the stream on the header, without waiting for
+/// the body (before, it buffered up to the partial-frame timeout, 10 s).
+#[test]
+fn over_long_messages_close_the_stream_at_once() {
+    let server = start();
+    for (what, mut stream) in [
+        ("TCP", connect(&server, Transport::Tcp)),
+        ("TLS", connect(&server, Transport::Tls)),
+    ] {
+        let mut header = binding_request(4)[..20].to_vec();
+        header[2..4].copy_from_slice(&0xFFFCu16.to_be_bytes());
+        stream.write_all(&header).unwrap();
+        stream.write_all(&[0; 1000]).unwrap();
+        let started = Instant::now();
+        let mut rest = Vec::new();
+        match stream.read_to_end(&mut rest) {
+            Ok(_) => {}
+            Err(error) => assert!(
+                matches!(
+                    error.kind(),
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+                ),
+                "{what}: {error}"
+            ),
+        }
+        assert!(rest.is_empty(), "{what}: answered {rest:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{what}: closed after {:?}",
+            started.elapsed()
+        );
+    }
+}
+
 #[test]
 fn uclient_ipv6_relays() {
     if UdpSocket::bind("[::1]:0").is_err() {

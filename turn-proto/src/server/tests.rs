@@ -727,7 +727,7 @@ fn channels() {
 
     // Client to peer: ChannelData, payload straight from the input.
     let mut frame = Vec::new();
-    ChannelData::write(0x4001, b"rtp", false, &mut frame);
+    assert!(ChannelData::write(0x4001, b"rtp", false, &mut frame));
     let (transmit, data) = h.send(alice.tuple, &frame).unwrap();
     assert_eq!(transmit.payload, Payload::Input(4..7));
     assert_eq!(data, b"rtp");
@@ -735,7 +735,7 @@ fn channels() {
         matches!(transmit.destination, Destination::Peer { allocation, .. } if allocation == id)
     );
     // Unbound channel: dropped.
-    ChannelData::write(0x4003, b"rtp", false, &mut frame);
+    assert!(ChannelData::write(0x4003, b"rtp", false, &mut frame));
     assert!(h.send(alice.tuple, &frame).is_none());
     // Peer to client: ChannelData, no padding over UDP.
     let (_, data) = h.peer_sends(id, PEER, b"rtcp!").unwrap();
@@ -818,7 +818,7 @@ fn bandwidth_limit_drops_excess() {
     let (id, _) = h.allocate(&mut alice);
     h.bind_channel(&mut alice, 0x4000, PEER);
     let mut frame = Vec::new();
-    ChannelData::write(0x4000, &[0; 400], false, &mut frame);
+    assert!(ChannelData::write(0x4000, &[0; 400], false, &mut frame));
     let sent = (0..5)
         .filter(|_| h.send(alice.tuple, &frame).is_some())
         .count();
@@ -863,7 +863,7 @@ fn external_ip_mapping() {
     // Naming the public relay address as a peer means the private one (hairpin).
     h.bind_channel(&mut alice, 0x4000, "192.0.2.200:50002");
     let mut frame = Vec::new();
-    ChannelData::write(0x4000, b"loop", false, &mut frame);
+    assert!(ChannelData::write(0x4000, b"loop", false, &mut frame));
     let (transmit, _) = h.send(alice.tuple, &frame).unwrap();
     assert!(matches!(
         transmit.destination,

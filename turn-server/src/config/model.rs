@@ -1043,8 +1043,8 @@ fn number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
 }
 
 fn port(value: &str) -> Result<u16, String> {
-    match number::<u32>(value) {
-        Ok(p @ 1..=65535) => Ok(p as u16),
+    match number::<u32>(value).map(u16::try_from) {
+        Ok(Ok(p @ 1..)) => Ok(p),
         Ok(_) => Err(format!("port {value:?} is not between 1 and 65535")),
         Err(_) => Err(format!(
             "port {value:?} is not a number between 1 and 65535"

@@ -190,7 +190,9 @@ impl RelayPorts for RelaySockets {
         let start = rand::rng().random_range(0..span);
         // Walk the whole range once from a random start, as coturn does.
         for step in 0..span {
-            let port = (min + (start + step) % span) as u16;
+            let Ok(port) = u16::try_from(min + (start + step) % span) else {
+                continue;
+            };
             if request.even_port && port % 2 == 1 {
                 continue;
             }

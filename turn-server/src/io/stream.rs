@@ -21,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::shard::{Shard, StreamOut};
 use super::tcp_relay;
+use turn_proto::codec::MAX_MESSAGE_LEN;
 use turn_proto::framing::frame_len;
 use turn_proto::proxy_header::{self, ProxyError, ProxyHeader};
 use turn_proto::{FiveTuple, Transport};
@@ -30,9 +31,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Time allowed to complete a message once its first bytes arrived.
 const PARTIAL_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Largest framed message: a STUN header plus the 16-bit length.
-const MAX_FRAME: usize = 20 + 65_535;
 
 /// The TLS configuration in force; replaced on reload, read at each handshake.
 pub type TlsState = Rc<RefCell<Option<Arc<rustls::ServerConfig>>>>;
@@ -247,9 +245,11 @@ where
                         break 'read;
                     }
                 }
-                Ok(None) if buf.len() - start <= MAX_FRAME => break,
-                Ok(None) | Err(_) => {
-                    tracing::debug!(client = %tuple.client, "not TURN on the stream; closing");
+                // `frame_len` refuses longer frames: this cannot be exceeded.
+                Ok(None) if buf.len() - start <= MAX_MESSAGE_LEN => break,
+                Ok(None) => break 'read,
+                Err(error) => {
+                    tracing::debug!(client = %tuple.client, %error, "closing the stream");
                     break 'read;
                 }
             }

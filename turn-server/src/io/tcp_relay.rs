@@ -87,7 +87,8 @@ impl TcpRelays {
         let span = max - min + 1;
         let start = rand::rng().random_range(0..span);
         (0..span)
-            .map(|step| SocketAddr::new(ip, (min + (start + step) % span) as u16))
+            .filter_map(|step| u16::try_from(min + (start + step) % span).ok())
+            .map(|port| SocketAddr::new(ip, port))
             .filter(|address| self.listeners.values().all(|l| l.address != *address))
             .find_map(|address| listen_on(address).ok().map(|listener| (address, listener)))
     }
