@@ -1191,12 +1191,21 @@ impl Server {
         Ok(self.internal_peer(peer))
     }
 
-    /// The server to redirect a new allocation to, when `alternate-server` (or
-    /// `tls-alternate-server` for TLS clients) lists one of the client's family.
+    /// The server to redirect a new allocation to, when `alternate-server` lists one of
+    /// the client's family: `tls-alternate-server` for TLS clients, and
+    /// `udp-alternate-server` / `tcp-alternate-server`, when set, for UDP / TCP clients.
     fn alternate_for(&mut self, tuple: FiveTuple) -> Option<SocketAddr> {
+        use super::transmit::Transport;
+        let config = &self.config;
         let list = match tuple.transport {
-            super::transmit::Transport::Tls => &self.config.tls_alternate_servers,
-            _ => &self.config.alternate_servers,
+            Transport::Tls => &config.tls_alternate_servers,
+            Transport::Udp if !config.udp_alternate_servers.is_empty() => {
+                &config.udp_alternate_servers
+            }
+            Transport::Tcp if !config.tcp_alternate_servers.is_empty() => {
+                &config.tcp_alternate_servers
+            }
+            Transport::Udp | Transport::Tcp => &config.alternate_servers,
         };
         let candidates = list
             .iter()

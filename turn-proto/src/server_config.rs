@@ -52,6 +52,10 @@ pub struct ServerConfig {
     pub max_channels: usize,
     /// `alternate-server`: Allocate over UDP/TCP is redirected (300) round-robin to these.
     pub alternate_servers: Vec<SocketAddr>,
+    /// `udp-alternate-server`: for UDP clients in place of `alternate_servers`.
+    pub udp_alternate_servers: Vec<SocketAddr>,
+    /// `tcp-alternate-server`: for TCP clients in place of `alternate_servers`.
+    pub tcp_alternate_servers: Vec<SocketAddr>,
     /// `tls-alternate-server`: the same for TLS clients.
     pub tls_alternate_servers: Vec<SocketAddr>,
     /// `mobility` (RFC 8016): issue and honour MOBILITY-TICKET.
@@ -88,6 +92,8 @@ impl Default for ServerConfig {
             max_permissions: 64,
             max_channels: 64,
             alternate_servers: Vec::new(),
+            udp_alternate_servers: Vec::new(),
+            tcp_alternate_servers: Vec::new(),
             tls_alternate_servers: Vec::new(),
             mobility: false,
             udp_relay: true,

@@ -1089,6 +1089,37 @@ fn tls_clients_are_redirected_to_tls_alternate_servers() {
     assert_eq!(code_of(&response), None, "allocated here");
 }
 
+/// coturn 4.17's `udp-alternate-server` and `tcp-alternate-server` take precedence over
+/// `alternate-server` for their transport; a transport without its own list keeps it.
+#[test]
+fn udp_and_tcp_alternate_servers_take_precedence() {
+    let mut config = rest_config();
+    config.alternate_servers = vec!["192.0.2.21:3478".parse().unwrap()];
+    config.udp_alternate_servers = vec!["192.0.2.41:3478".parse().unwrap()];
+    let with_udp = config.clone();
+    config.udp_alternate_servers.clear();
+    config.tcp_alternate_servers = vec!["192.0.2.51:3478".parse().unwrap()];
+    for (config, port, transport, expected) in [
+        (&with_udp, 6000, Transport::Udp, "192.0.2.41:3478"),
+        (&with_udp, 6001, Transport::Tcp, "192.0.2.21:3478"),
+        (&config, 6002, Transport::Udp, "192.0.2.21:3478"),
+        (&config, 6003, Transport::Tcp, "192.0.2.51:3478"),
+    ] {
+        let mut h = Harness::new(config.clone());
+        let mut client = h.client(&format!("192.0.2.1:{port}"), "@a:example.org", UNIX + 60);
+        client.tuple.transport = transport;
+        let response = h.request(&mut client, Method::ALLOCATE, &[udp()]);
+        let message = Message::parse(&response).unwrap();
+        assert_eq!(error_code(&message), Some(300), "{transport:?}");
+        let value = message.attr(AttrType::ALTERNATE_SERVER).unwrap();
+        let server = SocketAddr::from((
+            [value[4], value[5], value[6], value[7]],
+            u16::from_be_bytes([value[2], value[3]]),
+        ));
+        assert_eq!(server, expected.parse().unwrap(), "{transport:?}");
+    }
+}
+
 #[test]
 fn draining_refuses_new_allocations_only() {
     let mut h = Harness::new(rest_config());

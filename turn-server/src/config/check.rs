@@ -8,6 +8,7 @@
 use std::net::{IpAddr, UdpSocket};
 use std::path::Path;
 
+use super::model::EXTERNAL_IP_MAPPINGS;
 use super::{Config, Diagnostic, SearchPath};
 
 /// What the checks need to know about the machine.
@@ -115,6 +116,23 @@ impl Config {
                     ),
                 ));
             }
+        }
+        // The private half is the relay's own address behind the NAT (coturn binds relay
+        // sockets to it): one from another machine maps nothing and hides a typo.
+        let origins = self.origins.of(EXTERNAL_IP_MAPPINGS);
+        for (index, mapping) in self.external_ip.mappings.iter().enumerate() {
+            if host.is_local_address(mapping.private) {
+                continue;
+            }
+            errors.push(Diagnostic::new(
+                origins.get(index).cloned(),
+                Some("external-ip"),
+                format!(
+                    "{} (the private half of {}/{}) is not an address of this machine; write \
+                     external-ip=PUBLIC/PRIVATE with PRIVATE an address of this host",
+                    mapping.private, mapping.public, mapping.private
+                ),
+            ));
         }
         let devices = [
             ("relay-device", &self.relay_device),
@@ -238,6 +256,10 @@ mod tests {
                 "--listening-device",
                 "ens3",
                 "--prometheus-address=192.0.2.10",
+                "-X",
+                "203.0.113.1/10.0.0.2",
+                "-X",
+                "203.0.113.2/10.0.0.9",
             ],
             &crate::config::SearchPath::new(Vec::<&str>::new()),
         )
@@ -256,6 +278,9 @@ mod tests {
                  relay-ip and the public one in external-ip",
                 "command line argument 6: listening-ip: 198.51.100.1 is not an address of this \
                  machine, so listeners cannot bind to it",
+                "command line argument 14: external-ip: 10.0.0.9 (the private half of \
+                 203.0.113.2/10.0.0.9) is not an address of this machine; write \
+                 external-ip=PUBLIC/PRIVATE with PRIVATE an address of this host",
                 "command line argument 8: relay-device: network interface \"eth9\" does not exist \
                  on this machine",
                 "command line argument 11: prometheus-address: 192.0.2.10 is not an address of \

@@ -48,6 +48,9 @@ pub struct Config {
     pub external_ip: ExternalIp,
     /// Shards (relay threads); None: one per CPU.
     pub relay_threads: Option<u32>,
+    /// `cpus`: the CPU count to use instead of the detected one when `relay_threads` is
+    /// unset (coturn 4.17, for containers that report the host's CPUs).
+    pub cpus: Option<u32>,
     /// Kernel send and receive buffer asked for each relay socket, bytes; client
     /// listener sockets, shared by many clients, get four times as much.
     pub relay_socket_buffer: u32,
@@ -150,6 +153,10 @@ pub struct Config {
     pub no_tlsv1_2: bool,
     /// ALTERNATE-SERVER targets for UDP/TCP clients.
     pub alternate_servers: Vec<SocketAddr>,
+    /// `udp-alternate-server`: for UDP clients, in place of `alternate_servers`.
+    pub udp_alternate_servers: Vec<SocketAddr>,
+    /// `tcp-alternate-server`: for TCP clients, in place of `alternate_servers`.
+    pub tcp_alternate_servers: Vec<SocketAddr>,
     /// ALTERNATE-SERVER targets for TLS clients.
     pub tls_alternate_servers: Vec<SocketAddr>,
 
@@ -194,6 +201,8 @@ pub struct Config {
     pub prometheus_username_labels: bool,
     /// Drain: seconds to wait for allocations after SIGUSR1; `None` = until they end.
     pub drain_timeout: Option<Duration>,
+    /// Drain: exit once this many allocations or fewer are left (0: the last one).
+    pub drain_min_allocations: u32,
     /// Send SOFTWARE (off since coturn 4.7: amplification and fingerprinting).
     pub software_attribute: bool,
     /// SOFTWARE text; `None` = the crate name and version.
@@ -221,6 +230,7 @@ impl Default for Config {
             relay_device: None,
             external_ip: ExternalIp::default(),
             relay_threads: None,
+            cpus: None,
             relay_socket_buffer: DEFAULT_RELAY_SOCKET_BUFFER,
             min_port: 49152,
             max_port: 65535,
@@ -267,6 +277,8 @@ impl Default for Config {
             ec_curve_name: None,
             no_tlsv1_2: false,
             alternate_servers: Vec::new(),
+            udp_alternate_servers: Vec::new(),
+            tcp_alternate_servers: Vec::new(),
             tls_alternate_servers: Vec::new(),
             verbosity: Verbosity::Quiet,
             log_file: None,
@@ -287,6 +299,7 @@ impl Default for Config {
             prometheus_path: "/metrics".to_owned(),
             prometheus_username_labels: false,
             drain_timeout: None,
+            drain_min_allocations: 0,
             software_attribute: false,
             software_name: None,
             check_origin_consistency: false,
@@ -295,6 +308,10 @@ impl Default for Config {
         }
     }
 }
+
+/// The [`Origins`] key of each `external-ip=PUBLIC/PRIVATE` line, in mapping order (the
+/// option's own key also holds the single-address form).
+pub(crate) const EXTERNAL_IP_MAPPINGS: &str = "external-ip public/private";
 
 /// Nonce lifetime (coturn `STUN_DEFAULT_NONCE_EXPIRATION_TIME`).
 pub const DEFAULT_STALE_NONCE: u32 = 600;
@@ -379,6 +396,7 @@ impl Config {
             relay_device => "relay-device",
             external_ip => "external-ip",
             relay_threads => "relay-threads",
+            cpus => "cpus",
             relay_socket_buffer => "relay-socket-buffer",
             min_port => "min-port",
             max_port => "max-port",
@@ -626,6 +644,10 @@ impl Builder {
             Opt::RelayDevice => c.relay_device = Some(device(value)?),
             Opt::ExternalIp => return self.external_ip(value, origin),
             Opt::RelayThreads => c.relay_threads = Some(number(value)?),
+            Opt::Cpus => match number(value)? {
+                0 => return Err("must be at least 1".to_owned()),
+                cpus => c.cpus = Some(cpus),
+            },
             Opt::RelaySocketBuffer => c.relay_socket_buffer = socket_buffer(value)?,
             Opt::MinPort => c.min_port = port(value)?,
             Opt::MaxPort => c.max_port = port(value)?,
@@ -728,6 +750,12 @@ impl Builder {
             Opt::AlternateServer => c
                 .alternate_servers
                 .push(server_address(value, DEFAULT_ALTERNATE_PORT)?),
+            Opt::UdpAlternateServer => c
+                .udp_alternate_servers
+                .push(server_address(value, DEFAULT_ALTERNATE_PORT)?),
+            Opt::TcpAlternateServer => c
+                .tcp_alternate_servers
+                .push(server_address(value, DEFAULT_ALTERNATE_PORT)?),
             Opt::TlsAlternateServer => c
                 .tls_alternate_servers
                 .push(server_address(value, DEFAULT_TLS_ALTERNATE_PORT)?),
@@ -778,6 +806,7 @@ impl Builder {
                 let seconds: u64 = number(value)?;
                 c.drain_timeout = (seconds != 0).then(|| Duration::from_secs(seconds));
             }
+            Opt::DrainMinAllocations => c.drain_min_allocations = number(value)?,
             Opt::SoftwareAttribute => c.software_attribute = boolean(value)?,
             Opt::NoSoftwareAttribute => c.software_attribute = !boolean(value)?,
             Opt::SoftwareName => c.software_name = Some(value.to_owned()),
@@ -810,6 +839,9 @@ impl Builder {
                 return Err(format!("{value:?} maps addresses of different families"));
             }
             external.mappings.push(ExternalMapping { public, private });
+            self.config
+                .origins
+                .push(EXTERNAL_IP_MAPPINGS, origin.clone());
             return Ok(());
         }
         let address = ip(value)?;

@@ -84,6 +84,7 @@ impl Config {
             );
         }
         out.opt("relay-threads", self.relay_threads, "one per CPU");
+        out.opt("cpus", self.cpus, "detected");
         out.set("relay-socket-buffer", self.relay_socket_buffer);
         out.set("min-port", self.min_port);
         out.set("max-port", self.max_port);
@@ -91,6 +92,8 @@ impl Config {
         out.flag("no-tcp-relay", self.no_tcp_relay);
         for servers in [
             ("alternate-server", &self.alternate_servers),
+            ("udp-alternate-server", &self.udp_alternate_servers),
+            ("tcp-alternate-server", &self.tcp_alternate_servers),
             ("tls-alternate-server", &self.tls_alternate_servers),
         ] {
             out.list(servers.0, servers.1, "none");
@@ -251,6 +254,7 @@ impl Config {
             self.drain_timeout.map(|d| d.as_secs()),
             "wait until allocations end",
         );
+        out.set("drain-min-allocations", self.drain_min_allocations);
         out.flag("software-attribute", self.software_attribute);
         out.opt(
             "software-name",

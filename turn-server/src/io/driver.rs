@@ -108,6 +108,8 @@ pub struct Reloaded {
     pub tls: Option<TlsFiles>,
     /// `drain-timeout` for a later SIGUSR1.
     pub drain_timeout: Option<Duration>,
+    /// `drain-min-allocations` for a later SIGUSR1.
+    pub drain_min_allocations: usize,
 }
 
 /// Re-reads the configuration; None when it is unusable (the reason is logged).
@@ -121,6 +123,8 @@ pub struct Operations {
     pub reload: Reload,
     /// `drain-timeout` at start: how long SIGUSR1 waits for allocations to end.
     pub drain_timeout: Option<Duration>,
+    /// `drain-min-allocations` at start: SIGUSR1 exits once this many are left.
+    pub drain_min_allocations: usize,
 }
 
 /// Runs `shards` shards (the number of UDP sockets per address in `listeners`) until
@@ -254,6 +258,7 @@ async fn control(
     let drain = Rc::new(Drain {
         started: Notify::new(),
         timeout: Cell::new(operations.drain_timeout),
+        min_allocations: Cell::new(operations.drain_min_allocations),
     });
     let signals = tokio::task::spawn_local(signal_loop(
         shards.clone(),
@@ -307,10 +312,11 @@ fn scrape(shards: Rc<[Sender<Command>]>, username_labels: bool) -> Render {
     })
 }
 
-/// SIGUSR1 state: set once, and the timeout in force.
+/// SIGUSR1 state: set once, and the timeout and allocation floor in force.
 struct Drain {
     started: Notify,
     timeout: Cell<Option<Duration>>,
+    min_allocations: Cell<usize>,
 }
 
 /// How often a drain checks whether the last allocation ended.
@@ -321,16 +327,21 @@ async fn live_allocations(shards: &[Sender<Command>]) -> usize {
     ask_all(shards, Command::Count).await.into_iter().sum()
 }
 
-/// Completes when a drain started by SIGUSR1 is over: no allocation left, or
-/// `drain-timeout` elapsed (none: wait for the last allocation).
+/// Completes when a drain started by SIGUSR1 is over: no more than
+/// `drain-min-allocations` left (0: none), or `drain-timeout` elapsed (none: wait).
 async fn drained(shards: &[Sender<Command>], drain: &Drain) {
     drain.started.notified().await;
     let started = Instant::now();
     let timeout = drain.timeout.get();
+    let floor = drain.min_allocations.get();
     loop {
         let live = live_allocations(shards).await;
-        if live == 0 {
-            tracing::info!("drain: last allocation ended; exiting");
+        if live <= floor {
+            tracing::info!(
+                allocations = live,
+                drain_min_allocations = floor,
+                "drain: allocations down to the floor; exiting"
+            );
             return;
         }
         if let Some(timeout) = timeout
@@ -415,6 +426,7 @@ async fn apply(
         changed.merge(answer);
     }
     drain.timeout.set(reloaded.drain_timeout);
+    drain.min_allocations.set(reloaded.drain_min_allocations);
     if let (Some(files), Some(new)) = (tls.as_mut(), reloaded.tls) {
         *files = new;
     }

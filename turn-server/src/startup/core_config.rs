@@ -73,6 +73,8 @@ pub fn core_config(
         relay_ipv4: config.relay_ips.is_empty() || config.relay_ips.iter().any(IpAddr::is_ipv4),
         relay_ipv6: config.relay_ips.is_empty() || config.relay_ips.iter().any(IpAddr::is_ipv6),
         alternate_servers: config.alternate_servers.clone(),
+        udp_alternate_servers: config.udp_alternate_servers.clone(),
+        tcp_alternate_servers: config.tcp_alternate_servers.clone(),
         tls_alternate_servers: config.tls_alternate_servers.clone(),
         mobility: config.mobility,
         udp_relay: !config.no_udp_relay,
