@@ -158,7 +158,8 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
     let shards = shard_count(config.relay_threads, config.cpus);
     // Listener sockets carry many clients: four relay sockets' worth of buffer.
     let listener_buffer = 4 * config.relay_socket_buffer as usize;
-    let listeners = Listeners::bind(&udp, &tcp, &proxied, shards, listener_buffer)?;
+    let proxy = (&proxied[..], config.proxy_sources());
+    let listeners = Listeners::bind(&udp, &tcp, proxy, shards, listener_buffer)?;
     let metrics = if config.prometheus {
         let ip = config
             .prometheus_address

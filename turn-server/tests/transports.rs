@@ -454,6 +454,38 @@ fn proxy_protocol_listener_sees_the_real_client() {
     assert_eq!(mapped_address(&read_message(&mut plain)), local);
 }
 
+/// The PROXY listener believes headers only from `tcp-proxy-trusted-ip` (default:
+/// loopback): anyone else could claim any client address. An untrusted source is closed
+/// before its header is read.
+#[test]
+fn proxy_protocol_listener_refuses_untrusted_sources() {
+    let proxy_port = free_port();
+    let _server = start_with(&[
+        &format!("--tcp-proxy-port={proxy_port}"),
+        "--tcp-proxy-trusted-ip=192.0.2.0/24",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stream = loop {
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", proxy_port)) {
+            break stream;
+        }
+        assert!(Instant::now() < deadline, "proxy listener did not start");
+        thread::sleep(Duration::from_millis(50));
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let header = format!("PROXY TCP4 198.51.100.7 127.0.0.1 40000 {proxy_port}\r\n");
+    // The server may close before or after the write lands: either is a refusal.
+    let _ = stream.write_all(&[header.into_bytes(), binding_request(7)].concat());
+    let mut answer = [0u8; 64];
+    match stream.read(&mut answer) {
+        Ok(0) => {}
+        Ok(len) => panic!("answered an untrusted proxy: {:?}", &answer[..len]),
+        Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset, "{error}"),
+    }
+}
+
 /// How a test client reaches the server.
 #[derive(Debug, Clone, Copy)]
 enum Transport {

@@ -36,6 +36,9 @@ pub struct Config {
     pub alt_tls_listening_port: u16,
     /// TCP port expecting a PROXY protocol header; `None` when unset or 0.
     pub tcp_proxy_port: Option<u16>,
+    /// `tcp-proxy-trusted-ip`: the proxies whose PROXY header is believed; empty means
+    /// loopback only ([`Config::proxy_sources`]).
+    pub tcp_proxy_trusted_ips: PeerList,
     /// Listener addresses; empty means every local address (coturn binds one socket each).
     pub listening_ips: Vec<IpAddr>,
     /// Interface for the listeners (SO_BINDTODEVICE).
@@ -224,6 +227,7 @@ impl Default for Config {
             alt_listening_port: 0,
             alt_tls_listening_port: 0,
             tcp_proxy_port: None,
+            tcp_proxy_trusted_ips: PeerList::default(),
             listening_ips: Vec::new(),
             listening_device: None,
             relay_ips: Vec::new(),
@@ -362,6 +366,17 @@ impl Config {
         }
     }
 
+    /// Where the PROXY protocol listener accepts connections from: `tcp-proxy-trusted-ip`,
+    /// else loopback only. A header from anyone else would let them claim any client
+    /// address (and so any per-source limit), so everyone is never the default.
+    pub fn proxy_sources(&self) -> IpRangeSet {
+        if self.tcp_proxy_trusted_ips.set.is_empty() {
+            IpRangeSet::parse(["127.0.0.0/8", "::1"]).unwrap_or_default()
+        } else {
+            self.tcp_proxy_trusted_ips.set.clone()
+        }
+    }
+
     /// The oAuth server name: `server-name`, else the realm, else empty.
     pub fn server_name(&self) -> &str {
         self.server_name
@@ -390,6 +405,7 @@ impl Config {
             alt_listening_port => "alt-listening-port",
             alt_tls_listening_port => "alt-tls-listening-port",
             tcp_proxy_port => "tcp-proxy-port",
+            tcp_proxy_trusted_ips => "tcp-proxy-trusted-ip",
             listening_ips => "listening-ip",
             listening_device => "listening-device",
             relay_ips => "relay-ip",
@@ -638,6 +654,7 @@ impl Builder {
             Opt::AltListeningPort => c.alt_listening_port = port_or_zero(value)?,
             Opt::AltTlsListeningPort => c.alt_tls_listening_port = port_or_zero(value)?,
             Opt::TcpProxyPort => c.tcp_proxy_port = Some(port_or_zero(value)?).filter(|&p| p != 0),
+            Opt::TcpProxyTrustedIp => ip_range(&mut c.tcp_proxy_trusted_ips, value)?,
             Opt::ListeningIp => c.listening_ips.push(ip(value)?),
             Opt::ListeningDevice => c.listening_device = Some(device(value)?),
             Opt::RelayIp => c.relay_ips.push(ip(value)?),
@@ -733,8 +750,8 @@ impl Builder {
             Opt::PermissionLifetime => {
                 c.permission_lifetime = lifetime(value, DEFAULT_PERMISSION_LIFETIME)?;
             }
-            Opt::DeniedPeerIp => peer_range(&mut c.denied_peer_ips, value)?,
-            Opt::AllowedPeerIp => peer_range(&mut c.allowed_peer_ips, value)?,
+            Opt::DeniedPeerIp => ip_range(&mut c.denied_peer_ips, value)?,
+            Opt::AllowedPeerIp => ip_range(&mut c.allowed_peer_ips, value)?,
             Opt::NoMulticastPeers => c.no_multicast_peers = boolean(value)?,
             Opt::AllowMulticastPeers => c.no_multicast_peers = !boolean(value)?,
             Opt::AllowLoopbackPeers => c.allow_loopback_peers = boolean(value)?,
@@ -947,6 +964,14 @@ impl Builder {
                 None,
                 Some("realm"),
                 "no realm is set; clients will be told an empty realm (set realm=your.domain)",
+            ));
+        }
+        if c.tcp_proxy_port.is_some() && c.tcp_proxy_trusted_ips.set.is_empty() {
+            warnings.push(Diagnostic::new(
+                at("tcp-proxy-port"),
+                Some("tcp-proxy-port"),
+                "only a proxy on loopback is trusted to send PROXY headers; name yours with \
+                 tcp-proxy-trusted-ip (its address, or its network's CIDR)",
             ));
         }
         if c.allow_loopback_peers {
@@ -1166,7 +1191,7 @@ fn device(value: &str) -> Result<String, String> {
     Ok(value.to_owned())
 }
 
-fn peer_range(list: &mut PeerList, value: &str) -> Result<(), String> {
+fn ip_range(list: &mut PeerList, value: &str) -> Result<(), String> {
     // Fail closed: coturn <= 4.10 ignored a bad line and relayed to what it meant to deny.
     let range: IpRange = value
         .parse()

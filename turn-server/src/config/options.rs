@@ -35,6 +35,7 @@ pub(crate) enum Opt {
     AltListeningPort,
     AltTlsListeningPort,
     TcpProxyPort,
+    TcpProxyTrustedIp,
     ListeningIp,
     ListeningDevice,
     RelayIp,
@@ -233,6 +234,13 @@ pub(crate) const OPTIONS: &[Spec] = &[
         Required,
         Opt::TcpProxyPort,
         "TCP port that expects a PROXY protocol header",
+    ),
+    row(
+        "tcp-proxy-trusted-ip",
+        None,
+        Required,
+        Opt::TcpProxyTrustedIp,
+        "proxy allowed on tcp-proxy-port: IP, A-B or CIDR (repeatable; default: loopback)",
     ),
     row(
         "listening-ip",

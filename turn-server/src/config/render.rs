@@ -59,6 +59,11 @@ impl Config {
         out.set("alt-listening-port", self.alt_listening_port);
         out.set("alt-tls-listening-port", self.alt_tls_listening_port);
         out.opt("tcp-proxy-port", self.tcp_proxy_port, "off");
+        out.list(
+            "tcp-proxy-trusted-ip",
+            &self.tcp_proxy_trusted_ips.entries,
+            "loopback only",
+        );
         out.list("listening-ip", &self.listening_ips, "every local address");
         out.opt("listening-device", self.listening_device.as_deref(), "any");
         for (key, on) in [

@@ -762,3 +762,35 @@ fn coturn_4_17_options() {
     assert!(!format!("{shown:?}{c:?}").contains("hush-hush"));
     assert_eq!(errors("cpus=0\n", &[]), ["F:1: cpus: must be at least 1"]);
 }
+
+/// PROXY headers are believed from named proxies only; loopback when none is named,
+/// never everyone.
+#[test]
+fn proxy_sources() {
+    let (loaded, conf) = ok("tcp-proxy-port=3479\n", &[]);
+    let sources = loaded.config.proxy_sources();
+    assert!(sources.contains(ip("127.0.0.1")) && sources.contains(ip("::1")));
+    assert!(!sources.contains(ip("192.0.2.1")));
+    assert_eq!(
+        warnings(&loaded, &conf),
+        [
+            "F:1: tcp-proxy-port: only a proxy on loopback is trusted to send PROXY headers; \
+             name yours with tcp-proxy-trusted-ip (its address, or its network's CIDR)"
+        ]
+    );
+    let (loaded, conf) = ok(
+        "tcp-proxy-port=3479\ntcp-proxy-trusted-ip=172.18.0.0/16\n",
+        &[],
+    );
+    let sources = loaded.config.proxy_sources();
+    assert!(sources.contains(ip("172.18.0.3")));
+    assert!(
+        !sources.contains(ip("127.0.0.1")),
+        "the list replaces loopback"
+    );
+    assert!(warnings(&loaded, &conf).is_empty());
+    assert_eq!(
+        errors("tcp-proxy-trusted-ip=everyone\n", &[]),
+        ["F:1: tcp-proxy-trusted-ip: invalid IP range \"everyone\": not an IP address"]
+    );
+}

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rtc_auth::ip_range::IpRangeSet;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::{self, Sender, UnboundedReceiver};
 use tokio::sync::{Notify, oneshot};
@@ -33,16 +34,19 @@ pub struct Listeners {
     udp: Vec<(SocketAddr, Vec<StdUdpSocket>)>,
     tcp: Vec<(SocketAddr, StdTcpListener)>,
     proxied: Vec<(SocketAddr, StdTcpListener)>,
+    /// Who may connect to `proxied` (`tcp-proxy-trusted-ip`).
+    proxy_sources: IpRangeSet,
 }
 
 impl Listeners {
     /// Binds `shards` UDP sockets per `udp` address (SO_REUSEPORT) with `udp_buffer`
     /// bytes of kernel buffer each way, a TCP listener per `tcp` address, and a TCP
-    /// listener expecting PROXY protocol headers per `proxied` address (`tcp-proxy-port`).
+    /// listener expecting PROXY protocol headers per `proxied` address (`tcp-proxy-port`),
+    /// which serves only connections from `proxy_sources`.
     pub fn bind(
         udp: &[SocketAddr],
         tcp: &[SocketAddr],
-        proxied: &[SocketAddr],
+        (proxied, proxy_sources): (&[SocketAddr], IpRangeSet),
         shards: usize,
         udp_buffer: usize,
     ) -> io::Result<Self> {
@@ -50,6 +54,7 @@ impl Listeners {
             udp: Vec::new(),
             tcp: Vec::new(),
             proxied: Vec::new(),
+            proxy_sources,
         };
         for &address in proxied {
             let listener = stream::bind_listener(address, "tcp")?;
@@ -156,6 +161,7 @@ pub fn run(
     let mut streams = Some(Streams {
         tcp: listeners.tcp.into_iter().map(|(_, l)| l).collect(),
         proxied: listeners.proxied.into_iter().map(|(_, l)| l).collect(),
+        proxy_sources: listeners.proxy_sources,
         tls: tls.as_ref().map(|tls| tls.config.clone()),
     });
     let (exited, mut exits) = mpsc::unbounded_channel();

@@ -21,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::shard::{Shard, StreamOut};
 use super::tcp_relay;
+use rtc_auth::ip_range::IpRangeSet;
 use turn_proto::codec::MAX_MESSAGE_LEN;
 use turn_proto::framing::frame_len;
 use turn_proto::proxy_header::{self, ProxyError, ProxyHeader};
@@ -65,21 +66,29 @@ pub fn bind_listener(address: SocketAddr, purpose: &str) -> io::Result<StdTcpLis
     Ok(socket.into())
 }
 
-/// Accepts clients; `proxy` listeners first read a PROXY protocol header.
+/// Accepts clients; `proxy` listeners take connections only from those sources, and
+/// first read a PROXY protocol header.
 pub(super) async fn accept_loop(
     shard: Rc<Shard>,
     listener: TcpListener,
     tls: TlsState,
-    proxy: bool,
+    proxy: Option<Rc<IpRangeSet>>,
 ) {
     loop {
         let (stream, client) = accept(&listener, "client").await;
+        if let Some(sources) = &proxy
+            && !sources.contains(client.ip())
+        {
+            // Its header would name any client address it likes: close unread.
+            tracing::debug!(%client, "PROXY listener: source not in tcp-proxy-trusted-ip; closing");
+            continue;
+        }
         tokio::task::spawn_local(connection(
             shard.clone(),
             stream,
             client,
             tls.clone(),
-            proxy,
+            proxy.is_some(),
         ));
     }
 }
