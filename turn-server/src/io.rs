@@ -10,6 +10,7 @@ mod batch;
 pub mod driver;
 pub mod relay;
 mod shard;
+mod shared_limits;
 mod shared_quotas;
 pub mod stream;
 mod tcp_relay;

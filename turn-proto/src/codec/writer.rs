@@ -102,6 +102,15 @@ impl<'b> MessageWriter<'b> {
         self.attr(AttrType::ERROR_CODE, &value[..len])
     }
 
+    /// Adds ERROR-CODE without a reason phrase (RFC 8489 §14.8 allows an empty one): for
+    /// answers to spoofable requests, where every byte is amplification.
+    pub fn bare_error_code(&mut self, code: ErrorCode) -> &mut Self {
+        let mut value = [0u8; 4];
+        value[2] = (code.0 / 100) as u8;
+        value[3] = (code.0 % 100) as u8;
+        self.attr(AttrType::ERROR_CODE, &value)
+    }
+
     /// Adds ADDRESS-ERROR-CODE (RFC 8656 §18.12) as `kind`: ERROR-CODE's layout with the
     /// failed address family (0x01 IPv4, 0x02 IPv6) in the first byte.
     pub fn address_error_code(&mut self, kind: AttrType, family: u8, code: ErrorCode) -> &mut Self {

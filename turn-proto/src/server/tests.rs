@@ -170,7 +170,9 @@ impl Harness {
         attrs: &[(AttrType, Vec<u8>)],
     ) -> Vec<u8> {
         if client.nonce.is_empty() {
-            let challenge = self.unauthenticated(client, method, attrs);
+            // The nonce round as clients do it: an Allocate (a nonce is per client
+            // address, not per method), never shorter than the smallest one.
+            let challenge = self.unauthenticated(client, Method::ALLOCATE, &[udp()]);
             let message = Message::parse(&challenge).unwrap();
             assert_eq!(error_code(&message), Some(401));
             client.nonce = message.attr(AttrType::NONCE).unwrap().to_vec();
@@ -1455,11 +1457,30 @@ impl QuotaLedger for SharedCounts {
     }
 }
 
-/// Two shards of one process, each with its own fake relay ports, sharing quota counts.
+/// Rate limits shared by the shards of a test, as the driver shares them.
+#[derive(Clone)]
+struct SharedLimits(std::sync::Arc<std::sync::Mutex<AbuseLimiters>>);
+
+impl RateLimits for SharedLimits {
+    fn admit(&mut self, what: Limited, source: IpAddr, now: Instant, probe: bool) -> bool {
+        self.0.lock().unwrap().admit(what, source, now, probe)
+    }
+
+    fn set_challenge_rate(&mut self, rate: u32, now: Instant) {
+        self.0.lock().unwrap().set_challenge_rate(rate, now);
+    }
+}
+
+/// Two shards of one process, each with its own fake relay ports, sharing quota counts
+/// and rate limits.
 fn shard_pair(config: ServerConfig) -> (Harness, Harness) {
     let start = Instant::now();
     let mut group = ShardContext::group(2, [7; 32], start).into_iter();
     let counts = SharedCounts::default();
+    let hasher = SeededState::new(&mut rand::rngs::SmallRng::seed_from_u64(5));
+    let limits = SharedLimits(std::sync::Arc::new(std::sync::Mutex::new(
+        AbuseLimiters::new(config.challenge_rate, start, hasher),
+    )));
     let mut shard = |seed| Harness {
         server: Server::new_shard(
             config.clone(),
@@ -1468,6 +1489,7 @@ fn shard_pair(config: ServerConfig) -> (Harness, Harness) {
             [seed; 32],
             group.next().unwrap(),
             Box::new(counts.clone()),
+            Box::new(limits.clone()),
         ),
         relays: FakeRelays::default(),
         start,
@@ -1508,7 +1530,7 @@ fn shards_hand_moved_clients_and_reservations_to_their_owner() {
     // She moves; the kernel hashes her new 5-tuple to shard 0. A nonce shard 0 issued
     // checks on shard 1 (shared key).
     let mut moved = zero.client("198.51.100.9:7000", "@alice:example.org", UNIX + 7200);
-    let challenge = zero.unauthenticated(&mut moved, Method::REFRESH, &[]);
+    let challenge = zero.unauthenticated(&mut moved, Method::ALLOCATE, &[udp()]);
     moved.nonce = Message::parse(&challenge)
         .unwrap()
         .attr(AttrType::NONCE)
@@ -1593,5 +1615,6 @@ fn shards_hand_moved_clients_and_reservations_to_their_owner() {
 }
 
 mod dual;
+mod limits;
 mod peers;
 mod tcp;

@@ -18,6 +18,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::LocalSet;
 
 use super::relay::RelayRange;
+use super::shared_limits::SharedLimits;
 use super::shared_quotas::SharedQuotas;
 use super::stream;
 use super::tls::TlsFiles;
@@ -25,6 +26,7 @@ use super::udp;
 use super::worker::{self, Command, Setup, Streams};
 use crate::metrics::http::{self, Render};
 use crate::metrics::report::{self, ReportOptions, Snapshot};
+use turn_proto::hash::SeededState;
 use turn_proto::server::Reconfigured;
 use turn_proto::{Server, ServerConfig, ShardContext};
 
@@ -166,6 +168,11 @@ pub fn run(
     });
     let (exited, mut exits) = mpsc::unbounded_channel();
     let quotas = SharedQuotas::default();
+    let limits = SharedLimits::new(
+        core.challenge_rate,
+        Instant::now(),
+        SeededState::new(&mut rand::rng()),
+    );
     let mut threads = Vec::with_capacity(contexts.len());
     for ((context, commands), udp) in contexts.into_iter().zip(receivers).zip(udp) {
         let index = context.index;
@@ -177,6 +184,7 @@ pub fn run(
                 rand::random(),
                 context,
                 Box::new(quotas.clone()),
+                Box::new(limits.clone()),
             ),
             udp,
             streams: streams.take(),
