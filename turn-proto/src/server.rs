@@ -397,12 +397,6 @@ impl Server {
             self.stats.malformed += 1;
             return None;
         };
-        if let Some(shard) = self.owner_elsewhere(now, tuple, &message) {
-            return Some(Transmit {
-                destination: Destination::Shard { shard, tuple },
-                payload: Payload::Input(0..data.len()),
-            });
-        }
         match (message.class(), message.method()) {
             (Class::Request, _) => self.handle_request(now, tuple, &message, relays, out),
             (Class::Indication, Method::SEND) => self.relay_send(now, tuple, &message),
@@ -594,6 +588,15 @@ impl Server {
             return reply;
         }
         let auth = match self.authenticate(now, tuple, message) {
+            // A mobility Refresh or a reservation Allocate naming another shard's
+            // allocation goes there, and its 5-tuple after it; only once it has
+            // authenticated, so spoofed ones cannot fill the handover table.
+            Ok(_) if let Some(shard) = self.owner_elsewhere(now, tuple, message) => {
+                return Some(Transmit {
+                    destination: Destination::Shard { shard, tuple },
+                    payload: Payload::Input(0..message.bytes().len()),
+                });
+            }
             Ok(auth) => auth,
             Err(code) => {
                 if spoofable
@@ -1249,11 +1252,9 @@ impl Server {
             .copied()
     }
 
-    /// A fresh MOBILITY-TICKET for allocation `id` (RFC 8016 §3.1), replacing its last one:
-    /// random, so it reveals nothing and cannot be guessed.
-    /// The shard owning the allocation a request names by mobility ticket or
-    /// reservation token, when that is another shard and this one has no allocation for
-    /// `tuple`; the 5-tuple is handed over from now on.
+    /// The shard owning the allocation an authenticated request names by mobility ticket
+    /// or reservation token, when that is another shard and this one has no allocation
+    /// for `tuple`; the 5-tuple is handed over from now on.
     fn owner_elsewhere(
         &mut self,
         now: Instant,
@@ -1276,6 +1277,8 @@ impl Server {
         self.handed_over.insert(tuple, owner, now).then_some(owner)
     }
 
+    /// A fresh MOBILITY-TICKET for allocation `id` (RFC 8016 §3.1), replacing its last one:
+    /// random, so it reveals nothing and cannot be guessed.
     fn issue_ticket(&mut self, id: AllocId) -> [u8; 16] {
         let mut ticket: [u8; 16] = self.rng.random();
         ticket[0] = self.shard.index;

@@ -1508,6 +1508,65 @@ fn via_owner(from: &mut Harness, to: &mut Harness, tuple: FiveTuple, bytes: &[u8
     to.send(tuple, &data).expect("a reply").1
 }
 
+/// A Refresh naming another shard's ticket (or an Allocate naming its reservation token)
+/// is handed over only once it authenticates: spoofed ones, unsigned or with a fake
+/// MESSAGE-INTEGRITY, are answered here and leave no handover entry behind (before, each
+/// filled the table, up to 65 536 entries, after which real moves failed).
+#[test]
+fn only_authenticated_requests_are_handed_to_another_shard() {
+    let mut config = public_peer_config();
+    config.mobility = true;
+    let (mut zero, mut one) = shard_pair(config);
+    let mut alice = one.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let response = one.request(
+        &mut alice,
+        Method::ALLOCATE,
+        &[udp(), (AttrType::MOBILITY_TICKET, vec![])],
+    );
+    let ticket = ticket_of(&response).expect("ticket issued");
+    let token = (AttrType::RESERVATION_TOKEN, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    let media = [0x40, 0x00, 0x00, 0x02, 0xAB, 0xCD, 0, 0];
+    for (port, fake) in [(7000, false), (7001, true)] {
+        let spoofed = tuple(&format!("198.51.100.66:{port}"));
+        for (method, attrs) in [
+            (
+                Method::REFRESH,
+                vec![(AttrType::MOBILITY_TICKET, ticket.clone())],
+            ),
+            (Method::ALLOCATE, vec![udp(), token.clone()]),
+        ] {
+            let mut bytes = Vec::new();
+            let mut writer = MessageWriter::new(
+                &mut bytes,
+                method,
+                Class::Request,
+                TransactionId([port as u8; 12]),
+            );
+            for (kind, value) in &attrs {
+                writer.attr(*kind, value);
+            }
+            if fake {
+                writer
+                    .attr(AttrType::USERNAME, b"1800000000:@mallory:example.org")
+                    .attr(AttrType::REALM, REALM.as_bytes())
+                    .attr(
+                        AttrType::NONCE,
+                        b"obMatJos2AAAB0000000000000000000000000000000",
+                    )
+                    .integrity(b"guessed");
+            }
+            let (transmit, answer) = zero.send(spoofed, &bytes).expect("answered here");
+            assert_eq!(transmit.destination, Destination::Client(spoofed));
+            let expected = if fake { 438 } else { 401 };
+            assert_eq!(code_of(&answer), Some(expected), "{method:?}, fake {fake}");
+        }
+        assert!(
+            zero.send(spoofed, &media[..6]).is_none(),
+            "no handover entry for {spoofed:?}"
+        );
+    }
+}
+
 #[test]
 fn shards_hand_moved_clients_and_reservations_to_their_owner() {
     let mut config = public_peer_config();
@@ -1595,7 +1654,9 @@ fn shards_hand_moved_clients_and_reservations_to_their_owner() {
     )
     .attr(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
     .attr(AttrType::RESERVATION_TOKEN, &attrs[1].1);
-    let challenge = via_owner(&mut zero, &mut one, dave.tuple, &probe);
+    // Unauthenticated, it is challenged where it landed (the nonce is the process's).
+    let (transmit, challenge) = zero.send(dave.tuple, &probe).expect("challenged");
+    assert_eq!(transmit.destination, Destination::Client(dave.tuple));
     dave.nonce = Message::parse(&challenge)
         .unwrap()
         .attr(AttrType::NONCE)
