@@ -23,9 +23,13 @@ use tokio::net::UdpSocket;
 /// Datagrams per call.
 pub(super) const BATCH: usize = 32;
 
-/// Room per datagram: the UDP maximum, plus a cache line so the slots do not all start
-/// on the same cache set.
-const SLOT: usize = 65_536 + 64;
+/// Room per datagram: the core's headroom and the UDP maximum, plus a cache line so the
+/// slots do not all start on the same cache set.
+const SLOT: usize = HEADROOM + 65_536 + 64;
+
+/// Bytes left free in front of each received datagram: the core frames peer data as
+/// ChannelData there, in place ([`turn_proto::PEER_HEADROOM`]).
+const HEADROOM: usize = turn_proto::PEER_HEADROOM;
 
 /// The receive slots of one shard.
 pub(super) struct RecvBatch {
@@ -84,8 +88,12 @@ impl RecvBatch {
             ..
         } = self;
         let mut chunks = slots.chunks_mut(SLOT);
-        let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
-            std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())]);
+        let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] = std::array::from_fn(|_| {
+            let slot = chunks.next().unwrap_or_default();
+            [IoSliceMut::new(
+                slot.get_mut(HEADROOM..).unwrap_or_default(),
+            )]
+        });
         let results = match recvmmsg(
             socket.as_raw_fd(),
             &mut headers[usize::from(ipv6)],
@@ -110,7 +118,20 @@ impl RecvBatch {
         self.received[..self.count]
             .iter()
             .zip(self.slots.chunks(SLOT))
-            .filter_map(|(&(len, source), slot)| Some((&slot[..len.min(SLOT)], source?)))
+            .filter_map(|(&(len, source), slot)| {
+                Some((&slot[HEADROOM..(HEADROOM + len).min(SLOT)], source?))
+            })
+    }
+
+    /// The datagrams of the last [`Self::recv`] with their sources, each preceded by
+    /// [`HEADROOM`] free bytes, for [`turn_proto::Server::handle_peer`].
+    pub(super) fn iter_framed_mut(&mut self) -> impl Iterator<Item = (&mut [u8], SocketAddr)> + '_ {
+        self.received[..self.count]
+            .iter()
+            .zip(self.slots.chunks_mut(SLOT))
+            .filter_map(|(&(len, source), slot)| {
+                Some((&mut slot[..(HEADROOM + len).min(SLOT)], source?))
+            })
     }
 }
 

@@ -14,11 +14,13 @@ use tokio::sync::Notify;
 use tokio::sync::mpsc::Sender;
 
 use super::batch::{Outbox, RecvBatch};
-use super::relay::RelaySockets;
+use super::relay::{RelaySockets, Started};
 use super::tcp_relay;
 use super::udp::relay_loop;
 use super::worker::Command;
-use turn_proto::{Destination, FiveTuple, Payload, Server, Transmit, Transport};
+use turn_proto::{
+    BindRequest, Destination, Event, FiveTuple, Payload, Server, Transmit, Transport,
+};
 
 /// Largest output the core writes (a Data indication around a 65 000-byte payload).
 const MAX_OUTPUT: usize = 65_535 + 64;
@@ -81,29 +83,67 @@ impl Shard {
 
     /// Feeds one client message to the core and performs what it asks.
     pub(super) fn handle_client(self: &Rc<Self>, tuple: FiveTuple, data: &[u8], out: &mut Vec<u8>) {
-        let transmit = {
-            let mut server = self.server.borrow_mut();
-            let mut relays = self.relays.borrow_mut();
-            server.handle_client(Instant::now(), tuple, data, &mut *relays, out)
-        };
-        self.start_relay_tasks();
-        if tuple.transport.is_stream() {
-            // Only stream clients open TCP allocations and connections (RFC 6062).
-            tcp_relay::start_tasks(self);
-        }
+        let transmit = self
+            .server
+            .borrow_mut()
+            .handle_client(Instant::now(), tuple, data, out);
         if let Some(transmit) = transmit {
             self.send(&transmit, data, out);
         }
+        self.carry_out(out);
     }
 
-    /// Starts the receive task of every relay socket bound by the last core call.
-    pub(super) fn start_relay_tasks(self: &Rc<Self>) {
-        let started = self.relays.borrow_mut().take_started();
-        for (id, relay, socket) in started {
-            let task = tokio::task::spawn_local(relay_loop(self.clone(), id, socket));
-            self.relays
-                .borrow_mut()
-                .set_task(relay, task.abort_handle());
+    /// Carries out what the core asked for in its last calls (see [`turn_proto::event`]);
+    /// `out` is free for the answers this produces.
+    pub(super) fn carry_out(self: &Rc<Self>, out: &mut Vec<u8>) {
+        loop {
+            let Some(event) = self.server.borrow_mut().poll_event() else {
+                return;
+            };
+            match event {
+                Event::Bind(request) => self.bind(&request, out),
+                Event::Release(relay) => self.relays.borrow_mut().release(relay.socket),
+                Event::Connect {
+                    connection,
+                    relay,
+                    peer,
+                } => tcp_relay::connect(self, connection, relay.address, peer),
+                Event::Join { connection, data } => {
+                    self.relays.borrow_mut().tcp.join(connection, data);
+                }
+                Event::Close { connection } => self.relays.borrow_mut().tcp.close(connection),
+                // Every channel is relayed here, in userspace, until a fast path takes
+                // routes over.
+                Event::ChannelBound(_) | Event::ChannelUnbound(_) => {}
+            }
+        }
+    }
+
+    /// Binds an allocation's relay sockets, starts their tasks and answers its Allocate.
+    fn bind(self: &Rc<Self>, request: &BindRequest, out: &mut Vec<u8>) {
+        let mut started = Vec::new();
+        let outcome = self.relays.borrow_mut().bind(request, &mut started);
+        let id = request.allocation;
+        for start in started {
+            let (socket, task) = match start {
+                Started::Udp(socket, udp) => (
+                    socket,
+                    Some(
+                        tokio::task::spawn_local(relay_loop(self.clone(), id, udp)).abort_handle(),
+                    ),
+                ),
+                Started::Tcp(socket, listener) => (socket, tcp_relay::accept(self, id, listener)),
+            };
+            if let Some(task) = task {
+                self.relays.borrow_mut().set_task(socket, task);
+            }
+        }
+        let transmit = self
+            .server
+            .borrow_mut()
+            .relay_bound(Instant::now(), id, outcome, out);
+        if let Some(transmit) = transmit {
+            self.send(&transmit, &[], out);
         }
     }
 
@@ -118,12 +158,10 @@ impl Shard {
                 Transport::Udp => self.queue_datagram(&tuple, payload),
                 Transport::Tcp | Transport::Tls => self.queue_stream(&tuple, payload),
             },
-            Destination::Peer { allocation, peer } => {
-                match self.relays.borrow().socket(allocation, peer) {
-                    Some(socket) => send_datagram(socket, payload, peer),
-                    None => false,
-                }
-            }
+            Destination::Peer { socket, peer } => match self.relays.borrow().socket(socket) {
+                Some(socket) => send_datagram(socket, payload, peer),
+                None => false,
+            },
             Destination::Shard { shard, tuple } => match self.shards.get(usize::from(shard)) {
                 Some(queue) => queue
                     .try_send(Command::Input {

@@ -275,11 +275,8 @@ where
     } else {
         writer_task.abort();
     }
-    let mut relays = shard.relays.borrow_mut();
-    shard
-        .server
-        .borrow_mut()
-        .handle_disconnect(tuple, &mut *relays);
+    shard.server.borrow_mut().handle_disconnect(tuple);
+    shard.carry_out(&mut shard.buffers.borrow_mut().out);
 }
 
 fn handle_frame(shard: &Rc<Shard>, tuple: FiveTuple, frame: &[u8]) {

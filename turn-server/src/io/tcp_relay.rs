@@ -1,9 +1,9 @@
 //! RFC 6062 TCP relays: a listening socket per TCP allocation, connections to and from
 //! peers, and the byte pipe between a peer connection and its client data connection.
 //!
-//! The core decides (permissions, peer policy, connection ids, timeouts) through
-//! [`TcpRelayPorts`]; this module only does sockets. The core's calls record work in
-//! [`TcpRelays`], and [`start_tasks`] spawns it once the core is released. A peer
+//! The core decides (permissions, peer policy, connection ids, timeouts) and asks for
+//! what it decided as events (`Connect`, `Join`, `Close`); this module only does
+//! sockets. A peer
 //! connection is not read before it is joined: the kernel buffers what the peer sends and
 //! TCP flow control holds it back (RFC 6062 §5.3). Once joined, each direction copies
 //! through one bounded buffer, so a slow side stalls the other instead of growing memory.
@@ -14,17 +14,16 @@ use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::rc::Rc;
 use std::time::Instant;
 
-use rand::Rng;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use super::relay::RelayRange;
 use super::shard::Shard;
 use super::stream;
-use turn_proto::connection::{CONNECT_TIMEOUT, ConnectionId, Direction, TcpRelayPorts};
-use turn_proto::{AllocId, FiveTuple, NoRelayPort, RelayRequest};
+use turn_proto::ConnectionId;
+use turn_proto::connection::{CONNECT_TIMEOUT, Direction};
+use turn_proto::{AllocId, FiveTuple};
 
 /// Bytes read from one side of a joined connection before they are written to the other.
 const PIPE_BUFFER: usize = 16 * 1024;
@@ -32,150 +31,71 @@ const PIPE_BUFFER: usize = 16 * 1024;
 /// Pending connections queued on a relayed TCP address.
 const LISTEN_BACKLOG: i32 = 128;
 
-/// A relayed TCP address.
-struct Listening {
-    address: SocketAddr,
-    task: Option<AbortHandle>,
-}
-
 /// A peer connection, as far as the driver is concerned.
 enum Peer {
     /// The connect task is running.
-    Connecting(Option<AbortHandle>),
+    Connecting(AbortHandle),
     /// Connected or accepted; unread until joined.
     Ready(TcpStream),
     /// Its pipe is running; notified to stop it.
     Piping(Rc<Notify>),
 }
 
-/// Work for [`start_tasks`].
-enum Start {
-    Accept(AllocId, StdTcpListener),
-    Connect(ConnectionId, SocketAddr, SocketAddr),
-}
-
-/// The TCP relay sockets of one shard.
+/// The RFC 6062 peer connections of one shard (the relay listeners are relay sockets,
+/// [`super::relay::RelaySockets`]).
+#[derive(Default)]
 pub(super) struct TcpRelays {
-    range: RelayRange,
-    listeners: HashMap<AllocId, Listening>,
     peers: HashMap<ConnectionId, Peer>,
-    starts: Vec<Start>,
     joined: HashMap<FiveTuple, ConnectionId>,
 }
 
 impl TcpRelays {
-    /// None yet, bound in `range` when asked.
-    pub(super) fn new(range: RelayRange) -> Self {
-        Self {
-            range,
-            listeners: HashMap::new(),
-            peers: HashMap::new(),
-            starts: Vec::new(),
-            joined: HashMap::new(),
-        }
-    }
-
-    /// Binds a listener on `ip` at the first free port from a random start, walking the
-    /// range once as the UDP relays do. Ports our other listeners hold are skipped:
-    /// SO_REUSEPORT (needed to connect out from a listening address) would let the
-    /// kernel share them.
-    fn bind_listener(&self, ip: std::net::IpAddr) -> Option<(SocketAddr, StdTcpListener)> {
-        let (min, max) = (
-            u32::from(self.range.min_port),
-            u32::from(self.range.max_port),
-        );
-        let span = max - min + 1;
-        let start = rand::rng().random_range(0..span);
-        (0..span)
-            .filter_map(|step| u16::try_from(min + (start + step) % span).ok())
-            .map(|port| SocketAddr::new(ip, port))
-            .filter(|address| self.listeners.values().all(|l| l.address != *address))
-            .find_map(|address| listen_on(address).ok().map(|listener| (address, listener)))
-    }
-}
-
-impl TcpRelayPorts for TcpRelays {
-    fn listen(&mut self, id: AllocId, request: RelayRequest) -> Result<SocketAddr, NoRelayPort> {
-        let ip = self.range.relay_ip(&request).map_err(|_| NoRelayPort)?;
-        let Some((address, listener)) = self.bind_listener(ip) else {
-            tracing::warn!(%ip, "no free TCP relay port");
-            return Err(NoRelayPort);
-        };
-        self.listeners.insert(
-            id,
-            Listening {
-                address,
-                task: None,
-            },
-        );
-        self.starts.push(Start::Accept(id, listener));
-        Ok(address)
-    }
-
-    fn unlisten(&mut self, id: AllocId) {
-        if let Some(task) = self.listeners.remove(&id).and_then(|l| l.task) {
-            task.abort();
-        }
-        self.starts
-            .retain(|start| !matches!(start, Start::Accept(queued, _) if *queued == id));
-    }
-
-    fn connect(&mut self, connection: ConnectionId, relay: SocketAddr, peer: SocketAddr) {
-        self.peers.insert(connection, Peer::Connecting(None));
-        self.starts.push(Start::Connect(connection, relay, peer));
-    }
-
-    fn join(&mut self, connection: ConnectionId, data: FiveTuple) {
+    /// The client data connection `data` now carries `connection` ([`turn_proto::Event::Join`]).
+    pub(super) fn join(&mut self, connection: ConnectionId, data: FiveTuple) {
         self.joined.insert(data, connection);
     }
 
-    fn close(&mut self, connection: ConnectionId) {
+    /// Closes the peer connection and stops its pipe ([`turn_proto::Event::Close`]).
+    pub(super) fn close(&mut self, connection: ConnectionId) {
         match self.peers.remove(&connection) {
-            Some(Peer::Connecting(Some(task))) => task.abort(),
+            Some(Peer::Connecting(task)) => task.abort(),
             Some(Peer::Piping(stop)) => stop.notify_one(),
             // A ready stream closes as it drops.
-            _ => {}
+            Some(Peer::Ready(_)) | None => {}
         }
-        self.starts
-            .retain(|start| !matches!(start, Start::Connect(queued, ..) if *queued == connection));
         self.joined.retain(|_, joined| *joined != connection);
     }
 }
 
-/// Spawns what the last core call asked for (accepting on new relayed addresses,
-/// connecting to peers).
-pub(super) fn start_tasks(shard: &Rc<Shard>) {
-    let starts = std::mem::take(&mut shard.relays.borrow_mut().tcp.starts);
-    for start in starts {
-        match start {
-            Start::Accept(id, listener) => {
-                let listener = match TcpListener::from_std(listener) {
-                    Ok(listener) => listener,
-                    Err(error) => {
-                        tracing::warn!(%error, "TCP relay listener unusable");
-                        continue;
-                    }
-                };
-                let task = tokio::task::spawn_local(accept_loop(shard.clone(), id, listener));
-                let mut relays = shard.relays.borrow_mut();
-                match relays.tcp.listeners.get_mut(&id) {
-                    Some(listening) => listening.task = Some(task.abort_handle()),
-                    None => task.abort(),
-                }
-            }
-            Start::Connect(connection, relay, peer) => {
-                let task = tokio::task::spawn_local(connect_to_peer(
-                    shard.clone(),
-                    connection,
-                    relay,
-                    peer,
-                ));
-                let mut relays = shard.relays.borrow_mut();
-                match relays.tcp.peers.get_mut(&connection) {
-                    Some(Peer::Connecting(handle)) => *handle = Some(task.abort_handle()),
-                    _ => task.abort(),
-                }
-            }
+/// Starts connecting `connection` from `relay` to `peer` ([`turn_proto::Event::Connect`]).
+pub(super) fn connect(
+    shard: &Rc<Shard>,
+    connection: ConnectionId,
+    relay: SocketAddr,
+    peer: SocketAddr,
+) {
+    let task = tokio::task::spawn_local(connect_to_peer(shard.clone(), connection, relay, peer));
+    shard
+        .relays
+        .borrow_mut()
+        .tcp
+        .peers
+        .insert(connection, Peer::Connecting(task.abort_handle()));
+}
+
+/// Starts accepting peers on allocation `id`'s new relay listener; the task's handle.
+pub(super) fn accept(
+    shard: &Rc<Shard>,
+    id: AllocId,
+    listener: StdTcpListener,
+) -> Option<AbortHandle> {
+    match TcpListener::from_std(listener) {
+        Ok(listener) => {
+            Some(tokio::task::spawn_local(accept_loop(shard.clone(), id, listener)).abort_handle())
+        }
+        Err(error) => {
+            tracing::warn!(%error, "TCP relay listener unusable");
+            None
         }
     }
 }
@@ -342,6 +262,7 @@ async fn connect_to_peer(
     if let Some(transmit) = transmit {
         shard.send(&transmit, &[], out);
     }
+    shard.carry_out(out);
 }
 
 /// A connection from the relayed address itself (RFC 6062 §5.2), which its listener
@@ -360,7 +281,8 @@ async fn connect_from(relay: SocketAddr, peer: SocketAddr) -> io::Result<TcpStre
     Ok(stream)
 }
 
-fn listen_on(address: SocketAddr) -> io::Result<StdTcpListener> {
+/// A TCP relay listener on `address`.
+pub(super) fn listen_on(address: SocketAddr) -> io::Result<StdTcpListener> {
     let socket = stream::listening_socket(address)?;
     socket.set_reuse_port(true)?;
     socket.bind(&address.into())?;

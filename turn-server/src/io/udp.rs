@@ -106,14 +106,15 @@ pub(super) async fn relay_loop(shard: Rc<Shard>, id: AllocId, socket: Rc<UdpSock
             let Some(more) = more_after(recv.recv(&socket, ipv6)) else {
                 break;
             };
-            for (data, peer) in recv.iter() {
-                let transmit =
-                    shard
-                        .server
-                        .borrow_mut()
-                        .handle_peer(Instant::now(), id, peer, data, out);
+            // One clock read per batch: the datagrams arrived together.
+            let now = Instant::now();
+            for (datagram, peer) in recv.iter_framed_mut() {
+                let transmit = shard
+                    .server
+                    .borrow_mut()
+                    .handle_peer(now, id, peer, datagram, out);
                 if let Some(transmit) = transmit {
-                    shard.send(&transmit, data, out);
+                    shard.send(&transmit, datagram, out);
                 }
             }
             if !more {

@@ -116,10 +116,13 @@ pub(super) fn run(setup: Setup) -> io::Result<usize> {
         command_loop(&shard, commands, &lifetimes, tls.as_ref()).await;
         timer.abort();
         flush.abort();
-        let mut relays = shard.relays.borrow_mut();
-        let mut server = shard.server.borrow_mut();
-        let live = server.allocation_count();
-        server.close_all(&mut *relays);
+        let live = {
+            let mut server = shard.server.borrow_mut();
+            let live = server.allocation_count();
+            server.close_all();
+            live
+        };
+        shard.carry_out(&mut shard.buffers.borrow_mut().out);
         Ok(live)
     })
 }
@@ -206,13 +209,15 @@ async fn timer_loop(shard: Rc<Shard>, lifetimes: Rc<RefCell<LifetimeTracker>>) {
         let deadline = shard.server.borrow().poll_timeout();
         tokio::time::sleep_until(deadline.into()).await;
         let now = Instant::now();
-        let mut relays = shard.relays.borrow_mut();
-        let mut server = shard.server.borrow_mut();
-        server.handle_timeout(now, unix_now(), &mut *relays);
-        lifetimes.borrow_mut().observe(
-            now,
-            server.allocations().map(|(id, _)| id),
-            server.stats().allocations_ended,
-        );
+        {
+            let mut server = shard.server.borrow_mut();
+            server.handle_timeout(now, unix_now());
+            lifetimes.borrow_mut().observe(
+                now,
+                server.allocations().map(|(id, _)| id),
+                server.stats().allocations_ended,
+            );
+        }
+        shard.carry_out(&mut shard.buffers.borrow_mut().out);
     }
 }

@@ -60,7 +60,7 @@ fn the_relay_reaches_its_own_host_only_on_relay_ports() {
     assert_eq!(
         transmit.destination,
         Destination::Peer {
-            allocation: alice_id,
+            socket: h.server.allocation(alice_id).unwrap().relay.socket,
             peer: bob_relay
         }
     );
