@@ -65,6 +65,9 @@ pub struct Allocation {
     /// An RFC 6062 TCP allocation: the relay address listens for TCP and peers are
     /// reached through Connect; Send, ChannelBind and UDP peer data do not apply.
     pub tcp: bool,
+    /// RFC 6062 peer connections it holds (connecting, waiting for their bind, joined),
+    /// against `max-tcp-relay-connections`.
+    pub tcp_connections: u32,
     /// The username that created it; only it may use the allocation.
     pub username: Box<str>,
     /// Real user id for `user-quota`.

@@ -1054,6 +1054,7 @@ impl Server {
             relay: binding.relay,
             additional,
             tcp: pending.tcp,
+            tcp_connections: 0,
             username: pending.username,
             user: pending.user,
             key: pending.signing.map(|signing| signing.key),
@@ -1534,6 +1535,9 @@ impl Server {
         }
         self.tickets.retain(|_, owner| *owner != id);
         self.quotas.release(&allocation.user);
+        // Its connections close below without it to count against: give them back here.
+        self.quotas
+            .release_connections(&allocation.user, allocation.tcp_connections);
         self.close_connections_of(id);
         self.events.push_back(Event::Release(allocation.relay));
         if let Some(additional) = allocation.additional {

@@ -1428,6 +1428,14 @@ impl QuotaLedger for SharedCounts {
     fn release(&mut self, user: &str) {
         self.0.lock().unwrap().release(user);
     }
+
+    fn admit_connection(&mut self, user: &str, limits: &QuotaLimits) -> bool {
+        self.0.lock().unwrap().admit_connection(user, limits)
+    }
+
+    fn release_connections(&mut self, user: &str, count: u32) {
+        self.0.lock().unwrap().release_connections(user, count);
+    }
 }
 
 /// Rate limits shared by the shards of a test, as the driver shares them.

@@ -101,6 +101,10 @@ pub struct Config {
     pub server_name: Option<String>,
     /// Max concurrent allocations per real user id (0 = unlimited).
     pub user_quota: u32,
+    /// RFC 6062 peer connections per TCP allocation (0 = unlimited).
+    pub max_tcp_relay_connections: u32,
+    /// RFC 6062 peer connections per real user id, all allocations (0 = unlimited).
+    pub user_tcp_relay_quota: u32,
     /// 401 answers per second per UDP source (`unauthorized-ratelimit-rps`, default 10;
     /// 0 turns the per-source abuse limits off, e.g. for load tests).
     pub unauthorized_ratelimit_rps: u32,
@@ -257,6 +261,8 @@ impl Default for Config {
             realm: None,
             server_name: None,
             user_quota: 0,
+            max_tcp_relay_connections: DEFAULT_MAX_TCP_RELAY_CONNECTIONS,
+            user_tcp_relay_quota: DEFAULT_USER_TCP_RELAY_QUOTA,
             unauthorized_ratelimit_rps: 10,
             total_quota: 0,
             max_bps: 0,
@@ -316,6 +322,13 @@ impl Default for Config {
 /// The [`Origins`] key of each `external-ip=PUBLIC/PRIVATE` line, in mapping order (the
 /// option's own key also holds the single-address form).
 pub(crate) const EXTERNAL_IP_MAPPINGS: &str = "external-ip public/private";
+
+/// RFC 6062 peer connections per TCP allocation: a client relaying to a few peers uses a
+/// handful; without a cap one permission let a client open connections without end.
+const DEFAULT_MAX_TCP_RELAY_CONNECTIONS: u32 = 32;
+/// RFC 6062 peer connections per user over all allocations (`user-quota` does not count
+/// them).
+const DEFAULT_USER_TCP_RELAY_QUOTA: u32 = 256;
 
 /// Nonce lifetime (coturn `STUN_DEFAULT_NONCE_EXPIRATION_TIME`).
 pub const DEFAULT_STALE_NONCE: u32 = 600;
@@ -728,6 +741,8 @@ impl Builder {
             }
             Opt::ServerName => c.server_name = Some(value.to_owned()),
             Opt::UserQuota => c.user_quota = number(value)?,
+            Opt::MaxTcpRelayConnections => c.max_tcp_relay_connections = number(value)?,
+            Opt::UserTcpRelayQuota => c.user_tcp_relay_quota = number(value)?,
             Opt::UnauthorizedRateLimitRps => c.unauthorized_ratelimit_rps = number(value)?,
             Opt::TotalQuota => c.total_quota = number(value)?,
             Opt::MaxBps => c.max_bps = number(value)?,

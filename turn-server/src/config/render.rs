@@ -129,6 +129,8 @@ impl Config {
 
         out.section("limits and timers");
         out.set("user-quota", self.user_quota);
+        out.set("max-tcp-relay-connections", self.max_tcp_relay_connections);
+        out.set("user-tcp-relay-quota", self.user_tcp_relay_quota);
         out.set(
             "unauthorized-ratelimit-rps",
             self.unauthorized_ratelimit_rps,

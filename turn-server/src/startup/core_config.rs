@@ -60,6 +60,8 @@ pub fn core_config(
         channel_lifetime: Duration::from_secs(u64::from(config.channel_lifetime)),
         policy,
         user_quota: config.user_quota,
+        max_tcp_connections: config.max_tcp_relay_connections,
+        user_tcp_connections: config.user_tcp_relay_quota,
         total_quota: config.total_quota,
         max_bps: config.max_bps,
         bps_capacity: config.bps_capacity,
