@@ -793,6 +793,7 @@ fn proxy_sources() {
         errors("tcp-proxy-trusted-ip=everyone\n", &[]),
         ["F:1: tcp-proxy-trusted-ip: invalid IP range \"everyone\": not an IP address"]
     );
+}
 
 #[test]
 fn kernel_offload_is_off_unless_asked_for() {
