@@ -133,14 +133,13 @@ async fn transact(sock: &UdpSocket, msg: &[u8], txid: [u8; 12]) -> Result<Vec<u8
     Err(Failure::Timeout)
 }
 
-/// Creates a client socket on the same address family as `server`, connected to it.
+/// Creates a client socket on the same address family as `server`, connected to it; the
+/// kernel picks the source address that reaches it (loopback for a loopback server).
 pub async fn connect(server: SocketAddr) -> Result<UdpSocket, Failure> {
     let local: SocketAddr = if server.is_ipv4() {
-        "127.0.0.1:0"
-            .parse()
-            .map_err(|_| Failure::Protocol("addr"))?
+        "0.0.0.0:0".parse().map_err(|_| Failure::Protocol("addr"))?
     } else {
-        "[::1]:0".parse().map_err(|_| Failure::Protocol("addr"))?
+        "[::]:0".parse().map_err(|_| Failure::Protocol("addr"))?
     };
     let sock = UdpSocket::bind(local).await.map_err(|e| io_failure(&e))?;
     sock.connect(server).await.map_err(|e| io_failure(&e))?;

@@ -111,7 +111,7 @@ fn run(argv: &[String]) -> Result<(), String> {
             Ok(())
         }
         "compare" => {
-            let a = Args::parse(rest, &["skip-uclient"])?;
+            let a = Args::parse(rest, &["skip-uclient", "offload", "veth"])?;
             let cfg = modes::compare::CompareConfig::from_args(&a, rest)?;
             a.finish()?;
             modes::compare::run(&cfg)

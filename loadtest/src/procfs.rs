@@ -34,6 +34,11 @@ pub fn process_cpu_seconds(pid: u32) -> io::Result<f64> {
     cpu_seconds_at(&format!("/proc/{pid}/stat"))
 }
 
+/// CPU seconds this process has used (loadtest's clients and echo peer).
+pub fn own_cpu_seconds() -> io::Result<f64> {
+    cpu_seconds_at("/proc/self/stat")
+}
+
 /// CPU seconds of one thread of this process (for the in-process forwarder).
 pub fn thread_cpu_seconds(tid: i32) -> io::Result<f64> {
     cpu_seconds_at(&format!("/proc/self/task/{tid}/stat"))

@@ -79,6 +79,15 @@ pub struct TrafficReport {
     pub peer_dropped: u64,
     /// System-wide UDP receive-buffer drops during the run (/proc/net/snmp RcvbufErrors).
     pub udp_rcvbuf_errors: Option<u64>,
+    /// loadtest's own CPU seconds (clients and echo peer) during the sending time and
+    /// drain: on loopback and veth the kernel charges part of the receiving side's work
+    /// to the sender, so a server that does less may make loadtest do more.
+    pub loadtest_cpu_s: Option<f64>,
+    /// CPU seconds spent in the server's eBPF fast path during the run (compare mode,
+    /// `kernel.bpf_stats_enabled`), not part of the server process's CPU.
+    pub bpf_cpu_s: Option<f64>,
+    /// Packets the server's kernel fast path relayed during the run (compare mode).
+    pub kernel_relayed: Option<u64>,
 }
 
 /// An allocation run (alloc mode).

@@ -1,13 +1,17 @@
 //! `compare` mode: the side-by-side benchmark. Starts coturn and our turn-server with
-//! equivalent configs on loopback (different ports and relay ranges), alternates A/B runs
-//! over several rounds for the loads of issue 8, measures the bare forwarder as the
+//! equivalent configs (different ports and relay ranges), alternates A/B runs over
+//! several rounds for the loads of issues 8 and 15, measures the bare forwarder as the
 //! machine's limit, runs coturn's own `turnutils_uclient` against both, loads
 //! lk-jwt-service's `/get_token` (`compare/jwt.rs`), and writes docs/benchmarks.md plus
-//! two SVG charts.
+//! two SVG charts. With `--offload`, turn-server with its kernel fast path joins the
+//! packet loads, and with `--veth` the loads run again between two network namespaces
+//! (`compare/netns.rs`).
 
 mod config;
 mod jwt;
+mod kernel;
 mod machine;
+mod netns;
 mod report;
 mod server;
 mod stats;
@@ -15,20 +19,24 @@ mod uclient;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::modes::alloc::{self, AllocConfig};
 use crate::modes::forward;
 use crate::modes::turn::{self, TurnConfig};
 use crate::report::{AllocReport, TrafficReport};
-use config::{COTURN, LIMIT, LOADS, Load, OURS, PORT_QUARANTINE, SECRET, SWEEP_RATES};
+use config::{COTURN, LIMIT, LOADS, Load, OURS, OURS_KERNEL, PORT_QUARANTINE, SECRET, SWEEP_RATES};
 pub use config::{CompareConfig, HELP};
-use machine::{machine, read_trim};
-use report::{Results, write_outputs};
+use kernel::{BpfStats, KernelServer};
+use machine::{coturn_takes_no_cli, machine, read_trim};
+use netns::Phase;
+use report::{Results, key, write_outputs};
 use server::ServerProc;
 use uclient::uclient_runs;
 
 fn turn_cfg(
+    phase: &Phase,
     server: SocketAddr,
     pid: u32,
     load: &Load,
@@ -52,6 +60,7 @@ fn turn_cfg(
         server_pid: Some(pid),
         progress: false,
         transport: None,
+        peer_ip: Some(phase.load_ip),
     }
 }
 
@@ -77,7 +86,7 @@ pub fn run(cfg: &CompareConfig) -> Result<(), String> {
     std::fs::create_dir_all(&logdir).map_err(|e| format!("{}: {e}", logdir.display()))?;
     let mut res = Results {
         command: cfg.command.clone(),
-        machine: machine(),
+        machine: machine(&cfg.coturn),
         rounds: cfg.rounds,
         duration_s: cfg.duration.as_secs_f64(),
         loads: LOADS.to_vec(),
@@ -88,27 +97,79 @@ pub fn run(cfg: &CompareConfig) -> Result<(), String> {
         logdir.display(),
         res.machine.loadavg_start
     );
+    // The eBPF program's run time is measured by the kernel only while this is on.
+    let _bpf_stats = if cfg.offload {
+        Some(BpfStats::enable()?)
+    } else {
+        None
+    };
+    let phases: Vec<fn() -> Result<Phase, String>> = match (cfg.offload || cfg.veth, cfg.veth) {
+        (false, _) => vec![|| Ok(Phase::host())],
+        (true, false) => vec![Phase::loopback],
+        (true, true) => vec![Phase::loopback, Phase::veth],
+    };
+    for (index, make) in phases.into_iter().enumerate() {
+        let phase = make()?;
+        res.phases.push(phase.name.to_owned());
+        let entered = phase.enter()?;
+        run_phase(cfg, &phase, index == 0, &logdir, &mut res)?;
+        drop(entered);
+    }
+    // After the TURN servers are gone, so they take no CPU from the service.
+    match &cfg.jwt {
+        Some(bin) => {
+            res.jwt = jwt::series(bin, cfg.rounds, cfg.duration, &logdir, &mut res.notes);
+        }
+        None => res.notes.push(
+            "lk-jwt-service not found next to loadtest and no --jwt given: its section was not run"
+                .into(),
+        ),
+    }
+    res.machine.loadavg_end = read_trim("/proc/loadavg");
+    res.total_s = started.elapsed().as_secs_f64();
+    write_outputs(cfg, &res)
+}
+
+/// Loads (1)-(5) in one phase's network; the first phase also runs the sweep and
+/// turnutils_uclient.
+fn run_phase(
+    cfg: &CompareConfig,
+    phase: &Phase,
+    first: bool,
+    logdir: &Path,
+    res: &mut Results,
+) -> Result<(), String> {
+    eprintln!("[compare] phase {}", phase.name);
     // Relay ranges below the kernel's ephemeral range (32768+), where loadtest's client
     // sockets live, and apart from each other.
     let ours_bin = cfg.ours.display().to_string();
-    // All load comes from 127.0.0.1, so ours runs without its per-source abuse limits
+    // All load comes from one address, so ours runs without its per-source abuse limits
     // (coturn 4.6 has none); they would cap the allocation loads at 10 challenges/s.
     let mut ours = ServerProc::start(
+        phase,
         OURS,
         &ours_bin,
         6478,
         (8000, 19999),
-        &["--unauthorized-ratelimit-rps=0"],
-        &logdir,
+        &["--unauthorized-ratelimit-rps=0".into()],
+        logdir,
     )?;
+    let mut coturn_args: Vec<String> = ["--no-tls", "--no-dtls", "--log-file=stdout"]
+        .map(String::from)
+        .to_vec();
+    if !coturn_takes_no_cli(&res.machine.coturn_version) {
+        coturn_args.push("--no-cli".into());
+    }
     let mut coturn = ServerProc::start(
+        phase,
         COTURN,
         &cfg.coturn,
         6578,
         (20000, 31999),
-        &["--no-cli", "--no-tls", "--no-dtls", "--log-file=stdout"],
-        &logdir,
+        &coturn_args,
+        logdir,
     )?;
+    let kernel = cfg.offload.then(|| KernelServer::new(&ours_bin, logdir));
 
     // Warm-up, discarded (coturn's own method: first run after a restart is off).
     for s in [&ours, &coturn] {
@@ -119,6 +180,7 @@ pub fn run(cfg: &CompareConfig) -> Result<(), String> {
             size: 64,
         };
         let _ = turn::run(&turn_cfg(
+            phase,
             s.addr,
             s.pid(),
             &warm,
@@ -127,21 +189,32 @@ pub fn run(cfg: &CompareConfig) -> Result<(), String> {
         ));
     }
 
-    // Loads (1)-(3), alternating the order of targets every round.
+    // Loads (1)-(3), alternating the order of targets every round. The bare forwarder is
+    // the loopback limit; it does not run over veth.
+    let mut targets = vec![OURS, COTURN];
+    if phase.name == "loopback" {
+        targets.push(LIMIT);
+    }
+    if kernel.is_some() {
+        targets.push(OURS_KERNEL);
+    }
     for round in 0..cfg.rounds {
         for load in &LOADS {
-            let mut order = [OURS, COTURN, LIMIT];
-            order.rotate_left(round % 3);
+            let mut order = targets.clone();
+            order.rotate_left(round % targets.len());
             for target in order {
                 let what = format!(
-                    "round {}/{} load {} {target}",
+                    "{} round {}/{} load {} {target}",
+                    phase.name,
                     round + 1,
                     cfg.rounds,
                     load.id
                 );
+                let tag = format!("r{round}l{}", load.id);
                 let r = match target {
                     LIMIT => forward::run(
                         &turn_cfg(
+                            phase,
                             "127.0.0.1:0".parse().map_err(|_| "addr")?,
                             0,
                             load,
@@ -150,14 +223,20 @@ pub fn run(cfg: &CompareConfig) -> Result<(), String> {
                         )
                         .without_pid(),
                     ),
+                    OURS_KERNEL => match &kernel {
+                        Some(kernel) => kernel.run(phase, |addr, pid| {
+                            turn_cfg(phase, addr, pid, load, cfg.duration, &tag)
+                        }),
+                        None => continue,
+                    },
                     _ => {
                         let s = if target == OURS {
                             &mut ours
                         } else {
                             &mut coturn
                         };
-                        let tag = format!("r{round}l{}", load.id);
-                        let r = turn::run(&turn_cfg(s.addr, s.pid(), load, cfg.duration, &tag));
+                        let r =
+                            turn::run(&turn_cfg(phase, s.addr, s.pid(), load, cfg.duration, &tag));
                         if let Some(note) = s.ensure_alive(&what)? {
                             eprintln!("[compare] {note}");
                             res.notes.push(note);
@@ -171,7 +250,7 @@ pub fn run(cfg: &CompareConfig) -> Result<(), String> {
                         res.packet
                             .entry(load.id)
                             .or_default()
-                            .entry(target.to_string())
+                            .entry(key(phase.name, target))
                             .or_default()
                             .push(r);
                     }
@@ -184,7 +263,79 @@ pub fn run(cfg: &CompareConfig) -> Result<(), String> {
         }
     }
 
-    // Sweep for the chart: 45 clients × 64 B at rising rates.
+    if first {
+        sweep(cfg, phase, &mut ours, &mut coturn, res)?;
+    }
+
+    // (4) allocations held, with RSS; (5) allocation rate.
+    let alloc_count = cfg.alloc_count;
+    let name = phase.name;
+    alloc_series(
+        name,
+        &mut ours,
+        &mut coturn,
+        cfg.rounds.min(2),
+        res,
+        |res| &mut res.alloc_hold,
+        |round, target, s| {
+            let what = format!(
+                "{name} alloc hold {alloc_count} round {} {target}",
+                round + 1
+            );
+            let acfg = alloc_config(
+                s,
+                format!("bench-h{round}"),
+                alloc_count,
+                Duration::from_secs(2),
+            );
+            (what, acfg)
+        },
+    )?;
+    alloc_series(
+        name,
+        &mut ours,
+        &mut coturn,
+        cfg.rounds,
+        res,
+        |res| &mut res.alloc_rate,
+        |round, target, s| {
+            let what = format!("{name} alloc rate round {} {target}", round + 1);
+            let acfg = alloc_config(
+                s,
+                format!("bench-a{round}"),
+                2000.min(alloc_count),
+                Duration::ZERO,
+            );
+            (what, acfg)
+        },
+    )?;
+
+    // Load (1) generated by coturn's turnutils_uclient against both servers.
+    if first && !cfg.skip_uclient {
+        match uclient_runs(cfg, &mut ours, &mut coturn, logdir) {
+            Ok(map) => res.uclient = map,
+            Err(e) => res.notes.push(format!("turnutils_uclient: {e}")),
+        }
+    }
+    for s in [&ours, &coturn] {
+        if s.restarts > 0 {
+            res.notes.push(format!(
+                "{} ({}) was restarted {} time(s)",
+                s.name, phase.name, s.restarts
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The sweep for the chart: 45 clients × 64 B at rising rates.
+fn sweep(
+    cfg: &CompareConfig,
+    phase: &Phase,
+    ours: &mut ServerProc,
+    coturn: &mut ServerProc,
+    res: &mut Results,
+) -> Result<(), String> {
     let sweep_duration = Duration::from_secs(3).min(cfg.duration);
     for rate in SWEEP_RATES {
         let load = Load {
@@ -198,6 +349,7 @@ pub fn run(cfg: &CompareConfig) -> Result<(), String> {
             let r = match target {
                 LIMIT => forward::run(
                     &turn_cfg(
+                        phase,
                         "127.0.0.1:0".parse().map_err(|_| "addr")?,
                         0,
                         &load,
@@ -208,11 +360,12 @@ pub fn run(cfg: &CompareConfig) -> Result<(), String> {
                 ),
                 _ => {
                     let s = if target == OURS {
-                        &mut ours
+                        &mut *ours
                     } else {
-                        &mut coturn
+                        &mut *coturn
                     };
                     let r = turn::run(&turn_cfg(
+                        phase,
                         s.addr,
                         s.pid(),
                         &load,
@@ -237,72 +390,7 @@ pub fn run(cfg: &CompareConfig) -> Result<(), String> {
             }
         }
     }
-
-    // (4) allocations held, with RSS; (5) allocation rate.
-    let alloc_count = cfg.alloc_count;
-    alloc_series(
-        &mut ours,
-        &mut coturn,
-        cfg.rounds.min(2),
-        &mut res,
-        |res| &mut res.alloc_hold,
-        |round, target, s| {
-            let what = format!("alloc hold {alloc_count} round {} {target}", round + 1);
-            let acfg = alloc_config(
-                s,
-                format!("bench-h{round}"),
-                alloc_count,
-                Duration::from_secs(2),
-            );
-            (what, acfg)
-        },
-    )?;
-    alloc_series(
-        &mut ours,
-        &mut coturn,
-        cfg.rounds,
-        &mut res,
-        |res| &mut res.alloc_rate,
-        |round, target, s| {
-            let what = format!("alloc rate round {} {target}", round + 1);
-            let acfg = alloc_config(
-                s,
-                format!("bench-a{round}"),
-                2000.min(alloc_count),
-                Duration::ZERO,
-            );
-            (what, acfg)
-        },
-    )?;
-
-    // Load (1) generated by coturn's turnutils_uclient against both servers.
-    if !cfg.skip_uclient {
-        match uclient_runs(cfg, &mut ours, &mut coturn, &logdir) {
-            Ok(map) => res.uclient = map,
-            Err(e) => res.notes.push(format!("turnutils_uclient: {e}")),
-        }
-    }
-    for s in [&ours, &coturn] {
-        if s.restarts > 0 {
-            res.notes
-                .push(format!("{} was restarted {} time(s)", s.name, s.restarts));
-        }
-    }
-    drop(ours);
-    drop(coturn);
-    // After the TURN servers are gone, so they take no CPU from the service.
-    match &cfg.jwt {
-        Some(bin) => {
-            res.jwt = jwt::series(bin, cfg.rounds, cfg.duration, &logdir, &mut res.notes);
-        }
-        None => res.notes.push(
-            "lk-jwt-service not found next to loadtest and no --jwt given: its section was not run"
-                .into(),
-        ),
-    }
-    res.machine.loadavg_end = read_trim("/proc/loadavg");
-    res.total_s = started.elapsed().as_secs_f64();
-    write_outputs(cfg, &res)
+    Ok(())
 }
 
 impl TurnConfig {
@@ -332,6 +420,7 @@ fn alloc_config(s: &ServerProc, user: String, count: u64, hold: Duration) -> All
 /// method). Each run is followed by the port quarantine and a liveness check; its report
 /// goes to the map `slot` picks, its error to the notes.
 fn alloc_series(
+    phase: &str,
     ours: &mut ServerProc,
     coturn: &mut ServerProc,
     rounds: usize,
@@ -360,7 +449,7 @@ fn alloc_series(
             match r {
                 Ok(r) => {
                     log_alloc(&what, &r);
-                    slot(res).entry(target.into()).or_default().push(r);
+                    slot(res).entry(key(phase, target)).or_default().push(r);
                 }
                 Err(e) => res.notes.push(format!("{what}: error: {e}")),
             }

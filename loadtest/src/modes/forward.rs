@@ -265,6 +265,7 @@ pub fn config_from_args(a: &Args) -> Result<TurnConfig, String> {
         server_pid: None,
         progress: true,
         transport: None,
+        peer_ip: None,
     };
     cfg.validate()?;
     Ok(cfg)

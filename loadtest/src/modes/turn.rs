@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,6 +69,8 @@ pub struct TurnConfig {
     pub progress: bool,
     /// TCP or TLS to the server instead of UDP (the relay stays UDP).
     pub transport: Option<Transport>,
+    /// Where the echo peer listens; None: the server's address (loopback runs).
+    pub peer_ip: Option<IpAddr>,
 }
 
 /// Flags of `turn` mode, for `--help`.
@@ -136,6 +138,7 @@ impl TurnConfig {
             server_pid: a.opt("server-pid")?,
             progress: true,
             transport,
+            peer_ip: None,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -360,7 +363,7 @@ fn runtime_and_peer(
     let peer = if cfg.c2c {
         None
     } else {
-        Some(EchoPeer::start(cfg.server.ip())?)
+        Some(EchoPeer::start(cfg.peer_ip.unwrap_or(cfg.server.ip()))?)
     };
     Ok((rt, peer))
 }
@@ -430,6 +433,7 @@ pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
         progress_line("turn", live, pid)
     });
     let udp_before = procfs::udp_buffer_errors().ok();
+    let own_before = procfs::own_cpu_seconds().ok();
     let started = Instant::now();
     let result = if flows.is_empty() {
         datapath::WorkerResult::default()
@@ -441,6 +445,7 @@ pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
         .server_pid
         .and_then(|p| procfs::process_cpu_seconds(p).ok());
     let wall = started.elapsed();
+    let own_after = procfs::own_cpu_seconds().ok();
     let udp_after = procfs::udp_buffer_errors().ok();
     drop(progress);
     let peer_dropped = peer.map_or(0, |p| p.stop().1);
@@ -456,6 +461,7 @@ pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
     report.udp_rcvbuf_errors = udp_before
         .zip(udp_after)
         .map(|(b, a)| a.0.saturating_sub(b.0));
+    report.loadtest_cpu_s = own_before.zip(own_after).map(|(b, a)| a - b);
     Ok(report)
 }
 

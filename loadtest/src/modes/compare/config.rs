@@ -11,6 +11,8 @@ use crate::args::{Args, parse_duration};
 pub(super) const SECRET: &str = "loadtest-bench-secret";
 pub(super) const REALM: &str = "example.org";
 pub(super) const OURS: &str = "ours";
+/// turn-server with `kernel-offload=on` (`--offload`).
+pub(super) const OURS_KERNEL: &str = "ours-kernel";
 pub(super) const COTURN: &str = "coturn";
 pub(super) const LIMIT: &str = "forwarder";
 /// Notes below this marker in an existing docs/benchmarks.md survive a re-run.
@@ -27,9 +29,13 @@ pub const HELP: &str = "\
 loadtest compare [--ours PATH] [--coturn turnserver] [--uclient turnutils_uclient]
                  [--peer turnutils_peer] [--rounds 3] [--duration 5s] [--alloc-count 10000]
                  [--uclient-messages 1000] [--out docs/benchmarks.md] [--charts docs]
-                 [--json FILE] [--skip-uclient] [--jwt PATH]
+                 [--json FILE] [--skip-uclient] [--jwt PATH] [--offload] [--veth]
   --ours defaults to turn-server next to this loadtest binary, --jwt to lk-jwt-service
-  there (its section is skipped, with a note, when that default does not exist).";
+  there (its section is skipped, with a note, when that default does not exist).
+  --offload adds turn-server with kernel-offload=on to the packet loads, with the eBPF
+  program's own CPU time (kernel.bpf_stats_enabled); --veth repeats the loads between
+  two network namespaces joined by a veth pair. Both need root; with either, the
+  loopback phase runs in a network namespace of its own too.";
 
 /// Everything a `compare` run needs.
 #[derive(Debug, Clone)]
@@ -47,6 +53,8 @@ pub struct CompareConfig {
     pub(super) json: Option<String>,
     pub(super) skip_uclient: bool,
     pub(super) jwt: Option<PathBuf>,
+    pub(super) offload: bool,
+    pub(super) veth: bool,
     pub(super) command: String,
 }
 
@@ -79,8 +87,15 @@ impl CompareConfig {
             json: a.opt("json")?,
             skip_uclient: a.flag("skip-uclient"),
             jwt,
+            offload: a.flag("offload"),
+            veth: a.flag("veth"),
             command: format!("loadtest compare {}", argv.join(" ")),
         };
+        if (cfg.offload || cfg.veth) && !nix::unistd::geteuid().is_root() {
+            return Err(
+                "--offload and --veth need root (network namespaces, the eBPF program)".into(),
+            );
+        }
         if cfg.rounds == 0 || cfg.rounds > 10 {
             return Err("--rounds must be 1..=10".into());
         }

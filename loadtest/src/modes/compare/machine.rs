@@ -26,7 +26,7 @@ pub(super) fn read_trim(path: &str) -> String {
         .unwrap_or_default()
 }
 
-pub(super) fn machine() -> Machine {
+pub(super) fn machine(coturn: &str) -> Machine {
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
@@ -35,10 +35,13 @@ pub(super) fn machine() -> Machine {
                 .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
         })
         .unwrap_or_else(|| "unknown".into());
-    let coturn_version = Command::new("turnserver")
+    let coturn_version = Command::new(coturn)
         .arg("--version")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .map(|o| {
+            let text = String::from_utf8_lossy(&o.stdout);
+            text.lines().next().unwrap_or_default().trim().to_string()
+        })
         .unwrap_or_default();
     Machine {
         nproc: std::thread::available_parallelism().map_or(0, usize::from),
@@ -51,6 +54,20 @@ pub(super) fn machine() -> Machine {
         nice: procfs::own_nice().ok(),
         source: source_revision(),
     }
+}
+
+/// `(major, minor)` of what `turnserver --version` printed (`4.17.1`).
+pub(super) fn coturn_release(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// coturn 4.10 turned its telnet CLI off by default and 4.17 deprecates `--no-cli`; older
+/// releases need it to keep the CLI port closed.
+pub(super) fn coturn_takes_no_cli(version: &str) -> bool {
+    coturn_release(version).is_some_and(|v| v >= (4, 10))
 }
 
 /// The git commit the benchmark ran from, and whether turn-server/ had local changes.
@@ -105,6 +122,14 @@ pub(super) fn utc_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn coturn_versions() {
+        assert_eq!(coturn_release("4.17.1"), Some((4, 17)));
+        assert_eq!(coturn_release("Coturn-4.6.1 'Gorst'"), Some((4, 6)));
+        assert_eq!(coturn_release(""), None);
+        assert!(coturn_takes_no_cli("4.17.1") && !coturn_takes_no_cli("4.6.1"));
+    }
 
     #[test]
     fn dates() {

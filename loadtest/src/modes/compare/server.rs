@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::config::{REALM, SECRET};
+use super::netns::Phase;
 use crate::stun::{Builder, Class, Message, method};
 
 /// A server process under test.
@@ -13,8 +14,8 @@ pub(super) struct ServerProc {
     pub(super) name: &'static str,
     pub(super) child: Child,
     pub(super) addr: SocketAddr,
-    pub(super) bin: String,
-    pub(super) args: Vec<String>,
+    /// The whole command line (with `ip netns exec NS` in a namespace), for restarts.
+    pub(super) argv: Vec<String>,
     pub(super) log: PathBuf,
     pub(super) restarts: u32,
 }
@@ -24,51 +25,60 @@ impl ServerProc {
         self.child.id()
     }
 
-    fn spawn(bin: &str, args: &[String], log: &Path) -> Result<Child, String> {
+    fn spawn(argv: &[String], log: &Path) -> Result<Child, String> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .map_err(|e| format!("log {}: {e}", log.display()))?;
         let err = file.try_clone().map_err(|e| format!("log: {e}"))?;
-        Command::new(bin)
+        let (program, args) = argv.split_first().ok_or("empty command line")?;
+        Command::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(err)
             .spawn()
-            .map_err(|e| format!("starting {bin}: {e}"))
+            .map_err(|e| format!("starting {}: {e}", argv.join(" ")))
     }
 
+    /// Starts `bin` in `phase`'s server namespace, listening on its server address.
     pub(super) fn start(
+        phase: &Phase,
         name: &'static str,
         bin: &str,
         port: u16,
         relay: (u16, u16),
-        extra: &[&str],
+        extra: &[String],
         logdir: &Path,
     ) -> Result<Self, String> {
+        let ip = phase.server_ip;
         let mut args: Vec<String> = vec![
             "-n".into(),
-            "--listening-ip=127.0.0.1".into(),
-            "--relay-ip=127.0.0.1".into(),
+            format!("--listening-ip={ip}"),
+            format!("--relay-ip={ip}"),
             format!("--listening-port={port}"),
             format!("--min-port={}", relay.0),
             format!("--max-port={}", relay.1),
             format!("--realm={REALM}"),
             "--use-auth-secret".into(),
             format!("--static-auth-secret={SECRET}"),
-            "--allow-loopback-peers".into(),
         ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let log = logdir.join(format!("{name}.log"));
-        let child = Self::spawn(bin, &args, &log)?;
+        args.extend(phase.peer_args());
+        args.extend(extra.iter().cloned());
+        let command = phase.command(bin);
+        let mut argv: Vec<String> = std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        argv.extend(args);
+        let log = logdir.join(format!("{}-{name}.log", phase.name));
+        let child = Self::spawn(&argv, &log)?;
         let mut p = Self {
             name,
             child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            bin: bin.to_string(),
-            args,
+            addr: SocketAddr::new(ip, port),
+            argv,
             log,
             restarts: 0,
         };
@@ -105,7 +115,7 @@ impl ServerProc {
             Ok(None) => Ok(None),
             Ok(Some(status)) => {
                 self.restarts += 1;
-                self.child = Self::spawn(&self.bin, &self.args, &self.log)?;
+                self.child = Self::spawn(&self.argv, &self.log)?;
                 self.wait_ready()?;
                 Ok(Some(format!(
                     "{} exited ({status}) after {after}; restarted (log: {})",
@@ -127,7 +137,12 @@ impl Drop for ServerProc {
 
 /// Whether a STUN Binding request to `addr` gets a success response within 200 ms.
 pub(super) fn answers_binding(addr: SocketAddr) -> bool {
-    let Ok(sock) = UdpSocket::bind(SocketAddr::new(addr.ip(), 0)) else {
+    let any: std::net::IpAddr = if addr.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    };
+    let Ok(sock) = UdpSocket::bind(SocketAddr::new(any, 0)) else {
         return false;
     };
     if sock
