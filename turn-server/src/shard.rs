@@ -24,7 +24,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::Sender;
 
-use crate::io::batch::{Outbox, RecvBatch};
+use crate::io::batch::{Outbox, PeerBatch, RecvBatch};
 use crate::io::relay::RelaySockets;
 use command::Command;
 use offload::Offload;
@@ -81,6 +81,10 @@ struct Shard {
     outboxes: RefCell<Vec<Outbox>>,
     /// Wakes the flush task when an outbox gets its first datagram.
     flush: Notify,
+    /// Datagrams to peers while a batch of client datagrams is handled (`batching`),
+    /// sent when the batch is done.
+    peer_batch: RefCell<PeerBatch>,
+    batching: Cell<bool>,
     /// Every shard's command queue, by index, for input another shard owns (bounded: a
     /// busy shard drops handed-over input as a full socket buffer would).
     shards: Vec<Sender<Command>>,
@@ -101,6 +105,8 @@ impl Shard {
             offload: RefCell::new(offload),
             outboxes: RefCell::new(udp.iter().map(|_| Outbox::new()).collect()),
             flush: Notify::new(),
+            peer_batch: RefCell::new(PeerBatch::new()),
+            batching: Cell::new(false),
             udp,
             streams: RefCell::new(HashMap::new()),
             buffers: RefCell::new(Buffers {
@@ -124,6 +130,11 @@ impl Shard {
                 Transport::Tcp | Transport::Tls => self.queue_stream(&tuple, payload),
             },
             Destination::Peer { socket, peer } => match self.relays.borrow().socket(socket) {
+                Some(socket) if self.batching.get() => {
+                    let dropped = self.peer_batch.borrow_mut().push(socket, peer, payload);
+                    self.count_drops(dropped);
+                    true
+                }
                 Some(socket) => send_datagram(socket, payload, peer),
                 None => false,
             },
@@ -179,6 +190,16 @@ impl Shard {
             }
         }
         drop(outboxes);
+        self.count_drops(dropped);
+    }
+
+    /// Handles a batch of client datagrams with `handle`, then sends what it produced for
+    /// peers: together per relay socket, bursts to one peer with UDP GSO.
+    fn in_batch(&self, handle: impl FnOnce()) {
+        self.batching.set(true);
+        handle();
+        self.batching.set(false);
+        let dropped = self.peer_batch.borrow_mut().flush();
         self.count_drops(dropped);
     }
 

@@ -14,6 +14,7 @@ use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
 use nix::errno::Errno;
+use std::rc::Rc;
 use std::sync::OnceLock;
 
 use nix::sys::socket::{
@@ -408,6 +409,49 @@ impl Outbox {
     }
 }
 
+/// Datagrams to peers produced by one batch of client input: consecutive ones leaving
+/// the same relay socket go out together, one `sendmmsg`, and runs of equal-sized
+/// datagrams to one peer (a client sending a burst) as one UDP GSO message.
+pub(crate) struct PeerBatch {
+    socket: Option<Rc<UdpSocket>>,
+    outbox: Outbox,
+}
+
+impl PeerBatch {
+    pub(crate) fn new() -> Self {
+        Self {
+            socket: None,
+            outbox: Outbox::new(),
+        }
+    }
+
+    /// Queues `payload` from `socket` to `to`; returns how many datagrams were dropped by
+    /// the sends this made room with.
+    pub(crate) fn push(&mut self, socket: &Rc<UdpSocket>, to: SocketAddr, payload: &[u8]) -> usize {
+        let mut dropped = 0;
+        if self
+            .socket
+            .as_ref()
+            .is_some_and(|current| !Rc::ptr_eq(current, socket))
+        {
+            dropped += self.flush();
+        }
+        self.socket = Some(socket.clone());
+        if self.outbox.push(to, payload) {
+            dropped += self.flush();
+        }
+        dropped
+    }
+
+    /// Sends what is queued; returns how many datagrams were dropped.
+    pub(crate) fn flush(&mut self) -> usize {
+        match self.socket.take() {
+            Some(socket) if !self.outbox.is_empty() => self.outbox.flush(&socket),
+            _ => 0,
+        }
+    }
+}
+
 /// Errors of a GSO send that will not go away: the kernel or the socket cannot do GSO
 /// (no `UDP_SEGMENT`; a route through IPsec or a device without checksum offload, EIO;
 /// checksums off, EINVAL). A segment larger than the path MTU (EMSGSIZE) and the errors
@@ -598,6 +642,38 @@ mod tests {
         );
         assert_eq!(receive(&client, expected.len()), expected);
         assert_eq!(receive(&other, 1), vec![b"other".to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn peer_sends_go_out_per_relay_socket_in_order() {
+        let first = Rc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let second = Rc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = peer.local_addr().unwrap();
+        let mut batch = PeerBatch::new();
+        // A burst on the first relay socket, one datagram on the second, more on the first.
+        for i in 0..5u8 {
+            assert_eq!(batch.push(&first, to, &[i; 800]), 0);
+        }
+        batch.push(&second, to, b"second");
+        batch.push(&first, to, &[9; 800]);
+        assert_eq!(batch.flush(), 0);
+        assert_eq!(batch.flush(), 0, "nothing left");
+        assert_eq!(batch.outbox.gso_sends(), 1, "the burst of five");
+        let mut buf = [0u8; 2048];
+        let mut got = Vec::new();
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        for _ in 0..7 {
+            let (len, from) = peer.recv_from(&mut buf).unwrap();
+            got.push((from, buf[..len].to_vec()));
+        }
+        let (a, b) = (first.local_addr().unwrap(), second.local_addr().unwrap());
+        let mut expected: Vec<(SocketAddr, Vec<u8>)> =
+            (0..5u8).map(|i| (a, vec![i; 800])).collect();
+        expected.push((b, b"second".to_vec()));
+        expected.push((a, vec![9; 800]));
+        assert_eq!(got, expected);
     }
 
     #[test]

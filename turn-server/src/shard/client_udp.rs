@@ -2,7 +2,8 @@
 //!
 //! The socket is read with `readable()` then batched `recvmmsg` calls into the shard's
 //! single set of receive slots, so no buffer is held across an await and nothing is
-//! allocated per packet.
+//! allocated per packet. What a batch relays to peers leaves when the batch is done
+//! (see `Shard::in_batch`).
 
 use std::rc::Rc;
 
@@ -26,14 +27,16 @@ pub(super) async fn client_loop(shard: Rc<Shard>, index: usize) {
             let Some(more) = more_after(recv.recv(&socket, ipv6)) else {
                 break;
             };
-            for (data, client) in recv.iter() {
-                let tuple = FiveTuple {
-                    transport: Transport::Udp,
-                    client,
-                    server: local,
-                };
-                shard.handle_client(tuple, data, out);
-            }
+            shard.in_batch(|| {
+                for (data, client) in recv.iter() {
+                    let tuple = FiveTuple {
+                        transport: Transport::Udp,
+                        client,
+                        server: local,
+                    };
+                    shard.handle_client(tuple, data, out);
+                }
+            });
             if !more {
                 break;
             }
