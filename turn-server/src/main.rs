@@ -14,7 +14,7 @@ use turn_server::clock::unix_now;
 use turn_server::config::{self, Action, AuthMode, ConfigError, SearchPath, SystemHost};
 use turn_server::control::{self, Listeners, MetricsListener, Operations, Reloaded};
 use turn_server::healthcheck;
-use turn_server::io::relay::RelayRange;
+use turn_server::io::relay::{RelayRange, parked_per_shard};
 use turn_server::io::tls::TlsFiles;
 use turn_server::metrics::http as metrics_http;
 use turn_server::startup::core_config::{core_config, host_addresses};
@@ -213,6 +213,7 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
         min_port: config.min_port,
         max_port: config.max_port,
         socket_buffer: config.relay_socket_buffer as usize,
+        max_parked: parked_per_shard(config.min_port, config.max_port, shards),
     };
     let operations = Operations {
         metrics,

@@ -39,7 +39,10 @@ impl Shard {
             };
             match event {
                 Event::Bind(request) => self.bind(&request, out),
-                Event::Release(relay) => self.relays.borrow_mut().release(relay.socket),
+                Event::Release(relay) => self
+                    .relays
+                    .borrow_mut()
+                    .release(relay.socket, Instant::now()),
                 Event::Connect {
                     connection,
                     relay,
@@ -58,7 +61,10 @@ impl Shard {
     /// Binds an allocation's relay sockets, starts their tasks and answers its Allocate.
     fn bind(self: &Rc<Self>, request: &BindRequest, out: &mut Vec<u8>) {
         let mut started = Vec::new();
-        let outcome = self.relays.borrow_mut().bind(request, &mut started);
+        let outcome = self
+            .relays
+            .borrow_mut()
+            .bind(request, &mut started, Instant::now());
         let id = request.allocation;
         for start in started {
             let (socket, task) = match start {
