@@ -907,7 +907,7 @@ pub(crate) const OPTIONS: &[Spec] = &[
     ignored(
         "udp-gso",
         Flag,
-        "batching is always on where the kernel supports it",
+        "UDP GSO is always on where the kernel supports it",
     ),
     ignored(
         "drop-invalid-packets",
