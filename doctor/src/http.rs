@@ -75,6 +75,9 @@ impl Http {
             .redirect(reqwest::redirect::Policy::limited(3))
             .no_proxy()
             .user_agent(concat!("rtc-doctor/", env!("CARGO_PKG_VERSION")));
+        for (host, ip) in &options.resolve {
+            builder = builder.resolve(host, std::net::SocketAddr::new(*ip, 0));
+        }
         if let Some(path) = &options.ca_file {
             let pem = std::fs::read(path)
                 .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;

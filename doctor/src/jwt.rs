@@ -65,6 +65,8 @@ pub async fn check(http: &Http, service: &Url, base: &Url, server_name: &str, re
         Ok(answer) if answer.status == 404 => {
             let who = if answer.errcode().is_some() {
                 "the homeserver (a Matrix JSON 404)"
+            } else if answer.header("content-type").is_some_and(|t| t.contains("html")) {
+                "an HTML page from the homeserver or the proxy, not lk-jwt-service"
             } else {
                 "not lk-jwt-service (a plain 404)"
             };
@@ -174,8 +176,9 @@ pub async fn token_flow(
             report.fail(
                 "jwt-token-flow",
                 format!("/get_token with a real OpenID token answered {}", answer.describe()),
-                "lk-jwt-service checks OpenID tokens over the homeserver's federation API: see the \
-                 federation check, and lk-jwt-service's log",
+                "see the jwt-* checks above when they failed too; else lk-jwt-service could not \
+                 verify the token over the homeserver's federation API: see the federation check \
+                 and lk-jwt-service's log",
             );
             None
         }

@@ -69,7 +69,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
     }
     match (&session, token) {
         (Some(_), Some(token)) => {
-            turn::check(&http, &homeserver, token, options.timeout, &mut report).await;
+            turn::check(&http, &homeserver, token, options, &mut report).await;
         }
         _ => report.skip("turn", "the TURN credentials need an access token"),
     }

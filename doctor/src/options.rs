@@ -1,5 +1,6 @@
 //! The command line of `lk-jwt-service doctor`, and what it is pointed at.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ pub const ACCESS_TOKEN_ENV: &str = "MATRIX_ACCESS_TOKEN";
 
 /// The usage text.
 pub const USAGE: &str = "usage: lk-jwt-service doctor <server name or URL> [--json] \
-[--access-token TOKEN] [--server-name NAME] [--ca-file PEM] [--timeout SECONDS]
+[--access-token TOKEN] [--server-name NAME] [--ca-file PEM] [--timeout SECONDS] [--resolve HOST:ADDRESS]...
   Walks what Element Call walks: well-known, rtc/transports, the JWT service, LiveKit,
   TURN (with an access token) and federation. Exit code 1 when any check fails.
   The access token can also come from MATRIX_ACCESS_TOKEN.";
@@ -34,6 +35,34 @@ pub struct Options {
     pub ca_file: Option<PathBuf>,
     /// Bound on each network call.
     pub timeout: Duration,
+    /// `--resolve HOST:ADDRESS`: use this address for the host instead of DNS, to check a
+    /// deployment before its DNS records point at it (as curl's `--resolve`, no port).
+    pub resolve: Vec<(String, IpAddr)>,
+}
+
+impl Options {
+    /// The `--resolve` address of `host`, if any.
+    pub fn resolved(&self, host: &str) -> Option<IpAddr> {
+        self.resolve
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(host))
+            .map(|(_, ip)| *ip)
+    }
+}
+
+/// Parses `HOST:ADDRESS` (an IPv6 address in brackets or not).
+fn parse_resolve(text: &str) -> Result<(String, IpAddr), String> {
+    let (host, address) = text
+        .split_once(':')
+        .ok_or_else(|| format!("--resolve {text:?}: expected HOST:ADDRESS"))?;
+    let address = address.trim_start_matches('[').trim_end_matches(']');
+    let ip = address
+        .parse()
+        .map_err(|_| format!("--resolve {text:?}: {address:?} is not an IP address"))?;
+    if host.is_empty() {
+        return Err(format!("--resolve {text:?}: the host is empty"));
+    }
+    Ok((host.to_owned(), ip))
 }
 
 impl Options {
@@ -50,6 +79,7 @@ impl Options {
             server_name: None,
             ca_file: None,
             timeout: DEFAULT_TIMEOUT,
+            resolve: Vec::new(),
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -63,6 +93,7 @@ impl Options {
                 "--access-token" => options.access_token = Some(value(arg)?),
                 "--server-name" => options.server_name = Some(value(arg)?),
                 "--ca-file" => options.ca_file = Some(PathBuf::from(value(arg)?)),
+                "--resolve" => options.resolve.push(parse_resolve(&value(arg)?)?),
                 "--timeout" => {
                     let text = value(arg)?;
                     let seconds: u64 = text
@@ -144,6 +175,16 @@ mod tests {
         assert!(Options::parse(&args(&["a", "--timeout", "0"]), no_env).is_err());
         assert!(Options::parse(&args(&["a", "--timeout"]), no_env).is_err());
         assert!(Options::parse(&args(&["a", "--bogus"]), no_env).is_err());
+        let options = Options::parse(
+            &args(&["a", "--resolve", "rtc.example.org:127.0.0.1", "--resolve", "b:[::1]"]),
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(options.resolved("RTC.example.org"), Some([127, 0, 0, 1].into()));
+        assert_eq!(options.resolved("b"), Some(std::net::Ipv6Addr::LOCALHOST.into()));
+        assert_eq!(options.resolved("c"), None);
+        assert!(Options::parse(&args(&["a", "--resolve", "b"]), no_env).is_err());
+        assert!(Options::parse(&args(&["a", "--resolve", "b:nothing"]), no_env).is_err());
     }
 
     #[test]

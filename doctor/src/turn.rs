@@ -14,6 +14,7 @@ use turn_server::proto::codec::{Class, HEADER_LEN, Message, MessageWriter, Metho
 use url::Url;
 
 use crate::http::{Http, join};
+use crate::options::Options;
 use crate::report::Report;
 
 /// One URI of the homeserver's list, parsed (RFC 7065).
@@ -87,7 +88,7 @@ pub async fn check(
     http: &Http,
     homeserver: &Url,
     token: &str,
-    timeout: Duration,
+    options: &Options,
     report: &mut Report,
 ) {
     let url = join(homeserver, "/_matrix/client/v3/voip/turnServer");
@@ -151,7 +152,7 @@ pub async fn check(
                  clients behind UDP-blocking firewalls can relay over TCP",
             );
         }
-        allocate_one(text, &parsed, username, password, timeout, report).await;
+        allocate_one(text, &parsed, username, password, options, report).await;
     }
 }
 
@@ -160,12 +161,18 @@ async fn allocate_one(
     uri: &TurnUri,
     username: &str,
     password: &str,
-    timeout: Duration,
+    options: &Options,
     report: &mut Report,
 ) {
-    let resolved = tokio::time::timeout(timeout, tokio::net::lookup_host((uri.host.as_str(), uri.port))).await;
+    let timeout = options.timeout;
+    let resolved = match options.resolved(&uri.host) {
+        Some(ip) => Ok(Ok(vec![SocketAddr::new(ip, uri.port)])),
+        None => tokio::time::timeout(timeout, tokio::net::lookup_host((uri.host.as_str(), uri.port)))
+            .await
+            .map(|found| found.map(Iterator::collect::<Vec<_>>)),
+    };
     let addresses: Vec<SocketAddr> = match resolved {
-        Ok(Ok(addresses)) => addresses.collect(),
+        Ok(Ok(addresses)) => addresses,
         Ok(Err(e)) => {
             report.fail("turn-dns", format!("{}: {e}", uri.host), "publish a DNS record for the TURN host");
             return;
