@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
-use turn_server::proto::codec::address::decode_xor;
-use turn_server::proto::codec::attribute::AttrType;
-use turn_server::proto::codec::{Class, HEADER_LEN, Message, MessageWriter, Method, TransactionId};
+use turn_proto::codec::address::decode_xor;
+use turn_proto::codec::attribute::AttrType;
+use turn_proto::codec::{Class, HEADER_LEN, Message, MessageWriter, Method, TransactionId};
 use url::Url;
 
 use crate::http::{Http, join};

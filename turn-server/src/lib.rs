@@ -1,7 +1,9 @@
 //! A coturn-compatible TURN/STUN relay.
 //!
+//! The sans-IO TURN/STUN core (codec, allocations, auth, policy) is its own crate,
+//! [`turn_proto`], which cannot do I/O; this crate is everything around it.
+//!
 //! Layout:
-//! - [`proto`]: the sans-IO TURN/STUN core (codec, allocations, auth, policy).
 //! - [`config`]: coturn's `turnserver.conf` format and command line, into one typed
 //!   [`config::Config`].
 //! - [`startup`]: from a `Config` to the core's settings, logging and the embedded default.
@@ -12,5 +14,4 @@ pub mod config;
 pub mod healthcheck;
 pub mod io;
 pub mod metrics;
-pub mod proto;
 pub mod startup;

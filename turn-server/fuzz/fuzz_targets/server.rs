@@ -8,10 +8,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use turn_server::proto::auth::Credentials;
-use turn_server::proto::connection::{ConnectionId, Direction, TcpRelayPorts};
-use turn_server::proto::policy::PeerPolicy;
-use turn_server::proto::{
+use turn_proto::auth::Credentials;
+use turn_proto::connection::{ConnectionId, Direction, TcpRelayPorts};
+use turn_proto::policy::PeerPolicy;
+use turn_proto::{
     AllocId, FiveTuple, NoRelayPort, RelayBinding, RelayPorts, RelayRequest, Server, ServerConfig,
     Transport,
 };

@@ -17,14 +17,15 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::LocalSet;
 
 use super::relay::RelayRange;
+use super::shared_quotas::SharedQuotas;
 use super::stream;
 use super::tls::TlsFiles;
 use super::udp;
 use super::worker::{self, Command, Setup, Streams};
 use crate::metrics::http::{self, Render};
 use crate::metrics::report::{self, ReportOptions, Snapshot};
-use crate::proto::server::Reconfigured;
-use crate::proto::{Server, ServerConfig, ShardContext};
+use turn_proto::server::Reconfigured;
+use turn_proto::{Server, ServerConfig, ShardContext};
 
 /// Client sockets, bound before the runtime starts so errors reach `main`.
 pub struct Listeners {
@@ -154,6 +155,7 @@ pub fn run(
         tls: tls.as_ref().map(|tls| tls.config.clone()),
     });
     let (exited, mut exits) = mpsc::unbounded_channel();
+    let quotas = SharedQuotas::default();
     let mut threads = Vec::with_capacity(contexts.len());
     for ((context, commands), udp) in contexts.into_iter().zip(receivers).zip(udp) {
         let index = context.index;
@@ -164,6 +166,7 @@ pub fn run(
                 unix_now(),
                 rand::random(),
                 context,
+                Box::new(quotas.clone()),
             ),
             udp,
             streams: streams.take(),

@@ -11,8 +11,8 @@ use tokio::net::UdpSocket;
 use tokio::task::AbortHandle;
 
 use super::tcp_relay::TcpRelays;
-use crate::proto::connection::TcpRelayPorts;
-use crate::proto::{AllocId, NoRelayPort, RelayBinding, RelayPorts, RelayRequest};
+use turn_proto::connection::TcpRelayPorts;
+use turn_proto::{AllocId, NoRelayPort, RelayBinding, RelayPorts, RelayRequest};
 
 /// Where relay sockets may be bound.
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use super::relay::RelaySockets;
 use super::tcp_relay;
 use super::udp::relay_loop;
 use super::worker::Command;
-use crate::proto::{Destination, FiveTuple, Payload, Server, Transmit, Transport};
+use turn_proto::{Destination, FiveTuple, Payload, Server, Transmit, Transport};
 
 /// Largest output the core writes (a Data indication around a 65 000-byte payload).
 const MAX_OUTPUT: usize = 65_535 + 64;

@@ -21,9 +21,9 @@ use tokio_rustls::TlsAcceptor;
 
 use super::shard::{Shard, StreamOut};
 use super::tcp_relay;
-use crate::proto::framing::frame_len;
-use crate::proto::proxy_header::{self, ProxyError, ProxyHeader};
-use crate::proto::{FiveTuple, Transport};
+use turn_proto::framing::frame_len;
+use turn_proto::proxy_header::{self, ProxyError, ProxyHeader};
+use turn_proto::{FiveTuple, Transport};
 
 /// Time a new connection gets to send its first byte and finish a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -23,8 +23,8 @@ use tokio::task::AbortHandle;
 use super::relay::RelayRange;
 use super::shard::Shard;
 use super::stream;
-use crate::proto::connection::{CONNECT_TIMEOUT, ConnectionId, Direction, TcpRelayPorts};
-use crate::proto::{AllocId, FiveTuple, NoRelayPort, RelayRequest};
+use turn_proto::connection::{CONNECT_TIMEOUT, ConnectionId, Direction, TcpRelayPorts};
+use turn_proto::{AllocId, FiveTuple, NoRelayPort, RelayRequest};
 
 /// Bytes read from one side of a joined connection before they are written to the other.
 const PIPE_BUFFER: usize = 16 * 1024;

@@ -15,7 +15,7 @@ use tokio::net::UdpSocket;
 
 use super::batch::BATCH;
 use super::shard::{Buffers, Shard};
-use crate::proto::{AllocId, FiveTuple, Transport};
+use turn_proto::{AllocId, FiveTuple, Transport};
 
 /// Batched receive calls per socket before yielding, so one busy socket cannot starve
 /// the timer or other sockets.

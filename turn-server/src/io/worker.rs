@@ -20,8 +20,8 @@ use super::stream::{self, TlsState};
 use super::udp;
 use crate::metrics::lifetimes::LifetimeTracker;
 use crate::metrics::report::{DriverCounters, ReportOptions, Snapshot};
-use crate::proto::server::Reconfigured;
-use crate::proto::{FiveTuple, Server, ServerConfig};
+use turn_proto::server::Reconfigured;
+use turn_proto::{FiveTuple, Server, ServerConfig};
 
 /// Commands a shard's queue carries.
 pub(super) enum Command {

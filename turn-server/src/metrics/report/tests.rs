@@ -4,10 +4,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::proto::codec::attribute::AttrType;
-use crate::proto::codec::{Class, MessageWriter, Method, TransactionId};
-use crate::proto::server_config::ServerConfig;
-use crate::proto::{AllocId, FiveTuple, NoRelayPort, RelayBinding, RelayPorts, RelayRequest};
+use turn_proto::codec::attribute::AttrType;
+use turn_proto::codec::{Class, MessageWriter, Method, TransactionId};
+use turn_proto::server_config::ServerConfig;
+use turn_proto::{AllocId, FiveTuple, NoRelayPort, RelayBinding, RelayPorts, RelayRequest};
 
 struct Relays;
 

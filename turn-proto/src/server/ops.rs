@@ -16,12 +16,12 @@
 
 use std::time::Instant;
 
-use rand::Rng;
 use rtc_auth::constant_time::ct_eq;
 
-use super::{AllocId, Allocation, Server, ServerConfig};
-use crate::proto::auth::{Credentials, LongTermKey, PasswordAlgorithm};
-use crate::proto::bandwidth::TokenBucket;
+use super::{AllocId, Allocation, Server, ServerConfig, challenge_limiter, nonces, userhashes};
+use crate::auth::{Credentials, LongTermKey, PasswordAlgorithm};
+use crate::bandwidth::TokenBucket;
+use crate::quota::QuotaLimits;
 
 /// What a reconfiguration changed in live allocations.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,25 +66,21 @@ impl Server {
     /// Applies a reloaded configuration (see the module doc for what changes when).
     /// Allocations, their relay sockets and their counters are kept.
     pub fn reconfigure(&mut self, config: ServerConfig, now: Instant) -> Reconfigured {
-        let unix_now = self.unix_now(now);
-        // Derive config-dependent state exactly as `new` does, from a throwaway server.
-        let fresh = Server::new_shard(config, now, unix_now, self.rng.random(), self.shard.clone());
-        let features_changed = fresh.userhashes.is_empty() != self.userhashes.is_empty();
-        if features_changed || fresh.config.stale_nonce != self.config.stale_nonce {
-            self.nonces = fresh.nonces;
+        // Config-dependent state is derived exactly as `new_shard` derives it.
+        let userhashes = userhashes(&config, self.hasher);
+        let features_changed = userhashes.is_empty() != self.userhashes.is_empty();
+        if features_changed || config.stale_nonce != self.config.stale_nonce {
+            self.nonces = nonces(&config, &self.shard, &userhashes);
         }
-        self.userhashes = fresh.userhashes;
-        self.quotas.user_limit = fresh.quotas.user_limit;
-        self.quotas.total_limit = fresh.quotas.total_limit;
-        self.quotas.bps_per_allocation = fresh.quotas.bps_per_allocation;
-        self.quotas.bps_capacity = fresh.quotas.bps_capacity;
-        if fresh.config.challenge_rate != self.config.challenge_rate {
+        self.userhashes = userhashes;
+        self.quota_limits = QuotaLimits::of(&config);
+        if config.challenge_rate != self.config.challenge_rate {
             // A new rate starts with full buckets: the limiter's state is only a few seconds
             // of history.
-            self.challenges = fresh.challenges;
+            self.challenges = challenge_limiter(&config, now, self.hasher);
         }
-        let max_bps_changed = fresh.config.max_bps != self.config.max_bps;
-        self.config = fresh.config;
+        let max_bps_changed = config.max_bps != self.config.max_bps;
+        self.config = config;
 
         let mut changed = Reconfigured::default();
         let config = &self.config;

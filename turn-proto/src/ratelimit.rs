@@ -16,10 +16,11 @@
 //! completely (the flood stopped for `burst / rate` seconds), so a sustained flood costs
 //! one line.
 
-use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Instant;
+
+use super::hash::SeededState;
 
 /// Number of sets; with [`WAYS`], 4096 sources are tracked at once.
 pub const SETS: usize = 1024;
@@ -117,22 +118,28 @@ pub struct SourceLimiter {
     global_limit: RateLimit,
     global: Bucket,
     sets: Box<[[Option<Entry>; WAYS]]>,
-    hasher: RandomState,
+    hasher: SeededState,
     refused: u64,
     /// Refusal episodes started (= log lines written).
     episodes: u64,
 }
 
 impl SourceLimiter {
-    /// A limiter for `what`, every bucket full at `now`.
-    pub fn new(what: &'static str, per_source: RateLimit, global: RateLimit, now: Instant) -> Self {
+    /// A limiter for `what`, every bucket full at `now`, its sets keyed by `hasher`.
+    pub fn new(
+        what: &'static str,
+        per_source: RateLimit,
+        global: RateLimit,
+        now: Instant,
+        hasher: SeededState,
+    ) -> Self {
         Self {
             what,
             per_source,
             global_limit: global,
             global: Bucket::full(global, now),
             sets: vec![[None; WAYS]; SETS].into_boxed_slice(),
-            hasher: RandomState::new(),
+            hasher,
             refused: 0,
             episodes: 0,
         }
@@ -214,6 +221,9 @@ fn key(source: IpAddr) -> IpAddr {
 mod tests {
     use std::time::Duration;
 
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+
     use super::*;
 
     fn ip(text: &str) -> IpAddr {
@@ -226,6 +236,7 @@ mod tests {
             RateLimit::CHALLENGES_PER_SOURCE,
             RateLimit::CHALLENGES_GLOBAL,
             now,
+            SeededState::new(&mut SmallRng::seed_from_u64(7)),
         )
     }
 

@@ -6,9 +6,9 @@
 use std::net::SocketAddr;
 
 use super::{NoRelayPort, RelayPorts, RelayRequest, Server};
-use crate::proto::AllocId;
-use crate::proto::codec::attribute::AttrType;
-use crate::proto::codec::{ErrorCode, Message};
+use crate::AllocId;
+use crate::codec::attribute::AttrType;
+use crate::codec::{ErrorCode, Message};
 
 /// Address family values (RFC 8656 §18.6).
 const FAMILY_IPV4: u8 = 0x01;

@@ -10,10 +10,10 @@ use rtc_auth::secret::Secret;
 
 use super::super::{NoRelayPort, RelayBinding, RelayPorts, RelayRequest};
 use super::*;
-use crate::proto::codec::attribute::AttrType;
-use crate::proto::codec::{Class, Message, MessageWriter, Method, TransactionId};
-use crate::proto::policy::PeerPolicy;
-use crate::proto::transmit::{Destination, FiveTuple, Transport};
+use crate::codec::attribute::AttrType;
+use crate::codec::{Class, Message, MessageWriter, Method, TransactionId};
+use crate::policy::PeerPolicy;
+use crate::transmit::{Destination, FiveTuple, Transport};
 
 const UNIX: u64 = 1_700_000_000;
 const REALM: &str = "example.org";

@@ -1,7 +1,7 @@
 //! Where long-term keys come from: TURN REST secrets, static users, or nothing; and the
 //! RFC 8489 password algorithms (MD5, SHA-256) they are derived with.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use rtc_auth::long_term::{long_term_key, long_term_key_sha256};
 use rtc_auth::rest::{RestError, RestVerifier, password, validate_username};
@@ -82,7 +82,7 @@ pub enum Credentials {
     /// `no-auth`: every request is accepted without MESSAGE-INTEGRITY.
     None,
     /// `lt-cred-mech` with `user=` lines.
-    Users(HashMap<String, UserKeys>),
+    Users(BTreeMap<String, UserKeys>),
     /// `use-auth-secret`: keys derived from the username and each shared secret.
     Rest(RestVerifier),
 }
@@ -220,7 +220,7 @@ mod tests {
             md5: long_term_key("carol", "r", "pw"),
             sha256: None,
         };
-        let creds = Credentials::Users(HashMap::from([
+        let creds = Credentials::Users(BTreeMap::from([
             ("bob".to_owned(), bob),
             ("carol".to_owned(), carol),
         ]));

@@ -2,7 +2,7 @@
 //! that log what the driver was asked to do.
 
 use super::*;
-use crate::proto::connection::{BIND_TIMEOUT, ConnectionId, Direction, TcpRelayPorts};
+use crate::connection::{BIND_TIMEOUT, ConnectionId, Direction, TcpRelayPorts};
 
 /// TCP relay ports handed out from 198.51.100.1 (2001:db8::1 for IPv6), with logs of the
 /// driver's work.

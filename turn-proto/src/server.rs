@@ -9,7 +9,6 @@
 //! previous one. Wall-clock time (for TURN REST expiry) is derived from the reading
 //! passed to [`Server::new`] and refreshed by [`Server::handle_timeout`].
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -25,8 +24,9 @@ use super::codec::attribute::AttrType;
 use super::codec::channel_data::CHANNEL_RANGE;
 use super::codec::{ChannelData, Class, ErrorCode, Message, MessageWriter, Method, TransactionId};
 use super::connection::{Connection, ConnectionId, TcpRelayPorts};
+use super::hash::{Map, SeededState};
 use super::nonce::{FEATURES_PASSWORD_ALGORITHMS, FEATURES_WITH_USERHASH, Nonces};
-use super::quota::Quotas;
+use super::quota::{QuotaCounts, QuotaLedger, QuotaLimits};
 use super::ratelimit::{RateLimit, SourceLimiter};
 use super::server_config::ServerConfig;
 use super::shards::{HandOvers, ShardContext};
@@ -164,9 +164,11 @@ pub struct Server {
     nonces: Nonces,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    by_tuple: HashMap<FiveTuple, AllocId>,
-    quotas: Quotas,
-    reservations: HashMap<u64, Reservation>,
+    by_tuple: Map<FiveTuple, AllocId>,
+    /// Live allocation counts, shared with the other shards through the driver.
+    quotas: Box<dyn QuotaLedger>,
+    quota_limits: QuotaLimits,
+    reservations: Map<u64, Reservation>,
     clock_instant: Instant,
     clock_unix: u64,
     next_sweep: Instant,
@@ -174,9 +176,9 @@ pub struct Server {
     stats: Stats,
     draining: bool,
     next_alternate: usize,
-    tickets: HashMap<[u8; 16], AllocId>,
+    tickets: Map<[u8; 16], AllocId>,
     /// USERHASH → username for static users (REST usernames cannot be reversed).
-    userhashes: HashMap<[u8; 32], String>,
+    userhashes: Map<[u8; 32], String>,
     /// Requests without MESSAGE-INTEGRITY per UDP source (spoofable, turn-anchors §4.4).
     unauthenticated: SourceLimiter,
     /// 401/438 answers per UDP source.
@@ -186,78 +188,57 @@ pub struct Server {
     /// UDP 5-tuples whose allocation another shard owns.
     handed_over: HandOvers,
     /// RFC 6062 peer connections of TCP allocations.
-    connections: HashMap<ConnectionId, Connection>,
+    connections: Map<ConnectionId, Connection>,
     /// Client data connections joined to a peer connection (RFC 6062 §5.4).
-    by_data: HashMap<FiveTuple, ConnectionId>,
+    by_data: Map<FiveTuple, ConnectionId>,
+    /// The keys of every table above (and of tables rebuilt on reload).
+    hasher: SeededState,
 }
 
 impl Server {
-    /// A server with `config`; `unix_now` is the wall clock at `now`, `seed` keys nonces
-    /// and reservation tokens (from the OS RNG in production, fixed in tests).
+    /// A server with `config`; `unix_now` is the wall clock at `now`, `seed` keys nonces,
+    /// hash tables and reservation tokens (from the OS RNG in production, fixed in tests).
+    /// It counts its own allocations for quotas.
     pub fn new(config: ServerConfig, now: Instant, unix_now: u64, seed: [u8; 32]) -> Self {
         let mut rng = SmallRng::from_seed(seed);
         let nonce_key: [u8; 32] = rng.random();
         let shard = ShardContext::group(1, nonce_key, now).remove(0);
-        Self::new_shard(config, now, unix_now, rng.random(), shard)
+        let counts = Box::new(QuotaCounts::default());
+        Self::new_shard(config, now, unix_now, rng.random(), shard, counts)
     }
 
     /// One of several shards of a process (see [`super::shards`]); `seed` must differ
-    /// between shards, the context comes from one [`ShardContext::group`].
+    /// between shards, the context comes from one [`ShardContext::group`], and `quotas`
+    /// counts the allocations of every shard.
     pub fn new_shard(
         config: ServerConfig,
         now: Instant,
         unix_now: u64,
         seed: [u8; 32],
         shard: ShardContext,
+        quotas: Box<dyn QuotaLedger>,
     ) -> Self {
-        let rng = SmallRng::from_seed(seed);
-        let quotas = shard.quotas.with_limits(
-            config.user_quota,
-            config.total_quota,
-            config.max_bps,
-            config.bps_capacity,
-        );
-        let userhashes: HashMap<[u8; 32], String> = match &config.credentials {
-            Credentials::Users(users) => users
-                .keys()
-                .map(|name| (userhash(name, &config.realm), name.clone()))
-                .collect(),
-            _ => HashMap::new(),
-        };
-        let features = if userhashes.is_empty() {
-            FEATURES_PASSWORD_ALGORITHMS
-        } else {
-            FEATURES_WITH_USERHASH
-        };
+        let mut rng = SmallRng::from_seed(seed);
+        let hasher = SeededState::new(&mut rng);
+        let userhashes = userhashes(&config, hasher);
         Self {
-            nonces: Nonces::new(
-                shard.nonce_key,
-                shard.nonce_epoch,
-                config.stale_nonce,
-                features,
-            ),
+            nonces: nonces(&config, &shard, &userhashes),
             userhashes,
             unauthenticated: SourceLimiter::new(
                 "unauthenticated requests",
                 RateLimit::UNAUTHENTICATED_PER_SOURCE,
                 RateLimit::UNAUTHENTICATED_GLOBAL,
                 now,
+                hasher,
             ),
-            challenges: SourceLimiter::new(
-                "401 answers",
-                RateLimit {
-                    rate: config.challenge_rate,
-                    burst: config.challenge_rate.saturating_mul(2),
-                },
-                RateLimit::CHALLENGES_GLOBAL,
-                now,
-            ),
+            challenges: challenge_limiter(&config, now, hasher),
+            quota_limits: QuotaLimits::of(&config),
             config,
             slots: Vec::new(),
             free: Vec::new(),
-            by_tuple: HashMap::new(),
+            by_tuple: Map::with_hasher(hasher),
             quotas,
-            reservations: HashMap::new(),
+            reservations: Map::with_hasher(hasher),
             clock_instant: now,
             clock_unix: unix_now,
             next_sweep: now + SWEEP_INTERVAL,
@@ -265,11 +246,12 @@ impl Server {
             stats: Stats::default(),
             draining: false,
             next_alternate: 0,
-            tickets: HashMap::new(),
+            tickets: Map::with_hasher(hasher),
             shard,
-            handed_over: HandOvers::default(),
-            connections: HashMap::new(),
-            by_data: HashMap::new(),
+            handed_over: HandOvers::new(hasher),
+            connections: Map::with_hasher(hasher),
+            by_data: Map::with_hasher(hasher),
+            hasher,
         }
     }
 
@@ -900,7 +882,7 @@ impl Server {
         if lifetime.is_zero() {
             return Err(ErrorCode::BAD_REQUEST);
         }
-        if let Err(exceeded) = self.quotas.admit(&auth.user) {
+        if let Err(exceeded) = self.quotas.admit(&auth.user, &self.quota_limits) {
             self.stats.quota_refusals += 1;
             tracing::info!(client = %tuple.client, user = auth.user.as_str(), ?exceeded, "allocation refused: quota");
             return Err(ErrorCode::ALLOCATION_QUOTA_REACHED);
@@ -912,11 +894,11 @@ impl Server {
                 Some(reservation) if reservation.expires > now => Some(reservation.relay),
                 Some(reservation) => {
                     relays.release(reservation.relay);
-                    self.quotas.remove(&auth.user);
+                    self.quotas.release(&auth.user);
                     return Err(ErrorCode::INSUFFICIENT_CAPACITY);
                 }
                 None => {
-                    self.quotas.remove(&auth.user);
+                    self.quotas.release(&auth.user);
                     return Err(ErrorCode::INSUFFICIENT_CAPACITY);
                 }
             },
@@ -939,7 +921,7 @@ impl Server {
         };
         let Ok(binding) = bound else {
             self.free.push(id.index);
-            self.quotas.remove(&auth.user);
+            self.quotas.release(&auth.user);
             return Err(ErrorCode::INSUFFICIENT_CAPACITY);
         };
         let (additional, address_error) = match dual {
@@ -1368,7 +1350,7 @@ impl Server {
             self.by_tuple.remove(&old);
         }
         self.tickets.retain(|_, owner| *owner != id);
-        self.quotas.remove(&allocation.user);
+        self.quotas.release(&allocation.user);
         self.close_connections_of(id, relays);
         match relays.tcp() {
             Some(ports) if allocation.tcp => ports.unlisten(id),
@@ -1443,6 +1425,52 @@ impl Server {
             .find(|(_, public)| *public == peer.ip())
             .map_or(peer, |(private, _)| SocketAddr::new(*private, peer.port()))
     }
+}
+
+/// USERHASH → username for static users (RFC 8489 §14.4).
+fn userhashes(config: &ServerConfig, hasher: SeededState) -> Map<[u8; 32], String> {
+    let mut map = Map::with_hasher(hasher);
+    if let Credentials::Users(users) = &config.credentials {
+        map.extend(
+            users
+                .keys()
+                .map(|name| (userhash(name, &config.realm), name.clone())),
+        );
+    }
+    map
+}
+
+/// Nonces keyed for the whole process, offering USERHASH when some user can use it.
+fn nonces(
+    config: &ServerConfig,
+    shard: &ShardContext,
+    userhashes: &Map<[u8; 32], String>,
+) -> Nonces {
+    let features = if userhashes.is_empty() {
+        FEATURES_PASSWORD_ALGORITHMS
+    } else {
+        FEATURES_WITH_USERHASH
+    };
+    Nonces::new(
+        shard.nonce_key,
+        shard.nonce_epoch,
+        config.stale_nonce,
+        features,
+    )
+}
+
+/// The 401/438 limiter for `config`'s `unauthorized-ratelimit-rps`, full at `now`.
+fn challenge_limiter(config: &ServerConfig, now: Instant, hasher: SeededState) -> SourceLimiter {
+    SourceLimiter::new(
+        "401 answers",
+        RateLimit {
+            rate: config.challenge_rate,
+            burst: config.challenge_rate.saturating_mul(2),
+        },
+        RateLimit::CHALLENGES_GLOBAL,
+        now,
+        hasher,
+    )
 }
 
 /// Borrows only the table, so counters in `self.stats` stay writable alongside.

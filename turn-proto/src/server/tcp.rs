@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::{RelayPorts, Server, Signing, finish, slot_mut};
-use crate::proto::codec::attribute::AttrType;
-use crate::proto::codec::{Class, ErrorCode, Message, MessageWriter, Method, TransactionId};
-use crate::proto::connection::{BIND_TIMEOUT, Connection, ConnectionId, Direction, State};
-use crate::proto::transmit::{Destination, FiveTuple, Payload, Transmit};
-use crate::proto::{AllocId, Stats};
+use crate::codec::attribute::AttrType;
+use crate::codec::{Class, ErrorCode, Message, MessageWriter, Method, TransactionId};
+use crate::connection::{BIND_TIMEOUT, Connection, ConnectionId, Direction, State};
+use crate::transmit::{Destination, FiveTuple, Payload, Transmit};
+use crate::{AllocId, Stats};
 
 impl Server {
     /// The driver finished connecting a Connect's peer connection (`connected`) or gave
@@ -316,7 +316,7 @@ pub(super) fn connection_id(message: &Message<'_>) -> Option<ConnectionId> {
 }
 
 fn entry_state(
-    connections: &mut std::collections::HashMap<ConnectionId, Connection>,
+    connections: &mut crate::hash::Map<ConnectionId, Connection>,
     connection: ConnectionId,
     state: State,
 ) {

@@ -1,5 +1,12 @@
 //! The sans-IO TURN core: fed datagrams, stream chunks and time; gives back what to send
-//! where and when to call again. No sockets, no clock reads, no tokio.
+//! where and when to call again.
+//!
+//! This crate never does I/O, and the compiler keeps it so: it depends on no async
+//! runtime and no socket crate (CI checks its dependency tree), and its clippy
+//! configuration forbids clock reads, OS randomness, locks, threads, files and sockets.
+//! Time comes in as `now` arguments, randomness from a seed, shared counts through
+//! [`quota::QuotaLedger`]. The `turn-server` crate is the driver around it.
+#![cfg_attr(test, allow(clippy::disallowed_methods, clippy::disallowed_types))]
 
 pub mod allocation;
 pub mod auth;
@@ -7,6 +14,7 @@ pub mod bandwidth;
 pub mod codec;
 pub mod connection;
 pub mod framing;
+pub mod hash;
 pub mod nonce;
 pub mod policy;
 pub mod proxy_header;

@@ -1,6 +1,6 @@
 //! The server driven through its public inputs with a fake clock and fake relay ports.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -10,10 +10,10 @@ use rtc_auth::rest::{RestVerifier, mint};
 use rtc_auth::secret::Secret;
 
 use super::*;
-use crate::proto::auth::{Credentials, UserKeys};
-use crate::proto::codec::address::decode_xor;
-use crate::proto::policy::PeerPolicy;
-use crate::proto::transmit::Transport;
+use crate::auth::{Credentials, UserKeys};
+use crate::codec::address::decode_xor;
+use crate::policy::PeerPolicy;
+use crate::transmit::Transport;
 
 const UNIX: u64 = 1_700_000_000;
 const REALM: &str = "example.org";
@@ -65,7 +65,7 @@ impl RelayPorts for FakeRelays {
         self.released.push(relay);
     }
 
-    fn tcp(&mut self) -> Option<&mut dyn crate::proto::connection::TcpRelayPorts> {
+    fn tcp(&mut self) -> Option<&mut dyn crate::connection::TcpRelayPorts> {
         Some(&mut self.tcp)
     }
 }
@@ -256,7 +256,7 @@ fn udp() -> (AttrType, Vec<u8>) {
 /// XOR-PEER-ADDRESS encoded with an all-zero transaction id; `signed` re-encodes it.
 fn xor_peer(_tid: u8, peer: &str) -> (AttrType, Vec<u8>) {
     let mut value = [0u8; 20];
-    let len = crate::proto::codec::address::encode_xor(
+    let len = crate::codec::address::encode_xor(
         peer.parse().unwrap(),
         &TransactionId([0; 12]),
         &mut value,
@@ -936,7 +936,7 @@ fn unclaimed_reservation_is_released() {
 
 #[test]
 fn static_users_and_no_auth() {
-    let mut users = HashMap::new();
+    let mut users = BTreeMap::new();
     users.insert(
         "bob".to_owned(),
         UserKeys::from_password("bob", REALM, "secret"),
@@ -1302,7 +1302,7 @@ fn rfc8489_sha256_password_algorithm_and_integrity() {
 
 #[test]
 fn userhash_for_static_users() {
-    let mut users = HashMap::new();
+    let mut users = BTreeMap::new();
     users.insert(
         "bob".to_owned(),
         UserKeys::from_password("bob", REALM, "secret"),
@@ -1406,10 +1406,29 @@ fn retransmitted_allocate_repeats_ticket_and_reservation() {
     );
 }
 
-/// Two shards of one process, each with its own fake relay ports.
+/// Quota counts shared by the shards of a test, as the driver shares them.
+#[derive(Clone, Default)]
+struct SharedCounts(std::sync::Arc<std::sync::Mutex<QuotaCounts>>);
+
+impl QuotaLedger for SharedCounts {
+    fn admit(
+        &mut self,
+        user: &str,
+        limits: &QuotaLimits,
+    ) -> Result<(), crate::quota::QuotaExceeded> {
+        self.0.lock().unwrap().admit(user, limits)
+    }
+
+    fn release(&mut self, user: &str) {
+        self.0.lock().unwrap().release(user);
+    }
+}
+
+/// Two shards of one process, each with its own fake relay ports, sharing quota counts.
 fn shard_pair(config: ServerConfig) -> (Harness, Harness) {
     let start = Instant::now();
     let mut group = ShardContext::group(2, [7; 32], start).into_iter();
+    let counts = SharedCounts::default();
     let mut shard = |seed| Harness {
         server: Server::new_shard(
             config.clone(),
@@ -1417,6 +1436,7 @@ fn shard_pair(config: ServerConfig) -> (Harness, Harness) {
             UNIX,
             [seed; 32],
             group.next().unwrap(),
+            Box::new(counts.clone()),
         ),
         relays: FakeRelays::default(),
         start,

@@ -6,21 +6,21 @@
 //! allocation. Two requests name an allocation of another 5-tuple: a mobility Refresh
 //! (RFC 8016: the client's address changed) and an Allocate with a RESERVATION-TOKEN.
 //! Tickets and tokens carry the index of the shard that issued them; a shard that gets
-//! one of another shard hands the message over ([`crate::proto::Destination::Shard`]) and
+//! one of another shard hands the message over ([`crate::Destination::Shard`]) and
 //! keeps handing over that 5-tuple's later packets while they keep coming. Handing over
 //! costs the receiving shard a lookup and the driver a copy: only moved clients pay it.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::quota::Quotas;
+use super::hash::{Map, SeededState};
 use super::transmit::FiveTuple;
 
 /// 5-tuples handed over to other shards, at most: past this, a spoofed flood of
 /// ticket-carrying requests is answered locally (437) instead of growing the table.
 const MAX_HANDED_OVER: usize = 65_536;
 
-/// This core's place among the process's shards, and the state all of them share.
+/// This core's place among the process's shards, and the nonce key all of them share
+/// (quota counts are shared through the driver's [`super::quota::QuotaLedger`]).
 #[derive(Debug, Clone)]
 pub struct ShardContext {
     /// This shard's index, carried in the tickets and tokens it issues.
@@ -30,21 +30,17 @@ pub struct ShardContext {
     /// Nonce key and epoch: a nonce one shard issued checks on every other.
     pub(super) nonce_key: [u8; 32],
     pub(super) nonce_epoch: Instant,
-    /// Quota counts for the whole process.
-    pub(super) quotas: Quotas,
 }
 
 impl ShardContext {
-    /// Contexts for `count` shards (at least one) sharing a nonce key and quota counts.
+    /// Contexts for `count` shards (at least one) sharing a nonce key.
     pub fn group(count: u8, nonce_key: [u8; 32], now: Instant) -> Vec<ShardContext> {
-        let quotas = Quotas::default();
         (0..count.max(1))
             .map(|index| ShardContext {
                 index,
                 count: count.max(1),
                 nonce_key,
                 nonce_epoch: now,
-                quotas: quotas.clone(),
             })
             .collect()
     }
@@ -64,12 +60,19 @@ struct HandedOver {
 }
 
 /// The 5-tuples this shard hands over, forgotten after `idle` without a packet.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct HandOvers {
-    tuples: HashMap<FiveTuple, HandedOver>,
+    tuples: Map<FiveTuple, HandedOver>,
 }
 
 impl HandOvers {
+    /// An empty table hashing with `hasher`.
+    pub(super) fn new(hasher: SeededState) -> Self {
+        Self {
+            tuples: Map::with_hasher(hasher),
+        }
+    }
+
     /// The shard `tuple` is handed over to, noting the packet.
     pub(super) fn lookup(&mut self, tuple: &FiveTuple, now: Instant) -> Option<u8> {
         if self.tuples.is_empty() {
@@ -104,7 +107,8 @@ impl HandOvers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::Transport;
+    use crate::Transport;
+    use rand::SeedableRng;
 
     fn tuple(port: u16) -> FiveTuple {
         FiveTuple {
@@ -129,7 +133,9 @@ mod tests {
     #[test]
     fn handed_over_tuples_expire_when_idle_and_are_bounded() {
         let start = Instant::now();
-        let mut table = HandOvers::default();
+        let mut table = HandOvers::new(SeededState::new(&mut rand::rngs::SmallRng::seed_from_u64(
+            1,
+        )));
         assert!(table.insert(tuple(1), 2, start));
         assert_eq!(
             table.lookup(&tuple(1), start + Duration::from_secs(50)),
