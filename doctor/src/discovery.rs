@@ -125,7 +125,9 @@ pub async fn well_known(http: &Http, base: &Url, report: &mut Report) -> WellKno
 pub async fn versions(http: &Http, homeserver: &Url, report: &mut Report) -> bool {
     let url = join(homeserver, "/_matrix/client/versions");
     match http.get(&url, None).await {
-        Ok(answer) if answer.status == 200 && answer.json().is_some_and(|v| v["versions"].is_array()) => {
+        Ok(answer)
+            if answer.status == 200 && answer.json().is_some_and(|v| v["versions"].is_array()) =>
+        {
             report.ok("homeserver", format!("{url} answers"));
             true
         }

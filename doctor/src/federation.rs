@@ -29,9 +29,14 @@ async fn federation_base(http: &Http, server_name: &str) -> Result<(Url, String)
         .map_err(|e| format!("server name {server_name:?}: {e}"))?;
     if let Ok(answer) = http.get(&well_known, None).await
         && answer.status == 200
-        && let Some(delegated) = answer.json().and_then(|v| v["m.server"].as_str().map(str::to_owned))
+        && let Some(delegated) = answer
+            .json()
+            .and_then(|v| v["m.server"].as_str().map(str::to_owned))
     {
-        let with_port = if delegated.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        let with_port = if delegated
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
             delegated.clone()
         } else {
             format!("{delegated}:8448")
@@ -42,7 +47,10 @@ async fn federation_base(http: &Http, server_name: &str) -> Result<(Url, String)
     }
     let url = Url::parse(&format!("https://{server_name}:8448"))
         .map_err(|e| format!("server name {server_name:?}: {e}"))?;
-    Ok((url, "the default port 8448 (no /.well-known/matrix/server)".into()))
+    Ok((
+        url,
+        "the default port 8448 (no /.well-known/matrix/server)".into(),
+    ))
 }
 
 /// `GET /_matrix/federation/v1/version` where lk-jwt-service will look.
@@ -56,7 +64,9 @@ pub async fn check(http: &Http, server_name: &str, report: &mut Report) {
     };
     let url = join(&base, "/_matrix/federation/v1/version");
     match http.get(&url, None).await {
-        Ok(answer) if answer.status == 200 && answer.json().is_some_and(|v| v["server"].is_object()) => {
+        Ok(answer)
+            if answer.status == 200 && answer.json().is_some_and(|v| v["server"].is_object()) =>
+        {
             report.ok("federation", format!("{url} answers (found through {how})"));
         }
         Ok(answer) => report.fail(

@@ -79,12 +79,15 @@ impl Http {
             builder = builder.resolve(host, std::net::SocketAddr::new(*ip, 0));
         }
         if let Some(path) = &options.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+            let pem =
+                std::fs::read(path).map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
             if certs.is_empty() {
-                return Err(format!("--ca-file {}: no certificate in it", path.display()));
+                return Err(format!(
+                    "--ca-file {}: no certificate in it",
+                    path.display()
+                ));
             }
             builder = builder.tls_certs_merge(certs);
         }

@@ -92,13 +92,19 @@ pub async fn check(http: &Http, service: &Url, base: &Url, server_name: &str, re
     }
     let healthz = join(service, "/healthz");
     match http.get(&healthz, None).await {
-        Ok(answer) if answer.status == 200 => report.ok("jwt-healthz", format!("{healthz} answers 200")),
+        Ok(answer) if answer.status == 200 => {
+            report.ok("jwt-healthz", format!("{healthz} answers 200"))
+        }
         Ok(answer) => report.fail(
             "jwt-healthz",
             format!("{healthz} answered {}", answer.describe()),
             "route livekit_service_url's whole prefix to lk-jwt-service",
         ),
-        Err(e) => report.fail("jwt-healthz", e, "publish lk-jwt-service at livekit_service_url"),
+        Err(e) => report.fail(
+            "jwt-healthz",
+            e,
+            "publish lk-jwt-service at livekit_service_url",
+        ),
     }
     match http.preflight(&get_token, "POST").await {
         Ok(answer) if (200..300).contains(&answer.status) && answer.cors_allows() => {
@@ -109,12 +115,18 @@ pub async fn check(http: &Http, service: &Url, base: &Url, server_name: &str, re
             format!(
                 "OPTIONS {get_token} answered {} (Access-Control-Allow-Origin: {})",
                 answer.describe(),
-                answer.header("access-control-allow-origin").unwrap_or("none")
+                answer
+                    .header("access-control-allow-origin")
+                    .unwrap_or("none")
             ),
             "let OPTIONS through to lk-jwt-service (it answers CORS itself); do not add a second \
              Access-Control-Allow-Origin in the proxy",
         ),
-        Err(e) => report.fail("jwt-cors", e, "publish lk-jwt-service at livekit_service_url"),
+        Err(e) => report.fail(
+            "jwt-cors",
+            e,
+            "publish lk-jwt-service at livekit_service_url",
+        ),
     }
 }
 
@@ -138,7 +150,10 @@ pub async fn token_flow(
         Ok(answer) => {
             report.fail(
                 "jwt-token-flow",
-                format!("the homeserver refused an OpenID token: {}", answer.describe()),
+                format!(
+                    "the homeserver refused an OpenID token: {}",
+                    answer.describe()
+                ),
                 "the user must be able to request OpenID tokens",
             );
             return None;
@@ -154,28 +169,41 @@ pub async fn token_flow(
     let answer = match http.post_json(&get_token, &body, None).await {
         Ok(answer) => answer,
         Err(e) => {
-            report.fail("jwt-token-flow", e, "publish lk-jwt-service at livekit_service_url");
+            report.fail(
+                "jwt-token-flow",
+                e,
+                "publish lk-jwt-service at livekit_service_url",
+            );
             return None;
         }
     };
-    let access = answer.json().filter(|_| answer.status == 200).and_then(|v| {
-        Some(SfuAccess {
-            url: v["url"].as_str()?.to_owned(),
-            jwt: v["jwt"].as_str()?.to_owned(),
-        })
-    });
+    let access = answer
+        .json()
+        .filter(|_| answer.status == 200)
+        .and_then(|v| {
+            Some(SfuAccess {
+                url: v["url"].as_str()?.to_owned(),
+                jwt: v["jwt"].as_str()?.to_owned(),
+            })
+        });
     match access {
         Some(access) => {
             report.ok(
                 "jwt-token-flow",
-                format!("a real OpenID token gets a LiveKit token for {}", access.url),
+                format!(
+                    "a real OpenID token gets a LiveKit token for {}",
+                    access.url
+                ),
             );
             Some(access)
         }
         None => {
             report.fail(
                 "jwt-token-flow",
-                format!("/get_token with a real OpenID token answered {}", answer.describe()),
+                format!(
+                    "/get_token with a real OpenID token answered {}",
+                    answer.describe()
+                ),
                 "see the jwt-* checks above when they failed too; else lk-jwt-service could not \
                  verify the token over the homeserver's federation API: see the federation check \
                  and lk-jwt-service's log",

@@ -37,9 +37,10 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         Some(token) => discovery::whoami(&http, &homeserver, token, &mut report).await,
         None => None,
     };
-    let server_name = session
-        .as_ref()
-        .map_or_else(|| target.server_name.clone(), |s| s.server_name().to_owned());
+    let server_name = session.as_ref().map_or_else(
+        || target.server_name.clone(),
+        |s| s.server_name().to_owned(),
+    );
 
     let service = transports::check(
         &http,

@@ -47,7 +47,9 @@ pub async fn check(http: &Http, service: &Url, access: &SfuAccess, report: &mut 
     // livekit-client connects to `<url>/rtc`; `/rtc/validate` answers the same token
     // over plain HTTP.
     let mut validate = join(&base, "/rtc/validate");
-    validate.query_pairs_mut().append_pair("access_token", &access.jwt);
+    validate
+        .query_pairs_mut()
+        .append_pair("access_token", &access.jwt);
     match http.get(&validate, None).await {
         Ok(answer) if answer.status == 200 => report.ok(
             "livekit-token",

@@ -67,10 +67,7 @@ fn parse_resolve(text: &str) -> Result<(String, IpAddr), String> {
 
 impl Options {
     /// Parses the arguments after `doctor`; `env` reads environment variables.
-    pub fn parse(
-        args: &[String],
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, String> {
+    pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let mut target = None;
         let mut options = Options {
             target: String::new(),
@@ -160,7 +157,14 @@ mod tests {
     #[test]
     fn options_and_their_errors() {
         let options = Options::parse(
-            &args(&["example.org", "--json", "--timeout", "5", "--server-name", "e.org"]),
+            &args(&[
+                "example.org",
+                "--json",
+                "--timeout",
+                "5",
+                "--server-name",
+                "e.org",
+            ]),
             |_| Some("tok".into()),
         )
         .unwrap();
@@ -176,12 +180,24 @@ mod tests {
         assert!(Options::parse(&args(&["a", "--timeout"]), no_env).is_err());
         assert!(Options::parse(&args(&["a", "--bogus"]), no_env).is_err());
         let options = Options::parse(
-            &args(&["a", "--resolve", "rtc.example.org:127.0.0.1", "--resolve", "b:[::1]"]),
+            &args(&[
+                "a",
+                "--resolve",
+                "rtc.example.org:127.0.0.1",
+                "--resolve",
+                "b:[::1]",
+            ]),
             no_env,
         )
         .unwrap();
-        assert_eq!(options.resolved("RTC.example.org"), Some([127, 0, 0, 1].into()));
-        assert_eq!(options.resolved("b"), Some(std::net::Ipv6Addr::LOCALHOST.into()));
+        assert_eq!(
+            options.resolved("RTC.example.org"),
+            Some([127, 0, 0, 1].into())
+        );
+        assert_eq!(
+            options.resolved("b"),
+            Some(std::net::Ipv6Addr::LOCALHOST.into())
+        );
         assert_eq!(options.resolved("c"), None);
         assert!(Options::parse(&args(&["a", "--resolve", "b"]), no_env).is_err());
         assert!(Options::parse(&args(&["a", "--resolve", "b:nothing"]), no_env).is_err());

@@ -80,7 +80,10 @@ pub async fn check(
         return None;
     }
     let document = answer.json().unwrap_or_default();
-    let entries = document["rtc_transports"].as_array().cloned().unwrap_or_default();
+    let entries = document["rtc_transports"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let service = entries.iter().find_map(|entry| {
         (entry["type"].as_str()? == "livekit")
             .then(|| entry["livekit_service_url"].as_str())
@@ -122,4 +125,3 @@ pub async fn check(
     }
     Some(service)
 }
-

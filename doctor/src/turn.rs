@@ -129,7 +129,10 @@ pub async fn check(
         );
         return;
     };
-    report.ok("turn-config", format!("the homeserver hands out {} TURN URI(s)", uris.len()));
+    report.ok(
+        "turn-config",
+        format!("the homeserver hands out {} TURN URI(s)", uris.len()),
+    );
     for uri in &uris {
         let text = uri.as_str().unwrap_or_default();
         let parsed = match TurnUri::parse(text) {
@@ -167,29 +170,48 @@ async fn allocate_one(
     let timeout = options.timeout;
     let resolved = match options.resolved(&uri.host) {
         Some(ip) => Ok(Ok(vec![SocketAddr::new(ip, uri.port)])),
-        None => tokio::time::timeout(timeout, tokio::net::lookup_host((uri.host.as_str(), uri.port)))
-            .await
-            .map(|found| found.map(Iterator::collect::<Vec<_>>)),
+        None => tokio::time::timeout(
+            timeout,
+            tokio::net::lookup_host((uri.host.as_str(), uri.port)),
+        )
+        .await
+        .map(|found| found.map(Iterator::collect::<Vec<_>>)),
     };
     let addresses: Vec<SocketAddr> = match resolved {
         Ok(Ok(addresses)) => addresses,
         Ok(Err(e)) => {
-            report.fail("turn-dns", format!("{}: {e}", uri.host), "publish a DNS record for the TURN host");
+            report.fail(
+                "turn-dns",
+                format!("{}: {e}", uri.host),
+                "publish a DNS record for the TURN host",
+            );
             return;
         }
         Err(_) => {
-            report.fail("turn-dns", format!("{}: DNS timeout", uri.host), "publish a DNS record for the TURN host");
+            report.fail(
+                "turn-dns",
+                format!("{}: DNS timeout", uri.host),
+                "publish a DNS record for the TURN host",
+            );
             return;
         }
     };
     let Some(&address) = addresses.first() else {
-        report.fail("turn-dns", format!("{} has no address", uri.host), "publish a DNS record for the TURN host");
+        report.fail(
+            "turn-dns",
+            format!("{} has no address", uri.host),
+            "publish a DNS record for the TURN host",
+        );
         return;
     };
     if !addresses.iter().any(|a| is_public(a.ip())) {
         report.warn(
             "turn-private-address",
-            format!("{} resolves to {} only: reachable from this network only", uri.host, address.ip()),
+            format!(
+                "{} resolves to {} only: reachable from this network only",
+                uri.host,
+                address.ip()
+            ),
             "clients outside need the TURN host's public address in DNS",
         );
     }
@@ -288,7 +310,11 @@ impl Channel {
 
     /// Sends `request` and returns the response with the same transaction id. UDP
     /// retransmits every 500 ms (the caller bounds the whole exchange).
-    async fn exchange(&mut self, request: &[u8], id: TransactionId) -> Result<Vec<u8>, AllocateError> {
+    async fn exchange(
+        &mut self,
+        request: &[u8],
+        id: TransactionId,
+    ) -> Result<Vec<u8>, AllocateError> {
         let io = |e: std::io::Error| AllocateError::Io(e.to_string());
         match self {
             Self::Udp(socket) => loop {
@@ -312,7 +338,10 @@ impl Channel {
                     let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
                     let mut message = header.to_vec();
                     message.resize(HEADER_LEN + length, 0);
-                    stream.read_exact(&mut message[HEADER_LEN..]).await.map_err(io)?;
+                    stream
+                        .read_exact(&mut message[HEADER_LEN..])
+                        .await
+                        .map_err(io)?;
                     if Message::parse(&message).is_ok_and(|m| m.transaction() == id) {
                         return Ok(message);
                     }
@@ -348,10 +377,14 @@ async fn allocate(
         .attr(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
         .fingerprint();
     let response = channel.exchange(&request, id).await?;
-    let challenge = Message::parse(&response).map_err(|e| AllocateError::Io(format!("bad STUN answer: {e}")))?;
+    let challenge = Message::parse(&response)
+        .map_err(|e| AllocateError::Io(format!("bad STUN answer: {e}")))?;
     if challenge.class() != Class::Error || error_code(&challenge).0 != 401 {
         let (code, reason) = error_code(&challenge);
-        return Err(AllocateError::Refused(code, format!("to the unauthenticated Allocate: {reason}")));
+        return Err(AllocateError::Refused(
+            code,
+            format!("to the unauthenticated Allocate: {reason}"),
+        ));
     }
     let text = |kind| {
         challenge
@@ -372,7 +405,8 @@ async fn allocate(
         .integrity(&key)
         .fingerprint();
     let response = channel.exchange(&request, id).await?;
-    let answer = Message::parse(&response).map_err(|e| AllocateError::Io(format!("bad STUN answer: {e}")))?;
+    let answer = Message::parse(&response)
+        .map_err(|e| AllocateError::Io(format!("bad STUN answer: {e}")))?;
     if answer.class() != Class::Success {
         let (code, reason) = error_code(&answer);
         return Err(AllocateError::Refused(code, reason));

@@ -253,9 +253,10 @@ impl Config {
 
         let rtc_transports_service_url = match var("LIVEKIT_RTC_TRANSPORTS_SERVICE_URL") {
             None => None,
-            Some(v) => Some(crate::routes::transports::parse_service_url(&v).map_err(|e| {
-                ConfigError(format!("LIVEKIT_RTC_TRANSPORTS_SERVICE_URL: {e}"))
-            })?),
+            Some(v) => Some(
+                crate::routes::transports::parse_service_url(&v)
+                    .map_err(|e| ConfigError(format!("LIVEKIT_RTC_TRANSPORTS_SERVICE_URL: {e}")))?,
+            ),
         };
 
         Ok(Self {

@@ -103,12 +103,18 @@ fn without_transports_route(text: String) -> String {
 
 /// Removes `org.matrix.msc4143.rtc_foci` from the client well-known document.
 fn without_rtc_foci(text: String) -> String {
-    let start = text.find(",\"org.matrix.msc4143.rtc_foci\"").expect("rtc_foci in the template");
+    let start = text
+        .find(",\"org.matrix.msc4143.rtc_foci\"")
+        .expect("rtc_foci in the template");
     let end = start + text[start..].find("]").expect("end of rtc_foci") + 1;
     format!("{}{}", &text[..start], &text[end..])
 }
 
-async fn service(sfu: &LiveKitFake, synapse: &Synapse, extra: &[(&'static str, String)]) -> Service {
+async fn service(
+    sfu: &LiveKitFake,
+    synapse: &Synapse,
+    extra: &[(&'static str, String)],
+) -> Service {
     let mut env = vec![
         ("LIVEKIT_URL", format!("wss://{RTC_DOMAIN}/livekit/sfu")),
         ("LIVEKIT_API_URL", format!("http://{}", sfu.addr)),
@@ -146,7 +152,11 @@ async fn doctor(port: u16, pki: &Pki, token: Option<&str>) -> (i32, Value) {
         .unwrap()
         .expect("cannot run lk-jwt-service doctor");
     // Every call has a 5 s timeout; a run that takes much longer is a hang.
-    assert!(started.elapsed() < Duration::from_secs(90), "doctor took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "doctor took {:?}",
+        started.elapsed()
+    );
     eprintln!("doctor run: {:?}", started.elapsed());
     let stdout = String::from_utf8_lossy(&output.stdout);
     let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
@@ -189,7 +199,10 @@ fn docs_synapse(nginx_port: u16, turn_port: u16, secret_file: &Path) -> Synapse 
                 "https://rtc.example.org/livekit/jwt",
                 format!("https://{RTC_DOMAIN}:{nginx_port}/livekit/jwt"),
             ),
-            ("turn.example.org:3478", format!("{TURN_DOMAIN}:{turn_port}")),
+            (
+                "turn.example.org:3478",
+                format!("{TURN_DOMAIN}:{turn_port}"),
+            ),
             ("turn.example.org", TURN_DOMAIN.to_owned()),
             (
                 "/run/secrets/turn_shared_secret",
@@ -216,7 +229,10 @@ async fn a_deployment_as_the_docs_say_passes_and_ws_behind_https_is_named() {
     let jwt = service(
         &sfu,
         &synapse,
-        &[("LIVEKIT_URL", format!("wss://{RTC_DOMAIN}:{port}/livekit/sfu"))],
+        &[(
+            "LIVEKIT_URL",
+            format!("wss://{RTC_DOMAIN}:{port}/livekit/sfu"),
+        )],
     )
     .await;
     let proxy = nginx(port, &pki, &synapse, &jwt, &sfu, without_transports_route);
@@ -242,19 +258,33 @@ async fn a_deployment_as_the_docs_say_passes_and_ws_behind_https_is_named() {
         "turn-allocate",
         "federation",
     ] {
-        assert!(ids(&report, "ok").contains(&id.to_owned()), "{id} not ok: {report:#}");
+        assert!(
+            ids(&report, "ok").contains(&id.to_owned()),
+            "{id} not ok: {report:#}"
+        );
     }
     let allocations = summary(&report, "turn-allocate");
-    assert!(allocations.contains("over UDP") && allocations.contains("over TCP"), "{allocations}");
+    assert!(
+        allocations.contains("over UDP") && allocations.contains("over TCP"),
+        "{allocations}"
+    );
     drop(proxy);
     drop(jwt);
 
     // The seeds' LiveKit URL: ws:// straight at the SFU while the site is https.
-    let jwt = service(&sfu, &synapse, &[("LIVEKIT_URL", format!("ws://{}", sfu.addr))]).await;
+    let jwt = service(
+        &sfu,
+        &synapse,
+        &[("LIVEKIT_URL", format!("ws://{}", sfu.addr))],
+    )
+    .await;
     let _proxy = nginx(port, &pki, &synapse, &jwt, &sfu, without_transports_route);
     let (code, report) = doctor(port, &pki, Some(&token)).await;
     assert_eq!(code, 1, "{report:#}");
-    assert!(ids(&report, "fail").contains(&"livekit-url-insecure".to_owned()), "{report:#}");
+    assert!(
+        ids(&report, "fail").contains(&"livekit-url-insecure".to_owned()),
+        "{report:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -276,7 +306,10 @@ async fn each_seed_mistake_is_named() {
     let jwt = service(
         &sfu,
         &synapse,
-        &[("LIVEKIT_URL", format!("wss://{RTC_DOMAIN}:{port}/livekit/sfu"))],
+        &[(
+            "LIVEKIT_URL",
+            format!("wss://{RTC_DOMAIN}:{port}/livekit/sfu"),
+        )],
     )
     .await;
 
@@ -286,7 +319,10 @@ async fn each_seed_mistake_is_named() {
     });
     let (code, report) = doctor(port, &pki, None).await;
     assert_eq!(code, 1);
-    assert!(ids(&report, "fail").contains(&"transports-missing".to_owned()), "{report:#}");
+    assert!(
+        ids(&report, "fail").contains(&"transports-missing".to_owned()),
+        "{report:#}"
+    );
     drop(proxy);
 
     // rtc_foci only: the seeds' well-known, no transports endpoint.
@@ -294,8 +330,14 @@ async fn each_seed_mistake_is_named() {
     let (code, report) = doctor(port, &pki, None).await;
     assert_eq!(code, 1);
     let failed = ids(&report, "fail");
-    assert!(failed.contains(&"transports-rtc-foci-only".to_owned()), "{report:#}");
-    assert!(!failed.contains(&"transports-missing".to_owned()), "{report:#}");
+    assert!(
+        failed.contains(&"transports-rtc-foci-only".to_owned()),
+        "{report:#}"
+    );
+    assert!(
+        !failed.contains(&"transports-missing".to_owned()),
+        "{report:#}"
+    );
     drop(proxy);
     drop(jwt);
 
@@ -307,7 +349,10 @@ async fn each_seed_mistake_is_named() {
         &sfu,
         &synapse,
         &[
-            ("LIVEKIT_URL", format!("wss://{RTC_DOMAIN}:{port}/livekit/sfu")),
+            (
+                "LIVEKIT_URL",
+                format!("wss://{RTC_DOMAIN}:{port}/livekit/sfu"),
+            ),
             (
                 "LIVEKIT_RTC_TRANSPORTS_SERVICE_URL",
                 format!("https://{MATRIX_DOMAIN}:{port}/livekit/jwt"),
@@ -319,11 +364,24 @@ async fn each_seed_mistake_is_named() {
     let (code, report) = doctor(port, &pki, Some(&token)).await;
     assert_eq!(code, 1);
     let failed = ids(&report, "fail");
-    for id in ["jwt-route-shadowed", "turn-uri-no-transport", "turn-secret-mismatch"] {
-        assert!(failed.contains(&id.to_owned()), "{id} not named: {report:#}");
+    for id in [
+        "jwt-route-shadowed",
+        "turn-uri-no-transport",
+        "turn-secret-mismatch",
+    ] {
+        assert!(
+            failed.contains(&id.to_owned()),
+            "{id} not named: {report:#}"
+        );
     }
-    assert!(summary(&report, "jwt-route-shadowed").contains("HTTP 404"), "{report:#}");
-    assert!(ids(&report, "ok").contains(&"transports".to_owned()), "{report:#}");
+    assert!(
+        summary(&report, "jwt-route-shadowed").contains("HTTP 404"),
+        "{report:#}"
+    );
+    assert!(
+        ids(&report, "ok").contains(&"transports".to_owned()),
+        "{report:#}"
+    );
     drop(proxy);
     drop(jwt);
 
@@ -332,7 +390,10 @@ async fn each_seed_mistake_is_named() {
         &sfu,
         &synapse,
         &[
-            ("LIVEKIT_URL", format!("wss://{RTC_DOMAIN}:{port}/livekit/sfu")),
+            (
+                "LIVEKIT_URL",
+                format!("wss://{RTC_DOMAIN}:{port}/livekit/sfu"),
+            ),
             (
                 "LIVEKIT_RTC_TRANSPORTS_SERVICE_URL",
                 format!("https://{RTC_DOMAIN}:{port}/livekit/jwt"),
@@ -344,9 +405,14 @@ async fn each_seed_mistake_is_named() {
     let (_, report) = doctor(port, &pki, Some(&token)).await;
     let failed = ids(&report, "fail");
     assert!(
-        !failed.iter().any(|id| id.starts_with("transports") || id.starts_with("jwt")),
+        !failed
+            .iter()
+            .any(|id| id.starts_with("transports") || id.starts_with("jwt")),
         "{report:#}"
     );
-    assert!(ids(&report, "ok").contains(&"livekit-token".to_owned()), "{report:#}");
+    assert!(
+        ids(&report, "ok").contains(&"livekit-token".to_owned()),
+        "{report:#}"
+    );
     let _ = &pki.dir;
 }

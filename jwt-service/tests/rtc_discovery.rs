@@ -17,7 +17,9 @@ const SERVICE_URL: &str = "https://rtc.example.test/livekit/jwt";
 /// Runs the matrix-js-sdk client against `base_url`; returns its JSON line.
 async fn js_client(base_url: &str, token: &str, ca_file: Option<&str>) -> Value {
     assert!(
-        std::path::Path::new(JS_DIR).join("node_modules/matrix-js-sdk").is_dir(),
+        std::path::Path::new(JS_DIR)
+            .join("node_modules/matrix-js-sdk")
+            .is_dir(),
         "matrix-js-sdk is not installed: run scripts/install-test-deps.sh"
     );
     let mut command = std::process::Command::new("node");
@@ -38,10 +40,17 @@ async fn js_client(base_url: &str, token: &str, ca_file: Option<&str>) -> Value 
         .await
         .unwrap()
         .expect("cannot run node (scripts/install-test-deps.sh installs it)");
-    assert!(started.elapsed() < Duration::from_secs(60), "node took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "node took {:?}",
+        started.elapsed()
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let answer: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!("no JSON from node ({e}): {stdout}\n{}", String::from_utf8_lossy(&output.stderr))
+        panic!(
+            "no JSON from node ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
     });
     assert_eq!(
         output.status.success(),
@@ -77,7 +86,10 @@ async fn through_the_nginx_template_any_homeserver_gets_the_transport() {
     let sfu = LiveKitFake::start().await;
     let env = |transports: bool| {
         let mut env = vec![
-            ("LIVEKIT_URL", "wss://rtc.example.test/livekit/sfu".to_owned()),
+            (
+                "LIVEKIT_URL",
+                "wss://rtc.example.test/livekit/sfu".to_owned(),
+            ),
             ("LIVEKIT_API_URL", format!("http://{}", sfu.addr)),
             ("LIVEKIT_KEY", KEY.to_owned()),
             ("LIVEKIT_SECRET", SECRET.to_owned()),
@@ -114,7 +126,8 @@ async fn through_the_nginx_template_any_homeserver_gets_the_transport() {
     let proxy = Nginx::start(port, &values(&service), |t| t);
     let answer = js_client(&base_url, &token, Some(&ca)).await;
     assert_eq!(
-        answer["livekit_service_url"], SERVICE_URL,
+        answer["livekit_service_url"],
+        SERVICE_URL,
         "{answer}\n{}",
         proxy.error_log()
     );

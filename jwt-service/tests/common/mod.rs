@@ -985,13 +985,20 @@ impl Nginx {
     /// Renders the template with `values` (every name of [`NGINX_VARIABLES`] but
     /// `LISTEN`, which is `127.0.0.1:port`), passes the text through
     /// `edit` (to reproduce a deployment mistake) and starts nginx.
-    pub fn start(port: u16, values: &[(&str, String)], edit: impl FnOnce(String) -> String) -> Self {
+    pub fn start(
+        port: u16,
+        values: &[(&str, String)],
+        edit: impl FnOnce(String) -> String,
+    ) -> Self {
         let dir = TempDir::new("nginx");
         let template = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../docker/nginx/element-call.conf.template"
         );
-        let list: String = NGINX_VARIABLES.iter().map(|v| format!("${{{v}}} ")).collect();
+        let list: String = NGINX_VARIABLES
+            .iter()
+            .map(|v| format!("${{{v}}} "))
+            .collect();
         let rendered = Command::new("envsubst")
             .arg(list)
             .stdin(std::fs::File::open(template).expect("the nginx template"))
@@ -1058,7 +1065,14 @@ impl TurnServer {
         BUILT.get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo)
-                .args(["build", "--quiet", "-p", "turn-server", "--bin", "turn-server"])
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "turn-server",
+                    "--bin",
+                    "turn-server",
+                ])
                 .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
                 .status()
                 .expect("cannot run cargo to build turn-server");
@@ -1107,8 +1121,11 @@ impl Drop for TurnServer {
 /// `<!-- tested: NAME -->`, with each `(example, actual)` replaced, so tests run the
 /// configuration exactly as the docs show it.
 pub fn docs_block(name: &str, replacements: &[(&str, String)]) -> String {
-    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/element-call.md"))
-        .expect("docs/element-call.md");
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/element-call.md"
+    ))
+    .expect("docs/element-call.md");
     let marker = format!("<!-- tested: {name} -->");
     let after = docs
         .split_once(&marker)
@@ -1119,7 +1136,10 @@ pub fn docs_block(name: &str, replacements: &[(&str, String)]) -> String {
     let body = &body[body.find('\n').expect("fence line") + 1..];
     let mut block = body[..body.find("```").expect("closing fence")].to_owned();
     for (example, actual) in replacements {
-        assert!(block.contains(example), "{name}: {example:?} is not in the docs block");
+        assert!(
+            block.contains(example),
+            "{name}: {example:?} is not in the docs block"
+        );
         block = block.replace(example, actual);
     }
     block
