@@ -73,6 +73,8 @@ impl Http {
             .timeout(options.timeout)
             .connect_timeout(options.timeout.min(Duration::from_secs(5)))
             .redirect(reqwest::redirect::Policy::limited(3))
+            // HTTP/1.1 as browsers use for WebSocket upgrades (checked on LiveKit's URL).
+            .http1_only()
             .no_proxy()
             .user_agent(concat!("rtc-doctor/", env!("CARGO_PKG_VERSION")));
         for (host, ip) in &options.resolve {
@@ -120,6 +122,20 @@ impl Http {
         read(url, request.send().await).await
     }
 
+    /// The opening handshake of a WebSocket (RFC 6455 §4.1) with `key`, as a browser
+    /// sends it; the connection is dropped after the answer.
+    pub async fn websocket_handshake(&self, url: &Url, key: &str) -> Result<Answer, String> {
+        let request = self
+            .client
+            .get(url.clone())
+            .header("origin", ORIGIN)
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", key);
+        read(url, request.send().await).await
+    }
+
     /// `POST url` with a JSON body.
     pub async fn post_json(
         &self,
@@ -147,6 +163,14 @@ async fn read(
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let mut body = Vec::new();
+    if status == 101 {
+        // Switching protocols: no HTTP body follows.
+        return Ok(Answer {
+            status,
+            headers,
+            body: String::new(),
+        });
+    }
     while let Some(chunk) = response
         .chunk()
         .await

@@ -1,6 +1,10 @@
 //! The LiveKit URL lk-jwt-service hands out (`LIVEKIT_URL`): a `wss://` URL with a valid
-//! certificate when the page is https, reachable through the proxy, and accepting the
-//! token lk-jwt-service minted (`GET <url>/rtc/validate`, LiveKit's own pre-join check).
+//! certificate when the page is https, reachable through the proxy, accepting the token
+//! lk-jwt-service minted (`GET <url>/rtc/validate`, LiveKit's own pre-join check), and
+//! upgrading `<url>/rtc` to a WebSocket through the proxy.
+
+use base64::Engine as _;
+use sha1::Digest as _;
 
 use url::Url;
 
@@ -65,10 +69,81 @@ pub async fn check(http: &Http, service: &Url, access: &SfuAccess, report: &mut 
             format!("{base}rtc/validate answered {}: not LiveKit", answer.describe()),
             "route LIVEKIT_URL's path (with WebSocket upgrade) to LiveKit's port 7880",
         ),
+        Err(e) => {
+            report.fail(
+                "livekit-reachable",
+                e,
+                "LIVEKIT_URL must be reachable from clients, with a certificate valid for its host",
+            );
+            return;
+        }
+    }
+    websocket(http, &base, &access.jwt, report).await;
+}
+
+/// The `Sec-WebSocket-Accept` value for `key` (RFC 6455 §4.2.2).
+fn accept_value(key: &str) -> String {
+    let digest = sha1::Sha1::digest(format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11"));
+    base64::engine::general_purpose::STANDARD.encode(digest)
+}
+
+/// Opens `<url>/rtc` as livekit-client does and drops it after the handshake. LiveKit
+/// then sees a participant of the check's own room leave at once.
+async fn websocket(http: &Http, base: &Url, jwt: &str, report: &mut Report) {
+    let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
+    let mut url = join(base, "/rtc");
+    url.query_pairs_mut()
+        .append_pair("access_token", jwt)
+        .append_pair("auto_subscribe", "0");
+    match http.websocket_handshake(&url, &key).await {
+        Ok(answer)
+            if answer.status == 101
+                && answer.header("sec-websocket-accept") == Some(accept_value(&key).as_str()) =>
+        {
+            report.ok(
+                "livekit-websocket",
+                format!("{base}rtc upgrades to a WebSocket"),
+            );
+        }
+        Ok(answer)
+            if answer.body.contains("not using the websocket protocol") || answer.status == 101 =>
+        {
+            report.fail(
+                "livekit-websocket",
+                format!(
+                    "{base}rtc answered {}: the WebSocket upgrade does not get through",
+                    answer.describe()
+                ),
+                "the reverse proxy must pass the upgrade: nginx `proxy_http_version 1.1; \
+                 proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\"` \
+                 (Traefik passes it by itself)",
+            );
+        }
+        Ok(answer) => report.warn(
+            "livekit-websocket",
+            format!(
+                "{base}rtc answered {} to the WebSocket handshake: {}",
+                answer.describe(),
+                answer.body.trim()
+            ),
+            "see LiveKit's log for the refused join",
+        ),
         Err(e) => report.fail(
-            "livekit-reachable",
+            "livekit-websocket",
             e,
             "LIVEKIT_URL must be reachable from clients, with a certificate valid for its host",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc6455_accept_value() {
+        // RFC 6455 §1.3's example.
+        assert_eq!(
+            super::accept_value("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
     }
 }

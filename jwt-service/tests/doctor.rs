@@ -254,6 +254,7 @@ async fn a_deployment_as_the_docs_say_passes_and_ws_behind_https_is_named() {
         "jwt-token-flow",
         "livekit-url",
         "livekit-token",
+        "livekit-websocket",
         "turn-config",
         "turn-allocate",
         "federation",
@@ -268,6 +269,22 @@ async fn a_deployment_as_the_docs_say_passes_and_ws_behind_https_is_named() {
         allocations.contains("over UDP") && allocations.contains("over TCP"),
         "{allocations}"
     );
+    drop(proxy);
+
+    // A proxy that does not pass the WebSocket upgrade to LiveKit.
+    let proxy = nginx(port, &pki, &synapse, &jwt, &sfu, |t| {
+        without_transports_route(t)
+            .lines()
+            .filter(|l| {
+                !l.contains("proxy_set_header Upgrade")
+                    && !l.contains("proxy_set_header Connection")
+            })
+            .map(|l| format!("{l}\n"))
+            .collect()
+    });
+    let (code, report) = doctor(port, &pki, Some(&token)).await;
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(ids(&report, "fail"), ["livekit-websocket"], "{report:#}");
     drop(proxy);
     drop(jwt);
 

@@ -660,7 +660,82 @@ impl LiveKitFake {
                 Err(e) => (StatusCode::UNAUTHORIZED, format!("invalid token: {e}")),
             }
         };
+        // LiveKit's signalling socket: gorilla/websocket's checks and messages, then 101
+        // with the RFC 6455 accept value (the connection is not used further).
+        let rtc = |headers: HeaderMap,
+                   axum::extract::Query(query): axum::extract::Query<
+            std::collections::HashMap<String, String>,
+        >| async move {
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_ascii_lowercase()
+            };
+            if !header("connection")
+                .split(',')
+                .any(|t| t.trim() == "upgrade")
+            {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    [("sec-websocket-accept", String::new())],
+                    "websocket: the client is not using the websocket protocol: 'upgrade' token not found in 'Connection' header".to_owned(),
+                );
+            }
+            let key = headers
+                .get("sec-websocket-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let token = query.get("access_token").cloned().unwrap_or_default();
+            let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+            validation.set_issuer(&[KEY]);
+            validation.validate_aud = false;
+            if header("upgrade") != "websocket" || key.is_empty() {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    [("sec-websocket-accept", String::new())],
+                    "websocket: not a websocket handshake".to_owned(),
+                );
+            }
+            if let Err(e) = jsonwebtoken::decode::<ApiClaims>(
+                &token,
+                &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+                &validation,
+            ) {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [("sec-websocket-accept", String::new())],
+                    format!("invalid token: {e}"),
+                );
+            }
+            use base64::Engine as _;
+            use sha1::Digest as _;
+            let accept = base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(
+                format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
+            ));
+            (
+                StatusCode::SWITCHING_PROTOCOLS,
+                [("sec-websocket-accept", accept)],
+                String::new(),
+            )
+        };
+        let rtc = move |headers, query| async move {
+            let (status, accept, body) = rtc(headers, query).await;
+            let mut response = axum::response::IntoResponse::into_response((status, accept, body));
+            if status == StatusCode::SWITCHING_PROTOCOLS {
+                let headers = response.headers_mut();
+                headers.insert("upgrade", axum::http::HeaderValue::from_static("websocket"));
+                headers.insert(
+                    "connection",
+                    axum::http::HeaderValue::from_static("Upgrade"),
+                );
+            }
+            response
+        };
         let app = axum::Router::new()
+            .route("/rtc", axum::routing::get(rtc))
             .route("/rtc/validate", axum::routing::get(validate))
             .route("/twirp/livekit.RoomService/CreateRoom", post(handler))
             .route(
