@@ -213,6 +213,43 @@ fn docs_synapse(nginx_port: u16, turn_port: u16, secret_file: &Path) -> Synapse 
     Synapse::start("doctor-docs", &block)
 }
 
+#[test]
+fn bad_arguments_exit_2_with_the_usage_and_an_unreachable_server_fails_in_bounded_time() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lk-jwt-service"))
+            .arg("doctor")
+            .args(args)
+            .env_remove("MATRIX_ACCESS_TOKEN")
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &[][..],
+        &["example.org", "--timeout", "0"],
+        &["example.org", "--resolve", "example.org"],
+        &["example.org", "--bogus"],
+        &["ftp://example.org"],
+        &["example.org", "--ca-file", "/nonexistent/ca.pem"],
+    ] {
+        let output = run(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).starts_with("lk-jwt-service doctor: "),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // Nothing listens there: every step fails or is skipped, exit code 1, in bounded time.
+    let port = common::free_port();
+    let started = Instant::now();
+    let output = run(&[&format!("http://127.0.0.1:{port}"), "--timeout", "2"]);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("[FAIL] well-known: cannot fetch"), "{text}");
+    assert!(text.contains("       fix: "), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deployment_as_the_docs_say_passes_and_ws_behind_https_is_named() {
     let turn = TurnServer::start(TURN_SECRET);

@@ -98,4 +98,32 @@ mod tests {
         assert!(parse_service_url("https://rtc.example.org/livekit/jwt/get_token").is_err());
         assert!(parse_service_url("https://rtc.example.org/?a=b").is_err());
     }
+
+    #[test]
+    fn the_variable_is_off_by_default_and_a_bad_value_is_named() {
+        let base = |extra: Option<&'static str>| {
+            move |name: &str| match name {
+                "LIVEKIT_URL" => Some("wss://rtc.example.org/livekit/sfu".to_owned()),
+                "LIVEKIT_KEY" => Some("key".to_owned()),
+                "LIVEKIT_SECRET" => Some("secret".to_owned()),
+                "LIVEKIT_FULL_ACCESS_HOMESERVERS" => Some("example.org".to_owned()),
+                "LIVEKIT_RTC_TRANSPORTS_SERVICE_URL" => extra.map(str::to_owned),
+                _ => None,
+            }
+        };
+        let config = crate::config::Config::from_lookup(base(None)).unwrap();
+        assert!(config.rtc_transports_service_url.is_none());
+        let config =
+            crate::config::Config::from_lookup(base(Some("https://rtc.example.org/livekit/jwt")))
+                .unwrap();
+        assert_eq!(
+            config.rtc_transports_service_url.unwrap().as_str(),
+            "https://rtc.example.org/livekit/jwt"
+        );
+        let error = crate::config::Config::from_lookup(base(Some("rtc.example.org"))).unwrap_err();
+        assert!(
+            error.0.starts_with("LIVEKIT_RTC_TRANSPORTS_SERVICE_URL: "),
+            "{error}"
+        );
+    }
 }
