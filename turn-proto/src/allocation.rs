@@ -6,16 +6,8 @@ use std::time::Instant;
 
 use super::bandwidth::TokenBucket;
 use super::codec::TransactionId;
-use super::transmit::FiveTuple;
-
-/// Names an allocation to the driver; the generation makes a stale id harmless.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AllocId {
-    /// Slot in the allocation table.
-    pub index: u32,
-    /// Bumped each time the slot is reused.
-    pub generation: u32,
-}
+use super::event::Relay;
+use super::names::FiveTuple;
 
 /// A permission for one peer IP (ports are ignored, RFC 8656 §9).
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +27,9 @@ pub struct Channel {
     pub peer: SocketAddr,
     /// When it lapses unless refreshed (600 s).
     pub expires: Instant,
+    /// The expiry last reported to the driver in a route ([`crate::Event::ChannelBound`]);
+    /// None while the driver holds no route for it.
+    pub routed: Option<Instant>,
 }
 
 /// Packets and bytes in one direction.
@@ -62,11 +57,11 @@ impl Traffic {
 pub struct Allocation {
     /// The client's 5-tuple.
     pub tuple: FiveTuple,
-    /// The local relay transport address (before `external-ip` mapping).
-    pub relay: SocketAddr,
+    /// The relay transport address (before `external-ip` mapping) and its socket.
+    pub relay: Relay,
     /// The IPv6 relay address of a dual allocation (RFC 8656 §7.2,
     /// ADDITIONAL-ADDRESS-FAMILY), next to the IPv4 `relay`.
-    pub additional: Option<SocketAddr>,
+    pub additional: Option<Relay>,
     /// An RFC 6062 TCP allocation: the relay address listens for TCP and peers are
     /// reached through Connect; Send, ChannelBind and UDP peer data do not apply.
     pub tcp: bool,
@@ -102,19 +97,36 @@ pub struct Allocation {
 }
 
 impl Allocation {
-    /// The relay address that reaches `peer`: the one of its address family, if any.
-    pub fn relay_for(&self, peer: SocketAddr) -> Option<SocketAddr> {
-        [Some(self.relay), self.additional]
-            .into_iter()
-            .flatten()
-            .find(|relay| relay.is_ipv4() == peer.is_ipv4())
+    /// The relay that reaches `peer`: the one of its address family, if any.
+    pub fn relay_for(&self, peer: SocketAddr) -> Option<Relay> {
+        if self.relay.address.is_ipv4() == peer.is_ipv4() {
+            return Some(self.relay);
+        }
+        self.additional
+            .filter(|relay| relay.address.is_ipv4() == peer.is_ipv4())
+    }
+
+    /// The permission for `ip`, when live.
+    fn permission(&self, ip: IpAddr, now: Instant) -> Option<&Permission> {
+        self.permissions
+            .iter()
+            .find(|p| p.ip == ip && p.expires > now)
+    }
+
+    /// The route for `channel` as it stands at `now`: None when the driver must not
+    /// relay it alone (see [`crate::event::ChannelRoute`] for which allocations have
+    /// routes), else its expiry.
+    pub fn route_expiry(&self, channel: &Channel, now: Instant) -> Option<Instant> {
+        if self.tcp || self.tuple.transport.is_stream() || self.upstream_limit.is_some() {
+            return None;
+        }
+        let permission = self.permission(channel.peer.ip(), now)?;
+        (channel.expires > now).then(|| channel.expires.min(permission.expires))
     }
 
     /// True when `ip` has a live permission.
     pub fn permits(&self, ip: IpAddr, now: Instant) -> bool {
-        self.permissions
-            .iter()
-            .any(|p| p.ip == ip && p.expires > now)
+        self.permission(ip, now).is_some()
     }
 
     /// Installs or refreshes the permission for `ip`; false when `max` would be exceeded.

@@ -4,14 +4,13 @@
 //! A peer connection is opened by a Connect request (§5.2) or accepted on the relayed
 //! address (§5.3), then waits for the client to open a data connection and send a
 //! ConnectionBind carrying its CONNECTION-ID (§5.4). Once joined, the driver copies bytes
-//! both ways and the core only counts them and applies `max-bps`.
+//! both ways and the core only counts them and applies `max-bps`. What the driver does
+//! for them is asked as [`crate::Event`]s (`Connect`, `Join`, `Close`).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::allocation::AllocId;
-use super::server::{NoRelayPort, RelayRequest};
-use super::transmit::FiveTuple;
+use super::names::{AllocId, FiveTuple};
 
 /// How long the server tries to reach a peer named in a Connect (RFC 6062 §5.2: at
 /// least 30 s) before answering 447.
@@ -21,10 +20,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// (RFC 6062 §5.2, §5.3: 30 s).
 pub const BIND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// CONNECTION-ID (RFC 6062 §6.2.1): names one peer connection to the client and the driver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnectionId(pub u32);
-
 /// Which way relayed bytes flow on a joined connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -32,22 +27,6 @@ pub enum Direction {
     Upstream,
     /// Peer to client data connection.
     Downstream,
-}
-
-/// TCP relay sockets, owned by the driver (the TCP counterpart of
-/// [`super::RelayPorts`]).
-pub trait TcpRelayPorts {
-    /// Listens on a relayed TCP address for allocation `id`; `Err` answers 508.
-    fn listen(&mut self, id: AllocId, request: RelayRequest) -> Result<SocketAddr, NoRelayPort>;
-    /// Stops listening for allocation `id`.
-    fn unlisten(&mut self, id: AllocId);
-    /// Starts a connection from `relay` to `peer`; the driver reports the outcome within
-    /// [`CONNECT_TIMEOUT`] through [`super::Server::handle_tcp_connected`].
-    fn connect(&mut self, connection: ConnectionId, relay: SocketAddr, peer: SocketAddr);
-    /// The client data connection `data` now carries `connection`'s bytes.
-    fn join(&mut self, connection: ConnectionId, data: FiveTuple);
-    /// Closes the peer connection and, when joined, its data connection.
-    fn close(&mut self, connection: ConnectionId);
 }
 
 /// Where a peer connection stands.

@@ -13,8 +13,10 @@ pub mod auth;
 pub mod bandwidth;
 pub mod codec;
 pub mod connection;
+pub mod event;
 pub mod framing;
 pub mod hash;
+pub mod names;
 pub mod nonce;
 pub mod policy;
 pub mod proxy_header;
@@ -23,10 +25,15 @@ pub mod ratelimit;
 pub mod server;
 pub mod server_config;
 pub mod shards;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod transmit;
 
-pub use allocation::AllocId;
-pub use server::{NoRelayPort, RelayBinding, RelayPorts, RelayRequest, Server, Stats};
+pub use event::{
+    BindOutcome, BindRequest, ChannelRoute, Event, NoRelayPort, Relay, RelayBinding, RelayRequest,
+};
+pub use names::{AllocId, ConnectionId, FiveTuple, SocketId, Transport};
+pub use server::{PEER_HEADROOM, Server, Stats};
 pub use server_config::ServerConfig;
 pub use shards::ShardContext;
-pub use transmit::{Destination, FiveTuple, Payload, Transmit, Transport};
+pub use transmit::{Destination, Payload, Transmit};

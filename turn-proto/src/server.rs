@@ -2,13 +2,15 @@
 //!
 //! Inputs: client messages with their 5-tuple, peer datagrams with their allocation,
 //! and time. Outputs: at most one [`Transmit`] per input, written into the caller's
-//! buffer or pointing into the input. Relay ports are bound through [`RelayPorts`], the
-//! one place the core asks the driver for I/O.
+//! buffer or pointing into the input, and [`Event`]s for the driver to carry out
+//! (relay sockets to bind and close, TCP connections, channel routes), drained with
+//! [`Server::poll_event`] after every call. The core never calls into the driver.
 //!
 //! Time: every call takes `now: Instant`; never call with a time earlier than the
 //! previous one. Wall-clock time (for TURN REST expiry) is derived from the reading
 //! passed to [`Server::new`] and refreshed by [`Server::handle_timeout`].
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -16,21 +18,25 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rtc_auth::long_term::userhash;
 
-use super::allocation::{AllocId, Allocation, Channel, Traffic};
+use super::allocation::{Allocation, Channel, Traffic};
 use super::auth::{Credentials, KeyError, LongTermKey, OFFERED_ALGORITHMS, PasswordAlgorithm};
 use super::bandwidth::TokenBucket;
 use super::codec::address::decode_xor;
 use super::codec::attribute::AttrType;
 use super::codec::channel_data::CHANNEL_RANGE;
 use super::codec::{ChannelData, Class, ErrorCode, Message, MessageWriter, Method, TransactionId};
-use super::connection::{Connection, ConnectionId, TcpRelayPorts};
+use super::connection::Connection;
+use super::event::{
+    BindOutcome, BindRequest, ChannelRoute, Event, NoRelayPort, Relay, RelayRequest,
+};
 use super::hash::{Map, SeededState};
+use super::names::{AllocId, ConnectionId, FiveTuple, Transport};
 use super::nonce::{FEATURES_PASSWORD_ALGORITHMS, FEATURES_WITH_USERHASH, Nonces};
 use super::quota::{QuotaCounts, QuotaLedger, QuotaLimits};
 use super::ratelimit::{RateLimit, SourceLimiter};
 use super::server_config::ServerConfig;
 use super::shards::{HandOvers, ShardContext};
-use super::transmit::{Destination, FiveTuple, Payload, Transmit};
+use super::transmit::{Destination, Payload, Transmit};
 
 /// How long an EVEN-PORT reservation is held (RFC 8656 §7.2: about 30 s).
 const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
@@ -45,50 +51,10 @@ const PROTOCOL_TCP: u8 = 6;
 /// Largest peer payload that still fits a Data indication's 16-bit length.
 const MAX_DATA_INDICATION_PAYLOAD: usize = 65_000;
 
-/// What the driver is asked to bind for a new allocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RelayRequest {
-    /// True for an IPv6 relay address.
-    pub ipv6: bool,
-    /// The server address the client reached (relay on the same IP when possible).
-    pub server: SocketAddr,
-    /// The client, to find the local address that reaches it when the server address is
-    /// a wildcard.
-    pub client: SocketAddr,
-    /// EVEN-PORT: the relay port must be even.
-    pub even_port: bool,
-    /// EVEN-PORT with R: also hold port + 1 for a later RESERVATION-TOKEN.
-    pub reserve_next: bool,
-    /// RESERVATION-TOKEN: use this address, held since an earlier reservation.
-    pub reserved: Option<SocketAddr>,
-}
-
-/// Addresses bound for a new allocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RelayBinding {
-    /// The relay transport address.
-    pub relay: SocketAddr,
-    /// The address held for a later reservation (`reserve_next`).
-    pub reserved: Option<SocketAddr>,
-}
-
-/// No relay port could be bound (range exhausted, address gone): 508.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("no relay port available")]
-pub struct NoRelayPort;
-
-/// Relay sockets, owned by the driver.
-pub trait RelayPorts {
-    /// Binds a relay socket for allocation `id`; `Err` answers 508.
-    fn bind(&mut self, id: AllocId, request: RelayRequest) -> Result<RelayBinding, NoRelayPort>;
-    /// Closes the socket at `relay` (an allocation's, or an unclaimed reservation's).
-    fn release(&mut self, relay: SocketAddr);
-    /// The driver's RFC 6062 TCP relays; a driver without them (None) gets 442 for TCP
-    /// Allocate requests.
-    fn tcp(&mut self) -> Option<&mut dyn TcpRelayPorts> {
-        None
-    }
-}
+/// Room the driver leaves in front of a peer datagram passed to [`Server::handle_peer`]:
+/// a ChannelData header (RFC 8656 §12.4), written there in place so relaying to a UDP
+/// client copies nothing.
+pub const PEER_HEADROOM: usize = 4;
 
 /// Counters for logs and metrics, cumulative since start.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -140,8 +106,34 @@ struct Slot {
 }
 
 struct Reservation {
-    relay: SocketAddr,
+    relay: Relay,
     expires: Instant,
+}
+
+/// An Allocate waiting for its relay sockets ([`Event::Bind`]): what its answer needs.
+struct PendingAllocate {
+    id: AllocId,
+    tuple: FiveTuple,
+    transaction: TransactionId,
+    username: Box<str>,
+    user: Box<str>,
+    signing: Option<Signing>,
+    fingerprint: bool,
+    lifetime: Duration,
+    tcp: bool,
+    /// ADDRESS-ERROR-CODE type of a dual allocation request.
+    dual: Option<AttrType>,
+    /// The family a dual allocation cannot have, known before binding.
+    dual_refused: Option<(u8, ErrorCode)>,
+    wants_ticket: bool,
+}
+
+/// Whether a request was answered now or will be once the driver reports back.
+enum Answer {
+    /// The response is in the output buffer.
+    Now,
+    /// The driver was asked for something (an [`Event`]); its report produces the answer.
+    Later,
 }
 
 /// How to sign a response: the request's key, with the integrity attribute it used.
@@ -193,6 +185,11 @@ pub struct Server {
     by_data: Map<FiveTuple, ConnectionId>,
     /// The keys of every table above (and of tables rebuilt on reload).
     hasher: SeededState,
+    /// What the driver has to do, oldest first.
+    events: VecDeque<Event>,
+    /// Allocates waiting for their relay sockets (one at a time with a driver that binds
+    /// at once; a handful otherwise).
+    binding: Vec<PendingAllocate>,
 }
 
 impl Server {
@@ -252,6 +249,8 @@ impl Server {
             connections: Map::with_hasher(hasher),
             by_data: Map::with_hasher(hasher),
             hasher,
+            events: VecDeque::new(),
+            binding: Vec::new(),
         }
     }
 
@@ -294,9 +293,15 @@ impl Server {
         self.next_sweep
     }
 
+    /// The next thing for the driver to do; drain after every call into the server.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
     /// Expires allocations, permissions, channels and reservations; `unix_now` refreshes
     /// the wall clock. Calling early or twice is harmless.
-    pub fn handle_timeout(&mut self, now: Instant, unix_now: u64, relays: &mut dyn RelayPorts) {
+    pub fn handle_timeout(&mut self, now: Instant, unix_now: u64) {
         self.clock_instant = now;
         self.clock_unix = unix_now;
         if now < self.next_sweep {
@@ -308,51 +313,56 @@ impl Server {
             let Some(allocation) = slot.allocation.as_mut() else {
                 continue;
             };
+            let id = AllocId {
+                index: index as u32,
+                generation: slot.generation,
+            };
             if allocation.expires <= now {
-                let id = AllocId {
-                    index: index as u32,
-                    generation: slot.generation,
-                };
-                self.remove(id, relays, "expired");
+                self.remove(id, "expired");
             } else {
-                allocation.sweep(now);
                 if let Some((old, until)) = allocation.previous_tuple
                     && until <= now
                 {
                     allocation.previous_tuple = None;
                     self.by_tuple.remove(&old);
                 }
+                // Routes of lapsing channels and permissions end before they go.
+                self.sync_routes(id, now);
+                if let Some(allocation) = self.allocation_mut(id) {
+                    allocation.sweep(now);
+                }
             }
         }
         // A moved client refreshes within the longest lifetime, so an entry idle for
         // longer has no allocation left behind it.
         self.handed_over.sweep(now, self.config.max_lifetime);
+        let events = &mut self.events;
         self.reservations.retain(|_, reservation| {
             let keep = reservation.expires > now;
             if !keep {
-                relays.release(reservation.relay);
+                events.push_back(Event::Release(reservation.relay));
             }
             keep
         });
-        self.sweep_connections(now, relays);
+        self.sweep_connections(now);
     }
 
     /// Ends every allocation (shutdown).
-    pub fn close_all(&mut self, relays: &mut dyn RelayPorts) {
+    pub fn close_all(&mut self) {
         let ids: Vec<AllocId> = self.by_tuple.values().copied().collect();
         for id in ids {
-            self.remove(id, relays, "server shutting down");
+            self.remove(id, "server shutting down");
         }
         for (_, reservation) in self.reservations.drain() {
-            relays.release(reservation.relay);
+            self.events.push_back(Event::Release(reservation.relay));
         }
     }
 
     /// A stream client's connection closed: its allocation goes with it (RFC 8656 §3.1);
     /// a closed data connection takes its peer connection along (RFC 6062 §5.5).
-    pub fn handle_disconnect(&mut self, tuple: FiveTuple, relays: &mut dyn RelayPorts) {
+    pub fn handle_disconnect(&mut self, tuple: FiveTuple) {
         if let Some(connection) = self.by_data.get(&tuple).copied() {
-            self.close_connection(connection, relays);
+            self.close_connection(connection);
             return;
         }
         let Some(&id) = self.by_tuple.get(&tuple) else {
@@ -366,7 +376,7 @@ impl Server {
             self.by_tuple.remove(&tuple);
             return;
         }
-        self.remove(id, relays, "connection closed");
+        self.remove(id, "connection closed");
     }
 
     /// Handles one message from a client: a STUN message or a ChannelData message
@@ -376,7 +386,6 @@ impl Server {
         now: Instant,
         tuple: FiveTuple,
         data: &[u8],
-        relays: &mut dyn RelayPorts,
         out: &mut Vec<u8>,
     ) -> Option<Transmit> {
         out.clear();
@@ -400,22 +409,26 @@ impl Server {
             });
         }
         match (message.class(), message.method()) {
-            (Class::Request, _) => self.handle_request(now, tuple, &message, relays, out),
+            (Class::Request, _) => self.handle_request(now, tuple, &message, out),
             (Class::Indication, Method::SEND) => self.relay_send(now, tuple, &message),
             _ => None,
         }
     }
 
-    /// Handles a datagram from `peer` on allocation `id`'s relay socket.
+    /// Handles a datagram from `peer` on allocation `id`'s relay socket. `datagram` is
+    /// [`PEER_HEADROOM`] bytes of room followed by the payload: for a UDP client with a
+    /// channel to `peer`, the core writes the ChannelData header there and the transmit
+    /// points into `datagram`; otherwise it writes into `out`.
     pub fn handle_peer(
         &mut self,
         now: Instant,
         id: AllocId,
         peer: SocketAddr,
-        data: &[u8],
+        datagram: &mut [u8],
         out: &mut Vec<u8>,
     ) -> Option<Transmit> {
         out.clear();
+        let data = datagram.get(PEER_HEADROOM..)?;
         let fingerprint = self.config.fingerprint;
         let allocation = slot_mut(&mut self.slots, id)?;
         if !allocation.permits(peer.ip(), now) {
@@ -430,8 +443,17 @@ impl Server {
             return None;
         }
         let tuple = allocation.tuple;
-        if let Some(channel) = allocation.channel_to(peer, now) {
-            ChannelData::write(channel.number, data, tuple.transport.is_stream(), out);
+        let len = data.len();
+        let payload = if let Some(channel) = allocation.channel_to(peer, now) {
+            if tuple.transport.is_stream() {
+                // Padded to 4 bytes (RFC 8656 §12.5): written out whole.
+                ChannelData::write(channel.number, data, true, out);
+                Payload::Output
+            } else {
+                let header = ChannelData::header(channel.number, len)?;
+                datagram[..PEER_HEADROOM].copy_from_slice(&header);
+                Payload::Input(0..PEER_HEADROOM + len)
+            }
         } else {
             if data.len() > MAX_DATA_INDICATION_PAYLOAD {
                 self.stats.unroutable += 1;
@@ -446,12 +468,13 @@ impl Server {
             if fingerprint {
                 writer.fingerprint();
             }
-        }
-        count(&mut allocation.downstream, data.len());
-        count(&mut self.stats.downstream, data.len());
+            Payload::Output
+        };
+        count(&mut allocation.downstream, len);
+        count(&mut self.stats.downstream, len);
         Some(Transmit {
             destination: Destination::Client(tuple),
-            payload: Payload::Output,
+            payload,
         })
     }
 
@@ -469,7 +492,11 @@ impl Server {
             self.stats.unroutable += 1;
             return None;
         };
-        let allocation = slot_mut(&mut self.slots, id)?;
+        // One lookup: the allocation found here is the one that sends.
+        let Some(allocation) = slot_mut(&mut self.slots, id) else {
+            self.stats.unroutable += 1;
+            return None;
+        };
         let Some(peer) = allocation
             .channel(message.channel, now)
             .map(|channel| channel.peer)
@@ -478,7 +505,13 @@ impl Server {
             self.stats.unroutable += 1;
             return None;
         };
-        self.send_to_peer(now, id, peer, 4..4 + message.data.len())
+        send_to_peer(
+            &mut self.stats,
+            allocation,
+            now,
+            peer,
+            4..4 + message.data.len(),
+        )
     }
 
     fn relay_send(
@@ -505,41 +538,11 @@ impl Server {
             return None;
         }
         let allocation = slot_mut(&mut self.slots, id)?;
-        if allocation.tcp
-            || !allocation.permits(peer.ip(), now)
-            || allocation.relay_for(peer).is_none()
-        {
+        if allocation.tcp || !allocation.permits(peer.ip(), now) {
             self.stats.unroutable += 1;
             return None;
         }
-        self.send_to_peer(now, id, peer, range)
-    }
-
-    fn send_to_peer(
-        &mut self,
-        now: Instant,
-        id: AllocId,
-        peer: SocketAddr,
-        range: std::ops::Range<usize>,
-    ) -> Option<Transmit> {
-        let len = range.len();
-        let allocation = slot_mut(&mut self.slots, id)?;
-        if let Some(limit) = allocation.upstream_limit.as_mut()
-            && !limit.take(len, now)
-        {
-            allocation.upstream.dropped += 1;
-            self.stats.upstream.dropped += 1;
-            return None;
-        }
-        count(&mut allocation.upstream, len);
-        count(&mut self.stats.upstream, len);
-        Some(Transmit {
-            destination: Destination::Peer {
-                allocation: id,
-                peer,
-            },
-            payload: Payload::Input(range),
-        })
+        send_to_peer(&mut self.stats, allocation, now, peer, range)
     }
 
     fn handle_request(
@@ -547,7 +550,6 @@ impl Server {
         now: Instant,
         tuple: FiveTuple,
         message: &Message<'_>,
-        relays: &mut dyn RelayPorts,
         out: &mut Vec<u8>,
     ) -> Option<Transmit> {
         let fingerprint = self.config.fingerprint || message.has_fingerprint();
@@ -622,19 +624,25 @@ impl Server {
             return reply;
         }
         let result = match method {
-            Method::ALLOCATE => self.allocate(now, tuple, message, &auth, relays, out),
-            Method::REFRESH => self.refresh(now, tuple, message, relays, &auth, out),
-            Method::CREATE_PERMISSION => self.create_permission(now, tuple, message, out),
-            Method::CONNECT => match self.connect(now, tuple, message, relays) {
-                // Answered once the driver reports the connection's outcome.
-                Ok(()) => return None,
-                Err(code) => Err(code),
-            },
-            Method::CONNECTION_BIND => self.connection_bind(tuple, message, relays, out),
-            _ => self.channel_bind(now, tuple, message, out),
+            Method::ALLOCATE => self.allocate(now, tuple, message, auth, fingerprint, out),
+            Method::REFRESH => self
+                .refresh(now, tuple, message, &auth, out)
+                .map(|()| Answer::Now),
+            Method::CREATE_PERMISSION => self
+                .create_permission(now, tuple, message, out)
+                .map(|()| Answer::Now),
+            Method::CONNECT => self.connect(now, tuple, message).map(|()| Answer::Later),
+            Method::CONNECTION_BIND => self
+                .connection_bind(tuple, message, out)
+                .map(|()| Answer::Now),
+            _ => self
+                .channel_bind(now, tuple, message, out)
+                .map(|()| Answer::Now),
         };
         match result {
-            Ok(()) => {
+            // Answered once the driver reports back (relay sockets bound, peer connected).
+            Ok(Answer::Later) => return None,
+            Ok(Answer::Now) => {
                 let mut writer = MessageWriter::resume(out);
                 finish(&mut writer, signing, fingerprint);
             }
@@ -773,15 +781,18 @@ impl Server {
         }
     }
 
+    /// Allocate (RFC 8656 §7.2): answered now when it fails or retransmits; otherwise
+    /// the driver is asked for relay sockets ([`Event::Bind`]) and
+    /// [`Self::relay_bound`] answers.
     fn allocate(
         &mut self,
         now: Instant,
         tuple: FiveTuple,
         message: &Message<'_>,
-        auth: &Auth,
-        relays: &mut dyn RelayPorts,
+        auth: Auth,
+        fingerprint: bool,
         out: &mut Vec<u8>,
-    ) -> Result<(), ErrorCode> {
+    ) -> Result<Answer, ErrorCode> {
         if let Some(&id) = self.by_tuple.get(&tuple) {
             let allocation = self.allocation(id).ok_or(ErrorCode::SERVER_ERROR)?;
             if allocation.transaction != message.transaction() {
@@ -790,8 +801,10 @@ impl Server {
             // A retransmitted Allocate: answer as the first time (RFC 8656 §7.2), tokens
             // and ticket included (a client whose first answer was lost needs them).
             let remaining = allocation.expires.saturating_duration_since(now);
-            let relay = self.public_relay(allocation.relay);
-            let additional = allocation.additional.map(|relay| self.public_relay(relay));
+            let relay = self.public_relay(allocation.relay.address);
+            let additional = allocation
+                .additional
+                .map(|relay| self.public_relay(relay.address));
             let (reservation, ticket) = (allocation.reservation, allocation.ticket);
             let mut writer =
                 MessageWriter::new(out, Method::ALLOCATE, Class::Success, message.transaction());
@@ -807,14 +820,22 @@ impl Server {
             if let Some(ticket) = ticket {
                 writer.attr(AttrType::MOBILITY_TICKET, &ticket);
             }
-            return Ok(());
+            return Ok(Answer::Now);
+        }
+        if let Some(pending) = self.binding.iter().find(|pending| pending.tuple == tuple) {
+            // Its sockets are being bound: a retransmission is answered with the first.
+            return if pending.transaction == message.transaction() {
+                Ok(Answer::Later)
+            } else {
+                Err(ErrorCode::ALLOCATION_MISMATCH)
+            };
         }
         if let Some(alternate) = self.alternate_for(tuple) {
             // Redirection (coturn's alternate-server): 300 with the next server, round-robin.
             MessageWriter::new(out, Method::ALLOCATE, Class::Error, message.transaction())
                 .error_code(ErrorCode::TRY_ALTERNATE)
                 .plain_address(AttrType::ALTERNATE_SERVER, alternate);
-            return Ok(());
+            return Ok(Answer::Now);
         }
         if self.draining {
             return Err(ErrorCode::ALLOCATION_QUOTA_REACHED);
@@ -825,7 +846,7 @@ impl Server {
         }
         let tcp = match message.attr(AttrType::REQUESTED_TRANSPORT) {
             Some([PROTOCOL_UDP, _, _, _]) if self.config.udp_relay => false,
-            Some([PROTOCOL_TCP, _, _, _]) if self.config.tcp_relay && relays.tcp().is_some() => {
+            Some([PROTOCOL_TCP, _, _, _]) if self.config.tcp_relay => {
                 // RFC 6062 §5.1 (and coturn): TCP relays only for stream clients, and
                 // without the UDP-only attributes.
                 let udp_only = [
@@ -887,13 +908,13 @@ impl Server {
             tracing::info!(client = %tuple.client, user = auth.user.as_str(), ?exceeded, "allocation refused: quota");
             return Err(ErrorCode::ALLOCATION_QUOTA_REACHED);
         }
-        // Counted from here: every failure below gives the place back.
+        // Counted from here: every failure gives the place back.
         let reserved = match token {
             None => None,
             Some(token) => match self.reservations.remove(&token) {
                 Some(reservation) if reservation.expires > now => Some(reservation.relay),
                 Some(reservation) => {
-                    relays.release(reservation.relay);
+                    self.events.push_back(Event::Release(reservation.relay));
                     self.quotas.release(&auth.user);
                     return Err(ErrorCode::INSUFFICIENT_CAPACITY);
                 }
@@ -904,7 +925,7 @@ impl Server {
             },
         };
         let id = self.next_id();
-        let request = RelayRequest {
+        let relay = RelayRequest {
             ipv6,
             server: tuple.server,
             client: tuple.client,
@@ -912,21 +933,73 @@ impl Server {
             reserve_next: even_port == Some(true),
             reserved,
         };
-        let bound = match relays.tcp() {
-            Some(ports) if tcp => ports.listen(id, request).map(|relay| RelayBinding {
-                relay,
-                reserved: None,
-            }),
-            _ => relays.bind(id, request),
-        };
-        let Ok(binding) = bound else {
-            self.free.push(id.index);
-            self.quotas.release(&auth.user);
-            return Err(ErrorCode::INSUFFICIENT_CAPACITY);
-        };
-        let (additional, address_error) = match dual {
-            Some(_) => self.dual_half(id, tcp, ipv6, request, relays),
+        let (additional, dual_refused) = match dual {
+            Some(_) => self.dual_half(tcp, ipv6, relay),
             None => (None, None),
+        };
+        self.events.push_back(Event::Bind(BindRequest {
+            allocation: id,
+            tcp,
+            relay,
+            additional,
+        }));
+        self.binding.push(PendingAllocate {
+            id,
+            tuple,
+            transaction: message.transaction(),
+            username: auth.username.into(),
+            user: auth.user.into(),
+            signing: auth.signing,
+            fingerprint,
+            lifetime,
+            tcp,
+            dual,
+            dual_refused,
+            wants_ticket,
+        });
+        Ok(Answer::Later)
+    }
+
+    /// The driver's answer to [`Event::Bind`] for allocation `id`: creates the allocation
+    /// and answers its Allocate (or answers 508 when no relay port could be bound). None
+    /// when no Allocate waits for `id`; sockets bound for it are then released.
+    pub fn relay_bound(
+        &mut self,
+        now: Instant,
+        id: AllocId,
+        outcome: BindOutcome,
+        out: &mut Vec<u8>,
+    ) -> Option<Transmit> {
+        out.clear();
+        let Some(index) = self.binding.iter().position(|pending| pending.id == id) else {
+            self.release_outcome(outcome);
+            return None;
+        };
+        let pending = self.binding.swap_remove(index);
+        let reply = Some(Transmit {
+            destination: Destination::Client(pending.tuple),
+            payload: Payload::Output,
+        });
+        let binding = match outcome.relay {
+            Ok(binding) => binding,
+            Err(NoRelayPort) => {
+                self.release_outcome(outcome);
+                self.free.push(id.index);
+                self.quotas.release(&pending.user);
+                let mut writer =
+                    MessageWriter::new(out, Method::ALLOCATE, Class::Error, pending.transaction);
+                writer.error_code(ErrorCode::INSUFFICIENT_CAPACITY);
+                finish(&mut writer, pending.signing, pending.fingerprint);
+                return reply;
+            }
+        };
+        let (additional, address_error) = match outcome.additional {
+            Some(Ok(relay)) => (Some(relay), None),
+            Some(Err(NoRelayPort)) => (
+                None,
+                Some((dual::FAMILY_IPV6, ErrorCode::INSUFFICIENT_CAPACITY)),
+            ),
+            None => (None, pending.dual_refused),
         };
         let reservation = binding.reserved.map(|relay| {
             // The first byte names this shard (see `super::shards`).
@@ -942,16 +1015,17 @@ impl Server {
         });
         let max_bps = self.config.max_bps;
         let limit = (max_bps > 0).then(|| TokenBucket::new(max_bps, now));
+        let tuple = pending.tuple;
         let allocation = Allocation {
             tuple,
             relay: binding.relay,
             additional,
-            tcp,
-            username: auth.username.as_str().into(),
-            user: auth.user.as_str().into(),
-            key: auth.signing.map(|signing| signing.key),
-            transaction: message.transaction(),
-            expires: now + lifetime,
+            tcp: pending.tcp,
+            username: pending.username,
+            user: pending.user,
+            key: pending.signing.map(|signing| signing.key),
+            transaction: pending.transaction,
+            expires: now + pending.lifetime,
             permissions: Vec::new(),
             channels: Vec::new(),
             upstream_limit: limit.clone(),
@@ -962,40 +1036,58 @@ impl Server {
             ticket: None,
             previous_tuple: None,
         };
+        tracing::info!(
+            client = %tuple.client,
+            relay = %binding.relay.address,
+            additional = ?additional.map(|relay| relay.address),
+            tcp = pending.tcp,
+            user = &*allocation.user,
+            lifetime = pending.lifetime.as_secs(),
+            "allocation created"
+        );
         self.slots[id.index as usize].allocation = Some(allocation);
         self.by_tuple.insert(tuple, id);
         self.stats.allocations_created += 1;
-        tracing::info!(
-            client = %tuple.client,
-            relay = %binding.relay,
-            additional = ?additional,
-            tcp,
-            user = auth.user.as_str(),
-            lifetime = lifetime.as_secs(),
-            "allocation created"
-        );
         let mut writer =
-            MessageWriter::new(out, Method::ALLOCATE, Class::Success, message.transaction());
+            MessageWriter::new(out, Method::ALLOCATE, Class::Success, pending.transaction);
         writer.xor_address(
             AttrType::XOR_RELAYED_ADDRESS,
-            self.public_relay(binding.relay),
+            self.public_relay(binding.relay.address),
         );
         if let Some(additional) = additional {
-            writer.xor_address(AttrType::XOR_RELAYED_ADDRESS, self.public_relay(additional));
+            writer.xor_address(
+                AttrType::XOR_RELAYED_ADDRESS,
+                self.public_relay(additional.address),
+            );
         }
-        if let (Some(kind), Some((family, code))) = (dual, address_error) {
+        if let (Some(kind), Some((family, code))) = (pending.dual, address_error) {
             writer.address_error_code(kind, family, code);
         }
-        writer.u32_attr(AttrType::LIFETIME, lifetime.as_secs() as u32);
+        writer.u32_attr(AttrType::LIFETIME, pending.lifetime.as_secs() as u32);
         if let Some(token) = reservation {
             writer.attr(AttrType::RESERVATION_TOKEN, &token.to_be_bytes());
         }
         writer.xor_address(AttrType::XOR_MAPPED_ADDRESS, tuple.client);
-        if wants_ticket {
+        if pending.wants_ticket {
             let ticket = self.issue_ticket(id);
             MessageWriter::resume(out).attr(AttrType::MOBILITY_TICKET, &ticket);
         }
-        Ok(())
+        let mut writer = MessageWriter::resume(out);
+        finish(&mut writer, pending.signing, pending.fingerprint);
+        reply
+    }
+
+    /// Releases whatever the driver bound for an Allocate that no longer waits for it.
+    fn release_outcome(&mut self, outcome: BindOutcome) {
+        let bound = outcome
+            .relay
+            .ok()
+            .into_iter()
+            .flat_map(|binding| std::iter::once(binding.relay).chain(binding.reserved));
+        let additional = outcome.additional.and_then(Result::ok);
+        for relay in bound.chain(additional) {
+            self.events.push_back(Event::Release(relay));
+        }
     }
 
     fn refresh(
@@ -1003,7 +1095,6 @@ impl Server {
         now: Instant,
         tuple: FiveTuple,
         message: &Message<'_>,
-        relays: &mut dyn RelayPorts,
         auth: &Auth,
         out: &mut Vec<u8>,
     ) -> Result<(), ErrorCode> {
@@ -1022,7 +1113,7 @@ impl Server {
             [Some(allocation.relay), allocation.additional]
                 .into_iter()
                 .flatten()
-                .any(|relay| relay.is_ipv6() == ipv6)
+                .any(|relay| relay.address.is_ipv6() == ipv6)
         };
         match message.attr(AttrType::REQUESTED_ADDRESS_FAMILY) {
             None => {}
@@ -1032,7 +1123,7 @@ impl Server {
             Some(_) => return Err(ErrorCode::BAD_REQUEST),
         }
         if lifetime.is_zero() {
-            self.remove(id, relays, "refreshed to 0");
+            self.remove(id, "refreshed to 0");
         } else if let Some(allocation) = self.allocation_mut(id) {
             allocation.expires = now + lifetime;
         }
@@ -1075,6 +1166,9 @@ impl Server {
             self.stats.auth_failures += 1;
             return Err(ErrorCode::WRONG_CREDENTIALS);
         }
+        // Routes name the client's 5-tuple: they end with the old one.
+        self.end_routes(id);
+        let allocation = slot_mut(&mut self.slots, id).ok_or(ErrorCode::ALLOCATION_MISMATCH)?;
         let old = std::mem::replace(&mut allocation.tuple, tuple);
         // The old 5-tuple stays an alias for a moment (coturn's graceful handoff); an
         // older alias goes now.
@@ -1085,6 +1179,7 @@ impl Server {
             self.by_tuple.remove(&older);
         }
         self.by_tuple.insert(tuple, id);
+        self.sync_routes(id, now);
         tracing::info!(from = %old.client, to = %tuple.client, "allocation moved (mobility)");
         Ok(id)
     }
@@ -1117,6 +1212,7 @@ impl Server {
                 return Err(ErrorCode::INSUFFICIENT_CAPACITY);
             }
         }
+        self.sync_routes(id, now);
         MessageWriter::new(out, Method::CREATE_PERMISSION, Class::Success, transaction);
         Ok(())
     }
@@ -1164,11 +1260,13 @@ impl Server {
                 number,
                 peer,
                 expires: channel_expires,
+                routed: None,
             }),
         }
         if !allocation.permit(peer.ip(), permission_expires, max_permissions) {
             return Err(ErrorCode::INSUFFICIENT_CAPACITY);
         }
+        self.sync_routes(id, now);
         MessageWriter::new(
             out,
             Method::CHANNEL_BIND,
@@ -1192,7 +1290,7 @@ impl Server {
     /// `tls-alternate-server` for TLS clients) lists one of the client's family.
     fn alternate_for(&mut self, tuple: FiveTuple) -> Option<SocketAddr> {
         let list = match tuple.transport {
-            super::transmit::Transport::Tls => &self.config.tls_alternate_servers,
+            Transport::Tls => &self.config.tls_alternate_servers,
             _ => &self.config.alternate_servers,
         };
         let candidates = list
@@ -1248,14 +1346,57 @@ impl Server {
         ticket
     }
 
-    /// The allocation of `tuple` and its relay address; 437 when there is none.
-    fn allocation_for(&self, tuple: FiveTuple) -> Result<(AllocId, SocketAddr), ErrorCode> {
+    /// The allocation of `tuple` and its relay; 437 when there is none.
+    fn allocation_for(&self, tuple: FiveTuple) -> Result<(AllocId, Relay), ErrorCode> {
         let id = *self
             .by_tuple
             .get(&tuple)
             .ok_or(ErrorCode::ALLOCATION_MISMATCH)?;
         let relay = self.allocation(id).ok_or(ErrorCode::SERVER_ERROR)?.relay;
         Ok((id, relay))
+    }
+
+    /// Tells the driver which of allocation `id`'s channels it may relay alone from now
+    /// on, with their expiry, and which no longer ([`ChannelRoute`]).
+    fn sync_routes(&mut self, id: AllocId, now: Instant) {
+        self.report_routes(id, Some(now));
+    }
+
+    /// Ends every route of allocation `id` (it ends or moves).
+    fn end_routes(&mut self, id: AllocId) {
+        self.report_routes(id, None);
+    }
+
+    /// A route for each channel usable at `now` whose last report differs, an end for
+    /// each reported one no longer usable; with no `now`, an end for every reported one.
+    fn report_routes(&mut self, id: AllocId, now: Option<Instant>) {
+        let Some(allocation) = slot_mut(&mut self.slots, id) else {
+            return;
+        };
+        for index in 0..allocation.channels.len() {
+            let channel = allocation.channels[index];
+            let expiry = now.and_then(|now| allocation.route_expiry(&channel, now));
+            // A channel's peer always has a relay of its family (checked at ChannelBind).
+            let (true, Some(relay)) =
+                (expiry != channel.routed, allocation.relay_for(channel.peer))
+            else {
+                continue;
+            };
+            let route = |expires| ChannelRoute {
+                allocation: id,
+                client: allocation.tuple,
+                number: channel.number,
+                relay,
+                peer: channel.peer,
+                expires,
+            };
+            self.events.push_back(match (expiry, channel.routed) {
+                (Some(expires), _) => Event::ChannelBound(route(expires)),
+                (None, Some(reported)) => Event::ChannelUnbound(route(reported)),
+                (None, None) => continue,
+            });
+            allocation.channels[index].routed = expiry;
+        }
     }
 
     /// Family match (443: allocation `id` has no relay address of the peer's family) and
@@ -1333,7 +1474,8 @@ impl Server {
         }
     }
 
-    fn remove(&mut self, id: AllocId, relays: &mut dyn RelayPorts, reason: &str) {
+    fn remove(&mut self, id: AllocId, reason: &str) {
+        self.end_routes(id);
         let Some(slot) = self.slots.get_mut(id.index as usize) else {
             return;
         };
@@ -1351,18 +1493,15 @@ impl Server {
         }
         self.tickets.retain(|_, owner| *owner != id);
         self.quotas.release(&allocation.user);
-        self.close_connections_of(id, relays);
-        match relays.tcp() {
-            Some(ports) if allocation.tcp => ports.unlisten(id),
-            _ => relays.release(allocation.relay),
-        }
+        self.close_connections_of(id);
+        self.events.push_back(Event::Release(allocation.relay));
         if let Some(additional) = allocation.additional {
-            relays.release(additional);
+            self.events.push_back(Event::Release(additional));
         }
         self.stats.allocations_ended += 1;
         tracing::info!(
             client = %allocation.tuple.client,
-            relay = %allocation.relay,
+            relay = %allocation.relay.address,
             user = &*allocation.user,
             reason,
             sent_packets = allocation.upstream.packets,
@@ -1479,6 +1618,38 @@ fn slot_mut(slots: &mut [Slot], id: AllocId) -> Option<&mut Allocation> {
         .get_mut(id.index as usize)
         .filter(|slot| slot.generation == id.generation)
         .and_then(|slot| slot.allocation.as_mut())
+}
+
+/// Relays `range` of the client's input to `peer` from `allocation`'s relay of the peer's
+/// family, after `max-bps`; counts it.
+fn send_to_peer(
+    stats: &mut Stats,
+    allocation: &mut Allocation,
+    now: Instant,
+    peer: SocketAddr,
+    range: std::ops::Range<usize>,
+) -> Option<Transmit> {
+    let Some(relay) = allocation.relay_for(peer) else {
+        stats.unroutable += 1;
+        return None;
+    };
+    let len = range.len();
+    if let Some(limit) = allocation.upstream_limit.as_mut()
+        && !limit.take(len, now)
+    {
+        allocation.upstream.dropped += 1;
+        stats.upstream.dropped += 1;
+        return None;
+    }
+    count(&mut allocation.upstream, len);
+    count(&mut stats.upstream, len);
+    Some(Transmit {
+        destination: Destination::Peer {
+            socket: relay.socket,
+            peer,
+        },
+        payload: Payload::Input(range),
+    })
 }
 
 fn count(traffic: &mut Traffic, bytes: usize) {

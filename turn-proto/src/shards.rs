@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use super::hash::{Map, SeededState};
-use super::transmit::FiveTuple;
+use super::names::FiveTuple;
 
 /// 5-tuples handed over to other shards, at most: past this, a spoofed flood of
 /// ticket-carrying requests is answered locally (437) instead of growing the table.

@@ -1,48 +1,19 @@
-//! What the core asks the driver to send, and the 5-tuple that names a client.
+//! What the core asks the driver to send, and where.
 
 use std::net::SocketAddr;
 use std::ops::Range;
 
-use super::allocation::AllocId;
-
-/// The client-facing transport of a 5-tuple (RFC 8656 §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// Plain UDP.
-    Udp,
-    /// Plain TCP (RFC 8656 §5: messages framed on the stream).
-    Tcp,
-    /// TLS over TCP.
-    Tls,
-}
-
-impl Transport {
-    /// True for stream transports, where ChannelData is padded to 4 bytes (§12.5).
-    pub fn is_stream(self) -> bool {
-        !matches!(self, Self::Udp)
-    }
-}
-
-/// Client address, server address and transport: the key of an allocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FiveTuple {
-    /// Transport between client and server.
-    pub transport: Transport,
-    /// The client's address as the server sees it.
-    pub client: SocketAddr,
-    /// The server address the client sent to.
-    pub server: SocketAddr,
-}
+use super::names::{FiveTuple, SocketId};
 
 /// Where a [`Transmit`] goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Destination {
     /// Back to a client on its 5-tuple.
     Client(FiveTuple),
-    /// To a peer, from an allocation's relay address.
+    /// To a peer, from a relay socket.
     Peer {
-        /// The allocation whose relay socket sends.
-        allocation: AllocId,
+        /// The relay socket that sends (the allocation's, of the peer's family).
+        socket: SocketId,
         /// The peer.
         peer: SocketAddr,
     },

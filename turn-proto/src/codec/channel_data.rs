@@ -38,6 +38,14 @@ impl<'a> ChannelData<'a> {
         4 + ((data_len + 3) & !3)
     }
 
+    /// The 4-byte header for `len` bytes of data on `channel`, to frame data in place;
+    /// None when `len` does not fit the 16-bit length field.
+    pub fn header(channel: u16, len: usize) -> Option<[u8; 4]> {
+        let [c0, c1] = channel.to_be_bytes();
+        let [l0, l1] = u16::try_from(len).ok()?.to_be_bytes();
+        Some([c0, c1, l0, l1])
+    }
+
     /// Writes header and `data` into `out` (cleared first); `pad` adds the stream padding.
     pub fn write(channel: u16, data: &[u8], pad: bool, out: &mut Vec<u8>) {
         out.clear();
@@ -68,5 +76,7 @@ mod tests {
         assert_eq!(ChannelData::parse(&[0x40, 1, 0]), None);
         assert_eq!(ChannelData::parse(&[0x00, 1, 0, 0]), None);
         assert_eq!(ChannelData::parse(&[0x40, 1, 0, 0]).unwrap().data, b"");
+        assert_eq!(ChannelData::header(0x4001, 5), Some([0x40, 0x01, 0, 5]));
+        assert_eq!(ChannelData::header(0x4001, 65_536), None);
     }
 }

@@ -3,16 +3,14 @@
 //! peer's address family; when one family cannot be had, the allocation succeeds with the
 //! other and an ADDRESS-ERROR-CODE says why.
 
-use std::net::SocketAddr;
-
-use super::{NoRelayPort, RelayPorts, RelayRequest, Server};
-use crate::AllocId;
+use super::Server;
+use crate::RelayRequest;
 use crate::codec::attribute::AttrType;
 use crate::codec::{ErrorCode, Message};
 
 /// Address family values (RFC 8656 §18.6).
 const FAMILY_IPV4: u8 = 0x01;
-const FAMILY_IPV6: u8 = 0x02;
+pub(super) const FAMILY_IPV6: u8 = 0x02;
 
 /// The ADDRESS-ERROR-CODE type to answer a dual allocation request with, None when
 /// `message` asks for none: the RFC numbering, or coturn's draft one when the client used
@@ -33,17 +31,16 @@ pub(super) fn requested(message: &Message<'_>) -> Result<Option<AttrType>, Error
 }
 
 impl Server {
-    /// The second half of a dual allocation whose first relay address (an IPv6 one when
-    /// `ipv6`: this server has no IPv4 relays) is bound already: the IPv6 relay address,
-    /// and the family that could not be had with why. TCP relays stay single-family.
+    /// The second half of a dual allocation whose first relay address is `request` (an
+    /// IPv6 one when `ipv6`: this server has no IPv4 relays): the IPv6 relay address to
+    /// bind too, or the family that cannot be had with why. TCP relays stay
+    /// single-family. (A bind that fails later answers 508 for that family.)
     pub(super) fn dual_half(
-        &mut self,
-        id: AllocId,
+        &self,
         tcp: bool,
         ipv6: bool,
         request: RelayRequest,
-        relays: &mut dyn RelayPorts,
-    ) -> (Option<SocketAddr>, Option<(u8, ErrorCode)>) {
+    ) -> (Option<RelayRequest>, Option<(u8, ErrorCode)>) {
         let unsupported = ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED;
         if ipv6 {
             return (None, Some((FAMILY_IPV4, unsupported)));
@@ -58,9 +55,6 @@ impl Server {
             reserved: None,
             ..request
         };
-        match relays.bind(id, request) {
-            Ok(binding) => (Some(binding.relay), None),
-            Err(NoRelayPort) => (None, Some((FAMILY_IPV6, ErrorCode::INSUFFICIENT_CAPACITY))),
-        }
+        (Some(request), None)
     }
 }

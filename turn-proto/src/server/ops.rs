@@ -84,7 +84,15 @@ impl Server {
 
         let mut changed = Reconfigured::default();
         let config = &self.config;
-        for allocation in self.slots.iter_mut().filter_map(|s| s.allocation.as_mut()) {
+        let mut ids = Vec::new();
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            let Some(allocation) = slot.allocation.as_mut() else {
+                continue;
+            };
+            ids.push(AllocId {
+                index: index as u32,
+                generation: slot.generation,
+            });
             let client = allocation.tuple.client;
             let before = allocation.permissions.len();
             allocation.permissions.retain(|permission| {
@@ -95,11 +103,6 @@ impl Server {
                 keep
             });
             changed.permissions_removed += before - allocation.permissions.len();
-            let before = allocation.channels.len();
-            allocation
-                .channels
-                .retain(|channel| config.policy.check(channel.peer.ip()).is_ok());
-            changed.channels_removed += before - allocation.channels.len();
             if max_bps_changed {
                 let limit = (config.max_bps > 0).then(|| TokenBucket::new(config.max_bps, now));
                 allocation.upstream_limit = limit.clone();
@@ -111,6 +114,19 @@ impl Server {
                 allocation.key = None;
                 changed.credentials_retired += 1;
                 tracing::info!(%client, user = &*allocation.user, "reload: credentials retired; allocation ends at its next refresh");
+            }
+        }
+        for id in ids {
+            // Routes to peers now denied (their permissions went above) or of allocations
+            // now under `max-bps` end before their channels go.
+            self.sync_routes(id, now);
+            let policy = &self.config.policy;
+            if let Some(allocation) = super::slot_mut(&mut self.slots, id) {
+                let before = allocation.channels.len();
+                allocation
+                    .channels
+                    .retain(|channel| policy.check(channel.peer.ip()).is_ok());
+                changed.channels_removed += before - allocation.channels.len();
             }
         }
         changed

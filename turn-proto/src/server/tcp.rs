@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use super::{RelayPorts, Server, Signing, finish, slot_mut};
+use super::{Server, Signing, finish, slot_mut};
 use crate::codec::attribute::AttrType;
 use crate::codec::{Class, ErrorCode, Message, MessageWriter, Method, TransactionId};
-use crate::connection::{BIND_TIMEOUT, Connection, ConnectionId, Direction, State};
-use crate::transmit::{Destination, FiveTuple, Payload, Transmit};
-use crate::{AllocId, Stats};
+use crate::connection::{BIND_TIMEOUT, Connection, Direction, State};
+use crate::names::ConnectionId;
+use crate::names::FiveTuple;
+use crate::transmit::{Destination, Payload, Transmit};
+use crate::{AllocId, Event, Stats};
 
 impl Server {
     /// The driver finished connecting a Connect's peer connection (`connected`) or gave
@@ -161,7 +163,6 @@ impl Server {
         now: Instant,
         tuple: FiveTuple,
         message: &Message<'_>,
-        relays: &mut dyn RelayPorts,
     ) -> Result<(), ErrorCode> {
         let (id, relay) = self.allocation_for(tuple)?;
         let allocation = self.allocation(id).ok_or(ErrorCode::SERVER_ERROR)?;
@@ -182,14 +183,17 @@ impl Server {
         if self.has_connection(id, peer) {
             return Err(ErrorCode::CONNECTION_ALREADY_EXISTS);
         }
-        let ports = relays.tcp().ok_or(ErrorCode::SERVER_ERROR)?;
         let state = State::Connecting {
             transaction: message.transaction(),
             fingerprint: self.config.fingerprint || message.has_fingerprint(),
             sha256: key.is_some() && message.has_integrity_sha256(),
         };
         let connection = self.insert_connection(id, peer, state);
-        ports.connect(connection, relay, peer);
+        self.events.push_back(Event::Connect {
+            connection,
+            relay,
+            peer,
+        });
         Ok(())
     }
 
@@ -200,7 +204,6 @@ impl Server {
         &mut self,
         tuple: FiveTuple,
         message: &Message<'_>,
-        relays: &mut dyn RelayPorts,
         out: &mut Vec<u8>,
     ) -> Result<(), ErrorCode> {
         if !tuple.transport.is_stream()
@@ -217,10 +220,12 @@ impl Server {
             }) => {}
             _ => return Err(ErrorCode::BAD_REQUEST),
         }
-        let ports = relays.tcp().ok_or(ErrorCode::SERVER_ERROR)?;
         entry_state(&mut self.connections, connection, State::Joined(tuple));
         self.by_data.insert(tuple, connection);
-        ports.join(connection, tuple);
+        self.events.push_back(Event::Join {
+            connection,
+            data: tuple,
+        });
         MessageWriter::new(
             out,
             Method::CONNECTION_BIND,
@@ -231,24 +236,18 @@ impl Server {
     }
 
     /// Closes `connection` and forgets it.
-    pub(super) fn close_connection(
-        &mut self,
-        connection: ConnectionId,
-        relays: &mut dyn RelayPorts,
-    ) {
+    pub(super) fn close_connection(&mut self, connection: ConnectionId) {
         let Some(entry) = self.connections.remove(&connection) else {
             return;
         };
         if let State::Joined(data) = entry.state {
             self.by_data.remove(&data);
         }
-        if let Some(ports) = relays.tcp() {
-            ports.close(connection);
-        }
+        self.events.push_back(Event::Close { connection });
     }
 
     /// Closes every connection of allocation `id` (it is ending).
-    pub(super) fn close_connections_of(&mut self, id: AllocId, relays: &mut dyn RelayPorts) {
+    pub(super) fn close_connections_of(&mut self, id: AllocId) {
         let doomed: Vec<ConnectionId> = self
             .connections
             .iter()
@@ -256,13 +255,13 @@ impl Server {
             .map(|(connection, _)| *connection)
             .collect();
         for connection in doomed {
-            self.close_connection(connection, relays);
+            self.close_connection(connection);
         }
     }
 
     /// Closes peer connections whose ConnectionBind did not come in time, and those to
     /// peers the policy now denies (after a reload).
-    pub(super) fn sweep_connections(&mut self, now: Instant, relays: &mut dyn RelayPorts) {
+    pub(super) fn sweep_connections(&mut self, now: Instant) {
         let policy = &self.config.policy;
         let doomed: Vec<ConnectionId> = self
             .connections
@@ -278,7 +277,7 @@ impl Server {
                 connection = connection.0,
                 "TCP peer connection closed by sweep"
             );
-            self.close_connection(connection, relays);
+            self.close_connection(connection);
         }
     }
 

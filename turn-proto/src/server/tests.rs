@@ -1,6 +1,6 @@
 //! The server driven through its public inputs with a fake clock and fake relay ports.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -12,67 +12,16 @@ use rtc_auth::secret::Secret;
 use super::*;
 use crate::auth::{Credentials, UserKeys};
 use crate::codec::address::decode_xor;
+use crate::names::Transport;
 use crate::policy::PeerPolicy;
-use crate::transmit::Transport;
+use crate::testing::FakeDriver;
 
 const UNIX: u64 = 1_700_000_000;
 const REALM: &str = "example.org";
 
-/// Relay ports handed out from 198.51.100.1 and 2001:db8::1 (documentation addresses),
-/// with a log of what was released.
-#[derive(Default)]
-struct FakeRelays {
-    next_port: u16,
-    bound: HashMap<SocketAddr, AllocId>,
-    released: Vec<SocketAddr>,
-    fail: bool,
-    fail_ipv6: bool,
-    tcp: tcp::FakeTcp,
-}
-
-impl RelayPorts for FakeRelays {
-    fn bind(&mut self, id: AllocId, request: RelayRequest) -> Result<RelayBinding, NoRelayPort> {
-        if self.fail || (request.ipv6 && self.fail_ipv6) {
-            return Err(NoRelayPort);
-        }
-        if let Some(relay) = request.reserved {
-            self.bound.insert(relay, id);
-            return Ok(RelayBinding {
-                relay,
-                reserved: None,
-            });
-        }
-        let mut port = 50_000 + self.next_port;
-        if request.even_port && port % 2 == 1 {
-            port += 1;
-        }
-        self.next_port = port - 50_000 + 2;
-        let ip: IpAddr = if request.ipv6 {
-            "2001:db8::1".parse().unwrap()
-        } else {
-            "198.51.100.1".parse().unwrap()
-        };
-        let relay = SocketAddr::new(ip, port);
-        self.bound.insert(relay, id);
-        let reserved = request
-            .reserve_next
-            .then(|| SocketAddr::new(relay.ip(), port + 1));
-        Ok(RelayBinding { relay, reserved })
-    }
-
-    fn release(&mut self, relay: SocketAddr) {
-        self.bound.remove(&relay);
-        self.released.push(relay);
-    }
-
-    fn tcp(&mut self) -> Option<&mut dyn crate::connection::TcpRelayPorts> {
-        Some(&mut self.tcp)
-    }
-}
-
 struct Harness {
     server: Server,
-    relays: FakeRelays,
+    relays: FakeDriver,
     start: Instant,
     now: Instant,
     out: Vec<u8>,
@@ -119,7 +68,7 @@ impl Harness {
         let start = Instant::now();
         Self {
             server: Server::new(config, start, UNIX, [9; 32]),
-            relays: FakeRelays::default(),
+            relays: FakeDriver::default(),
             start,
             now: start,
             out: Vec::new(),
@@ -129,7 +78,14 @@ impl Harness {
     fn advance(&mut self, secs: u64) {
         self.now += Duration::from_secs(secs);
         let unix = UNIX + self.now.duration_since(self.start).as_secs();
-        self.server.handle_timeout(self.now, unix, &mut self.relays);
+        self.server.handle_timeout(self.now, unix);
+        self.relays.carry_out(&mut self.server, self.now);
+    }
+
+    /// A stream client's connection closed.
+    fn disconnect(&mut self, tuple: FiveTuple) {
+        self.server.handle_disconnect(tuple);
+        self.relays.carry_out(&mut self.server, self.now);
     }
 
     fn client(&self, address: &str, user: &str, expiry: u64) -> Client {
@@ -143,23 +99,39 @@ impl Harness {
         }
     }
 
-    /// Sends `bytes` from `tuple`; returns the reply bytes, if any.
+    /// Sends `bytes` from `tuple`, and carries out what the server asks of the driver;
+    /// returns the reply bytes, if any (an Allocate's comes once its ports are bound).
     fn send(&mut self, tuple: FiveTuple, bytes: &[u8]) -> Option<(Transmit, Vec<u8>)> {
-        let transmit =
-            self.server
-                .handle_client(self.now, tuple, bytes, &mut self.relays, &mut self.out)?;
-        let data = match &transmit.payload {
-            Payload::Output => self.out.clone(),
-            Payload::Input(range) => bytes[range.clone()].to_vec(),
-        };
-        Some((transmit, data))
+        let transmit = self
+            .server
+            .handle_client(self.now, tuple, bytes, &mut self.out);
+        let now = transmit.map(|transmit| {
+            let data = match &transmit.payload {
+                Payload::Output => self.out.clone(),
+                Payload::Input(range) => bytes[range.clone()].to_vec(),
+            };
+            (transmit, data)
+        });
+        let later = self.relays.carry_out(&mut self.server, self.now);
+        now.or_else(|| later.into_iter().next())
     }
 
+    /// `data` from `peer` on allocation `id`'s relay socket, received after the headroom
+    /// the core may frame it in.
     fn peer_sends(&mut self, id: AllocId, peer: &str, data: &[u8]) -> Option<(Transmit, Vec<u8>)> {
-        let transmit =
-            self.server
-                .handle_peer(self.now, id, peer.parse().unwrap(), data, &mut self.out)?;
-        Some((transmit, self.out.clone()))
+        let mut datagram = [&[0; PEER_HEADROOM][..], data].concat();
+        let transmit = self.server.handle_peer(
+            self.now,
+            id,
+            peer.parse().unwrap(),
+            &mut datagram,
+            &mut self.out,
+        )?;
+        let data = match &transmit.payload {
+            Payload::Output => self.out.clone(),
+            Payload::Input(range) => datagram[range.clone()].to_vec(),
+        };
+        Some((transmit, data))
     }
 
     /// Sends an authenticated request, doing the 401 round first when needed.
@@ -685,7 +657,7 @@ fn send_indication_relays_without_copy() {
     assert_eq!(
         transmit.destination,
         Destination::Peer {
-            allocation: id,
+            socket: h.server.allocation(id).unwrap().relay.socket,
             peer: PEER.parse().unwrap()
         }
     );
@@ -732,7 +704,8 @@ fn channels() {
     assert_eq!(transmit.payload, Payload::Input(4..7));
     assert_eq!(data, b"rtp");
     assert!(
-        matches!(transmit.destination, Destination::Peer { allocation, .. } if allocation == id)
+        matches!(transmit.destination, Destination::Peer { socket, .. }
+            if socket == h.server.allocation(id).unwrap().relay.socket)
     );
     // Unbound channel: dropped.
     ChannelData::write(0x4003, b"rtp", false, &mut frame);
@@ -1438,7 +1411,7 @@ fn shard_pair(config: ServerConfig) -> (Harness, Harness) {
             group.next().unwrap(),
             Box::new(counts.clone()),
         ),
-        relays: FakeRelays::default(),
+        relays: FakeDriver::default(),
         start,
         now: start,
         out: Vec::new(),
@@ -1561,5 +1534,7 @@ fn shards_hand_moved_clients_and_reservations_to_their_owner() {
     );
 }
 
+mod binding;
 mod dual;
+mod routes;
 mod tcp;

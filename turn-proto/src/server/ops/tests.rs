@@ -8,33 +8,16 @@ use rtc_auth::long_term::long_term_key;
 use rtc_auth::rest::{RestVerifier, mint};
 use rtc_auth::secret::Secret;
 
-use super::super::{NoRelayPort, RelayBinding, RelayPorts, RelayRequest};
 use super::*;
 use crate::codec::attribute::AttrType;
 use crate::codec::{Class, Message, MessageWriter, Method, TransactionId};
+use crate::names::{FiveTuple, Transport};
 use crate::policy::PeerPolicy;
-use crate::transmit::{Destination, FiveTuple, Transport};
+use crate::testing::FakeDriver;
+use crate::transmit::Destination;
 
 const UNIX: u64 = 1_700_000_000;
 const REALM: &str = "example.org";
-
-/// Binds relay ports on 198.51.100.1 (a documentation address) in order.
-#[derive(Default)]
-struct Relays {
-    next: u16,
-}
-
-impl RelayPorts for Relays {
-    fn bind(&mut self, _: AllocId, _: RelayRequest) -> Result<RelayBinding, NoRelayPort> {
-        self.next += 1;
-        Ok(RelayBinding {
-            relay: SocketAddr::new("198.51.100.1".parse().unwrap(), 50_000 + self.next),
-            reserved: None,
-        })
-    }
-
-    fn release(&mut self, _: SocketAddr) {}
-}
 
 fn config(secrets: &[&str], denied: &[&str]) -> ServerConfig {
     ServerConfig {
@@ -55,7 +38,7 @@ fn config(secrets: &[&str], denied: &[&str]) -> ServerConfig {
 
 struct Session {
     server: Server,
-    relays: Relays,
+    relays: FakeDriver,
     now: Instant,
     tuple: FiveTuple,
     username: String,
@@ -70,7 +53,7 @@ impl Session {
         let credential = mint(&Secret::new(secret), "alice", UNIX + 3600, ':');
         Self {
             server: Server::new(config, now, UNIX, [3; 32]),
-            relays: Relays::default(),
+            relays: FakeDriver::default(),
             now,
             tuple: FiveTuple {
                 transport: Transport::Udp,
@@ -111,10 +94,14 @@ impl Session {
                 .attr(AttrType::NONCE, &self.nonce)
                 .integrity(&self.key);
             let mut out = Vec::new();
-            let transmit =
-                self.server
-                    .handle_client(self.now, self.tuple, &bytes, &mut self.relays, &mut out);
-            assert!(transmit.is_some(), "a response");
+            let now = self
+                .server
+                .handle_client(self.now, self.tuple, &bytes, &mut out);
+            let later = self.relays.carry_out(&mut self.server, self.now);
+            if now.is_none() {
+                // An Allocate, answered once its relay port is bound.
+                out = later.into_iter().next().expect("a response").1;
+            }
             let message = Message::parse(&out).unwrap();
             let code = message
                 .attr(AttrType::ERROR_CODE)
@@ -135,9 +122,10 @@ impl Session {
     fn peer_reaches_client(&mut self, peer: SocketAddr) -> bool {
         let (id, _) = self.server.allocations().next().expect("an allocation");
         let mut out = Vec::new();
+        let mut datagram = *b"\0\0\0\0media";
         matches!(
             self.server
-                .handle_peer(self.now, id, peer, b"media", &mut out),
+                .handle_peer(self.now, id, peer, &mut datagram, &mut out),
             Some(transmit) if matches!(transmit.destination, Destination::Client(_))
         )
     }
@@ -247,7 +235,6 @@ fn stale_nonce_change_keeps_issued_nonces_under_the_new_lifetime() {
 fn challenge_rate_follows_reload() {
     let start = Instant::now();
     let mut server = Server::new(config(&["north"], &[]), start, UNIX, [5; 32]);
-    let mut relays = Relays::default();
     let mut out = Vec::new();
     let tuple = FiveTuple {
         transport: Transport::Udp,
@@ -266,7 +253,7 @@ fn challenge_rate_follows_reload() {
                 )
                 .attr(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
                 server
-                    .handle_client(start, tuple, &request, &mut relays, &mut out)
+                    .handle_client(start, tuple, &request, &mut out)
                     .is_some()
             })
             .count()

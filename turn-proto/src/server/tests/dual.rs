@@ -55,7 +55,7 @@ fn a_dual_allocation_relays_each_family_from_its_own_address() {
     assert_eq!(
         transmit.destination,
         Destination::Peer {
-            allocation: id,
+            socket: h.server.allocation(id).unwrap().additional.unwrap().socket,
             peer: PEER6.parse().unwrap()
         }
     );

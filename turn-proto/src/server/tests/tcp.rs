@@ -2,50 +2,8 @@
 //! that log what the driver was asked to do.
 
 use super::*;
-use crate::connection::{BIND_TIMEOUT, ConnectionId, Direction, TcpRelayPorts};
-
-/// TCP relay ports handed out from 198.51.100.1 (2001:db8::1 for IPv6), with logs of the
-/// driver's work.
-#[derive(Default)]
-pub(super) struct FakeTcp {
-    next_port: u16,
-    listening: HashMap<SocketAddr, AllocId>,
-    unlistened: Vec<AllocId>,
-    connects: Vec<(ConnectionId, SocketAddr, SocketAddr)>,
-    joined: Vec<(ConnectionId, FiveTuple)>,
-    closed: Vec<ConnectionId>,
-}
-
-impl TcpRelayPorts for FakeTcp {
-    fn listen(&mut self, id: AllocId, request: RelayRequest) -> Result<SocketAddr, NoRelayPort> {
-        self.next_port += 1;
-        let ip: IpAddr = if request.ipv6 {
-            "2001:db8::1".parse().unwrap()
-        } else {
-            "198.51.100.1".parse().unwrap()
-        };
-        let relay = SocketAddr::new(ip, 40_000 + self.next_port);
-        self.listening.insert(relay, id);
-        Ok(relay)
-    }
-
-    fn unlisten(&mut self, id: AllocId) {
-        self.listening.retain(|_, listener| *listener != id);
-        self.unlistened.push(id);
-    }
-
-    fn connect(&mut self, connection: ConnectionId, relay: SocketAddr, peer: SocketAddr) {
-        self.connects.push((connection, relay, peer));
-    }
-
-    fn join(&mut self, connection: ConnectionId, data: FiveTuple) {
-        self.joined.push((connection, data));
-    }
-
-    fn close(&mut self, connection: ConnectionId) {
-        self.closed.push(connection);
-    }
-}
+use crate::connection::{BIND_TIMEOUT, Direction};
+use crate::names::ConnectionId;
 
 /// A stream 5-tuple from `client` to the server's TCP listener.
 fn stream(client: &str) -> FiveTuple {
@@ -88,7 +46,7 @@ impl Harness {
         let mut client = self.client(address, "@alice:example.org", UNIX + 7200);
         client.tuple = stream(address);
         let relay = relayed(&self.request(&mut client, Method::ALLOCATE, &[tcp()]));
-        let id = self.relays.tcp.listening[&relay];
+        let id = self.relays.listening[&relay];
         assert_eq!(code_of(&self.permit(&mut client, PEER)), None);
         (client, id, relay)
     }
@@ -102,7 +60,7 @@ impl Harness {
     /// Connect to PEER, the driver connects, the answer carries the CONNECTION-ID.
     fn connected(&mut self, client: &mut Client) -> ConnectionId {
         assert_eq!(self.connect(client, PEER), None, "answered once connected");
-        let (connection, _, _) = *self.relays.tcp.connects.last().unwrap();
+        let (connection, _, _) = *self.relays.connects.last().unwrap();
         let transmit = self
             .server
             .handle_tcp_connected(self.now, connection, true, &mut self.out)
@@ -133,7 +91,7 @@ fn tcp_allocations_need_a_stream_client_and_tcp_relays() {
     client.tuple = stream("192.0.2.1:5001");
     let response = h.request(&mut client, Method::ALLOCATE, &[tcp()]);
     assert_eq!(code_of(&response), Some(442), "no-tcp-relay");
-    assert!(h.relays.tcp.listening.is_empty());
+    assert!(h.relays.listening.is_empty());
 }
 
 #[test]
@@ -166,7 +124,7 @@ fn an_ipv6_tcp_allocation_connects_to_ipv6_peers_only() {
         None,
         "answered once connected"
     );
-    let (_, from, to) = *h.relays.tcp.connects.last().unwrap();
+    let (_, from, to) = *h.relays.connects.last().unwrap();
     assert_eq!((from, to), (relay, PEER6.parse().unwrap()));
 }
 
@@ -185,7 +143,7 @@ fn connect_checks_policy_permission_and_duplicates() {
         .connect(&mut client, "203.0.113.78:80")
         .expect("an answer");
     assert_eq!(code_of(&unpermitted), Some(403));
-    assert!(h.relays.tcp.connects.is_empty(), "no connection attempted");
+    assert!(h.relays.connects.is_empty(), "no connection attempted");
     assert_eq!(h.server.stats().peers_denied, 1);
 
     let connection = h.connected(&mut client);
@@ -197,7 +155,7 @@ fn connect_checks_policy_permission_and_duplicates() {
     let key = long_term_key(&client.username, REALM, &client.password);
     assert!(answer.verify_integrity(&key), "signed like the request");
     assert_eq!(
-        h.relays.tcp.connects,
+        h.relays.connects,
         vec![(connection, relay, PEER.parse().unwrap())],
         "dialled from the relayed address"
     );
@@ -212,7 +170,7 @@ fn a_failed_connect_is_447_and_can_be_retried() {
     let mut h = Harness::new(public_peer_config());
     let (mut client, _, _) = h.tcp_allocation("192.0.2.1:5000");
     assert_eq!(h.connect(&mut client, PEER), None);
-    let (connection, _, _) = h.relays.tcp.connects[0];
+    let (connection, _, _) = h.relays.connects[0];
     let answer = h
         .server
         .handle_tcp_connected(h.now, connection, false, &mut h.out)
@@ -282,7 +240,7 @@ fn connection_bind_joins_a_new_connection_once() {
         (message.method(), message.class()),
         (Method::CONNECTION_BIND, Class::Success)
     );
-    assert_eq!(h.relays.tcp.joined, vec![(connection, data.tuple)]);
+    assert_eq!(h.relays.joined, vec![(connection, data.tuple)]);
     let mut late = data_client(&client, "192.0.2.1:5003");
     let answer = h.request(
         &mut late,
@@ -304,8 +262,8 @@ fn connection_bind_joins_a_new_connection_once() {
     assert_eq!(h.server.stats().downstream.bytes, 40);
 
     // The data connection closing closes the peer connection; the allocation stays.
-    h.server.handle_disconnect(data.tuple, &mut h.relays);
-    assert_eq!(h.relays.tcp.closed, vec![connection]);
+    h.disconnect(data.tuple);
+    assert_eq!(h.relays.closed, vec![connection]);
     assert_eq!(h.server.tcp_connection_count(), 0);
     assert_eq!(h.server.allocation_count(), 1);
     assert_eq!(
@@ -355,9 +313,9 @@ fn incoming_connections_need_a_permission_and_a_bind_within_30_s() {
 
     // No ConnectionBind: closed after 30 s, and the id is dead.
     h.advance(BIND_TIMEOUT.as_secs() - 1);
-    assert!(h.relays.tcp.closed.is_empty());
+    assert!(h.relays.closed.is_empty());
     h.advance(2);
-    assert_eq!(h.relays.tcp.closed, vec![connection]);
+    assert_eq!(h.relays.closed, vec![connection]);
     let mut data = data_client(&client, "192.0.2.1:5002");
     let answer = h.request(
         &mut data,
@@ -377,13 +335,13 @@ fn ending_the_allocation_closes_its_connections_and_listener() {
         .server
         .handle_tcp_accepted(now, id, "203.0.113.77:4000".parse().unwrap(), &mut h.out)
         .unwrap();
-    h.server.handle_disconnect(client.tuple, &mut h.relays);
-    let mut closed = h.relays.tcp.closed.clone();
+    h.disconnect(client.tuple);
+    let mut closed = h.relays.closed.clone();
     closed.sort_by_key(|connection| connection.0);
     let mut expected = vec![first, second];
     expected.sort_by_key(|connection| connection.0);
     assert_eq!(closed, expected);
-    assert_eq!(h.relays.tcp.unlistened, vec![id]);
+    assert_eq!(h.relays.unlistened, vec![id]);
     assert!(h.relays.released.is_empty(), "no UDP socket to release");
     assert_eq!(h.server.allocation_count(), 0);
 }
@@ -419,7 +377,7 @@ fn a_reload_that_denies_the_peer_closes_its_connections() {
     let changed = h.server.reconfigure(rest_config(), h.now);
     assert_eq!(changed.permissions_removed, 1);
     h.advance(1);
-    assert_eq!(h.relays.tcp.closed, vec![connection]);
+    assert_eq!(h.relays.closed, vec![connection]);
     assert_eq!(h.server.tcp_connection_count(), 0);
 }
 

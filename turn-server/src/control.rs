@@ -9,21 +9,22 @@ use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSoc
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::{self, Sender, UnboundedReceiver};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::LocalSet;
 
-use super::relay::RelayRange;
-use super::shared_quotas::SharedQuotas;
-use super::stream;
-use super::tls::TlsFiles;
-use super::udp;
-use super::worker::{self, Command, Setup, Streams};
+use crate::clock::unix_now;
+use crate::io::relay::RelayRange;
+use crate::io::tls::TlsFiles;
+use crate::io::{tcp, udp};
 use crate::metrics::http::{self, Render};
 use crate::metrics::report::{self, ReportOptions, Snapshot};
+use crate::shard::command::{self, Command};
+use crate::shard::thread::{self, Setup, Streams};
+use shared_quotas::SharedQuotas;
 use turn_proto::server::Reconfigured;
 use turn_proto::{Server, ServerConfig, ShardContext};
 
@@ -52,7 +53,7 @@ impl Listeners {
             proxied: Vec::new(),
         };
         for &address in proxied {
-            let listener = stream::bind_listener(address, "tcp")?;
+            let listener = tcp::bind_listener(address, "tcp")?;
             listeners.proxied.push((listener.local_addr()?, listener));
         }
         for &address in udp {
@@ -60,7 +61,7 @@ impl Listeners {
             listeners.udp.push((sockets[0].local_addr()?, sockets));
         }
         for &address in tcp {
-            let listener = stream::bind_listener(address, "tcp")?;
+            let listener = tcp::bind_listener(address, "tcp")?;
             listeners.tcp.push((listener.local_addr()?, listener));
         }
         Ok(listeners)
@@ -140,7 +141,7 @@ pub fn run(
     let contexts = ShardContext::group(shard_count(count), rand::random(), Instant::now());
     let (queues, receivers): (Vec<_>, Vec<_>) = contexts
         .iter()
-        .map(|_| mpsc::channel::<Command>(worker::QUEUE))
+        .map(|_| mpsc::channel::<Command>(command::QUEUE))
         .unzip();
     let mut udp: Vec<Vec<(SocketAddr, StdUdpSocket)>> =
         contexts.iter().map(|_| Vec::new()).collect();
@@ -182,7 +183,7 @@ pub fn run(
             .name(format!("shard-{index}"))
             .spawn(move || {
                 let _exited = exited;
-                worker::run(setup)
+                thread::run(setup)
             })?;
         threads.push(thread);
     }
@@ -440,10 +441,4 @@ async fn reload_tls(files: &TlsFiles, shards: &[Sender<Command>]) {
         }
     }
 }
-
-/// Seconds since the Unix epoch; TURN REST expiry is wall-clock time.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
+mod shared_quotas;
