@@ -1,12 +1,15 @@
 //! The TURN servers the homeserver hands out (`/_matrix/client/v3/voip/turnServer`):
 //! the URI list's format, where each host resolves, and a real Allocate with the
-//! credentials the homeserver minted, over each URI's transport.
+//! credentials the homeserver minted, over each URI's transport (UDP, TCP, or TLS for
+//! `turns:`, with the certificate checked against the platform's roots and `--ca-file`).
 
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use turn_proto::codec::address::decode_xor;
 use turn_proto::codec::attribute::AttrType;
@@ -215,19 +218,23 @@ async fn allocate_one(
             "clients outside need the TURN host's public address in DNS",
         );
     }
-    if uri.secure {
-        report.skip(
-            "turn-allocate",
-            format!("{text}: TURN over TLS is not allocated by this check (only turn: URIs)"),
-        );
-        return;
-    }
-    let transport = uri.transport.unwrap_or(Transport::Udp);
-    let label = match transport {
-        Transport::Udp => "UDP",
-        Transport::Tcp => "TCP",
+    let way = match (uri.secure, uri.transport) {
+        (true, Some(Transport::Udp)) => {
+            report.skip("turn-allocate", format!("{text}: DTLS is not checked"));
+            return;
+        }
+        (true, _) => match tls_connector(options) {
+            Ok(connector) => Way::Tls(connector, uri.host.clone()),
+            Err(e) => {
+                report.fail("turn-allocate", format!("{text}: {e}"), "check --ca-file");
+                return;
+            }
+        },
+        (false, Some(Transport::Tcp)) => Way::Tcp,
+        (false, _) => Way::Udp,
     };
-    match tokio::time::timeout(timeout, allocate(address, transport, username, password)).await {
+    let label = way.label();
+    match tokio::time::timeout(timeout, allocate(address, way, username, password)).await {
         Ok(Ok(relayed)) => report.ok(
             "turn-allocate",
             format!("{text}: Allocate over {label} with the homeserver's credentials gives relay {relayed}"),
@@ -242,6 +249,12 @@ async fn allocate_one(
             "turn-allocate",
             format!("{text}: Allocate refused: {code} {reason}"),
             "see turn-server's log for the refused allocation",
+        ),
+        Ok(Err(AllocateError::Tls(e))) => report.fail(
+            "turn-tls",
+            format!("{text}: TLS handshake failed: {e}"),
+            "give turn-server a certificate valid for the TURN host (cert= and pkey=), and \
+             reload it after each renewal (SIGUSR2)",
         ),
         Ok(Err(AllocateError::Io(e))) => report.fail(
             "turn-unreachable",
@@ -281,20 +294,66 @@ fn is_public(ip: IpAddr) -> bool {
 #[derive(Debug)]
 enum AllocateError {
     Refused(u16, String),
+    Tls(String),
     Io(String),
 }
 
-/// A STUN conversation over UDP or TCP.
+/// How to reach the TURN server.
+enum Way {
+    Udp,
+    Tcp,
+    /// TLS over TCP, checking the certificate for this host name.
+    Tls(tokio_rustls::TlsConnector, String),
+}
+
+impl Way {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Udp => "UDP",
+            Self::Tcp => "TCP",
+            Self::Tls(..) => "TLS",
+        }
+    }
+}
+
+/// A TLS client with the platform's roots plus `--ca-file`.
+fn tls_connector(options: &Options) -> Result<tokio_rustls::TlsConnector, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let extra: Vec<CertificateDer<'static>> = match &options.ca_file {
+        Some(path) => CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<_, _>>())
+            .map_err(|e| format!("--ca-file {}: {e}", path.display()))?,
+        None => Vec::new(),
+    };
+    let verifier =
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
+            .map_err(|e| format!("no TLS roots: {e}"))?;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// A byte stream: TCP, or TLS over TCP.
+trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> ByteStream for T {}
+
+/// A STUN conversation over UDP, or over a byte stream (RFC 8489 §6.2.2 framing).
 enum Channel {
     Udp(UdpSocket),
-    Tcp(TcpStream),
+    Stream(Pin<Box<dyn ByteStream>>),
 }
 
 impl Channel {
-    async fn open(address: SocketAddr, transport: Transport) -> Result<Self, AllocateError> {
+    async fn open(address: SocketAddr, way: Way) -> Result<Self, AllocateError> {
         let io = |e: std::io::Error| AllocateError::Io(e.to_string());
-        Ok(match transport {
-            Transport::Udp => {
+        Ok(match way {
+            Way::Udp => {
                 let local: SocketAddr = if address.is_ipv4() {
                     ([0, 0, 0, 0], 0).into()
                 } else {
@@ -304,7 +363,17 @@ impl Channel {
                 socket.connect(address).await.map_err(io)?;
                 Self::Udp(socket)
             }
-            Transport::Tcp => Self::Tcp(TcpStream::connect(address).await.map_err(io)?),
+            Way::Tcp => Self::Stream(Box::pin(TcpStream::connect(address).await.map_err(io)?)),
+            Way::Tls(connector, host) => {
+                let name = rustls::pki_types::ServerName::try_from(host.clone())
+                    .map_err(|e| AllocateError::Tls(format!("{host}: {e}")))?;
+                let tcp = TcpStream::connect(address).await.map_err(io)?;
+                let tls = connector
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| AllocateError::Tls(e.to_string()))?;
+                Self::Stream(Box::pin(tls))
+            }
         })
     }
 
@@ -330,7 +399,7 @@ impl Channel {
                     }
                 }
             },
-            Self::Tcp(stream) => {
+            Self::Stream(stream) => {
                 stream.write_all(request).await.map_err(io)?;
                 loop {
                     let mut header = [0u8; HEADER_LEN];
@@ -365,11 +434,11 @@ fn error_code(message: &Message<'_>) -> (u16, String) {
 /// LIFETIME 0). Returns the relayed address.
 async fn allocate(
     address: SocketAddr,
-    transport: Transport,
+    way: Way,
     username: &str,
     password: &str,
 ) -> Result<SocketAddr, AllocateError> {
-    let mut channel = Channel::open(address, transport).await?;
+    let mut channel = Channel::open(address, way).await?;
     // RFC 8656 §7.2: the first request without credentials brings REALM and NONCE.
     let id = TransactionId(rand::random());
     let mut request = Vec::new();

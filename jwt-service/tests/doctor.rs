@@ -17,8 +17,8 @@ const MATRIX_DOMAIN: &str = "matrix.example.test";
 const RTC_DOMAIN: &str = "rtc.example.test";
 const TURN_DOMAIN: &str = "turn.example.test";
 
-/// The certificates nginx presents, and a CA bundle that trusts them and Synapse's
-/// federation listener.
+/// The certificate nginx and turn-server present, and a CA bundle that trusts it and
+/// Synapse's federation listener.
 struct Pki {
     dir: TempDir,
     cert: String,
@@ -26,10 +26,23 @@ struct Pki {
     bundle: String,
 }
 
+/// The certificate for every public name of the test deployment.
+fn certificates() -> (TempDir, common::TestPki) {
+    let dir = TempDir::new("doctor-pki");
+    let pki = common::make_pki(
+        &dir.0,
+        &[SERVER_NAME, MATRIX_DOMAIN, RTC_DOMAIN, TURN_DOMAIN],
+    );
+    (dir, pki)
+}
+
 impl Pki {
     fn new(synapse: &Synapse) -> Self {
-        let dir = TempDir::new("doctor-pki");
-        let pki = common::make_pki(&dir.0, &[SERVER_NAME, MATRIX_DOMAIN, RTC_DOMAIN]);
+        let (dir, pki) = certificates();
+        Self::with(dir, &pki, synapse)
+    }
+
+    fn with(dir: TempDir, pki: &common::TestPki, synapse: &Synapse) -> Self {
         let bundle = dir.path("bundle.pem");
         let text = std::fs::read_to_string(&pki.ca_pem).unwrap()
             + &std::fs::read_to_string(&synapse.ca_pem).unwrap();
@@ -190,8 +203,8 @@ fn summary(report: &Value, id: &str) -> String {
 }
 
 /// Synapse configured with the block of docs/element-call.md, its TURN URIs pointing
-/// at `turn_port`, its transports at `https://rtc.example.test:nginx_port/livekit/jwt`.
-fn docs_synapse(nginx_port: u16, turn_port: u16, secret_file: &Path) -> Synapse {
+/// at `turn`, its transports at `https://rtc.example.test:nginx_port/livekit/jwt`.
+fn docs_synapse(nginx_port: u16, turn: &TurnServer, secret_file: &Path) -> Synapse {
     let block = common::docs_block(
         "synapse-element-call",
         &[
@@ -201,9 +214,12 @@ fn docs_synapse(nginx_port: u16, turn_port: u16, secret_file: &Path) -> Synapse 
             ),
             (
                 "turn.example.org:3478",
-                format!("{TURN_DOMAIN}:{turn_port}"),
+                format!("{TURN_DOMAIN}:{}", turn.port),
             ),
-            ("turn.example.org", TURN_DOMAIN.to_owned()),
+            (
+                "turn.example.org:5349",
+                format!("{TURN_DOMAIN}:{}", turn.tls_port),
+            ),
             (
                 "/run/secrets/turn_shared_secret",
                 secret_file.display().to_string(),
@@ -252,13 +268,14 @@ fn bad_arguments_exit_2_with_the_usage_and_an_unreachable_server_fails_in_bounde
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deployment_as_the_docs_say_passes_and_ws_behind_https_is_named() {
-    let turn = TurnServer::start(TURN_SECRET);
+    let (dir, certs) = certificates();
+    let turn = TurnServer::start_with(TURN_SECRET, Some((&certs.cert_pem, &certs.key_pem)));
     let port = common::free_port();
     let secrets = TempDir::new("doctor-secret");
     let secret_file = secrets.path("turn_shared_secret");
     std::fs::write(&secret_file, format!("{TURN_SECRET}\n")).unwrap();
-    let synapse = docs_synapse(port, turn.port, &secret_file);
-    let pki = Pki::new(&synapse);
+    let synapse = docs_synapse(port, &turn, &secret_file);
+    let pki = Pki::with(dir, &certs, &synapse);
     let sfu = LiveKitFake::start().await;
     let (_, token) = synapse.user("alice");
 
@@ -302,10 +319,12 @@ async fn a_deployment_as_the_docs_say_passes_and_ws_behind_https_is_named() {
         );
     }
     let allocations = summary(&report, "turn-allocate");
-    assert!(
-        allocations.contains("over UDP") && allocations.contains("over TCP"),
-        "{allocations}"
-    );
+    for transport in ["over UDP", "over TCP", "over TLS"] {
+        assert!(
+            allocations.contains(transport),
+            "{transport}: {allocations}"
+        );
+    }
     drop(proxy);
 
     // A proxy that does not pass the WebSocket upgrade to LiveKit.

@@ -1123,10 +1123,12 @@ impl Drop for Nginx {
     }
 }
 
-/// Our turn-server binary on `127.0.0.1` (UDP and TCP) with a TURN REST secret;
-/// stopped on drop.
+/// Our turn-server binary on `127.0.0.1` (UDP and TCP, TLS when given a certificate)
+/// with a TURN REST secret; stopped on drop.
 pub struct TurnServer {
     pub port: u16,
+    /// The TLS listener's port (0 without a certificate).
+    pub tls_port: u16,
     child: Child,
     _dir: TempDir,
 }
@@ -1157,12 +1159,31 @@ impl TurnServer {
     }
 
     pub fn start(secret: &str) -> Self {
+        Self::start_with(secret, None)
+    }
+
+    /// With `tls` = `(certificate chain, key)` PEM files, TLS on its own port too.
+    pub fn start_with(secret: &str, tls: Option<(&Path, &Path)>) -> Self {
         let dir = TempDir::new("turn");
         let port = free_port();
+        let (tls_port, tls_lines) = match tls {
+            Some((cert, key)) => {
+                let tls_port = free_port();
+                (
+                    tls_port,
+                    format!(
+                        "tls-listening-port={tls_port}\ncert={}\npkey={}\n",
+                        cert.display(),
+                        key.display()
+                    ),
+                )
+            }
+            None => (0, "no-tls\n".to_owned()),
+        };
         let config = format!(
             "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nlistening-port={port}\n\
              min-port={}\nmax-port={}\nrealm=turn.example.test\nuse-auth-secret\n\
-             static-auth-secret={secret}\nno-tls\nfingerprint\nlog-file=stdout\n",
+             static-auth-secret={secret}\n{tls_lines}fingerprint\nlog-file=stdout\n",
             port.saturating_add(1),
             port.saturating_add(40)
         );
@@ -1178,8 +1199,12 @@ impl TurnServer {
             .spawn()
             .expect("cannot start turn-server");
         wait_for_tcp(port, "turn-server", &mut child, &log);
+        if tls_port != 0 {
+            wait_for_tcp(tls_port, "turn-server (TLS)", &mut child, &log);
+        }
         Self {
             port,
+            tls_port,
             child,
             _dir: dir,
         }
