@@ -28,6 +28,10 @@ pub const MAX_OPENID_CACHE: Duration = Duration::from_secs(3600);
 /// Upstream's default listen address.
 pub const DEFAULT_BIND: &str = ":8080";
 
+/// Shortest API secret taken without a warning: LiveKit's own minimum (32 characters),
+/// and the 256 bits an HS256 key should carry.
+pub const MIN_SECRET_BYTES: usize = 32;
+
 /// The fully parsed configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -50,8 +54,9 @@ pub struct Config {
     pub matrix_ca_file: Option<PathBuf>,
     /// `LIVEKIT_LOG_LEVEL`.
     pub log_level: tracing::Level,
-    /// Set when `LIVEKIT_LOG_LEVEL` held something unknown; logged once logging is up.
-    pub log_level_warning: Option<String>,
+    /// What the configuration is worth a warning for (an unknown log level, a deprecated
+    /// variable, a short secret): read before logging starts, so logged once it is up.
+    pub warnings: Vec<String>,
     /// `LIVEKIT_SANITY_CHECK_INTERVAL_SECONDS`; `None` when 0 or unset.
     pub sanity_check_interval: Option<Duration>,
     /// `LIVEKIT_CS_API_URL_OVERRIDES`: server name → client-server API base URL.
@@ -153,12 +158,35 @@ impl Config {
         // An empty variable counts as unset, as with Go's os.Getenv.
         let var = |name: &str| lookup(name).filter(|v| !v.is_empty());
 
+        let mut warnings = Vec::new();
         let (key, secret) = key_and_secret(&var)?;
         let livekit_url = var("LIVEKIT_URL")
             .map(|v| trim(&v).to_owned())
             .unwrap_or_default();
-        if key.is_empty() || secret.is_empty() || livekit_url.is_empty() {
-            return err("LIVEKIT_KEY* / LIVEKIT_SECRET* and LIVEKIT_URL must be set");
+        let missing: Vec<&str> = [
+            (
+                key.is_empty(),
+                "LIVEKIT_KEY (or LIVEKIT_KEY_FROM_FILE, or LIVEKIT_KEY_FILE)",
+            ),
+            (
+                secret.is_empty(),
+                "LIVEKIT_SECRET (or LIVEKIT_SECRET_FROM_FILE, or LIVEKIT_KEY_FILE)",
+            ),
+            (livekit_url.is_empty(), "LIVEKIT_URL"),
+        ]
+        .into_iter()
+        .filter_map(|(missing, name)| missing.then_some(name))
+        .collect();
+        if !missing.is_empty() {
+            return err(format!("{} must be set", missing.join(" and ")));
+        }
+        if secret.expose().len() < MIN_SECRET_BYTES {
+            warnings.push(format!(
+                "the LiveKit API secret is {} bytes long; use at least {MIN_SECRET_BYTES} random \
+                 bytes (LiveKit itself refuses shorter secrets), anyone who guesses it can \
+                 sign tokens",
+                secret.expose().len()
+            ));
         }
         let livekit_api_url = match var("LIVEKIT_API_URL") {
             Some(v) => parse_http_url(trim(&v))
@@ -171,7 +199,11 @@ impl Config {
         };
 
         let full_access = full_access(var("LIVEKIT_FULL_ACCESS_HOMESERVERS"))?;
-        let bind = bind_address(var("LIVEKIT_JWT_BIND"), var("LIVEKIT_JWT_PORT"))?;
+        let bind = bind_address(
+            var("LIVEKIT_JWT_BIND"),
+            var("LIVEKIT_JWT_PORT"),
+            &mut warnings,
+        )?;
         let insecure_skip_verify_tls =
             var("LIVEKIT_INSECURE_SKIP_VERIFY_TLS").as_deref() == Some(INSECURE_SKIP_VERIFY_MAGIC);
         let matrix_ca_file = var("LIVEKIT_MATRIX_CA_FILE").map(PathBuf::from);
@@ -179,6 +211,7 @@ impl Config {
             check_readable("LIVEKIT_MATRIX_CA_FILE", path)?;
         }
         let (log_level, log_level_warning) = log_level(var("LIVEKIT_LOG_LEVEL"));
+        warnings.extend(log_level_warning);
         let sanity_check_interval =
             sanity_check_interval(var("LIVEKIT_SANITY_CHECK_INTERVAL_SECONDS"))?;
         let cs_api_url_overrides = match var("LIVEKIT_CS_API_URL_OVERRIDES") {
@@ -258,7 +291,7 @@ impl Config {
             insecure_skip_verify_tls,
             matrix_ca_file,
             log_level,
-            log_level_warning,
+            warnings,
             sanity_check_interval,
             cs_api_url_overrides,
             federation_url_overrides,
@@ -362,14 +395,20 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty())
 }
 
-fn bind_address(bind: Option<String>, port: Option<String>) -> Result<BindAddress, ConfigError> {
+fn bind_address(
+    bind: Option<String>,
+    port: Option<String>,
+    warnings: &mut Vec<String>,
+) -> Result<BindAddress, ConfigError> {
     let (text, variable) = match (bind, port) {
         (Some(_), Some(_)) => {
             return err("LIVEKIT_JWT_BIND and LIVEKIT_JWT_PORT cannot both be set");
         }
         (Some(bind), None) => (bind, "LIVEKIT_JWT_BIND"),
         (None, Some(port)) => {
-            tracing::warn!("LIVEKIT_JWT_PORT is deprecated, use LIVEKIT_JWT_BIND=:{port}");
+            warnings.push(format!(
+                "LIVEKIT_JWT_PORT is deprecated, use LIVEKIT_JWT_BIND=:{port}"
+            ));
             (format!(":{port}"), "LIVEKIT_JWT_PORT")
         }
         (None, None) => (DEFAULT_BIND.to_owned(), "LIVEKIT_JWT_BIND"),
@@ -551,10 +590,16 @@ mod tests {
 
     #[test]
     fn required_values() {
-        let msg = "LIVEKIT_KEY* / LIVEKIT_SECRET* and LIVEKIT_URL must be set";
-        assert_eq!(error(&[("LIVEKIT_URL", "")]), msg);
-        assert_eq!(error(&[("LIVEKIT_KEY", "")]), msg);
-        assert_eq!(error(&[("LIVEKIT_SECRET", " \r\n")]), msg);
+        assert_eq!(error(&[("LIVEKIT_URL", "")]), "LIVEKIT_URL must be set");
+        assert_eq!(
+            error(&[("LIVEKIT_KEY", "")]),
+            "LIVEKIT_KEY (or LIVEKIT_KEY_FROM_FILE, or LIVEKIT_KEY_FILE) must be set"
+        );
+        assert_eq!(
+            error(&[("LIVEKIT_SECRET", " \r\n"), ("LIVEKIT_URL", "")]),
+            "LIVEKIT_SECRET (or LIVEKIT_SECRET_FROM_FILE, or LIVEKIT_KEY_FILE) and \
+             LIVEKIT_URL must be set"
+        );
         assert!(
             error(&[("LIVEKIT_FULL_ACCESS_HOMESERVERS", "")])
                 .contains("LIVEKIT_FULL_ACCESS_HOMESERVERS")
@@ -563,6 +608,23 @@ mod tests {
             error(&[("LIVEKIT_FULL_ACCESS_HOMESERVERS", " , ")])
                 .contains("LIVEKIT_FULL_ACCESS_HOMESERVERS")
         );
+    }
+
+    #[test]
+    fn short_secrets_are_warned_about() {
+        let warnings = |secret: &'static str| {
+            config(&with(&[("LIVEKIT_SECRET", secret)]))
+                .unwrap()
+                .warnings
+        };
+        let short = warnings("devsecret");
+        assert_eq!(short.len(), 1);
+        assert!(short[0].contains("9 bytes"), "{short:?}");
+        assert!(
+            !short[0].contains("devsecret"),
+            "the secret itself is never shown"
+        );
+        assert!(warnings("0123456789abcdef0123456789abcdef").is_empty());
     }
 
     #[test]
@@ -604,9 +666,11 @@ mod tests {
             ("LIVEKIT_SECRET_FROM_FILE", empty.as_str()),
             ("LIVEKIT_FULL_ACCESS_HOMESERVERS", "*"),
         ];
-        assert_eq!(
-            config(&vars).unwrap_err().0,
-            "LIVEKIT_KEY* / LIVEKIT_SECRET* and LIVEKIT_URL must be set"
+        assert!(
+            config(&vars)
+                .unwrap_err()
+                .0
+                .starts_with("LIVEKIT_SECRET (or LIVEKIT_SECRET_FROM_FILE")
         );
     }
 
@@ -702,6 +766,13 @@ mod tests {
         }
         let port = config(&with(&[("LIVEKIT_JWT_PORT", "9001")])).unwrap();
         assert_eq!(port.bind, BindAddress::AllInterfaces(9001));
+        assert!(
+            port.warnings
+                .iter()
+                .any(|w| w == "LIVEKIT_JWT_PORT is deprecated, use LIVEKIT_JWT_BIND=:9001"),
+            "{:?}",
+            port.warnings
+        );
         assert!(error(&[("LIVEKIT_JWT_PORT", "x")]).starts_with("LIVEKIT_JWT_PORT"));
         assert_eq!(
             error(&[("LIVEKIT_JWT_BIND", ":1"), ("LIVEKIT_JWT_PORT", "2")]),
@@ -743,7 +814,11 @@ mod tests {
     fn log_levels() {
         let level = |v: &'static str| {
             let c = config(&with(&[("LIVEKIT_LOG_LEVEL", v)])).unwrap();
-            (c.log_level, c.log_level_warning.is_some())
+            let warned = c
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("LIVEKIT_LOG_LEVEL"));
+            (c.log_level, warned)
         };
         assert_eq!(level("DEBUG"), (tracing::Level::DEBUG, false));
         assert_eq!(level("Info"), (tracing::Level::INFO, false));

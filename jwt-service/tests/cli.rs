@@ -40,13 +40,14 @@ fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static s
 #[test]
 fn bad_configuration_exits_with_a_message_naming_the_variable() {
     for (extra, expected) in [
-        (
-            &[("LIVEKIT_URL", "")][..],
-            "LIVEKIT_KEY* / LIVEKIT_SECRET* and LIVEKIT_URL must be set",
-        ),
+        (&[("LIVEKIT_URL", "")][..], "LIVEKIT_URL must be set"),
         (
             &[("LIVEKIT_SECRET", "")][..],
-            "LIVEKIT_KEY* / LIVEKIT_SECRET* and LIVEKIT_URL must be set",
+            "LIVEKIT_SECRET (or LIVEKIT_SECRET_FROM_FILE, or LIVEKIT_KEY_FILE) must be set",
+        ),
+        (
+            &[("LIVEKIT_KEY", "")][..],
+            "LIVEKIT_KEY (or LIVEKIT_KEY_FROM_FILE, or LIVEKIT_KEY_FILE) must be set",
         ),
         (
             &[("LIVEKIT_FULL_ACCESS_HOMESERVERS", "")][..],
@@ -94,6 +95,55 @@ fn unknown_arguments_are_refused() {
     let output = run(&["--frobnicate"], VALID);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("usage"));
+}
+
+#[test]
+fn help_and_version_need_no_configuration() {
+    for flag in ["--help", "-h"] {
+        let output = run(&[flag], &[]);
+        assert!(output.status.success(), "{flag}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.starts_with("usage: lk-jwt-service"), "{stdout}");
+        assert!(stdout.contains("docs/lk-jwt-service-config.md"), "{stdout}");
+    }
+    for flag in ["--version", "-V"] {
+        let output = run(&[flag], &[]);
+        assert!(output.status.success(), "{flag}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            format!("lk-jwt-service {}\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}
+
+/// The warnings are read with the configuration, before logging starts, and must still
+/// reach the log. The port is held by this test, so the service stops right after them
+/// without ever listening on every interface.
+#[test]
+fn startup_warnings_reach_the_log() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let mut env = VALID.to_vec();
+    env.push(("LIVEKIT_JWT_PORT", &port));
+    let output = run(&[], &env);
+    assert_eq!(output.status.code(), Some(1));
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        log.contains(&format!(
+            "LIVEKIT_JWT_PORT is deprecated, use LIVEKIT_JWT_BIND=:{port}"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("the LiveKit API secret is 9 bytes long"),
+        "{log}"
+    );
+    assert!(!log.contains("devsecret"), "{log}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("cannot listen"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test]
