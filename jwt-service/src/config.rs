@@ -46,6 +46,13 @@ pub struct Config {
     pub secret: Secret,
     /// `LIVEKIT_FULL_ACCESS_HOMESERVERS`.
     pub full_access: FullAccess,
+    /// `LIVEKIT_CAN_UPDATE_OWN_METADATA`: `true` grants `canUpdateOwnMetadata` (upstream
+    /// v0.7; off by default, as MSC4195 recommends).
+    pub can_update_own_metadata: bool,
+    /// `LIVEKIT_RESTRICTED_CAN_PUBLISH` (ours): `true` lets users of homeservers outside
+    /// the full-access list publish on the standalone endpoints. Off by default, as
+    /// upstream since v0.7 ("by design": one publishes on one's own deployment's SFU).
+    pub restricted_can_publish: bool,
     /// `LIVEKIT_JWT_BIND` (or the deprecated `LIVEKIT_JWT_PORT`).
     pub bind: BindAddress,
     /// `LIVEKIT_INSECURE_SKIP_VERIFY_TLS` was the magic value. Matrix traffic only.
@@ -199,6 +206,10 @@ impl Config {
         };
 
         let full_access = full_access(var("LIVEKIT_FULL_ACCESS_HOMESERVERS"))?;
+        // Upstream: `true` turns it on, any other value leaves it off.
+        let can_update_own_metadata = var("LIVEKIT_CAN_UPDATE_OWN_METADATA")
+            .is_some_and(|v| trim(&v).eq_ignore_ascii_case("true"));
+        let restricted_can_publish = flag(&var, "LIVEKIT_RESTRICTED_CAN_PUBLISH")?;
         let bind = bind_address(
             var("LIVEKIT_JWT_BIND"),
             var("LIVEKIT_JWT_PORT"),
@@ -267,19 +278,7 @@ impl Config {
             },
         };
 
-        let metrics = match var("LIVEKIT_ENABLE_METRICS")
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-        {
-            None => false,
-            Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => true,
-            Some(v) if matches!(v.as_str(), "false" | "0" | "no") => false,
-            Some(v) => {
-                return err(format!(
-                    "LIVEKIT_ENABLE_METRICS must be true or false, got {v:?}"
-                ));
-            }
-        };
+        let metrics = flag(&var, "LIVEKIT_ENABLE_METRICS")?;
 
         Ok(Self {
             livekit_url,
@@ -287,6 +286,8 @@ impl Config {
             key,
             secret,
             full_access,
+            can_update_own_metadata,
+            restricted_can_publish,
             bind,
             insecure_skip_verify_tls,
             matrix_ca_file,
@@ -301,6 +302,17 @@ impl Config {
             openid_cache,
             metrics,
         })
+    }
+}
+
+/// One of our on/off variables: `true`/`1`/`yes` or `false`/`0`/`no` (any case); unset
+/// is off; anything else is an error naming the variable.
+fn flag(var: &impl Fn(&str) -> Option<String>, name: &str) -> Result<bool, ConfigError> {
+    match var(name).map(|v| trim(&v).to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => Ok(true),
+        Some(v) if matches!(v.as_str(), "false" | "0" | "no") => Ok(false),
+        Some(v) => err(format!("{name} must be true or false, got {v:?}")),
     }
 }
 
@@ -582,6 +594,8 @@ mod tests {
         assert!(c.cs_api_url_overrides.is_empty());
         assert!(c.redis_url.is_none());
         assert!(c.rate_limit_per_minute.is_none());
+        assert!(!c.can_update_own_metadata);
+        assert!(!c.restricted_can_publish);
         assert_eq!(c.openid_cache, Some(DEFAULT_OPENID_CACHE));
         assert!(c.outgoing_deny.matches("169.254.169.254".parse().unwrap()));
         assert!(!c.outgoing_deny.matches("127.0.0.1".parse().unwrap()));
@@ -607,6 +621,27 @@ mod tests {
         assert!(
             error(&[("LIVEKIT_FULL_ACCESS_HOMESERVERS", " , ")])
                 .contains("LIVEKIT_FULL_ACCESS_HOMESERVERS")
+        );
+    }
+
+    #[test]
+    fn grant_variables() {
+        let metadata = |v: &'static str| {
+            config(&with(&[("LIVEKIT_CAN_UPDATE_OWN_METADATA", v)]))
+                .unwrap()
+                .can_update_own_metadata
+        };
+        assert!(metadata("true"));
+        assert!(metadata(" TRUE\n"));
+        // Upstream: any other value leaves it off.
+        for off in ["false", "1", "yes", "on"] {
+            assert!(!metadata(off), "{off}");
+        }
+        let publish = config(&with(&[("LIVEKIT_RESTRICTED_CAN_PUBLISH", "yes")])).unwrap();
+        assert!(publish.restricted_can_publish);
+        assert!(
+            error(&[("LIVEKIT_RESTRICTED_CAN_PUBLISH", "maybe")])
+                .starts_with("LIVEKIT_RESTRICTED_CAN_PUBLISH must be true or false")
         );
     }
 

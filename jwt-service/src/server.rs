@@ -95,6 +95,8 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
     Ok(AppState(Arc::new(Services {
         livekit_url: config.livekit_url.clone(),
         full_access: config.full_access.clone(),
+        can_update_own_metadata: config.can_update_own_metadata,
+        restricted_can_publish: config.restricted_can_publish,
         signer,
         verifier: match config.openid_cache {
             Some(cap) => Arc::new(CachingVerifier::new(Arc::new(verifier), cap)),

@@ -22,8 +22,12 @@ pub struct AppState(pub Arc<Services>);
 pub struct Services {
     /// `LIVEKIT_URL`, returned verbatim.
     pub livekit_url: String,
-    /// Who may create rooms.
+    /// Who may create rooms (and publish).
     pub full_access: FullAccess,
+    /// `LIVEKIT_CAN_UPDATE_OWN_METADATA`.
+    pub can_update_own_metadata: bool,
+    /// `LIVEKIT_RESTRICTED_CAN_PUBLISH`: restricted users may publish too.
+    pub restricted_can_publish: bool,
     /// Signs join tokens.
     pub signer: TokenSigner,
     /// Checks OpenID tokens.

@@ -21,6 +21,7 @@ use crate::delegation::manager::timeout_from_ms;
 use crate::error::ApiError;
 use crate::go_json::{self, Schema};
 use crate::livekit::alias;
+use crate::livekit::token::JoinGrants;
 use crate::livekit::twirp::RoomOutcome;
 use crate::request::{
     DelayParams, GET_TOKEN, GetTokenBody, Invalid, SFU_GET, SfuGetBody, Subject, TokenRequest,
@@ -170,9 +171,13 @@ async fn issue(services: &Services, request: TokenRequest) -> Result<Response, A
         return Err(ApiError::bad_json(DELEGATION_FULL_ACCESS_ONLY));
     }
     let (room, identity) = derive_ids(&request.subject, &user_id);
+    let grants = JoinGrants {
+        can_publish: full_access || services.restricted_can_publish,
+        can_update_own_metadata: services.can_update_own_metadata,
+    };
     let jwt = services
         .signer
-        .join_token(&identity, &room, SystemTime::now())
+        .join_token(&identity, &room, grants, SystemTime::now())
         .map_err(|e| {
             tracing::error!("{e}");
             ApiError::internal()
@@ -405,6 +410,8 @@ mod tests {
                 ["*"] => FullAccess::Everyone,
                 list => FullAccess::Servers(list.iter().map(|s| (*s).to_owned()).collect()),
             },
+            can_update_own_metadata: false,
+            restricted_can_publish: false,
             signer: TokenSigner::new("devkey", &Secret::new("devsecret")),
             verifier: verifier.clone(),
             rooms: rooms.clone(),
@@ -502,7 +509,10 @@ mod tests {
             crate::livekit::alias::room_alias("!room:example.com", "m.call#ROOM")
         );
         assert_eq!(c.video.room, "krj2dgxw2K6EOm9he4GfQJ6JsSVWfJ8a7BkyjZcSmxs");
-        assert!(c.video.room_join && !c.video.room_create && c.video.can_update_own_metadata);
+        assert!(c.video.room_join && !c.video.room_create);
+        // Upstream v0.7: metadata updates only when asked for; full access publishes.
+        assert!(!c.video.can_update_own_metadata);
+        assert_eq!(c.video.can_publish, Some(true));
         assert_eq!(
             *h.rooms.created.lock().unwrap(),
             std::slice::from_ref(&c.video.room)
@@ -517,6 +527,10 @@ mod tests {
         let a = call(&h, "POST", "/get_token", GOOD).await;
         assert_eq!(a.status, 200);
         assert!(h.rooms.created.lock().unwrap().is_empty());
+        // They subscribe; they publish on their own deployment's SFU.
+        assert_eq!(claims(&a.body).video.can_publish, Some(false));
+        let a = call(&h, "POST", "/sfu/get", LEGACY).await;
+        assert_eq!(claims(&a.body).video.can_publish, Some(false));
         let delayed = GOOD.replace("}}", r#"},"delay_id":"d","delay_timeout":10000}"#);
         let a = call(&h, "POST", "/get_token", &delayed).await;
         assert_eq!(a.status, 400);
@@ -527,6 +541,24 @@ mod tests {
                 "Delegation of delayed events is only supported for full access users"
             )
         );
+    }
+
+    #[tokio::test]
+    async fn grant_settings() {
+        let h = harness(&["other.example"], false);
+        let mut services = Arc::into_inner(h.state.0).unwrap();
+        services.can_update_own_metadata = true;
+        services.restricted_can_publish = true;
+        let h = Harness {
+            state: AppState(Arc::new(services)),
+            ..h
+        };
+        for (path, body) in [("/get_token", GOOD), ("/sfu/get", LEGACY)] {
+            let a = call(&h, "POST", path, body).await;
+            let c = claims(&a.body);
+            assert_eq!(c.video.can_publish, Some(true), "{path}");
+            assert!(c.video.can_update_own_metadata, "{path}");
+        }
     }
 
     #[tokio::test]
