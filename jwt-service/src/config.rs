@@ -73,6 +73,8 @@ pub struct Config {
     pub federation_url_overrides: BTreeMap<String, Url>,
     /// `LIVEKIT_REDIS_URL`.
     pub redis_url: Option<String>,
+    /// `LIVEKIT_REDIS_PASSWORD` (upstream v0.7): replaces a password in the URL.
+    pub redis_password: Option<Secret>,
     /// Outgoing Matrix requests to these addresses are refused: the never-allowed
     /// ranges (link-local, cloud metadata, unspecified) plus `LIVEKIT_DENY_OUTGOING_IPS`
     /// (ours). Loopback and private ranges stay reachable unless listed, so existing
@@ -245,6 +247,11 @@ impl Config {
             None => BTreeMap::new(),
         };
         let redis_url = var("LIVEKIT_REDIS_URL").map(|v| trim(&v).to_owned());
+        let redis_password = var("LIVEKIT_REDIS_PASSWORD").map(|v| Secret::from_value(&v));
+        if redis_password.is_some() && redis_url.is_none() {
+            warnings
+                .push("LIVEKIT_REDIS_PASSWORD is set without LIVEKIT_REDIS_URL; ignored".into());
+        }
         let mut outgoing_deny: IpRangeSet = NEVER_ALLOWED.iter().copied().collect();
         if let Some(v) = var("LIVEKIT_DENY_OUTGOING_IPS") {
             let extra = IpRangeSet::parse(split_list(&v))
@@ -297,6 +304,7 @@ impl Config {
             cs_api_url_overrides,
             federation_url_overrides,
             redis_url,
+            redis_password,
             outgoing_deny,
             rate_limit_per_minute,
             openid_cache,

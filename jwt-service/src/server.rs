@@ -12,7 +12,7 @@ use crate::delegation::cs_api::CsApiResolver;
 use crate::delegation::homeserver::HomeserverClient;
 use crate::delegation::job::JobDeps;
 use crate::delegation::manager::Manager;
-use crate::delegation::store::{NoStore, RedisStore, Store};
+use crate::delegation::store::{self, NoStore, RedisStore, Store};
 use crate::livekit::token::TokenSigner;
 use crate::livekit::twirp::{RoomService, TwirpError};
 use crate::metrics::Metrics;
@@ -78,11 +78,15 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
     ));
     let homeserver = HomeserverClient::new(well_known_client, cs_api.clone(), web_resolver);
     let store: Arc<dyn Store> = match &config.redis_url {
-        Some(url) => Arc::new(
-            RedisStore::connect(url)
-                .await
-                .map_err(|e| StartError(format!("LIVEKIT_REDIS_URL: {e}")))?,
-        ),
+        Some(url) => {
+            let client = store::client(url, config.redis_password.as_ref())
+                .map_err(|e| StartError(format!("LIVEKIT_REDIS_URL: {e}")))?;
+            Arc::new(
+                RedisStore::connect(&client)
+                    .await
+                    .map_err(|e| StartError(format!("LIVEKIT_REDIS_URL: {e}")))?,
+            )
+        }
         None => Arc::new(NoStore),
     };
     let deps = Arc::new(JobDeps {

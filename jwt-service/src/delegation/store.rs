@@ -4,6 +4,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use redis::IntoConnectionInfo as _;
+use rtc_auth::secret::Secret;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -62,8 +64,7 @@ pub struct RedisStore {
 
 impl RedisStore {
     /// Connects and PINGs; failure here is fatal at start-up, as upstream.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError(format!("bad URL: {e}")))?;
+    pub async fn connect(client: &redis::Client) -> Result<Self, StoreError> {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(5)))
@@ -74,16 +75,51 @@ impl RedisStore {
         )
         .await
         .map_err(|_| StoreError("connection timed out".into()))?
-        .map_err(|e| StoreError(format!("cannot connect: {e}")))?;
+        .map_err(|e| StoreError(format!("cannot connect: {}", describe(&e))))?;
         let pong: String = redis::cmd("PING")
             .query_async(&mut connection)
             .await
-            .map_err(|e| StoreError(format!("PING failed: {e}")))?;
+            .map_err(|e| StoreError(format!("PING failed: {}", describe(&e))))?;
         if pong != "PONG" {
             return Err(StoreError(format!("PING answered {pong:?}")));
         }
         Ok(Self { connection })
     }
+
+    /// The connection, shared with the job leases.
+    pub fn connection(&self) -> redis::aio::ConnectionManager {
+        self.connection.clone()
+    }
+}
+
+/// A Redis error, with a hint where the cause is a password.
+fn describe(error: &redis::RedisError) -> String {
+    if error.code() == Some("NOAUTH") {
+        format!(
+            "{error} (the server wants a password: LIVEKIT_REDIS_PASSWORD or redis://:PASSWORD@host)"
+        )
+    } else if error.code() == Some("WRONGPASS")
+        || error.kind() == redis::ErrorKind::AuthenticationFailed
+    {
+        format!("{error} (wrong password: check LIVEKIT_REDIS_PASSWORD)")
+    } else {
+        error.to_string()
+    }
+}
+
+/// A Redis client for `url`, with `password` (`LIVEKIT_REDIS_PASSWORD`) replacing any
+/// password the URL carries.
+pub fn client(url: &str, password: Option<&Secret>) -> Result<redis::Client, StoreError> {
+    let mut info = url
+        .into_connection_info()
+        .map_err(|e| StoreError(format!("bad URL: {e}")))?;
+    if let Some(password) = password {
+        let password = std::str::from_utf8(password.expose())
+            .map_err(|_| StoreError("LIVEKIT_REDIS_PASSWORD is not UTF-8".into()))?;
+        let settings = info.redis_settings().clone().set_password(password);
+        info = info.set_redis_settings(settings);
+    }
+    redis::Client::open(info).map_err(|e| StoreError(format!("bad URL: {e}")))
 }
 
 impl Store for RedisStore {

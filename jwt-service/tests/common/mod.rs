@@ -761,29 +761,48 @@ impl Drop for Service {
 /// A `redis-server` on a free loopback port, stopped on drop.
 pub struct Redis {
     pub port: u16,
+    /// `requirepass`, when the server has one.
+    pub password: Option<String>,
     child: Child,
 }
 
 impl Redis {
     pub fn start() -> Self {
+        Self::spawn(None)
+    }
+
+    /// A server that refuses commands until `AUTH password`.
+    pub fn with_password(password: &str) -> Self {
+        Self::spawn(Some(password.to_owned()))
+    }
+
+    fn spawn(password: Option<String>) -> Self {
         let port = free_port();
+        let mut args = vec![
+            "--port".to_owned(),
+            port.to_string(),
+            "--bind".to_owned(),
+            "127.0.0.1".to_owned(),
+            "--save".to_owned(),
+            String::new(),
+            "--appendonly".to_owned(),
+            "no".to_owned(),
+        ];
+        if let Some(password) = &password {
+            args.extend(["--requirepass".to_owned(), password.clone()]);
+        }
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("cannot start redis-server (scripts/install-test-deps.sh installs it)");
-        let redis = Self { port, child };
+        let redis = Self {
+            port,
+            password,
+            child,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "redis-server did not start");
@@ -792,14 +811,31 @@ impl Redis {
         redis
     }
 
+    /// The URL without the password (the service gets it from `LIVEKIT_REDIS_PASSWORD`).
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// The URL with the password in it, for the test's own connections.
+    pub fn url_with_password(&self) -> String {
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}/0", self.port),
+            None => self.url(),
+        }
+    }
+
+    /// A connection for the test's own look-ups.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url_with_password())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
     /// `HGETALL lk-jwt:jobs`.
     pub async fn jobs(&self) -> Vec<(String, String)> {
-        let client = redis::Client::open(self.url()).unwrap();
-        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let mut connection = self.connection().await;
         redis::cmd("HGETALL")
             .arg("lk-jwt:jobs")
             .query_async(&mut connection)
@@ -809,8 +845,7 @@ impl Redis {
 
     /// `HSET lk-jwt:jobs field value`.
     pub async fn put_job(&self, field: &str, value: &str) {
-        let client = redis::Client::open(self.url()).unwrap();
-        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let mut connection = self.connection().await;
         redis::cmd("HSET")
             .arg("lk-jwt:jobs")
             .arg(field)
