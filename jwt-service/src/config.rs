@@ -80,6 +80,10 @@ pub struct Config {
     /// (ours). Loopback and private ranges stay reachable unless listed, so existing
     /// setups keep working.
     pub outgoing_deny: IpRangeSet,
+    /// `LIVEKIT_TRUSTED_PROXIES` (ours): reverse proxies (CIDRs) whose
+    /// `X-Forwarded-For`/`Forwarded` headers name the client for the rate limit and the
+    /// logs. Empty (nobody trusted) by default.
+    pub trusted_proxies: IpRangeSet,
     /// `LIVEKIT_RATE_LIMIT_PER_MINUTE` (ours): token requests per client IP and minute;
     /// `None` (the default) means unlimited, as upstream.
     pub rate_limit_per_minute: Option<u32>,
@@ -258,6 +262,11 @@ impl Config {
                 .map_err(|e| ConfigError(format!("LIVEKIT_DENY_OUTGOING_IPS: {e}")))?;
             outgoing_deny.extend(extra.ranges().collect::<Vec<IpRange>>());
         }
+        let trusted_proxies = match var("LIVEKIT_TRUSTED_PROXIES") {
+            Some(v) => IpRangeSet::parse(split_list(&v))
+                .map_err(|e| ConfigError(format!("LIVEKIT_TRUSTED_PROXIES: {e}")))?,
+            None => IpRangeSet::new(),
+        };
         let rate_limit_per_minute = match var("LIVEKIT_RATE_LIMIT_PER_MINUTE") {
             None => None,
             Some(v) => match trim(&v).parse::<u32>() {
@@ -306,6 +315,7 @@ impl Config {
             redis_url,
             redis_password,
             outgoing_deny,
+            trusted_proxies,
             rate_limit_per_minute,
             openid_cache,
             metrics,
@@ -602,6 +612,7 @@ mod tests {
         assert!(c.cs_api_url_overrides.is_empty());
         assert!(c.redis_url.is_none());
         assert!(c.rate_limit_per_minute.is_none());
+        assert!(c.trusted_proxies.is_empty());
         assert!(!c.can_update_own_metadata);
         assert!(!c.restricted_can_publish);
         assert_eq!(c.openid_cache, Some(DEFAULT_OPENID_CACHE));
@@ -919,8 +930,16 @@ mod tests {
             ),
             ("LIVEKIT_RATE_LIMIT_PER_MINUTE", "30"),
             ("LIVEKIT_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            ("LIVEKIT_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
         ]))
         .unwrap();
+        assert!(c.trusted_proxies.contains("10.2.3.4".parse().unwrap()));
+        assert!(c.trusted_proxies.contains("::1".parse().unwrap()));
+        assert!(!c.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+        assert!(
+            error(&[("LIVEKIT_TRUSTED_PROXIES", "10.0.0.0/33")])
+                .starts_with("LIVEKIT_TRUSTED_PROXIES")
+        );
         assert_eq!(c.livekit_api_url.as_str(), "http://127.0.0.1:7880/");
         assert_eq!(
             c.federation_url_overrides["example.com"].as_str(),

@@ -16,6 +16,8 @@
 pub mod config;
 pub mod delegation;
 pub mod error;
+pub mod extract;
+pub mod flows;
 pub mod go_json;
 pub mod healthcheck;
 pub mod livekit;

@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use crate::extract::go_json_body::GoBody;
 use crate::go_json::Schema;
 
 static OPENID_TOKEN: Schema = Schema {
@@ -110,6 +111,14 @@ pub struct SfuGetBody {
     pub delay_timeout: Option<i64>,
     /// Accepted and ignored.
     pub delay_cs_api_url: Option<String>,
+}
+
+impl GoBody for GetTokenBody {
+    const SCHEMA: &'static Schema = &GET_TOKEN;
+}
+
+impl GoBody for SfuGetBody {
+    const SCHEMA: &'static Schema = &SFU_GET;
 }
 
 /// A validated OpenID token.

@@ -108,6 +108,7 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
         },
         rooms: Arc::new(rooms),
         rate_limit: config.rate_limit_per_minute.map(RateLimiter::new),
+        trusted_proxies: config.trusted_proxies.clone(),
         delegation,
         cs_api,
         api_key: config.key.clone(),

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use rtc_auth::ip_range::IpRangeSet;
 use rtc_auth::secret::Secret;
 
 use crate::config::FullAccess;
@@ -36,6 +37,8 @@ pub struct Services {
     pub rooms: Arc<dyn RoomCreator>,
     /// Optional per-IP limit on token requests.
     pub rate_limit: Option<RateLimiter>,
+    /// `LIVEKIT_TRUSTED_PROXIES`: peers whose forwarding headers name the client.
+    pub trusted_proxies: IpRangeSet,
     /// Delegated delayed-leave jobs.
     pub delegation: Arc<Manager>,
     /// Finds homeservers' client-server APIs.

@@ -255,3 +255,46 @@ async fn per_ip_rate_limit_and_metrics_when_enabled() {
         "{metrics}"
     );
 }
+
+/// Behind a trusted reverse proxy each client gets its own rate-limit bucket (the
+/// address from `X-Forwarded-For`); without `LIVEKIT_TRUSTED_PROXIES` the header is
+/// ignored and the proxy's address is the one bucket.
+#[tokio::test]
+async fn trusted_proxies_name_the_client() {
+    let sfu = LiveKitFake::start().await;
+    let post = |service: &Service, forwarded_for: &'static str| {
+        let request = reqwest::Client::new()
+            .post(service.url("/get_token"))
+            .header("x-forwarded-for", forwarded_for)
+            .body("{}");
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let env = |trusted: Option<&str>| {
+        let mut env = vec![
+            ("LIVEKIT_URL", sfu.url()),
+            ("LIVEKIT_KEY", "devkey".into()),
+            ("LIVEKIT_SECRET", "devsecret".into()),
+            ("LIVEKIT_FULL_ACCESS_HOMESERVERS", "*".into()),
+            ("LIVEKIT_RATE_LIMIT_PER_MINUTE", "2".into()),
+        ];
+        if let Some(trusted) = trusted {
+            env.push(("LIVEKIT_TRUSTED_PROXIES", trusted.into()));
+        }
+        env
+    };
+    let behind_proxy = Service::start(&env(Some("127.0.0.0/8, ::1"))).await;
+    for client in ["203.0.113.1", "203.0.113.2"] {
+        for _ in 0..2 {
+            assert_eq!(post(&behind_proxy, client).await, 400, "{client}");
+        }
+    }
+    assert_eq!(post(&behind_proxy, "203.0.113.1").await, 429);
+    // A client that forges the header in front of the proxy gains nothing: the proxy
+    // appends the real address, which is the one counted.
+    assert_eq!(post(&behind_proxy, "198.51.100.9, 203.0.113.2").await, 429);
+
+    let untrusted = Service::start(&env(None)).await;
+    assert_eq!(post(&untrusted, "203.0.113.1").await, 400);
+    assert_eq!(post(&untrusted, "203.0.113.2").await, 400);
+    assert_eq!(post(&untrusted, "203.0.113.3").await, 429);
+}
