@@ -5,6 +5,10 @@
 //! Everything is read through a lookup function so the rules can be unit-tested without
 //! touching the process environment. Every error names the variable at fault.
 
+mod app_service;
+
+pub use app_service::AppServiceConfig;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -91,6 +95,8 @@ pub struct Config {
     /// reused without asking its homeserver again (also bounded by its `expires_in`);
     /// `None` when 0, which asks on every request as upstream.
     pub openid_cache: Option<Duration>,
+    /// Application-service mode (upstream v0.7), when configured.
+    pub app_service: Option<AppServiceConfig>,
     /// `LIVEKIT_ENABLE_METRICS` (ours): serve `/metrics`. Off by default, so unknown
     /// paths stay 404 as upstream.
     pub metrics: bool,
@@ -295,6 +301,7 @@ impl Config {
         };
 
         let metrics = flag(&var, "LIVEKIT_ENABLE_METRICS")?;
+        let app_service = app_service::app_service(&var)?;
 
         Ok(Self {
             livekit_url,
@@ -318,6 +325,7 @@ impl Config {
             trusted_proxies,
             rate_limit_per_minute,
             openid_cache,
+            app_service,
             metrics,
         })
     }
@@ -661,6 +669,81 @@ mod tests {
         assert!(
             error(&[("LIVEKIT_RESTRICTED_CAN_PUBLISH", "maybe")])
                 .starts_with("LIVEKIT_RESTRICTED_CAN_PUBLISH must be true or false")
+        );
+    }
+
+    #[test]
+    fn application_service_mode() {
+        assert!(config(BASE).unwrap().app_service.is_none());
+        let full = [
+            ("LIVEKIT_AS_TOKEN", "as-token"),
+            ("LIVEKIT_HS_TOKEN", "hs-token"),
+            ("LIVEKIT_HS_SERVER_NAME", "example.com"),
+        ];
+        let c = config(&with(&full)).unwrap().app_service.unwrap();
+        assert_eq!(c.as_token.expose(), b"as-token");
+        assert_eq!(c.hs_token.expose(), b"hs-token");
+        assert_eq!(c.server_name, "example.com");
+        assert!(!c.require_membership);
+        assert_eq!(c.membership_check_interval, None);
+        // All or none, naming what is missing.
+        let e = error(&[("LIVEKIT_AS_TOKEN", "as-token")]);
+        assert!(e.contains("LIVEKIT_AS_TOKEN set"), "{e}");
+        assert!(
+            e.contains("LIVEKIT_HS_TOKEN (or LIVEKIT_AS_REGISTRATION_FILE)"),
+            "{e}"
+        );
+        assert!(e.contains("LIVEKIT_HS_SERVER_NAME"), "{e}");
+        let e = error(&full[..2]);
+        assert!(e.ends_with("LIVEKIT_HS_SERVER_NAME missing"), "{e}");
+        assert!(
+            error(&[
+                ("LIVEKIT_AS_TOKEN", "a"),
+                ("LIVEKIT_HS_TOKEN", "h"),
+                ("LIVEKIT_HS_SERVER_NAME", "bad name/x"),
+            ])
+            .starts_with("LIVEKIT_HS_SERVER_NAME")
+        );
+        assert!(
+            error(&[("LIVEKIT_REQUIRE_MEMBERSHIP", "true")])
+                .starts_with("LIVEKIT_REQUIRE_MEMBERSHIP needs application-service mode")
+        );
+        let mut extra = full.to_vec();
+        extra.push(("LIVEKIT_MEMBERSHIP_CHECK_INTERVAL_SECONDS", "30"));
+        extra.push(("LIVEKIT_REQUIRE_MEMBERSHIP", "true"));
+        let c = config(&with(&extra)).unwrap().app_service.unwrap();
+        assert_eq!(c.membership_check_interval, Some(Duration::from_secs(30)));
+        assert!(c.require_membership);
+    }
+
+    #[test]
+    fn registration_file_wins() {
+        let dir = TempDir::new("registration");
+        let file = dir.file(
+            "registration.yaml",
+            "id: lk-jwt-service\nurl: null\nas_token: \"from file\"  # comment\n\
+             hs_token: hs-from-file\nsender_localpart: _lk_jwt_service\n\
+             namespaces:\n  users:\n    - exclusive: false\n      regex: \".*\"\n",
+        );
+        let with_file = |file: &str, extra: &[(&'static str, &'static str)]| {
+            let mut vars: Vec<(&str, &str)> = BASE.to_vec();
+            vars.push(("LIVEKIT_AS_REGISTRATION_FILE", file));
+            vars.push(("LIVEKIT_HS_SERVER_NAME", "example.com"));
+            vars.extend(extra);
+            config(&vars).map(|c| c.app_service.unwrap())
+        };
+        let c = with_file(&file, &[("LIVEKIT_AS_TOKEN", "ignored")]).unwrap();
+        assert_eq!(c.as_token.expose(), b"from file");
+        assert_eq!(c.hs_token.expose(), b"hs-from-file");
+        let partial = dir.file("partial.yaml", "as_token: a\n");
+        let e = with_file(&partial, &[]).unwrap_err().0;
+        assert!(e.ends_with("no hs_token"), "{e}");
+        let junk = dir.file("junk.yaml", "[unclosed");
+        let e = with_file(&junk, &[]).unwrap_err().0;
+        assert!(e.contains("not a registration file"), "{e}");
+        assert!(
+            error(&[("LIVEKIT_AS_REGISTRATION_FILE", "/nonexistent/reg.yaml")])
+                .starts_with("LIVEKIT_AS_REGISTRATION_FILE: cannot read")
         );
     }
 

@@ -20,7 +20,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, errcode: &'static str, message: impl Into<String>) -> Self {
+    /// An error answer of its own.
+    pub fn new(status: StatusCode, errcode: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             errcode,

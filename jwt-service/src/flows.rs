@@ -3,6 +3,7 @@
 //! [`crate::routes`] only translate (the wire form of each error is in
 //! [`crate::error`]), so every rule here is testable without a router.
 
+pub mod appservice;
 pub mod error;
 pub mod standalone;
 

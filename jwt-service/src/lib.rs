@@ -13,6 +13,7 @@
 //! [`server`] (wiring).
 #![forbid(unsafe_code)]
 
+pub mod appservice;
 pub mod config;
 pub mod delegation;
 pub mod error;

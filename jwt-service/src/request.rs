@@ -2,6 +2,8 @@
 //! with upstream's messages verbatim. Fields are `Option` because Go leaves absent and
 //! `null` fields at their zero value; validation then treats them as empty.
 
+pub mod appservice;
+
 use serde::Deserialize;
 
 use crate::extract::go_json_body::GoBody;
@@ -174,6 +176,16 @@ pub enum Subject {
         /// Device id (may be empty).
         device_id: String,
     },
+}
+
+impl Subject {
+    /// The Matrix room.
+    pub fn room_id(&self) -> &str {
+        match self {
+            Self::Member { room_id, .. } => room_id,
+            Self::Legacy { room, .. } => room,
+        }
+    }
 }
 
 /// A validated token request.

@@ -1,5 +1,6 @@
 //! The HTTP surface (spec §1): exact paths, Go `ServeMux` behaviour for everything else.
 
+pub mod appservice;
 pub mod healthz;
 pub mod token;
 pub mod webhook;
@@ -21,7 +22,14 @@ use crate::extract::client_addr::ClientAddr;
 use crate::state::AppState;
 
 /// The endpoints counted in `lk_jwt_requests_total` and named in request spans.
-const COUNTED: &[&str] = &["/get_token", "/sfu/get", "/delegate_delayed_leave"];
+const COUNTED: &[&str] = &[
+    "/get_token",
+    "/sfu/get",
+    "/delegate_delayed_leave",
+    appservice::CS_GET_TOKEN,
+    appservice::CS_DELEGATE,
+    appservice::SS_GET_TOKEN,
+];
 
 /// The router with every route and layer.
 pub fn app(state: AppState) -> Router {
@@ -38,6 +46,26 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(axum::middleware::map_response(cors_headers));
     let mut router = Router::new().merge(token_routes);
+    if state.0.app_service.is_some() {
+        // Upstream sends its CORS headers on the client-server routes, not on the
+        // federation route or the ping.
+        let client_server = Router::new()
+            .route(
+                appservice::CS_GET_TOKEN,
+                post_only(appservice::get_token_cs),
+            )
+            .route(appservice::CS_DELEGATE, post_only(appservice::delegate_cs))
+            .layer(axum::middleware::map_response(cors_headers));
+        let federation = Router::new()
+            .route(
+                appservice::SS_GET_TOKEN,
+                post_only(appservice::get_token_ss),
+            )
+            .route(appservice::PING, any(appservice::ping));
+        router = router.merge(client_server.merge(federation).route_layer(
+            axum::middleware::from_fn_with_state(state.clone(), token_gate),
+        ));
+    }
     if state.0.metrics_enabled {
         router = router.route("/metrics", axum::routing::get(metrics));
     }

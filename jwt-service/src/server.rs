@@ -7,6 +7,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::appservice::AppService;
+use crate::appservice::homeserver::HttpAppServiceApi;
 use crate::config::{BindAddress, Config};
 use crate::delegation::cs_api::CsApiResolver;
 use crate::delegation::homeserver::HomeserverClient;
@@ -76,6 +78,18 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
         well_known_client.clone(),
         web_resolver.clone(),
     ));
+    let app_service = config.app_service.as_ref().map(|app| AppService {
+        server_name: app.server_name.clone(),
+        hs_token: app.hs_token.clone(),
+        api: Arc::new(HttpAppServiceApi::new(
+            well_known_client.clone(),
+            cs_api.clone(),
+            web_resolver.clone(),
+            app.server_name.clone(),
+            app.as_token.clone(),
+        )),
+        require_membership: app.require_membership,
+    });
     let homeserver = HomeserverClient::new(well_known_client, cs_api.clone(), web_resolver);
     let store: Arc<dyn Store> = match &config.redis_url {
         Some(url) => {
@@ -115,6 +129,7 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
         api_secret: config.secret.clone(),
         metrics: Metrics::default(),
         metrics_enabled: config.metrics,
+        app_service,
     })))
 }
 
@@ -184,6 +199,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         livekit_url = %config.livekit_url,
         bind = %local,
         full_access = ?config.full_access,
+        app_service = config.app_service.as_ref().map(|a| a.server_name.as_str()),
         "lk-jwt-service listening"
     );
     if config.insecure_skip_verify_tls {

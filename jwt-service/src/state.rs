@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rtc_auth::ip_range::IpRangeSet;
 use rtc_auth::secret::Secret;
 
+use crate::appservice::AppService;
 use crate::config::FullAccess;
 use crate::delegation::cs_api::CsApiResolver;
 use crate::delegation::manager::Manager;
@@ -51,4 +52,6 @@ pub struct Services {
     pub metrics: Metrics,
     /// Serve `/metrics`.
     pub metrics_enabled: bool,
+    /// Application-service mode, when configured.
+    pub app_service: Option<AppService>,
 }

@@ -32,6 +32,13 @@ pub struct Issued {
 pub async fn issue(services: &Services, request: TokenRequest) -> Result<Issued, FlowError> {
     let server = &request.openid.matrix_server_name;
     let user_id = verified_user(services, &request).await?;
+    if let Some(app) = services
+        .app_service
+        .as_ref()
+        .filter(|a| a.require_membership)
+    {
+        super::appservice::require_member(app, request.subject.room_id(), &user_id).await?;
+    }
     let full_access = services.full_access.allows(server);
     if request.delay.is_some() && !full_access {
         tracing::warn!(%user_id, "delegation asked for by a restricted user");

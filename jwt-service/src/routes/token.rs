@@ -195,6 +195,7 @@ mod tests {
             api_secret: Secret::new("devsecret"),
             metrics: crate::metrics::Metrics::default(),
             metrics_enabled: true,
+            app_service: None,
         }));
         Harness {
             state,
