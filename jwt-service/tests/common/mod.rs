@@ -94,13 +94,16 @@ impl Synapse {
     /// The shared instance of this test binary, started on first use.
     pub fn shared() -> &'static Synapse {
         static SYNAPSE: OnceLock<Synapse> = OnceLock::new();
-        SYNAPSE.get_or_init(Synapse::start)
+        SYNAPSE.get_or_init(|| Synapse::start_with(|_| String::new()))
     }
 
-    fn start() -> Synapse {
+    /// A Synapse whose configuration ends with what `extra` returns; `extra` gets the
+    /// instance's directory, to write the files that configuration names.
+    pub fn start_with(extra: impl FnOnce(&Path) -> String) -> Synapse {
         let dir = std::env::temp_dir().join(format!("lkjwt-synapse-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("media")).unwrap();
+        let extra = extra(&dir);
         let pki = make_pki(
             &dir,
             &[
@@ -152,6 +155,7 @@ rc_login:
   address: {{per_second: 1000, burst_count: 1000}}
   account: {{per_second: 1000, burst_count: 1000}}
   failed_attempts: {{per_second: 1000, burst_count: 1000}}
+{extra}
 "#,
             cert = pki.cert_pem.display(),
             key = pki.key_pem.display(),
@@ -221,7 +225,8 @@ rc_login:
         static USERS: OnceLock<Mutex<std::collections::HashMap<String, (String, String)>>> =
             OnceLock::new();
         let users = USERS.get_or_init(Mutex::default);
-        if let Some(found) = users.lock().unwrap().get(localpart) {
+        let cache_key = format!("{}/{localpart}", self.client_port);
+        if let Some(found) = users.lock().unwrap().get(&cache_key) {
             return found.clone();
         }
         let (status, nonce) = http(
@@ -271,10 +276,7 @@ rc_login:
         assert_eq!(status, 200, "{session}");
         let token = session["access_token"].as_str().unwrap().to_owned();
         let entry = (user_id, token);
-        users
-            .lock()
-            .unwrap()
-            .insert(localpart.to_owned(), entry.clone());
+        users.lock().unwrap().insert(cache_key, entry.clone());
         entry
     }
 
@@ -313,6 +315,34 @@ impl Synapse {
         .unwrap();
         assert_eq!(status, 200, "{room}");
         room["room_id"].as_str().unwrap().to_owned()
+    }
+
+    /// A client-server request as `localpart` (`None`: unauthenticated).
+    pub fn call(
+        &self,
+        localpart: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let token = localpart.map(|l| self.user(l).1);
+        http(self.client_port, method, path, body, token.as_deref()).unwrap()
+    }
+
+    /// `localpart` invites `invitee` (a user id) into `room`, who joins.
+    pub fn invite_and_join(&self, localpart: &str, room: &str, invitee: &str) {
+        let (user_id, _) = self.user(invitee);
+        let path = format!("/_matrix/client/v3/rooms/{}/invite", encode(room));
+        let (status, answer) = self.call(
+            Some(localpart),
+            "POST",
+            &path,
+            Some(&json!({"user_id": user_id})),
+        );
+        assert_eq!(status, 200, "{answer}");
+        let path = format!("/_matrix/client/v3/rooms/{}/join", encode(room));
+        let (status, answer) = self.call(Some(invitee), "POST", &path, Some(&json!({})));
+        assert_eq!(status, 200, "{answer}");
     }
 
     /// Schedules an empty `org.matrix.msc3401.call.member` state event (the "leave")
@@ -683,8 +713,13 @@ impl Service {
     /// Starts the binary with `env` (on top of a cleared `LIVEKIT_*` environment) and
     /// waits for `/healthz`.
     pub async fn start(env: &[(&str, String)]) -> Self {
+        Self::start_on(free_port(), env).await
+    }
+
+    /// [`Service::start`] on a port chosen beforehand (a homeserver's registration
+    /// names it before the service runs).
+    pub async fn start_on(port: u16, env: &[(&str, String)]) -> Self {
         let dir = TempDir::new("service");
-        let port = free_port();
         let log = dir.path("service.log");
         let file = std::fs::File::create(&log).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_lk-jwt-service"));
