@@ -14,7 +14,7 @@ use crate::delegation::cs_api::CsApiResolver;
 use crate::delegation::homeserver::HomeserverClient;
 use crate::delegation::job::JobDeps;
 use crate::delegation::manager::Manager;
-use crate::delegation::store::{self, NoStore, RedisStore, Store};
+use crate::delegation::store::{self, NoStore, RedisStore};
 use crate::livekit::token::TokenSigner;
 use crate::livekit::twirp::{RoomService, TwirpError};
 use crate::metrics::Metrics;
@@ -91,24 +91,28 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
         require_membership: app.require_membership,
     });
     let homeserver = HomeserverClient::new(well_known_client, cs_api.clone(), web_resolver);
-    let store: Arc<dyn Store> = match &config.redis_url {
-        Some(url) => {
-            let client = store::client(url, config.redis_password.as_ref())
-                .map_err(|e| StartError(format!("LIVEKIT_REDIS_URL: {e}")))?;
-            Arc::new(
-                RedisStore::connect(&client)
-                    .await
-                    .map_err(|e| StartError(format!("LIVEKIT_REDIS_URL: {e}")))?,
-            )
-        }
-        None => Arc::new(NoStore),
-    };
     let deps = Arc::new(JobDeps {
         homeserver: Arc::new(homeserver),
         participants: Arc::new(rooms.clone()),
         sanity_interval: config.sanity_check_interval,
     });
-    let delegation = Manager::new(store, deps);
+    let delegation = match &config.redis_url {
+        Some(url) => {
+            let client = store::client(url, config.redis_password.as_ref())
+                .map_err(|e| StartError(format!("LIVEKIT_REDIS_URL: {e}")))?;
+            let replica = replica_id(config.bind.port());
+            let store = RedisStore::connect(&client, replica.clone())
+                .await
+                .map_err(|e| StartError(format!("LIVEKIT_REDIS_URL: {e}")))?;
+            let forwarded = store.subscribe();
+            let delegation = Manager::new(Arc::new(store), deps);
+            tokio::spawn(delegation.clone().maintain());
+            tokio::spawn(delegation.clone().deliver(forwarded));
+            tracing::info!(%replica, "delegated jobs are shared in Redis");
+            delegation
+        }
+        None => Manager::new(Arc::new(NoStore), deps),
+    };
 
     Ok(AppState(Arc::new(Services {
         livekit_url: config.livekit_url.clone(),
@@ -131,6 +135,20 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
         metrics_enabled: config.metrics,
         app_service,
     })))
+}
+
+/// This replica's name in the job leases: host name and listening port, unique among
+/// the live replicas (two cannot listen on one port of one host) and the same after a
+/// restart, so a replica that restarts at once takes its jobs back without waiting for
+/// its old leases to run out.
+fn replica_id(port: u16) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}:{port}")
 }
 
 /// A separate SFU client for the start-up probe (the state's is behind a trait object).

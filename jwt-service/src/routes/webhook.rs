@@ -6,6 +6,7 @@ use axum::body::to_bytes;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 
+use crate::delegation::manager::Routed;
 use crate::delegation::webhook;
 use crate::state::AppState;
 
@@ -37,10 +38,12 @@ pub async fn sfu_webhook(State(state): State<AppState>, request: Request) -> Sta
     match webhook::parse(&body) {
         Ok(Some((key, event))) => {
             let routed = services.delegation.notify(&key, event).await;
-            tracing::debug!(?key, ?event, routed, "webhook event");
-            services
-                .metrics
-                .webhook(if routed { "routed" } else { "unrouted" });
+            tracing::debug!(?key, ?event, ?routed, "webhook event");
+            services.metrics.webhook(match routed {
+                Routed::Here => "routed",
+                Routed::Forwarded => "forwarded",
+                Routed::Nowhere => "unrouted",
+            });
         }
         Ok(None) => {
             tracing::debug!("webhook event not relevant to delegation");
