@@ -22,6 +22,7 @@ pub mod flows;
 pub mod go_json;
 pub mod healthcheck;
 pub mod livekit;
+pub mod membership;
 pub mod metrics;
 pub mod openid;
 pub mod rate_limit;

@@ -17,6 +17,8 @@ use crate::delegation::manager::Manager;
 use crate::delegation::store::{self, NoStore, RedisStore};
 use crate::livekit::token::TokenSigner;
 use crate::livekit::twirp::{RoomService, TwirpError};
+use crate::membership::Membership;
+use crate::membership::book::{Book, MemoryBook, RedisBook};
 use crate::metrics::Metrics;
 use crate::openid::net::{self, DenyingResolver, MatrixTls};
 use crate::openid::token_cache::CachingVerifier;
@@ -96,12 +98,17 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
         participants: Arc::new(rooms.clone()),
         sanity_interval: config.sanity_check_interval,
     });
-    let delegation = match &config.redis_url {
-        Some(url) => {
-            let client = store::client(url, config.redis_password.as_ref())
-                .map_err(|e| StartError(format!("LIVEKIT_REDIS_URL: {e}")))?;
-            let replica = replica_id(config.bind.port());
-            let store = RedisStore::connect(&client, replica.clone())
+    let replica = replica_id(config.bind.port());
+    let redis = match &config.redis_url {
+        Some(url) => Some(
+            store::client(url, config.redis_password.as_ref())
+                .map_err(|e| StartError(format!("LIVEKIT_REDIS_URL: {e}")))?,
+        ),
+        None => None,
+    };
+    let delegation = match &redis {
+        Some(client) => {
+            let store = RedisStore::connect(client, replica.clone())
                 .await
                 .map_err(|e| StartError(format!("LIVEKIT_REDIS_URL: {e}")))?;
             let forwarded = store.subscribe();
@@ -112,6 +119,33 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
             delegation
         }
         None => Manager::new(Arc::new(NoStore), deps),
+    };
+    let membership = match (&config.app_service, &app_service) {
+        (Some(settings), Some(app)) => match settings.membership_check_interval {
+            Some(interval) => {
+                let book: Arc<dyn Book> = match &redis {
+                    Some(client) => Arc::new(RedisBook::new(
+                        client.get_connection_manager().await.map_err(|e| {
+                            StartError(format!("LIVEKIT_REDIS_URL: cannot connect: {e}"))
+                        })?,
+                        replica.clone(),
+                    )),
+                    None => Arc::new(MemoryBook::default()),
+                };
+                let membership = Arc::new(Membership::new(
+                    book,
+                    app.api.clone(),
+                    Arc::new(rooms.clone()),
+                    app.server_name.clone(),
+                    interval,
+                ));
+                tokio::spawn(membership.clone().run());
+                tracing::info!(?interval, "kick on leave is on");
+                Some(membership)
+            }
+            None => None,
+        },
+        _ => None,
     };
 
     Ok(AppState(Arc::new(Services {
@@ -134,6 +168,7 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
         metrics: Metrics::default(),
         metrics_enabled: config.metrics,
         app_service,
+        membership,
     })))
 }
 

@@ -12,6 +12,7 @@ use crate::delegation::cs_api::CsApiResolver;
 use crate::delegation::manager::Manager;
 use crate::livekit::token::TokenSigner;
 use crate::livekit::twirp::RoomCreator;
+use crate::membership::Membership;
 use crate::metrics::Metrics;
 use crate::openid::userinfo::Verifier;
 use crate::rate_limit::RateLimiter;
@@ -54,4 +55,6 @@ pub struct Services {
     pub metrics_enabled: bool,
     /// Application-service mode, when configured.
     pub app_service: Option<AppService>,
+    /// Kick on leave, when `LIVEKIT_MEMBERSHIP_CHECK_INTERVAL_SECONDS` is set.
+    pub membership: Option<Arc<Membership>>,
 }

@@ -119,6 +119,7 @@ async fn proxied_routes_through_synapse() {
                 ),
             ),
             ("LIVEKIT_REQUIRE_MEMBERSHIP", "true".into()),
+            ("LIVEKIT_MEMBERSHIP_CHECK_INTERVAL_SECONDS", "1".into()),
         ],
     )
     .await;
@@ -316,6 +317,56 @@ async fn proxied_routes_through_synapse() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+
+    // Kick on leave. Bob joins the room and the call; Alice is in the call too.
+    synapse.invite_and_join("alice", &room, "bob");
+    let (status, answer) = synapse.call(Some("bob"), "POST", CS_GET_TOKEN, Some(&token_body));
+    assert_eq!(status, 200, "{answer}");
+    let bob_identity = hash(&[&bob, "memberABC"]);
+    let alice_identity = hash(&[&alice, "memberABC"]);
+    sfu.rooms.lock().unwrap().insert(
+        alias.clone(),
+        vec![alice_identity.clone(), bob_identity.clone()],
+    );
+    assert_eq!(
+        common::send_webhook(&service, "participant_joined", &alias, &bob_identity, "").await,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        sfu.removed.lock().unwrap().is_empty(),
+        "members stay: {}",
+        service.log()
+    );
+    // Bob leaves the Matrix room: the next sweep removes him from the call, only him.
+    let leave = format!("/_matrix/client/v3/rooms/{}/leave", common::encode(&room));
+    let (status, answer) = synapse.call(Some("bob"), "POST", &leave, Some(&json!({})));
+    assert_eq!(status, 200, "{answer}");
+    let removed = || sfu.removed.lock().unwrap().len() == 1;
+    assert!(
+        common::eventually(Duration::from_secs(10), removed).await,
+        "not removed: {}",
+        service.log()
+    );
+    assert_eq!(
+        *sfu.removed.lock().unwrap(),
+        [(alias.clone(), bob_identity.clone())]
+    );
+    assert_eq!(sfu.rooms.lock().unwrap()[&alias], [alice_identity]);
+    // He comes back with his still valid token: LiveKit's join webhook gets him removed
+    // again at once.
+    sfu.rooms
+        .lock()
+        .unwrap()
+        .get_mut(&alias)
+        .unwrap()
+        .push(bob_identity.clone());
+    assert_eq!(
+        common::send_webhook(&service, "participant_joined", &alias, &bob_identity, "").await,
+        200
+    );
+    let removed_again = || sfu.removed.lock().unwrap().len() >= 2;
+    assert!(common::eventually(Duration::from_secs(5), removed_again).await);
     assert!(!service.log().contains(AS_TOKEN), "token in the log");
 }
 

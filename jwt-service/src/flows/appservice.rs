@@ -183,6 +183,11 @@ async fn local_token(
     let jwt = sign(services, &identity, &room, grants)?;
     create_room(services, &room).await?;
     tracing::info!(%user, %room, %identity, can_publish, "issued LiveKit token");
+    if let Some(membership) = &services.membership {
+        membership
+            .track(&room, &identity, &slot.room_id, user)
+            .await;
+    }
     Ok(jwt)
 }
 

@@ -64,6 +64,11 @@ pub async fn issue(services: &Services, request: TokenRequest) -> Result<Issued,
         }
     }
     tracing::info!(%user_id, %room, %identity, full_access, "issued LiveKit token");
+    if let Some(membership) = &services.membership {
+        membership
+            .track(&room, &identity, request.subject.room_id(), &user_id)
+            .await;
+    }
     Ok(Issued {
         url: services.livekit_url.clone(),
         jwt,

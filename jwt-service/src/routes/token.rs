@@ -196,6 +196,7 @@ mod tests {
             metrics: crate::metrics::Metrics::default(),
             metrics_enabled: true,
             app_service: None,
+            membership: None,
         }));
         Harness {
             state,

@@ -492,6 +492,31 @@ pub struct RoomParticipantIdentityProto {
 }
 
 /// LiveKit's `Room` (the fields the fake fills in).
+/// LiveKit's `ListParticipantsRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListParticipantsRequestProto {
+    #[prost(string, tag = "1")]
+    pub room: String,
+}
+
+/// The parts of LiveKit's `ParticipantInfo` a client looks at.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ParticipantInfoProto {
+    #[prost(string, tag = "1")]
+    pub sid: String,
+    #[prost(string, tag = "2")]
+    pub identity: String,
+    #[prost(string, tag = "9")]
+    pub name: String,
+}
+
+/// LiveKit's `ListParticipantsResponse`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListParticipantsResponseProto {
+    #[prost(message, repeated, tag = "1")]
+    pub participants: Vec<ParticipantInfoProto>,
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct RoomProto {
     #[prost(string, tag = "1")]
@@ -516,6 +541,10 @@ pub struct ApiClaims {
 /// protobuf request and answers with a protobuf `Room`.
 pub struct LiveKitFake {
     pub addr: SocketAddr,
+    /// Who is in each room, for ListParticipants; RemoveParticipant takes them out.
+    pub rooms: Arc<Mutex<std::collections::BTreeMap<String, Vec<String>>>>,
+    /// `(room, identity)` of each RemoveParticipant call.
+    pub removed: Arc<Mutex<Vec<(String, String)>>>,
     /// Whether GetParticipant finds the participant.
     pub present: Arc<Mutex<bool>>,
     /// `(room, identity)` of each GetParticipant call with a valid roomAdmin token.
@@ -649,11 +678,100 @@ impl LiveKitFake {
                 }
             }
         };
+        let rooms: Arc<Mutex<std::collections::BTreeMap<String, Vec<String>>>> = Arc::default();
+        let removed: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        // ListParticipants and RemoveParticipant, with LiveKit's checks: a roomAdmin
+        // token for that room; not_found for someone who is not there.
+        let admin = |headers: &HeaderMap, room: &str| -> bool {
+            let jwt = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+            validation.set_issuer(&[KEY]);
+            jsonwebtoken::decode::<ApiClaims>(
+                jwt,
+                &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+                &validation,
+            )
+            .is_ok_and(|c| {
+                c.claims.video["roomAdmin"] == json!(true) && c.claims.video["room"] == json!(room)
+            })
+        };
+        let denied = || {
+            let body = json!({"code": "permission_denied", "msg": "no roomAdmin"}).to_string();
+            (StatusCode::FORBIDDEN, body.into_bytes())
+        };
+        let list_rooms = rooms.clone();
+        let list_participants = move |headers: HeaderMap, body: Bytes| {
+            let rooms = list_rooms.clone();
+            async move {
+                let Ok(request) = ListParticipantsRequestProto::decode(body) else {
+                    return denied();
+                };
+                if !admin(&headers, &request.room) {
+                    return denied();
+                }
+                let participants = rooms
+                    .lock()
+                    .unwrap()
+                    .get(&request.room)
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|identity| ParticipantInfoProto {
+                        sid: format!("PA_{identity}"),
+                        identity,
+                        name: String::new(),
+                    })
+                    .collect();
+                let answer = ListParticipantsResponseProto { participants };
+                (StatusCode::OK, answer.encode_to_vec())
+            }
+        };
+        let (remove_rooms, remove_log) = (rooms.clone(), removed.clone());
+        let remove_participant = move |headers: HeaderMap, body: Bytes| {
+            let (rooms, removed) = (remove_rooms.clone(), remove_log.clone());
+            async move {
+                let Ok(request) = RoomParticipantIdentityProto::decode(body) else {
+                    return denied();
+                };
+                if !admin(&headers, &request.room) {
+                    return denied();
+                }
+                removed
+                    .lock()
+                    .unwrap()
+                    .push((request.room.clone(), request.identity.clone()));
+                let mut rooms = rooms.lock().unwrap();
+                let participants = rooms.entry(request.room).or_default();
+                match participants.iter().position(|p| *p == request.identity) {
+                    Some(index) => {
+                        participants.remove(index);
+                        (StatusCode::OK, Vec::new())
+                    }
+                    None => {
+                        let body = json!({"code": "not_found", "msg": "participant not found"})
+                            .to_string();
+                        (StatusCode::NOT_FOUND, body.into_bytes())
+                    }
+                }
+            }
+        };
         let app = axum::Router::new()
             .route("/twirp/livekit.RoomService/CreateRoom", post(handler))
             .route(
                 "/twirp/livekit.RoomService/GetParticipant",
                 post(get_participant),
+            )
+            .route(
+                "/twirp/livekit.RoomService/ListParticipants",
+                post(list_participants),
+            )
+            .route(
+                "/twirp/livekit.RoomService/RemoveParticipant",
+                post(remove_participant),
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -662,6 +780,8 @@ impl LiveKitFake {
         });
         Self {
             addr,
+            rooms,
+            removed,
             present,
             lookups,
             calls,
