@@ -518,6 +518,19 @@ mod tests {
         }
     }
 
+    /// Element Call probes for delegation with an unauthenticated, empty POST: anything
+    /// but 404 means "supported".
+    #[tokio::test]
+    async fn the_delegation_probe_is_not_a_404() {
+        let h = harness(&["example.com"], false);
+        let a = call(&h, "POST", "/delegate_delayed_leave", "").await;
+        assert_eq!(
+            (a.status, a.body),
+            (400, error_body("M_NOT_JSON", "Error reading request"))
+        );
+        assert!(h.verifier.calls.lock().unwrap().is_empty());
+    }
+
     #[tokio::test]
     async fn get_token_with_delay_registers_a_job_and_shutdown_refuses_new_ones() {
         let h = harness(&["example.com"], false);
