@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Installs what the test suite drives for real: coturn's turnutils_* clients and
-# redis-server (Debian), Synapse (PyPI). Idempotent: skips what is already there.
+# redis-server (Debian), Synapse (PyPI), and the eBPF toolchain of turn-offload (Debian).
+# Idempotent: skips what is already there.
 set -euo pipefail
 
 apt_packages=()
 command -v turnutils_uclient >/dev/null 2>&1 || apt_packages+=(coturn)
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
+# turn-offload: its build compiles the eBPF program (clang, libbpf's headers); its tests
+# build network namespaces and veth pairs (iproute2) and turn checksum offload off (ethtool).
+command -v clang >/dev/null 2>&1 || apt_packages+=(clang)
+[ -f /usr/include/bpf/bpf_helpers.h ] || apt_packages+=(libbpf-dev)
+command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
+command -v ethtool >/dev/null 2>&1 || apt_packages+=(ethtool)
 
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -21,9 +21,9 @@ use rtc_auth::long_term::long_term_key;
 use rtc_auth::rest;
 use rtc_auth::secret::Secret;
 use support::{EchoPeer, MATRIX_USER, PortSlot, REALM, binding_request, random_hex, unix_now};
-use turn_server::proto::codec::address::decode_xor;
-use turn_server::proto::codec::attribute::AttrType;
-use turn_server::proto::codec::{Class, Message, MessageWriter, Method, TransactionId};
+use turn_proto::codec::address::decode_xor;
+use turn_proto::codec::attribute::AttrType;
+use turn_proto::codec::{Class, Message, MessageWriter, Method, TransactionId};
 
 /// Upper bound for anything a test waits for.
 const WAIT: Duration = Duration::from_secs(10);

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use rtc_auth::rest::RestCredential;
 use support::{REALM, TurnServer};
-use turn_server::proto::codec::address::decode_xor;
-use turn_server::proto::codec::attribute::AttrType;
-use turn_server::proto::codec::{Class, Message, MessageWriter, Method, TransactionId};
+use turn_proto::codec::address::decode_xor;
+use turn_proto::codec::attribute::AttrType;
+use turn_proto::codec::{Class, Message, MessageWriter, Method, TransactionId};
 
 /// A peer address the server is started to deny (loopback is otherwise allowed).
 const DENIED_PEER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);

@@ -570,14 +570,14 @@ fn tls_certificate_is_reloaded_on_sigusr2_and_sighup() {
 /// known) and returns the response.
 fn stream_request(
     stream: &mut dyn Stream,
-    method: turn_server::proto::codec::Method,
-    extra: &[(turn_server::proto::codec::attribute::AttrType, Vec<u8>)],
+    method: turn_proto::codec::Method,
+    extra: &[(turn_proto::codec::attribute::AttrType, Vec<u8>)],
     credential: &rtc_auth::rest::RestCredential,
     nonce: Option<&[u8]>,
     tid: u8,
 ) -> Vec<u8> {
-    use turn_server::proto::codec::attribute::AttrType;
-    use turn_server::proto::codec::{Class, MessageWriter, TransactionId};
+    use turn_proto::codec::attribute::AttrType;
+    use turn_proto::codec::{Class, MessageWriter, TransactionId};
     let mut request = Vec::new();
     let mut writer = MessageWriter::new(
         &mut request,
@@ -618,9 +618,9 @@ enum Delivery {
 /// on the same transport must still be served, and the slow connection must work again
 /// once its client reads.
 fn a_client_that_stops_reading_costs_bounded_memory(transport: Transport, delivery: Delivery) {
-    use turn_server::proto::codec::address::{decode_xor, encode_xor};
-    use turn_server::proto::codec::attribute::AttrType;
-    use turn_server::proto::codec::{Class, Message, Method, TransactionId};
+    use turn_proto::codec::address::{decode_xor, encode_xor};
+    use turn_proto::codec::attribute::AttrType;
+    use turn_proto::codec::{Class, Message, Method, TransactionId};
     let server = start();
     let credential = rtc_auth::rest::mint(
         &rtc_auth::secret::Secret::new(SECRET),
@@ -735,7 +735,7 @@ fn a_client_that_stops_reading_costs_bounded_memory(transport: Transport, delive
         pending.extend_from_slice(&buf[..n]);
         let mut at = 0;
         let mut answered = false;
-        while let Ok(Some(len)) = turn_server::proto::framing::frame_len(&pending[at..]) {
+        while let Ok(Some(len)) = turn_proto::framing::frame_len(&pending[at..]) {
             let frame = &pending[at..at + len];
             if frame[0] >> 6 == 0 && frame[8..20] == [9; 12] {
                 answered = true;

@@ -1,6 +1,6 @@
 //! Translates coturn options into the sans-IO core's [`ServerConfig`].
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -8,9 +8,9 @@ use rtc_auth::rest::RestVerifier;
 use rtc_auth::secret::Secret;
 
 use crate::config::{AuthMode, Config, StaticUser, UserKey};
-use crate::proto::ServerConfig;
-use crate::proto::auth::{Credentials, UserKeys};
-use crate::proto::policy::PeerPolicy;
+use turn_proto::ServerConfig;
+use turn_proto::auth::{Credentials, UserKeys};
+use turn_proto::policy::PeerPolicy;
 
 /// The core settings for `config`; `generated_secret` is the embedded default's secret,
 /// used when no credential mechanism is configured.
@@ -26,7 +26,7 @@ pub fn core_config(config: &Config, generated_secret: Option<&Secret>) -> Server
                 .users
                 .iter()
                 .map(|user| (user.name.clone(), user_keys(user, &realm)))
-                .collect::<HashMap<_, _>>(),
+                .collect::<BTreeMap<_, _>>(),
         ),
         (AuthMode::None, _) => Credentials::None,
         (AuthMode::Unconfigured, Some(secret)) => Credentials::Rest(RestVerifier::new(
@@ -35,7 +35,7 @@ pub fn core_config(config: &Config, generated_secret: Option<&Secret>) -> Server
         )),
         // Never open access by accident: an unconfigured server with no generated secret
         // accepts no one.
-        (AuthMode::Unconfigured, None) => Credentials::Users(HashMap::new()),
+        (AuthMode::Unconfigured, None) => Credentials::Users(BTreeMap::new()),
     };
     let policy = PeerPolicy::new(
         config.allowed_peer_ips.set.clone(),
