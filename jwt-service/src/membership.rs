@@ -153,9 +153,9 @@ impl Membership {
                 .push(entry);
         }
         for (room_id, entries) in by_matrix_room {
-            let Some(members) = self.members(&room_id).await else {
-                continue;
-            };
+            // Unknown membership removes nobody, but entries of tokens that expired
+            // unused are still forgotten, so the book cannot grow without bound.
+            let members = self.members(&room_id).await;
             let mut by_livekit_room: BTreeMap<&str, Vec<&Tracked>> = BTreeMap::new();
             for entry in &entries {
                 by_livekit_room.entry(&entry.room).or_default().push(entry);
@@ -170,7 +170,10 @@ impl Membership {
                 };
                 for entry in entries {
                     if present.contains(&entry.identity) {
-                        if !members.contains(&entry.user_id) {
+                        if members
+                            .as_ref()
+                            .is_some_and(|members| !members.contains(&entry.user_id))
+                        {
                             tracing::info!(user = %entry.user_id, %room, "left the Matrix room; removing them from the call");
                             self.kick(entry).await;
                         }
@@ -333,6 +336,24 @@ mod tests {
         // The homeserver refuses the member list: none of our users is in the room.
         *homeserver.0.lock().unwrap() = Ok(None);
         membership.sweep().await;
+        assert!(sfu.removed.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn expired_tokens_of_absent_participants_are_forgotten() {
+        let (membership, homeserver, sfu) = setup().await;
+        *homeserver.0.lock().unwrap() = Err("HTTP 502".to_owned());
+        let old = Tracked {
+            room: "R".into(),
+            identity: "OLD".into(),
+            room_id: "!r".into(),
+            user_id: "@c:hs".into(),
+            issued_at: SystemTime::now() - JOIN_TOKEN_TTL - Duration::from_secs(1),
+        };
+        membership.book.track(&old).await.unwrap();
+        membership.sweep().await;
+        assert_eq!(membership.book.all().await.unwrap().len(), 2);
+        assert!(membership.book.get("R", "OLD").await.unwrap().is_none());
         assert!(sfu.removed.lock().unwrap().is_empty());
     }
 
