@@ -203,6 +203,10 @@ async fn jobs_survive_a_crash_with_redis() {
         "expired job kept"
     );
     assert!(fields.contains(&jobs[0].0), "live job lost");
+    assert!(
+        !fields.contains(&r#"["junk","junk"]"#.to_owned()),
+        "unreadable job kept"
+    );
 
     assert_eq!(
         send_webhook(&service, "participant_joined", &alias, &identity, "").await,

@@ -150,11 +150,26 @@ for i, key in ipairs(KEYS) do
 end
 return held";
 
-/// `KEYS[1]` owner; `ARGV` replica, lease ms: take a free (or our own) lease.
+/// `KEYS[1]` hash; `ARGV` replica, lease ms, owner prefix: takes every free (or our own)
+/// lease in one step and returns `[field, record, …]` of the jobs taken. (The owner keys
+/// are derived inside the script: fine on one Redis, not on a cluster.)
 const CLAIM: &str = r"
-local owner = redis.call('GET', KEYS[1])
-if owner and owner ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local claimed = {}
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local key = ARGV[3] .. field
+  local owner = redis.call('GET', key)
+  if not owner or owner == ARGV[1] then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    table.insert(claimed, field)
+    table.insert(claimed, redis.call('HGET', KEYS[1], field))
+  end
+end
+return claimed";
+
+/// `KEYS[1]` hash, `KEYS[2]` owner; `ARGV[1]` field: drops an unreadable entry.
+const DROP: &str = r"
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
 return 1";
 
 /// `KEYS` owner keys; `ARGV[1]` replica.
@@ -269,30 +284,32 @@ impl Store for RedisStore {
 
     fn claim_free(&self) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>> {
         Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let entries: Vec<(String, String)> = redis::cmd("HGETALL")
-                .arg(HASH)
-                .query_async(&mut connection)
-                .await
-                .map_err(|e| StoreError(format!("HGETALL failed: {}", describe(&e))))?;
+            let taken: Vec<String> = self
+                .script(
+                    CLAIM,
+                    &[HASH.to_owned()],
+                    &[
+                        self.replica.clone(),
+                        lease_ms().to_string(),
+                        OWNER_PREFIX.to_owned(),
+                    ],
+                )
+                .await?;
             let mut claimed = Vec::new();
-            for (field, value) in entries {
-                let record = match decode_record(&value) {
-                    Ok(record) => record,
+            for pair in taken.chunks_exact(2) {
+                let (field, value) = (&pair[0], &pair[1]);
+                match decode_record(value) {
+                    Ok(record) => claimed.push(record),
                     Err(e) => {
-                        tracing::warn!(%field, "skipping unreadable stored job: {e}");
-                        continue;
+                        // As upstream: a job that cannot be read never will be.
+                        tracing::warn!(%field, "dropping unreadable stored job: {e}");
+                        self.script::<i64>(
+                            DROP,
+                            &[HASH.to_owned(), format!("{OWNER_PREFIX}{field}")],
+                            std::slice::from_ref(field),
+                        )
+                        .await?;
                     }
-                };
-                let took: i64 = self
-                    .script(
-                        CLAIM,
-                        &[owner_key(&record.params.key)],
-                        &[self.replica.clone(), lease_ms().to_string()],
-                    )
-                    .await?;
-                if took == 1 {
-                    claimed.push(record);
                 }
             }
             Ok(claimed)
