@@ -1,7 +1,7 @@
 //! `POST /get_token` (MSC4195), `POST /sfu/get` (legacy) and
 //! `POST /delegate_delayed_leave` (spec §1.2-§1.4): the handlers translate between
 //! HTTP and [`crate::flows::standalone`]. Method checks, CORS headers, the rate limit,
-//! the request span and the metrics are the router's ([`super::token_gate`]); the body
+//! the request span and the metrics are the router's (`token_gate` in [`super`]); the body
 //! arrives decoded ([`GoJson`]).
 
 use axum::body::Body;
