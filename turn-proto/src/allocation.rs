@@ -65,6 +65,9 @@ pub struct Allocation {
     /// An RFC 6062 TCP allocation: the relay address listens for TCP and peers are
     /// reached through Connect; Send, ChannelBind and UDP peer data do not apply.
     pub tcp: bool,
+    /// RFC 6062 peer connections it holds (connecting, waiting for their bind, joined),
+    /// against `max-tcp-relay-connections`.
+    pub tcp_connections: u32,
     /// The username that created it; only it may use the allocation.
     pub username: Box<str>,
     /// Real user id for `user-quota`.
@@ -98,7 +101,17 @@ pub struct Allocation {
 
 impl Allocation {
     /// The relay that reaches `peer`: the one of its address family, if any.
+    ///
+    /// None for an IPv4-mapped peer (`::ffff:a.b.c.d`): IPv6 relay sockets are
+    /// IPv6-only, so nothing sent there would leave, and the IPv4 address it names is
+    /// for an IPv4 relay to reach (the client is answered 443, Peer Address Family
+    /// Mismatch, and can ask again with the IPv4 form).
     pub fn relay_for(&self, peer: SocketAddr) -> Option<Relay> {
+        if let IpAddr::V6(v6) = peer.ip()
+            && v6.to_ipv4_mapped().is_some()
+        {
+            return None;
+        }
         if self.relay.address.is_ipv4() == peer.is_ipv4() {
             return Some(self.relay);
         }

@@ -26,5 +26,17 @@ pub use writer::MessageWriter;
 /// The fixed value in every STUN header since RFC 5389 (RFC 8489 §5).
 pub const MAGIC_COOKIE: u32 = 0x2112_A442;
 
+#[cfg(test)]
+const _: () = assert!(MAGIC_COOKIE >> 16 == MAGIC_COOKIE_HIGH as u32);
+
 /// STUN header length (RFC 8489 §5).
 pub const HEADER_LEN: usize = 20;
+
+/// The longest message, header included, the codec reads or writes: attribute offsets
+/// and lengths are 16-bit, and a UDP datagram cannot be longer anyway. A STUN header's
+/// length field alone could describe 20 + 65 535 bytes; such messages are refused, on
+/// streams at framing ([`crate::framing`]).
+pub const MAX_MESSAGE_LEN: usize = u16::MAX as usize;
+
+/// The upper 16 bits of [`MAGIC_COOKIE`], which XOR the port of address attributes.
+pub const MAGIC_COOKIE_HIGH: u16 = 0x2112;

@@ -2,17 +2,26 @@
 //!
 //! coturn's order, with stronger defaults: the special-purpose ranges (private nets,
 //! loopback, metadata, multicast, documentation, ...) are denied unless an operator opens
-//! them with `allowed-peer-ip` or the loopback/multicast switches, and some ranges can
-//! never be opened at all.
+//! them with `allowed-peer-ip` or the loopback/multicast switches, some ranges can never
+//! be opened at all, and this host's own addresses are closed except on relay ports
+//! ([`OwnHost`]): a relay in `network_mode: host` would otherwise reach SSH, Redis or the
+//! metrics listener through `lo`, past the host's firewall.
+//!
+//! Two kinds of matching: deny-side lists unwrap IPv4 carried in IPv6
+//! ([`rtc_auth::ip_range::embedded_ipv4`]) so `::ffff:127.0.0.1` cannot slip past an IPv4
+//! range, while allow-side entries match only the address as written: a packet to the
+//! 6to4 form of an allowed IPv4 address goes to a 6to4 relay, not to that address.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::RangeInclusive;
 
 use rtc_auth::ip_range::{IpRangeSet, NEVER_ALLOWED, embedded_ipv4};
 
-/// Peer address policy, checked on CreatePermission, ChannelBind and every Send.
+/// Peer address policy, checked on CreatePermission, ChannelBind, every Send, Connect
+/// and every incoming RFC 6062 peer connection.
 #[derive(Debug, Clone)]
 pub struct PeerPolicy {
-    /// `allowed-peer-ip` (plus the private halves of `external-ip`).
+    /// `allowed-peer-ip`.
     pub allowed: IpRangeSet,
     /// `denied-peer-ip`.
     pub denied: IpRangeSet,
@@ -22,7 +31,72 @@ pub struct PeerPolicy {
     pub allow_loopback: bool,
     /// `no-multicast-peers` (on unless `allow-multicast-peers`).
     pub deny_multicast: bool,
+    /// This host's addresses and the ports on them a peer may be.
+    pub own_host: OwnHost,
     never: IpRangeSet,
+}
+
+/// This host, as a peer: every address of it is closed except on the ports a relayed
+/// client legitimately reaches there (another allocation's relay port, or a co-located
+/// service the operator opened, such as LiveKit's media port).
+#[derive(Debug, Clone)]
+pub struct OwnHost {
+    /// Every address of this host: its interfaces, the listening and relay addresses,
+    /// both halves of each `external-ip`, the metrics address.
+    pub addresses: IpRangeSet,
+    /// The private halves of `external-ip=PUBLIC/PRIVATE`: allowed peers (even in a
+    /// denied range) on [`Self::reachable_port`]s, so clients can hairpin to each other's
+    /// relay addresses through a 1:1 NAT, as coturn whitelists them.
+    pub hairpin: IpRangeSet,
+    /// `min-port..=max-port`.
+    pub relay_ports: RangeInclusive<u16>,
+    /// `allowed-own-host-port`: further ports of this host peers may reach.
+    pub open_ports: Vec<RangeInclusive<u16>>,
+    /// Our own listeners (client, TLS, PROXY, metrics ports): closed even inside the relay
+    /// range, so the relay never talks to its own listeners.
+    pub service_ports: Vec<u16>,
+}
+
+impl Default for OwnHost {
+    /// No address known: nothing closed (the core's tests, a server on documentation
+    /// addresses); the driver fills it in.
+    fn default() -> Self {
+        Self {
+            addresses: IpRangeSet::new(),
+            hairpin: IpRangeSet::new(),
+            relay_ports: 49152..=65535,
+            open_ports: Vec::new(),
+            service_ports: Vec::new(),
+        }
+    }
+}
+
+impl OwnHost {
+    /// True for a port on this host a peer may use: a relay port that is not one of our
+    /// listeners, or an opened port.
+    pub fn reachable_port(&self, port: u16) -> bool {
+        (self.relay_ports.contains(&port) && !self.service_ports.contains(&port))
+            || self.open_ports.iter().any(|open| open.contains(&port))
+    }
+
+    /// A port [`Self::reachable_port`] accepts, if there is one.
+    fn some_reachable_port(&self) -> Option<u16> {
+        // Stops within a few steps: only our few listener ports are skipped.
+        self.relay_ports
+            .clone()
+            .find(|port| !self.service_ports.contains(port))
+            .or_else(|| self.open_ports.first().map(|open| *open.start()))
+    }
+
+    /// True when `peer` is this host on a port peers may not reach.
+    fn closes(&self, peer: SocketAddr) -> bool {
+        self.addresses.matches(peer.ip()) && !self.reachable_port(peer.port())
+    }
+
+    /// True when `peer` is a private `external-ip` half on a reachable port.
+    fn hairpins(&self, peer: SocketAddr) -> bool {
+        self.hairpin.contains(peer.ip()) && self.reachable_port(peer.port())
+    }
 }
 
 /// Why a peer was refused (for counters and logs; the client sees 403 either way).
@@ -34,6 +108,8 @@ pub enum Denial {
     Multicast,
     /// Loopback without `allow-loopback-peers`.
     Loopback,
+    /// An address of this host on a port that is neither a relay port nor opened.
+    OwnHost,
     /// Matched `denied-peer-ip`.
     DeniedList,
     /// Matched the default special-purpose list.
@@ -47,7 +123,7 @@ impl Default for PeerPolicy {
 }
 
 impl PeerPolicy {
-    /// A policy with the default special-purpose list.
+    /// A policy with the default special-purpose list and no own-host addresses.
     pub fn new(
         allowed: IpRangeSet,
         denied: IpRangeSet,
@@ -60,35 +136,56 @@ impl PeerPolicy {
             special: IpRangeSet::special_purpose(),
             allow_loopback,
             deny_multicast,
+            own_host: OwnHost::default(),
             never: NEVER_ALLOWED.iter().copied().collect(),
         }
     }
 
-    /// Checks `peer`, first match wins (coturn `good_peer_addr` order).
-    pub fn check(&self, peer: IpAddr) -> Result<(), Denial> {
-        let v4 = embedded_ipv4(peer);
-        if self.never.matches(peer) {
+    /// Checks `peer`, first match wins (coturn `good_peer_addr` order, with the own-host
+    /// rule ahead of the allow entries).
+    pub fn check(&self, peer: SocketAddr) -> Result<(), Denial> {
+        let ip = peer.ip();
+        let v4 = embedded_ipv4(ip);
+        if self.never.matches(ip) {
             return Err(Denial::NeverAllowed);
         }
-        let multicast = is_multicast(peer) || v4.is_some_and(|v4| is_multicast(IpAddr::V4(v4)));
-        if multicast && self.deny_multicast {
+        let direct_multicast = is_multicast(ip);
+        if (direct_multicast || v4.is_some_and(|v4| is_multicast(IpAddr::V4(v4))))
+            && self.deny_multicast
+        {
             return Err(Denial::Multicast);
         }
-        let loopback = is_loopback(peer) || v4.is_some_and(|v4| v4.is_loopback());
-        if loopback && !self.allow_loopback {
+        let direct_loopback = is_loopback(ip);
+        if (direct_loopback || v4.is_some_and(|v4| v4.is_loopback())) && !self.allow_loopback {
             return Err(Denial::Loopback);
         }
-        if self.allowed.matches(peer) {
+        // `allow-loopback-peers` (tests only) opens this host's loopback on every port:
+        // that is what it says. Every other own address stays closed.
+        let loopback_opened = direct_loopback && self.allow_loopback;
+        if !loopback_opened && self.own_host.closes(peer) {
+            return Err(Denial::OwnHost);
+        }
+        if self.own_host.hairpins(peer) || self.allowed.contains(ip) {
             return Ok(());
         }
-        if self.denied.matches(peer) {
+        if self.denied.matches(ip) {
             return Err(Denial::DeniedList);
         }
-        let opened = (loopback && self.allow_loopback) || (multicast && !self.deny_multicast);
-        if !opened && self.special.matches(peer) {
+        let opened = loopback_opened || (direct_multicast && !self.deny_multicast);
+        if !opened && self.special.matches(ip) {
             return Err(Denial::SpecialPurpose);
         }
         Ok(())
+    }
+
+    /// Checks a permission's IP (permissions ignore ports, RFC 8656 §9): allowed when
+    /// some port of it may be reached. Every send through the permission is checked
+    /// with its port ([`Self::check`]), so a permission for this host opens only what
+    /// [`OwnHost::reachable_port`] allows.
+    pub fn check_permission(&self, ip: IpAddr) -> Result<(), Denial> {
+        // Port 0 is never reachable (the relay range starts at 1 or above).
+        let port = self.own_host.some_reachable_port().unwrap_or(0);
+        self.check(SocketAddr::new(ip, port))
     }
 }
 
@@ -108,75 +205,4 @@ fn is_multicast(ip: IpAddr) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ip(text: &str) -> IpAddr {
-        text.parse().unwrap()
-    }
-
-    fn set(items: &[&str]) -> IpRangeSet {
-        IpRangeSet::parse(items.iter().copied()).unwrap()
-    }
-
-    #[test]
-    fn default_policy_table() {
-        let policy = PeerPolicy::default();
-        let cases = [
-            ("8.8.8.8", Ok(())),
-            ("2a00:1450:4001::1", Ok(())),
-            ("127.0.0.1", Err(Denial::Loopback)),
-            ("::1", Err(Denial::Loopback)),
-            ("::ffff:127.0.0.1", Err(Denial::Loopback)),
-            ("::127.0.0.1", Err(Denial::Loopback)),
-            ("64:ff9b::7f00:1", Err(Denial::Loopback)),
-            ("2002:7f00:1::", Err(Denial::Loopback)),
-            ("0.0.0.0", Err(Denial::NeverAllowed)),
-            ("0.1.2.3", Err(Denial::NeverAllowed)),
-            ("::", Err(Denial::NeverAllowed)),
-            ("169.254.169.254", Err(Denial::NeverAllowed)),
-            ("::ffff:169.254.169.254", Err(Denial::NeverAllowed)),
-            ("fe80::1", Err(Denial::NeverAllowed)),
-            ("fd00:ec2::254", Err(Denial::NeverAllowed)),
-            ("224.0.0.1", Err(Denial::Multicast)),
-            ("255.255.255.255", Err(Denial::Multicast)),
-            ("240.0.0.1", Err(Denial::Multicast)),
-            ("ff02::1", Err(Denial::Multicast)),
-            ("::ffff:239.1.1.1", Err(Denial::Multicast)),
-            ("10.0.0.1", Err(Denial::SpecialPurpose)),
-            ("192.168.1.1", Err(Denial::SpecialPurpose)),
-            ("100.64.0.1", Err(Denial::SpecialPurpose)),
-            ("::ffff:10.0.0.1", Err(Denial::SpecialPurpose)),
-        ];
-        for (peer, expected) in cases {
-            assert_eq!(policy.check(ip(peer)), expected, "{peer}");
-        }
-    }
-
-    #[test]
-    fn operator_switches() {
-        let policy = PeerPolicy::new(
-            set(&["10.0.0.0/8", "169.254.169.254"]),
-            set(&["127.0.0.2", "8.8.4.4"]),
-            true,
-            false,
-        );
-        assert_eq!(policy.check(ip("127.0.0.1")), Ok(()));
-        assert_eq!(policy.check(ip("::ffff:127.0.0.1")), Ok(()));
-        assert_eq!(policy.check(ip("::1")), Ok(()));
-        assert_eq!(policy.check(ip("127.0.0.2")), Err(Denial::DeniedList));
-        assert_eq!(policy.check(ip("8.8.4.4")), Err(Denial::DeniedList));
-        assert_eq!(policy.check(ip("10.1.1.1")), Ok(()));
-        assert_eq!(policy.check(ip("224.0.0.1")), Ok(()));
-        assert_eq!(policy.check(ip("192.168.0.1")), Err(Denial::SpecialPurpose));
-        // Metadata stays closed even when listed as allowed.
-        assert_eq!(
-            policy.check(ip("169.254.169.254")),
-            Err(Denial::NeverAllowed)
-        );
-        // Allow beats deny, as in coturn.
-        let both = PeerPolicy::new(set(&["8.8.8.8"]), set(&["8.0.0.0/8"]), false, true);
-        assert_eq!(both.check(ip("8.8.8.8")), Ok(()));
-        assert_eq!(both.check(ip("8.8.4.4")), Err(Denial::DeniedList));
-    }
-}
+mod tests;

@@ -19,6 +19,8 @@ pub struct QuotaLimits {
     pub bps_per_allocation: u64,
     /// Bytes per second all allocations may reserve together.
     pub bps_capacity: u64,
+    /// RFC 6062 peer connections per user id.
+    pub user_tcp_connections: u32,
 }
 
 impl QuotaLimits {
@@ -29,6 +31,7 @@ impl QuotaLimits {
             total: config.total_quota,
             bps_per_allocation: config.max_bps,
             bps_capacity: config.bps_capacity,
+            user_tcp_connections: config.user_tcp_connections,
         }
     }
 }
@@ -56,6 +59,11 @@ pub trait QuotaLedger: Send {
     fn admit(&mut self, user: &str, limits: &QuotaLimits) -> Result<(), QuotaExceeded>;
     /// Records the end of an allocation for `user` (or of an admitted one that failed).
     fn release(&mut self, user: &str);
+    /// Counts one more RFC 6062 peer connection for `user` if `user-tcp-relay-quota`
+    /// allows it (check and count in one step, as for allocations).
+    fn admit_connection(&mut self, user: &str, limits: &QuotaLimits) -> bool;
+    /// Records the end of `count` peer connections of `user`.
+    fn release_connections(&mut self, user: &str, count: u32);
 }
 
 /// Live allocations per real user id and in total.
@@ -66,6 +74,8 @@ pub trait QuotaLedger: Send {
 pub struct QuotaCounts {
     per_user: BTreeMap<Box<str>, u32>,
     total: u32,
+    /// RFC 6062 peer connections per user id.
+    connections: BTreeMap<Box<str>, u32>,
 }
 
 impl QuotaCounts {
@@ -97,11 +107,29 @@ impl QuotaLedger for QuotaCounts {
 
     fn release(&mut self, user: &str) {
         self.total = self.total.saturating_sub(1);
-        if let Some(count) = self.per_user.get_mut(user) {
-            *count -= 1;
-            if *count == 0 {
-                self.per_user.remove(user);
-            }
+        take(&mut self.per_user, user, 1);
+    }
+
+    fn admit_connection(&mut self, user: &str, limits: &QuotaLimits) -> bool {
+        let count = self.connections.get(user).copied().unwrap_or(0);
+        if limits.user_tcp_connections > 0 && count >= limits.user_tcp_connections {
+            return false;
+        }
+        *self.connections.entry(user.into()).or_default() += 1;
+        true
+    }
+
+    fn release_connections(&mut self, user: &str, count: u32) {
+        take(&mut self.connections, user, count);
+    }
+}
+
+/// Takes `count` from `user`'s entry, dropping it at zero so no entry outlives its user.
+fn take(counts: &mut BTreeMap<Box<str>, u32>, user: &str, count: u32) {
+    if let Some(left) = counts.get_mut(user) {
+        *left = left.saturating_sub(count);
+        if *left == 0 {
+            counts.remove(user);
         }
     }
 }
@@ -116,6 +144,7 @@ mod tests {
             total,
             bps_per_allocation,
             bps_capacity,
+            ..QuotaLimits::default()
         }
     }
 
@@ -136,6 +165,19 @@ mod tests {
         counts.release("bob");
         assert_eq!(counts.total(), 0);
         assert!(counts.per_user.is_empty(), "no entry left behind");
+
+        let mut connections = QuotaCounts::default();
+        let l = QuotaLimits {
+            user_tcp_connections: 2,
+            ..QuotaLimits::default()
+        };
+        assert!(connections.admit_connection("alice", &l));
+        assert!(connections.admit_connection("alice", &l));
+        assert!(!connections.admit_connection("alice", &l));
+        assert!(connections.admit_connection("bob", &l));
+        connections.release_connections("alice", 2);
+        connections.release_connections("bob", 1);
+        assert!(connections.connections.is_empty(), "no entry left behind");
 
         let mut bandwidth = QuotaCounts::default();
         let l = limits(0, 0, 1000, 2500);

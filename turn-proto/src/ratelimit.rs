@@ -7,6 +7,12 @@
 //! together, so spraying random spoofed sources (each starting with a full bucket) still
 //! meets a ceiling.
 //!
+//! The limits are the process's, not a shard's: SO_REUSEPORT spreads one source's
+//! 5-tuples over every shard, so per-shard buckets would multiply each limit by the shard
+//! count. A lone core owns its [`AbuseLimiters`]; the shards of a process share one
+//! through the driver's [`RateLimits`] handle (the core takes no lock). They are asked
+//! only for input that is not, or not yet, authenticated: never on the relay path.
+//!
 //! State is fixed: [`SETS`] × [`WAYS`] entries (4096 sources), set-associative with keyed
 //! SipHash so an attacker cannot aim at one set; a new source takes an empty way or
 //! evicts the one idle longest. Memory does not grow with the number of sources.
@@ -119,7 +125,6 @@ pub struct SourceLimiter {
     global: Bucket,
     sets: Box<[[Option<Entry>; WAYS]]>,
     hasher: SeededState,
-    refused: u64,
     /// Refusal episodes started (= log lines written).
     episodes: u64,
 }
@@ -140,14 +145,14 @@ impl SourceLimiter {
             global: Bucket::full(global, now),
             sets: vec![[None; WAYS]; SETS].into_boxed_slice(),
             hasher,
-            refused: 0,
             episodes: 0,
         }
     }
 
     /// True when one more request or answer for `source` is allowed now; false means
-    /// drop it silently. Never allocates.
-    pub fn admit(&mut self, source: IpAddr, now: Instant) -> bool {
+    /// drop it silently. `global` false skips the all-sources bucket (a liveness probe
+    /// from loopback, which no remote flood can spoof). Never allocates.
+    pub fn admit(&mut self, source: IpAddr, now: Instant, global: bool) -> bool {
         let source = key(source);
         let index = (self.hasher.hash_one(source) % SETS as u64) as usize;
         let set = &mut self.sets[index];
@@ -174,12 +179,11 @@ impl SourceLimiter {
             return false;
         };
         // The per-source bucket first: a refused source must not drain the global one.
-        let allowed =
-            entry.bucket.take(self.per_source, now) && self.global.take(self.global_limit, now);
+        let allowed = entry.bucket.take(self.per_source, now)
+            && (!global || self.global.take(self.global_limit, now));
         if allowed {
             return true;
         }
-        self.refused += 1;
         if entry.bucket.tokens < TOKEN {
             if !entry.bucket.refusing {
                 entry.bucket.refusing = true;
@@ -196,11 +200,89 @@ impl SourceLimiter {
         }
         false
     }
+}
 
-    /// Requests or answers refused so far (for metrics).
-    pub fn refused(&self) -> u64 {
-        self.refused
+/// What a limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited {
+    /// Requests that carry no verified MESSAGE-INTEGRITY (Binding always), before any
+    /// work is done for them.
+    Unauthenticated,
+    /// 401 and 438 answers.
+    Challenges,
+}
+
+/// Where a core asks whether spoofable input may be answered.
+///
+/// A lone core uses its own [`AbuseLimiters`]. The shards of a process must share one
+/// set of buckets, which needs a lock or atomics the core does not take: the driver owns
+/// it and hands each shard a handle implementing this trait. Called only for
+/// unauthenticated input, never on the relay path.
+pub trait RateLimits: Send {
+    /// True when one more of `what` for `source` is allowed now; `probe` marks a
+    /// liveness probe (a Binding from loopback), exempt from the all-sources bucket.
+    fn admit(&mut self, what: Limited, source: IpAddr, now: Instant, probe: bool) -> bool;
+    /// `unauthorized-ratelimit-rps` changed (reload): the 401/438 buckets start over.
+    fn set_challenge_rate(&mut self, rate: u32, now: Instant);
+}
+
+/// The buckets for unauthenticated requests and for 401/438 answers.
+#[derive(Debug)]
+pub struct AbuseLimiters {
+    unauthenticated: SourceLimiter,
+    challenges: SourceLimiter,
+    challenge_rate: u32,
+    hasher: SeededState,
+}
+
+impl AbuseLimiters {
+    /// Full buckets at `now`; `challenge_rate` is `unauthorized-ratelimit-rps` (401/438
+    /// answers per source and second, burst twice that).
+    pub fn new(challenge_rate: u32, now: Instant, hasher: SeededState) -> Self {
+        Self {
+            unauthenticated: SourceLimiter::new(
+                "unauthenticated requests",
+                RateLimit::UNAUTHENTICATED_PER_SOURCE,
+                RateLimit::UNAUTHENTICATED_GLOBAL,
+                now,
+                hasher,
+            ),
+            challenges: challenge_limiter(challenge_rate, now, hasher),
+            challenge_rate,
+            hasher,
+        }
     }
+}
+
+impl RateLimits for AbuseLimiters {
+    fn admit(&mut self, what: Limited, source: IpAddr, now: Instant, probe: bool) -> bool {
+        match what {
+            Limited::Unauthenticated => self.unauthenticated.admit(source, now, !probe),
+            Limited::Challenges => self.challenges.admit(source, now, true),
+        }
+    }
+
+    fn set_challenge_rate(&mut self, rate: u32, now: Instant) {
+        if rate != self.challenge_rate {
+            // A new rate starts with full buckets: the state is only seconds of history.
+            self.challenges = challenge_limiter(rate, now, self.hasher);
+            self.challenge_rate = rate;
+        }
+    }
+}
+
+/// The 401/438 limiter for `unauthorized-ratelimit-rps` = `rate`, full at `now`.
+fn challenge_limiter(rate: u32, now: Instant, hasher: SeededState) -> SourceLimiter {
+    SourceLimiter::new(
+        "401 answers",
+        RateLimit {
+            rate,
+            burst: rate.saturating_mul(2),
+        },
+        RateLimit::CHALLENGES_GLOBAL,
+        now,
+        hasher,
+    )
 }
 
 /// The address a bucket is kept for: IPv4 as is, IPv6 by /64.
@@ -249,24 +331,23 @@ mod tests {
         // 1000 requests per second for 10 s.
         for ms in 0..10_000u64 {
             let now = start + Duration::from_millis(ms);
-            if limiter.admit(flooder, now) {
+            if limiter.admit(flooder, now, true) {
                 allowed += 1;
             }
             if ms % 1000 == 500 {
                 assert!(
-                    limiter.admit(ip("198.51.100.7"), now),
+                    limiter.admit(ip("198.51.100.7"), now, true),
                     "another source at {ms} ms"
                 );
             }
         }
         // Burst 20, then 10/s over 10 s (the last refill may land on the boundary).
         assert!((119..=121).contains(&allowed), "{allowed}");
-        assert_eq!(limiter.refused(), 10_000 - allowed);
         assert_eq!(limiter.episodes, 1, "one log line for the whole flood");
         // Quiet long enough to refill the bucket, then a new flood: a new line.
         let later = start + Duration::from_secs(13);
         for _ in 0..21 {
-            limiter.admit(flooder, later);
+            limiter.admit(flooder, later, true);
         }
         assert_eq!(limiter.episodes, 2);
     }
@@ -276,16 +357,19 @@ mod tests {
         let now = Instant::now();
         let mut limiter = limiter(now);
         for i in 0..20u16 {
-            assert!(limiter.admit(ip(&format!("2001:db8:1:2::{i:x}")), now));
-        }
-        assert!(!limiter.admit(ip("2001:db8:1:2:ffff::1"), now), "same /64");
-        assert!(limiter.admit(ip("2001:db8:1:3::1"), now), "next /64");
-        assert!(limiter.admit(ip("::ffff:192.0.2.1"), now));
-        for _ in 0..19 {
-            limiter.admit(ip("192.0.2.1"), now);
+            assert!(limiter.admit(ip(&format!("2001:db8:1:2::{i:x}")), now, true));
         }
         assert!(
-            !limiter.admit(ip("::ffff:192.0.2.1"), now),
+            !limiter.admit(ip("2001:db8:1:2:ffff::1"), now, true),
+            "same /64"
+        );
+        assert!(limiter.admit(ip("2001:db8:1:3::1"), now, true), "next /64");
+        assert!(limiter.admit(ip("::ffff:192.0.2.1"), now, true));
+        for _ in 0..19 {
+            limiter.admit(ip("192.0.2.1"), now, true);
+        }
+        assert!(
+            !limiter.admit(ip("::ffff:192.0.2.1"), now, true),
             "mapped = plain IPv4"
         );
     }
@@ -300,7 +384,7 @@ mod tests {
         for i in 0..100_000u32 {
             let source = IpAddr::V4(std::net::Ipv4Addr::from(0x0A00_0000u32 + i));
             let now = start + Duration::from_micros(u64::from(i) * 10);
-            if limiter.admit(source, now) {
+            if limiter.admit(source, now, true) {
                 allowed += 1;
             }
         }
@@ -310,16 +394,39 @@ mod tests {
         assert_eq!(limiter.sets.len() * WAYS, 4096);
     }
 
+    /// A liveness probe from loopback skips the all-sources bucket: a flood of spoofed
+    /// sources that empties it cannot fail the health check (and restart the pod).
+    #[test]
+    fn probes_skip_the_global_bucket() {
+        let start = Instant::now();
+        let mut limits =
+            AbuseLimiters::new(10, start, SeededState::new(&mut SmallRng::seed_from_u64(3)));
+        let global = RateLimit::UNAUTHENTICATED_GLOBAL.burst;
+        for i in 0..=global {
+            let source = IpAddr::V4(std::net::Ipv4Addr::from(0x0A00_0000u32 + i));
+            limits.admit(Limited::Unauthenticated, source, start, false);
+        }
+        let probe = ip("127.0.0.1");
+        assert!(
+            !limits.admit(Limited::Unauthenticated, probe, start, false),
+            "not a probe"
+        );
+        assert!(
+            limits.admit(Limited::Unauthenticated, probe, start, true),
+            "a probe"
+        );
+    }
+
     #[test]
     fn a_refused_source_recovers_at_the_rate() {
         let start = Instant::now();
         let mut limiter = limiter(start);
         let source = ip("192.0.2.77");
         for _ in 0..20 {
-            assert!(limiter.admit(source, start));
+            assert!(limiter.admit(source, start, true));
         }
-        assert!(!limiter.admit(source, start));
-        assert!(!limiter.admit(source, start + Duration::from_millis(99)));
-        assert!(limiter.admit(source, start + Duration::from_millis(200)));
+        assert!(!limiter.admit(source, start, true));
+        assert!(!limiter.admit(source, start + Duration::from_millis(99), true));
+        assert!(limiter.admit(source, start + Duration::from_millis(200), true));
     }
 }

@@ -33,7 +33,7 @@ use super::hash::{Map, SeededState};
 use super::names::{AllocId, ConnectionId, FiveTuple, Transport};
 use super::nonce::{FEATURES_PASSWORD_ALGORITHMS, FEATURES_WITH_USERHASH, Nonces};
 use super::quota::{QuotaCounts, QuotaLedger, QuotaLimits};
-use super::ratelimit::{RateLimit, SourceLimiter};
+use super::ratelimit::{AbuseLimiters, Limited, RateLimits};
 use super::server_config::ServerConfig;
 use super::shards::{HandOvers, ShardContext};
 use super::transmit::{Destination, Payload, Transmit};
@@ -48,6 +48,12 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 const PROTOCOL_UDP: u8 = 17;
 /// REQUESTED-TRANSPORT value for TCP (RFC 6062 §5.1).
 const PROTOCOL_TCP: u8 = 6;
+/// The smallest request a client starts a session with: an Allocate carrying
+/// REQUESTED-TRANSPORT (20-byte header, 8-byte attribute). A shorter unauthenticated UDP
+/// request gets a bare 400 (28 bytes) instead of the 401 challenge (about 100 bytes),
+/// so a spoofed source never gets more than about 4 bytes per byte it sent
+/// (docs/security.md measures it).
+const MIN_CHALLENGED_LEN: usize = 28;
 /// Largest peer payload that still fits a Data indication's 16-bit length.
 const MAX_DATA_INDICATION_PAYLOAD: usize = 65_000;
 
@@ -171,10 +177,11 @@ pub struct Server {
     tickets: Map<[u8; 16], AllocId>,
     /// USERHASH → username for static users (REST usernames cannot be reversed).
     userhashes: Map<[u8; 32], String>,
-    /// Requests without MESSAGE-INTEGRITY per UDP source (spoofable, turn-anchors §4.4).
-    unauthenticated: SourceLimiter,
-    /// 401/438 answers per UDP source.
-    challenges: SourceLimiter,
+    /// Unauthenticated requests and 401/438 answers per UDP source (spoofable,
+    /// turn-anchors §4.4), shared with the other shards through the driver.
+    limits: Box<dyn RateLimits>,
+    /// What `limits` refused here: (unauthenticated requests, 401/438 answers).
+    rate_limited: (u64, u64),
     /// This shard among the process's shards.
     shard: ShardContext,
     /// UDP 5-tuples whose allocation another shard owns.
@@ -201,12 +208,14 @@ impl Server {
         let nonce_key: [u8; 32] = rng.random();
         let shard = ShardContext::group(1, nonce_key, now).remove(0);
         let counts = Box::new(QuotaCounts::default());
-        Self::new_shard(config, now, unix_now, rng.random(), shard, counts)
+        let limits = AbuseLimiters::new(config.challenge_rate, now, SeededState::new(&mut rng));
+        let seed = rng.random();
+        Self::new_shard(config, now, unix_now, seed, shard, counts, Box::new(limits))
     }
 
     /// One of several shards of a process (see [`super::shards`]); `seed` must differ
     /// between shards, the context comes from one [`ShardContext::group`], and `quotas`
-    /// counts the allocations of every shard.
+    /// and `limits` count for every shard.
     pub fn new_shard(
         config: ServerConfig,
         now: Instant,
@@ -214,6 +223,7 @@ impl Server {
         seed: [u8; 32],
         shard: ShardContext,
         quotas: Box<dyn QuotaLedger>,
+        limits: Box<dyn RateLimits>,
     ) -> Self {
         let mut rng = SmallRng::from_seed(seed);
         let hasher = SeededState::new(&mut rng);
@@ -221,14 +231,8 @@ impl Server {
         Self {
             nonces: nonces(&config, &shard, &userhashes),
             userhashes,
-            unauthenticated: SourceLimiter::new(
-                "unauthenticated requests",
-                RateLimit::UNAUTHENTICATED_PER_SOURCE,
-                RateLimit::UNAUTHENTICATED_GLOBAL,
-                now,
-                hasher,
-            ),
-            challenges: challenge_limiter(&config, now, hasher),
+            limits,
+            rate_limited: (0, 0),
             quota_limits: QuotaLimits::of(&config),
             config,
             slots: Vec::new(),
@@ -402,12 +406,6 @@ impl Server {
             self.stats.malformed += 1;
             return None;
         };
-        if let Some(shard) = self.owner_elsewhere(now, tuple, &message) {
-            return Some(Transmit {
-                destination: Destination::Shard { shard, tuple },
-                payload: Payload::Input(0..data.len()),
-            });
-        }
         match (message.class(), message.method()) {
             (Class::Request, _) => self.handle_request(now, tuple, &message, out),
             (Class::Indication, Method::SEND) => self.relay_send(now, tuple, &message),
@@ -447,7 +445,10 @@ impl Server {
         let payload = if let Some(channel) = allocation.channel_to(peer, now) {
             if tuple.transport.is_stream() {
                 // Padded to 4 bytes (RFC 8656 §12.5): written out whole.
-                ChannelData::write(channel.number, data, true, out);
+                if !ChannelData::write(channel.number, data, true, out) {
+                    self.stats.unroutable += 1;
+                    return None;
+                }
                 Payload::Output
             } else {
                 let header = ChannelData::header(channel.number, len)?;
@@ -533,7 +534,7 @@ impl Server {
             return None;
         };
         let peer = self.internal_peer(peer);
-        if self.config.policy.check(peer.ip()).is_err() {
+        if self.config.policy.check(peer).is_err() {
             self.stats.peers_denied += 1;
             return None;
         }
@@ -558,13 +559,20 @@ impl Server {
             payload: Payload::Output,
         });
         let method = message.method();
-        // A UDP source may be spoofed: bound what it gets before doing any work.
+        let client = tuple.client.ip();
+        // A UDP source may be spoofed: bound what it gets. A request counts as
+        // unauthenticated until its MESSAGE-INTEGRITY verifies, so what cannot be verified
+        // (no integrity, a Binding or other method that is never authenticated, a server
+        // without credentials) counts before any work, and a signed TURN request counts
+        // only when its integrity fails (a fake one included).
         let spoofable = !tuple.transport.is_stream() && self.config.challenge_rate > 0;
-        if spoofable
-            && !message.has_integrity()
-            && !message.has_integrity_sha256()
-            && !self.unauthenticated.admit(tuple.client.ip(), now)
-        {
+        let verifiable = message.has_integrity()
+            && self.config.credentials.required()
+            && is_authenticated_method(method);
+        // The health check's Binding from loopback cannot come from a remote flood: a
+        // spoofed flood that empties the all-sources bucket must not fail it.
+        let probe = method == Method::BINDING && client.is_loopback();
+        if spoofable && !verifiable && !self.admit(Limited::Unauthenticated, client, now, probe) {
             return None;
         }
         if method == Method::BINDING {
@@ -577,26 +585,39 @@ impl Server {
             }
             return reply;
         }
-        if !matches!(
-            method,
-            Method::ALLOCATE
-                | Method::REFRESH
-                | Method::CREATE_PERMISSION
-                | Method::CHANNEL_BIND
-                | Method::CONNECT
-                | Method::CONNECTION_BIND
-        ) {
+        if !is_authenticated_method(method) {
             self.error(out, message, ErrorCode::BAD_REQUEST, None, fingerprint);
             return reply;
         }
         let auth = match self.authenticate(now, tuple, message) {
+            // A mobility Refresh or a reservation Allocate naming another shard's
+            // allocation goes there, and its 5-tuple after it; only once it has
+            // authenticated, so spoofed ones cannot fill the handover table.
+            Ok(_) if let Some(shard) = self.owner_elsewhere(now, tuple, message) => {
+                return Some(Transmit {
+                    destination: Destination::Shard { shard, tuple },
+                    payload: Payload::Input(0..message.bytes().len()),
+                });
+            }
             Ok(auth) => auth,
             Err(code) => {
+                if spoofable
+                    && verifiable
+                    && !self.admit(Limited::Unauthenticated, client, now, false)
+                {
+                    return None;
+                }
                 if matches!(code, ErrorCode::UNAUTHORIZED | ErrorCode::STALE_NONCE) {
-                    if spoofable && !self.challenges.admit(tuple.client.ip(), now) {
+                    if spoofable && !self.admit(Limited::Challenges, client, now, false) {
                         return None;
                     }
-                    self.challenge(out, message, code, now, tuple.client.ip(), fingerprint);
+                    if spoofable && message.bytes().len() < MIN_CHALLENGED_LEN {
+                        // No client starts with less; ~100 bytes to 20 would amplify.
+                        MessageWriter::new(out, method, Class::Error, message.transaction())
+                            .bare_error_code(ErrorCode::BAD_REQUEST);
+                        return reply;
+                    }
+                    self.challenge(out, message, code, now, client, fingerprint);
                 } else {
                     self.error(out, message, code, None, fingerprint);
                 }
@@ -658,6 +679,18 @@ impl Server {
             }
         }
         reply
+    }
+
+    /// Asks the shared limits about spoofable input, counting what they refuse.
+    fn admit(&mut self, what: Limited, source: IpAddr, now: Instant, probe: bool) -> bool {
+        let admitted = self.limits.admit(what, source, now, probe);
+        if !admitted {
+            match what {
+                Limited::Unauthenticated => self.rate_limited.0 += 1,
+                Limited::Challenges => self.rate_limited.1 += 1,
+            }
+        }
+        admitted
     }
 
     /// The long-term credential mechanism (RFC 8489 §9.2.4) with coturn's session-key
@@ -1021,6 +1054,7 @@ impl Server {
             relay: binding.relay,
             additional,
             tcp: pending.tcp,
+            tcp_connections: 0,
             username: pending.username,
             user: pending.user,
             key: pending.signing.map(|signing| signing.key),
@@ -1286,12 +1320,20 @@ impl Server {
         Ok(self.internal_peer(peer))
     }
 
-    /// The server to redirect a new allocation to, when `alternate-server` (or
-    /// `tls-alternate-server` for TLS clients) lists one of the client's family.
+    /// The server to redirect a new allocation to, when `alternate-server` lists one of
+    /// the client's family: `tls-alternate-server` for TLS clients, and
+    /// `udp-alternate-server` / `tcp-alternate-server`, when set, for UDP / TCP clients.
     fn alternate_for(&mut self, tuple: FiveTuple) -> Option<SocketAddr> {
+        let config = &self.config;
         let list = match tuple.transport {
-            Transport::Tls => &self.config.tls_alternate_servers,
-            _ => &self.config.alternate_servers,
+            Transport::Tls => &config.tls_alternate_servers,
+            Transport::Udp if !config.udp_alternate_servers.is_empty() => {
+                &config.udp_alternate_servers
+            }
+            Transport::Tcp if !config.tcp_alternate_servers.is_empty() => {
+                &config.tcp_alternate_servers
+            }
+            Transport::Udp | Transport::Tcp => &config.alternate_servers,
         };
         let candidates = list
             .iter()
@@ -1308,11 +1350,9 @@ impl Server {
             .copied()
     }
 
-    /// A fresh MOBILITY-TICKET for allocation `id` (RFC 8016 §3.1), replacing its last one:
-    /// random, so it reveals nothing and cannot be guessed.
-    /// The shard owning the allocation a request names by mobility ticket or
-    /// reservation token, when that is another shard and this one has no allocation for
-    /// `tuple`; the 5-tuple is handed over from now on.
+    /// The shard owning the allocation an authenticated request names by mobility ticket
+    /// or reservation token, when that is another shard and this one has no allocation
+    /// for `tuple`; the 5-tuple is handed over from now on.
     fn owner_elsewhere(
         &mut self,
         now: Instant,
@@ -1335,6 +1375,8 @@ impl Server {
         self.handed_over.insert(tuple, owner, now).then_some(owner)
     }
 
+    /// A fresh MOBILITY-TICKET for allocation `id` (RFC 8016 §3.1), replacing its last one:
+    /// random, so it reveals nothing and cannot be guessed.
     fn issue_ticket(&mut self, id: AllocId) -> [u8; 16] {
         let mut ticket: [u8; 16] = self.rng.random();
         ticket[0] = self.shard.index;
@@ -1408,11 +1450,11 @@ impl Server {
         if !reachable {
             return Err(ErrorCode::PEER_ADDRESS_FAMILY_MISMATCH);
         }
-        match self.config.policy.check(peer.ip()) {
+        match self.config.policy.check(peer) {
             Ok(()) => Ok(()),
             Err(denial) => {
                 self.stats.peers_denied += 1;
-                tracing::info!(peer = %peer.ip(), ?denial, "peer denied");
+                tracing::info!(%peer, ?denial, "peer denied");
                 Err(ErrorCode::FORBIDDEN)
             }
         }
@@ -1450,8 +1492,8 @@ impl Server {
         finish(&mut writer, signing, fingerprint);
     }
 
-    /// 401 or 438 with REALM and a fresh NONCE, and nothing else a spoofed source could
-    /// use for amplification.
+    /// 401 or 438 with REALM, a fresh NONCE and PASSWORD-ALGORITHMS (RFC 8489 §9.2.4), and
+    /// nothing else a spoofed source could use for amplification: no reason phrase.
     fn challenge(
         &self,
         out: &mut Vec<u8>,
@@ -1465,7 +1507,7 @@ impl Server {
         let mut writer =
             MessageWriter::new(out, message.method(), Class::Error, message.transaction());
         writer
-            .error_code(code)
+            .bare_error_code(code)
             .attr(AttrType::REALM, self.config.realm.as_bytes())
             .attr(AttrType::NONCE, &nonce)
             .attr(AttrType::PASSWORD_ALGORITHMS, &OFFERED_ALGORITHMS);
@@ -1493,6 +1535,9 @@ impl Server {
         }
         self.tickets.retain(|_, owner| *owner != id);
         self.quotas.release(&allocation.user);
+        // Its connections close below without it to count against: give them back here.
+        self.quotas
+            .release_connections(&allocation.user, allocation.tcp_connections);
         self.close_connections_of(id);
         self.events.push_back(Event::Release(allocation.relay));
         if let Some(additional) = allocation.additional {
@@ -1566,6 +1611,19 @@ impl Server {
     }
 }
 
+/// The methods that carry credentials (RFC 8656, RFC 6062); anything else is 400.
+fn is_authenticated_method(method: Method) -> bool {
+    matches!(
+        method,
+        Method::ALLOCATE
+            | Method::REFRESH
+            | Method::CREATE_PERMISSION
+            | Method::CHANNEL_BIND
+            | Method::CONNECT
+            | Method::CONNECTION_BIND
+    )
+}
+
 /// USERHASH → username for static users (RFC 8489 §14.4).
 fn userhashes(config: &ServerConfig, hasher: SeededState) -> Map<[u8; 32], String> {
     let mut map = Map::with_hasher(hasher);
@@ -1595,20 +1653,6 @@ fn nonces(
         shard.nonce_epoch,
         config.stale_nonce,
         features,
-    )
-}
-
-/// The 401/438 limiter for `config`'s `unauthorized-ratelimit-rps`, full at `now`.
-fn challenge_limiter(config: &ServerConfig, now: Instant, hasher: SeededState) -> SourceLimiter {
-    SourceLimiter::new(
-        "401 answers",
-        RateLimit {
-            rate: config.challenge_rate,
-            burst: config.challenge_rate.saturating_mul(2),
-        },
-        RateLimit::CHALLENGES_GLOBAL,
-        now,
-        hasher,
     )
 }
 

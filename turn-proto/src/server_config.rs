@@ -50,8 +50,18 @@ pub struct ServerConfig {
     pub max_permissions: usize,
     /// Most channels one allocation may bind.
     pub max_channels: usize,
+    /// `max-tcp-relay-connections`: RFC 6062 peer connections one TCP allocation may hold
+    /// (Connects and peers connecting in); 0 = unlimited.
+    pub max_tcp_connections: u32,
+    /// `user-tcp-relay-quota`: RFC 6062 peer connections one user may hold over all
+    /// allocations and shards; 0 = unlimited.
+    pub user_tcp_connections: u32,
     /// `alternate-server`: Allocate over UDP/TCP is redirected (300) round-robin to these.
     pub alternate_servers: Vec<SocketAddr>,
+    /// `udp-alternate-server`: for UDP clients in place of `alternate_servers`.
+    pub udp_alternate_servers: Vec<SocketAddr>,
+    /// `tcp-alternate-server`: for TCP clients in place of `alternate_servers`.
+    pub tcp_alternate_servers: Vec<SocketAddr>,
     /// `tls-alternate-server`: the same for TLS clients.
     pub tls_alternate_servers: Vec<SocketAddr>,
     /// `mobility` (RFC 8016): issue and honour MOBILITY-TICKET.
@@ -87,7 +97,11 @@ impl Default for ServerConfig {
             relay_ipv6: false,
             max_permissions: 64,
             max_channels: 64,
+            max_tcp_connections: 32,
+            user_tcp_connections: 256,
             alternate_servers: Vec::new(),
+            udp_alternate_servers: Vec::new(),
+            tcp_alternate_servers: Vec::new(),
             tls_alternate_servers: Vec::new(),
             mobility: false,
             udp_relay: true,

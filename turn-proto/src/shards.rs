@@ -6,9 +6,11 @@
 //! allocation. Two requests name an allocation of another 5-tuple: a mobility Refresh
 //! (RFC 8016: the client's address changed) and an Allocate with a RESERVATION-TOKEN.
 //! Tickets and tokens carry the index of the shard that issued them; a shard that gets
-//! one of another shard hands the message over ([`crate::Destination::Shard`]) and
-//! keeps handing over that 5-tuple's later packets while they keep coming. Handing over
-//! costs the receiving shard a lookup and the driver a copy: only moved clients pay it.
+//! one of another shard in a request that authenticates (every shard knows the
+//! credentials and the nonce key) hands the message over ([`crate::Destination::Shard`])
+//! and keeps handing over that 5-tuple's later packets while they keep coming; a spoofed
+//! one is answered where it landed and adds no entry. Handing over costs the receiving
+//! shard a lookup and the driver a copy: only moved clients pay it.
 
 use std::time::{Duration, Instant};
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use rtc_auth::ip_range::IpRangeSet;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::{self, Sender, UnboundedReceiver};
 use tokio::sync::{Notify, oneshot};
@@ -24,7 +25,9 @@ use crate::metrics::http::{self, Render};
 use crate::metrics::report::{self, ReportOptions, Snapshot};
 use crate::shard::command::{self, Command};
 use crate::shard::thread::{self, Setup, Streams};
+use shared_limits::SharedLimits;
 use shared_quotas::SharedQuotas;
+use turn_proto::hash::SeededState;
 use turn_proto::server::Reconfigured;
 use turn_proto::{Server, ServerConfig, ShardContext};
 
@@ -34,16 +37,19 @@ pub struct Listeners {
     udp: Vec<(SocketAddr, Vec<StdUdpSocket>)>,
     tcp: Vec<(SocketAddr, StdTcpListener)>,
     proxied: Vec<(SocketAddr, StdTcpListener)>,
+    /// Who may connect to `proxied` (`tcp-proxy-trusted-ip`).
+    proxy_sources: IpRangeSet,
 }
 
 impl Listeners {
     /// Binds `shards` UDP sockets per `udp` address (SO_REUSEPORT) with `udp_buffer`
     /// bytes of kernel buffer each way, a TCP listener per `tcp` address, and a TCP
-    /// listener expecting PROXY protocol headers per `proxied` address (`tcp-proxy-port`).
+    /// listener expecting PROXY protocol headers per `proxied` address (`tcp-proxy-port`),
+    /// which serves only connections from `proxy_sources`.
     pub fn bind(
         udp: &[SocketAddr],
         tcp: &[SocketAddr],
-        proxied: &[SocketAddr],
+        (proxied, proxy_sources): (&[SocketAddr], IpRangeSet),
         shards: usize,
         udp_buffer: usize,
     ) -> io::Result<Self> {
@@ -51,6 +57,7 @@ impl Listeners {
             udp: Vec::new(),
             tcp: Vec::new(),
             proxied: Vec::new(),
+            proxy_sources,
         };
         for &address in proxied {
             let listener = tcp::bind_listener(address, "tcp")?;
@@ -109,6 +116,8 @@ pub struct Reloaded {
     pub tls: Option<TlsFiles>,
     /// `drain-timeout` for a later SIGUSR1.
     pub drain_timeout: Option<Duration>,
+    /// `drain-min-allocations` for a later SIGUSR1.
+    pub drain_min_allocations: usize,
 }
 
 /// Re-reads the configuration; None when it is unusable (the reason is logged).
@@ -122,6 +131,8 @@ pub struct Operations {
     pub reload: Reload,
     /// `drain-timeout` at start: how long SIGUSR1 waits for allocations to end.
     pub drain_timeout: Option<Duration>,
+    /// `drain-min-allocations` at start: SIGUSR1 exits once this many are left.
+    pub drain_min_allocations: usize,
 }
 
 /// Runs `shards` shards (the number of UDP sockets per address in `listeners`) until
@@ -153,10 +164,16 @@ pub fn run(
     let mut streams = Some(Streams {
         tcp: listeners.tcp.into_iter().map(|(_, l)| l).collect(),
         proxied: listeners.proxied.into_iter().map(|(_, l)| l).collect(),
+        proxy_sources: listeners.proxy_sources,
         tls: tls.as_ref().map(|tls| tls.config.clone()),
     });
     let (exited, mut exits) = mpsc::unbounded_channel();
     let quotas = SharedQuotas::default();
+    let limits = SharedLimits::new(
+        core.challenge_rate,
+        Instant::now(),
+        SeededState::new(&mut rand::rng()),
+    );
     let mut threads = Vec::with_capacity(contexts.len());
     for ((context, commands), udp) in contexts.into_iter().zip(receivers).zip(udp) {
         let index = context.index;
@@ -168,6 +185,7 @@ pub fn run(
                 rand::random(),
                 context,
                 Box::new(quotas.clone()),
+                Box::new(limits.clone()),
             ),
             udp,
             streams: streams.take(),
@@ -255,6 +273,7 @@ async fn control(
     let drain = Rc::new(Drain {
         started: Notify::new(),
         timeout: Cell::new(operations.drain_timeout),
+        min_allocations: Cell::new(operations.drain_min_allocations),
     });
     let signals = tokio::task::spawn_local(signal_loop(
         shards.clone(),
@@ -308,10 +327,11 @@ fn scrape(shards: Rc<[Sender<Command>]>, username_labels: bool) -> Render {
     })
 }
 
-/// SIGUSR1 state: set once, and the timeout in force.
+/// SIGUSR1 state: set once, and the timeout and allocation floor in force.
 struct Drain {
     started: Notify,
     timeout: Cell<Option<Duration>>,
+    min_allocations: Cell<usize>,
 }
 
 /// How often a drain checks whether the last allocation ended.
@@ -322,16 +342,21 @@ async fn live_allocations(shards: &[Sender<Command>]) -> usize {
     ask_all(shards, Command::Count).await.into_iter().sum()
 }
 
-/// Completes when a drain started by SIGUSR1 is over: no allocation left, or
-/// `drain-timeout` elapsed (none: wait for the last allocation).
+/// Completes when a drain started by SIGUSR1 is over: no more than
+/// `drain-min-allocations` left (0: none), or `drain-timeout` elapsed (none: wait).
 async fn drained(shards: &[Sender<Command>], drain: &Drain) {
     drain.started.notified().await;
     let started = Instant::now();
     let timeout = drain.timeout.get();
+    let floor = drain.min_allocations.get();
     loop {
         let live = live_allocations(shards).await;
-        if live == 0 {
-            tracing::info!("drain: last allocation ended; exiting");
+        if live <= floor {
+            tracing::info!(
+                allocations = live,
+                drain_min_allocations = floor,
+                "drain: allocations down to the floor; exiting"
+            );
             return;
         }
         if let Some(timeout) = timeout
@@ -416,6 +441,7 @@ async fn apply(
         changed.merge(answer);
     }
     drain.timeout.set(reloaded.drain_timeout);
+    drain.min_allocations.set(reloaded.drain_min_allocations);
     if let (Some(files), Some(new)) = (tls.as_mut(), reloaded.tls) {
         *files = new;
     }
@@ -441,4 +467,5 @@ async fn reload_tls(files: &TlsFiles, shards: &[Sender<Command>]) {
         }
     }
 }
+mod shared_limits;
 mod shared_quotas;

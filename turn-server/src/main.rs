@@ -17,7 +17,7 @@ use turn_server::healthcheck;
 use turn_server::io::relay::RelayRange;
 use turn_server::io::tls::TlsFiles;
 use turn_server::metrics::http as metrics_http;
-use turn_server::startup::core_config::core_config;
+use turn_server::startup::core_config::{core_config, host_addresses};
 use turn_server::startup::{embedded_default, logging};
 
 fn main() -> ExitCode {
@@ -112,12 +112,21 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
         Some(path) => tracing::info!(file = %path.display(), "configuration loaded"),
         None => tracing::info!("no configuration file"),
     }
+    // Addresses and interfaces this machine lacks fail here with the line that names
+    // them, as `--check-config` reports them, rather than at bind time (or never, for an
+    // external-ip private half).
+    let problems = config.check_host(&SystemHost);
+    if !problems.is_empty() {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::bail!("{}", lines.join("\n"));
+    }
     // Nothing configured: a random secret, and loopback unless told where to listen.
     let embedded = config.auth_mode() == AuthMode::Unconfigured;
     let generated = embedded.then(embedded_default::generate_secret);
     let ips = listen_ips(&config, embedded);
-    if embedded && config.listening_ips.is_empty() {
-        embedded_default::apply(&mut config);
+    let loopback_only = ips.iter().all(IpAddr::is_loopback);
+    if embedded {
+        embedded_default::apply(&mut config, loopback_only);
     }
     let tls = load_tls(&config)?;
     let udp: Vec<SocketAddr> = if config.no_udp {
@@ -147,10 +156,11 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
         Some(port) => ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect(),
         None => Vec::new(),
     };
-    let shards = shard_count(config.relay_threads);
+    let shards = shard_count(config.relay_threads, config.cpus);
     // Listener sockets carry many clients: four relay sockets' worth of buffer.
     let listener_buffer = 4 * config.relay_socket_buffer as usize;
-    let listeners = Listeners::bind(&udp, &tcp, &proxied, shards, listener_buffer)?;
+    let proxy = (&proxied[..], config.proxy_sources());
+    let listeners = Listeners::bind(&udp, &tcp, proxy, shards, listener_buffer)?;
     let metrics = if config.prometheus {
         let ip = config
             .prometheus_address
@@ -166,7 +176,7 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
     } else {
         None
     };
-    let core = core_config(&config, generated.as_ref());
+    let core = core_config(&config, generated.as_ref(), &host_addresses(&SystemHost));
     let realm = core.realm.clone();
     for address in listeners.udp_addresses() {
         tracing::info!(%address, "listening (udp)");
@@ -188,7 +198,7 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
         let first = SocketAddr::new(ips[0], config.listening_port);
         println!(
             "{}",
-            embedded_default::banner(secret, first, &realm, unix_now)
+            embedded_default::banner(secret, first, loopback_only, &realm, unix_now)
         );
     }
     let relay = RelayRange {
@@ -200,11 +210,13 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
     let operations = Operations {
         metrics,
         drain_timeout: config.drain_timeout,
+        drain_min_allocations: config.drain_min_allocations as usize,
         reload: Box::new(
             Reloader {
                 args,
                 running: config,
                 embedded,
+                loopback_only,
                 generated,
                 log_level,
             }
@@ -215,10 +227,11 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `relay-threads`: shards to run. Unset: one per CPU, as coturn's default picks its
-/// thread count from the CPUs; 0 (coturn: relay in the listener thread) and 1: one.
-fn shard_count(relay_threads: Option<u32>) -> usize {
-    let wanted = match relay_threads {
+/// `relay-threads`: shards to run. Unset: one per CPU (`cpus`, else those this process
+/// may use), as coturn's default picks its thread count from the CPUs; 0 (coturn: relay
+/// in the listener thread) and 1: one.
+fn shard_count(relay_threads: Option<u32>, cpus: Option<u32>) -> usize {
+    let wanted = match relay_threads.or(cpus) {
         None => std::thread::available_parallelism().map_or(1, usize::from),
         Some(count) => count.max(1) as usize,
     };
@@ -238,6 +251,8 @@ struct Reloader {
     /// The configuration in force; options that need a restart keep these values.
     running: config::Config,
     embedded: bool,
+    /// The embedded default listens on loopback only (its loopback peers stay open).
+    loopback_only: bool,
     generated: Option<Secret>,
     log_level: logging::LogLevel,
 }
@@ -262,8 +277,8 @@ impl Reloader {
             tracing::warn!("{warning}");
         }
         let mut new = loaded.config;
-        if self.embedded && new.listening_ips.is_empty() {
-            embedded_default::apply(&mut new);
+        if self.embedded {
+            embedded_default::apply(&mut new, self.loopback_only);
         }
         for key in self.running.needs_restart(&new) {
             tracing::warn!(
@@ -288,11 +303,12 @@ impl Reloader {
             }),
             _ => None,
         };
-        let core = core_config(&new, self.generated.as_ref());
+        let core = core_config(&new, self.generated.as_ref(), &host_addresses(&SystemHost));
         let reloaded = Reloaded {
             core,
             tls,
             drain_timeout: new.drain_timeout,
+            drain_min_allocations: new.drain_min_allocations as usize,
         };
         self.running = new;
         Some(reloaded)

@@ -2,8 +2,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::MAGIC_COOKIE;
 use super::message::TransactionId;
+use super::{MAGIC_COOKIE, MAGIC_COOKIE_HIGH};
 
 const FAMILY_IPV4: u8 = 0x01;
 const FAMILY_IPV6: u8 = 0x02;
@@ -21,7 +21,7 @@ pub fn decode_xor(value: &[u8], transaction: &TransactionId) -> Result<SocketAdd
     if value.len() < 4 {
         return Err(AddressError::Malformed);
     }
-    let port = u16::from_be_bytes([value[2], value[3]]) ^ (MAGIC_COOKIE >> 16) as u16;
+    let port = u16::from_be_bytes([value[2], value[3]]) ^ MAGIC_COOKIE_HIGH;
     let ip = match (value[1], value.len()) {
         (FAMILY_IPV4, 8) => {
             let raw = u32::from_be_bytes([value[4], value[5], value[6], value[7]]);
@@ -43,7 +43,7 @@ pub fn decode_xor(value: &[u8], transaction: &TransactionId) -> Result<SocketAdd
 /// Encodes `address` into `out`; returns the value length (8 or 20).
 pub fn encode_xor(address: SocketAddr, transaction: &TransactionId, out: &mut [u8; 20]) -> usize {
     out[0] = 0;
-    out[2..4].copy_from_slice(&(address.port() ^ (MAGIC_COOKIE >> 16) as u16).to_be_bytes());
+    out[2..4].copy_from_slice(&(address.port() ^ MAGIC_COOKIE_HIGH).to_be_bytes());
     match address.ip() {
         IpAddr::V4(v4) => {
             out[1] = FAMILY_IPV4;

@@ -47,14 +47,26 @@ impl<'a> ChannelData<'a> {
     }
 
     /// Writes header and `data` into `out` (cleared first); `pad` adds the stream padding.
-    pub fn write(channel: u16, data: &[u8], pad: bool, out: &mut Vec<u8>) {
+    /// False, with `out` empty, when the message would be longer than
+    /// [`super::MAX_MESSAGE_LEN`] (the length field is 16 bits; nothing is truncated).
+    pub fn write(channel: u16, data: &[u8], pad: bool, out: &mut Vec<u8>) -> bool {
         out.clear();
-        out.extend_from_slice(&channel.to_be_bytes());
-        out.extend_from_slice(&(data.len() as u16).to_be_bytes());
-        out.extend_from_slice(data);
-        if pad {
-            out.resize(Self::stream_len(data.len()), 0);
+        let total = if pad {
+            Self::stream_len(data.len())
+        } else {
+            4 + data.len()
+        };
+        let Ok(len) = u16::try_from(data.len()) else {
+            return false;
+        };
+        if total > super::MAX_MESSAGE_LEN {
+            return false;
         }
+        out.extend_from_slice(&channel.to_be_bytes());
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(data);
+        out.resize(total, 0);
+        true
     }
 }
 
@@ -65,11 +77,11 @@ mod tests {
     #[test]
     fn parse_and_write() {
         let mut out = Vec::new();
-        ChannelData::write(0x4001, b"hello", false, &mut out);
+        assert!(ChannelData::write(0x4001, b"hello", false, &mut out));
         assert_eq!(out, [0x40, 0x01, 0, 5, b'h', b'e', b'l', b'l', b'o']);
         let parsed = ChannelData::parse(&out).unwrap();
         assert_eq!((parsed.channel, parsed.data), (0x4001, &b"hello"[..]));
-        ChannelData::write(0x4001, b"hello", true, &mut out);
+        assert!(ChannelData::write(0x4001, b"hello", true, &mut out));
         assert_eq!(out.len(), 12);
         assert_eq!(ChannelData::parse(&out).unwrap().data, b"hello");
         assert_eq!(ChannelData::parse(&[0x40, 1, 0, 5, 1, 2]), None);
@@ -78,5 +90,19 @@ mod tests {
         assert_eq!(ChannelData::parse(&[0x40, 1, 0, 0]).unwrap().data, b"");
         assert_eq!(ChannelData::header(0x4001, 5), Some([0x40, 0x01, 0, 5]));
         assert_eq!(ChannelData::header(0x4001, 65_536), None);
+    }
+
+    #[test]
+    fn nothing_longer_than_a_message_is_written() {
+        let mut out = vec![1];
+        let most = vec![7u8; super::super::MAX_MESSAGE_LEN - 4];
+        assert!(ChannelData::write(0x4001, &most, false, &mut out));
+        assert_eq!(ChannelData::parse(&out).unwrap().data.len(), most.len());
+        assert!(
+            !ChannelData::write(0x4001, &most, true, &mut out),
+            "padding"
+        );
+        assert!(out.is_empty());
+        assert!(!ChannelData::write(0x4001, &[0; 65_536], false, &mut out));
     }
 }

@@ -5,7 +5,7 @@ use sha1::Sha1;
 use sha2::Sha256;
 
 use super::attribute::AttrType;
-use super::{HEADER_LEN, MAGIC_COOKIE};
+use super::{HEADER_LEN, MAGIC_COOKIE, MAX_MESSAGE_LEN};
 use rtc_auth::constant_time::ct_eq;
 
 /// Most attributes kept per message; real requests carry fewer than 15. A message with
@@ -90,7 +90,8 @@ pub enum ParseError {
     /// Not STUN at all (wrong leading bits or magic cookie): dropped silently.
     #[error("not a STUN message")]
     NotStun,
-    /// Header length disagrees with the bytes received.
+    /// Header length disagrees with the bytes received, or the message is longer than
+    /// [`MAX_MESSAGE_LEN`].
     #[error("STUN length does not match the datagram")]
     BadLength,
     /// An attribute runs past the end of the message.
@@ -145,7 +146,7 @@ impl<'a> Message<'a> {
             return Err(ParseError::NotStun);
         }
         let length = usize::from(u16::from_be_bytes([bytes[2], bytes[3]]));
-        if length % 4 != 0 || HEADER_LEN + length != bytes.len() {
+        if length % 4 != 0 || HEADER_LEN + length != bytes.len() || bytes.len() > MAX_MESSAGE_LEN {
             return Err(ParseError::BadLength);
         }
         let (method, class) = split_type(u16::from_be_bytes([bytes[0], bytes[1]]));
@@ -186,7 +187,7 @@ impl<'a> Message<'a> {
                         bytes[start + 2],
                         bytes[start + 3],
                     ]);
-                    if fingerprint(&bytes[..offset]) != expected {
+                    if fingerprint(&bytes[..offset]) != Some(expected) {
                         return Err(ParseError::BadFingerprint);
                     }
                     message.has_fingerprint = true;
@@ -204,13 +205,12 @@ impl<'a> Message<'a> {
                     if message.count == MAX_ATTRIBUTES {
                         return Err(ParseError::TooManyAttributes);
                     }
-                    // Offsets and lengths fit in u16: the whole message is at most
-                    // 20 + 65535 bytes and `start + len` was checked against it.
-                    message.slots[message.count] = Slot {
-                        kind,
-                        start: start as u16,
-                        len: len as u16,
+                    // The whole message is at most MAX_MESSAGE_LEN bytes, so offsets
+                    // fit in u16; checked rather than cast all the same.
+                    let (Ok(start), Ok(len)) = (u16::try_from(start), u16::try_from(len)) else {
+                        return Err(ParseError::BadLength);
                     };
+                    message.slots[message.count] = Slot { kind, start, len };
                     message.count += 1;
                 }
             }
@@ -269,7 +269,9 @@ impl<'a> Message<'a> {
             return false;
         }
         let value_start = offset + 4;
-        let length = (value_start + len - HEADER_LEN) as u16;
+        let Some(length) = length_field(value_start + len) else {
+            return false;
+        };
         let mut mac = hmac_sha256(key);
         mac.update(&self.bytes[..2]);
         mac.update(&length.to_be_bytes());
@@ -330,7 +332,9 @@ impl<'a> Message<'a> {
             return false;
         }
         // The length in the header covers the message up to the end of MI (§14.5).
-        let length = (value_start + 20 - HEADER_LEN) as u16;
+        let Some(length) = length_field(value_start + 20) else {
+            return false;
+        };
         let mut mac = hmac_sha1(key);
         mac.update(&self.bytes[..2]);
         mac.update(&length.to_be_bytes());
@@ -350,20 +354,59 @@ pub(super) fn hmac_sha256(key: &[u8]) -> Hmac<Sha256> {
     <Hmac<Sha256>>::new_from_slice(key).expect("HMAC accepts any key length")
 }
 
+/// The header length field of a message `total` bytes long (header included); None
+/// past [`MAX_MESSAGE_LEN`].
+pub(super) fn length_field(total: usize) -> Option<u16> {
+    if total > MAX_MESSAGE_LEN {
+        return None;
+    }
+    u16::try_from(total.checked_sub(HEADER_LEN)?).ok()
+}
+
 /// CRC-32 of `bytes` with the length field set as if FINGERPRINT followed, XOR'd with
-/// 0x5354554e (RFC 8489 §14.7). `bytes` ends where the FINGERPRINT attribute starts.
-pub(super) fn fingerprint(bytes: &[u8]) -> u32 {
-    let length = (bytes.len() + 8 - HEADER_LEN) as u16;
+/// 0x5354554e (RFC 8489 §14.7). `bytes` ends where the FINGERPRINT attribute starts;
+/// None when the message would be longer than [`MAX_MESSAGE_LEN`].
+pub(super) fn fingerprint(bytes: &[u8]) -> Option<u32> {
+    let length = length_field(bytes.len() + 8)?;
     let mut crc = crc32fast::Hasher::new();
     crc.update(&bytes[..2]);
     crc.update(&length.to_be_bytes());
     crc.update(&bytes[4..]);
-    crc.finalize() ^ 0x5354_554e
+    Some(crc.finalize() ^ 0x5354_554e)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An attribute past offset 65 535 of an over-long message would be stored at its
+    /// offset modulo 65 536 and read from the wrong bytes: such messages are refused.
+    #[test]
+    fn messages_longer_than_65535_bytes_are_refused() {
+        let mut bytes = vec![0x00, 0x01, 0, 0];
+        bytes.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());
+        bytes.extend_from_slice(&[9; 12]);
+        // A 65 520-byte comprehension-optional attribute, then USERNAME at 65 544.
+        bytes.extend_from_slice(&[0x80, 0x22, 0xFF, 0xF0]);
+        bytes.resize(bytes.len() + 0xFFF0, 0);
+        bytes.extend_from_slice(&[0x00, 0x06, 0x00, 0x04]);
+        bytes.extend_from_slice(b"evil");
+        let length = u16::try_from(bytes.len() - HEADER_LEN).unwrap();
+        bytes[2..4].copy_from_slice(&length.to_be_bytes());
+        assert_eq!(bytes.len(), 65_552);
+        assert_eq!(Message::parse(&bytes).err(), Some(ParseError::BadLength));
+        // The longest message that fits still parses, its last attribute where it is.
+        let fits = bytes.len() - 20;
+        bytes.truncate(HEADER_LEN + 4 + 0xFFF0 - 20);
+        bytes[22..24].copy_from_slice(&(0xFFF0u16 - 20).to_be_bytes());
+        bytes.extend_from_slice(&[0x00, 0x06, 0x00, 0x04]);
+        bytes.extend_from_slice(b"good");
+        let length = u16::try_from(bytes.len() - HEADER_LEN).unwrap();
+        bytes[2..4].copy_from_slice(&length.to_be_bytes());
+        assert_eq!(bytes.len(), fits);
+        let message = Message::parse(&bytes).unwrap();
+        assert_eq!(message.attr(AttrType::USERNAME), Some(&b"good"[..]));
+    }
 
     #[test]
     fn type_encoding_round_trips() {

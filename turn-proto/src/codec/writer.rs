@@ -8,9 +8,9 @@ use super::address::{encode_plain, encode_xor};
 use super::attribute::AttrType;
 use super::error_code::ErrorCode;
 use super::message::{
-    Class, Method, TransactionId, fingerprint, hmac_sha1, hmac_sha256, message_type,
+    Class, Method, TransactionId, fingerprint, hmac_sha1, hmac_sha256, length_field, message_type,
 };
-use super::{HEADER_LEN, MAGIC_COOKIE};
+use super::{HEADER_LEN, MAGIC_COOKIE, MAX_MESSAGE_LEN};
 
 /// Appends one message to a buffer, keeping the header length current.
 pub struct MessageWriter<'b> {
@@ -53,14 +53,20 @@ impl<'b> MessageWriter<'b> {
         }
     }
 
-    /// Adds an attribute with its padding.
+    /// Adds an attribute with its padding. An attribute that would make the message
+    /// longer than [`MAX_MESSAGE_LEN`] is left out, so no length field is ever truncated;
+    /// callers bound what they add (DATA carries at most 65 000 bytes), and debug builds
+    /// check that they do.
     pub fn attr(&mut self, kind: AttrType, value: &[u8]) -> &mut Self {
-        debug_assert!(value.len() <= usize::from(u16::MAX));
-        self.buf.extend_from_slice(&kind.0.to_be_bytes());
-        self.buf
-            .extend_from_slice(&(value.len() as u16).to_be_bytes());
-        self.buf.extend_from_slice(value);
         let pad = (4 - value.len() % 4) % 4;
+        let fits = self.len() + 4 + value.len() + pad <= MAX_MESSAGE_LEN;
+        debug_assert!(fits, "attribute {kind:?} overflows the message");
+        let (true, Ok(len)) = (fits, u16::try_from(value.len())) else {
+            return self;
+        };
+        self.buf.extend_from_slice(&kind.0.to_be_bytes());
+        self.buf.extend_from_slice(&len.to_be_bytes());
+        self.buf.extend_from_slice(value);
         self.buf.extend_from_slice(&[0, 0, 0][..pad]);
         self.update_length();
         self
@@ -94,6 +100,15 @@ impl<'b> MessageWriter<'b> {
         let len = 4 + reason.len().min(60);
         value[4..len].copy_from_slice(&reason[..len - 4]);
         self.attr(AttrType::ERROR_CODE, &value[..len])
+    }
+
+    /// Adds ERROR-CODE without a reason phrase (RFC 8489 §14.8 allows an empty one): for
+    /// answers to spoofable requests, where every byte is amplification.
+    pub fn bare_error_code(&mut self, code: ErrorCode) -> &mut Self {
+        let mut value = [0u8; 4];
+        value[2] = (code.0 / 100) as u8;
+        value[3] = (code.0 % 100) as u8;
+        self.attr(AttrType::ERROR_CODE, &value)
     }
 
     /// Adds ADDRESS-ERROR-CODE (RFC 8656 §18.12) as `kind`: ERROR-CODE's layout with the
@@ -145,8 +160,10 @@ impl<'b> MessageWriter<'b> {
 
     /// Adds FINGERPRINT; must be last.
     pub fn fingerprint(&mut self) -> &mut Self {
-        let crc = fingerprint(&self.buf[self.start..]);
-        self.attr(AttrType::FINGERPRINT, &crc.to_be_bytes())
+        match fingerprint(&self.buf[self.start..]) {
+            Some(crc) => self.attr(AttrType::FINGERPRINT, &crc.to_be_bytes()),
+            None => self,
+        }
     }
 
     /// Length of the message written so far.
@@ -160,7 +177,9 @@ impl<'b> MessageWriter<'b> {
     }
 
     fn update_length(&mut self) {
-        let length = (self.buf.len() - self.start - HEADER_LEN) as u16;
-        self.buf[self.start + 2..self.start + 4].copy_from_slice(&length.to_be_bytes());
+        // `attr` keeps the message within MAX_MESSAGE_LEN, so there is always a value.
+        if let Some(length) = length_field(self.buf.len() - self.start) {
+            self.buf[self.start + 2..self.start + 4].copy_from_slice(&length.to_be_bytes());
+        }
     }
 }

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use rtc_auth::constant_time::ct_eq;
 
-use super::{AllocId, Allocation, Server, ServerConfig, challenge_limiter, nonces, userhashes};
+use super::{AllocId, Allocation, Server, ServerConfig, nonces, userhashes};
 use crate::auth::{Credentials, LongTermKey, PasswordAlgorithm};
 use crate::bandwidth::TokenBucket;
 use crate::quota::QuotaLimits;
@@ -60,7 +60,7 @@ impl Server {
     /// Requests and answers refused by the per-source limits so far: (unauthenticated
     /// requests, 401/438 answers).
     pub fn rate_limited(&self) -> (u64, u64) {
-        (self.unauthenticated.refused(), self.challenges.refused())
+        self.rate_limited
     }
 
     /// Applies a reloaded configuration (see the module doc for what changes when).
@@ -74,11 +74,7 @@ impl Server {
         }
         self.userhashes = userhashes;
         self.quota_limits = QuotaLimits::of(&config);
-        if config.challenge_rate != self.config.challenge_rate {
-            // A new rate starts with full buckets: the limiter's state is only a few seconds
-            // of history.
-            self.challenges = challenge_limiter(&config, now, self.hasher);
-        }
+        self.limits.set_challenge_rate(config.challenge_rate, now);
         let max_bps_changed = config.max_bps != self.config.max_bps;
         self.config = config;
 
@@ -96,7 +92,7 @@ impl Server {
             let client = allocation.tuple.client;
             let before = allocation.permissions.len();
             allocation.permissions.retain(|permission| {
-                let keep = config.policy.check(permission.ip).is_ok();
+                let keep = config.policy.check_permission(permission.ip).is_ok();
                 if !keep {
                     tracing::info!(%client, peer = %permission.ip, "reload: permission removed, peer now denied");
                 }
@@ -125,7 +121,7 @@ impl Server {
                 let before = allocation.channels.len();
                 allocation
                     .channels
-                    .retain(|channel| policy.check(channel.peer.ip()).is_ok());
+                    .retain(|channel| policy.check(channel.peer).is_ok());
                 changed.channels_removed += before - allocation.channels.len();
             }
         }

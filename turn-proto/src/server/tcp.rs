@@ -2,7 +2,11 @@
 //! connections accepted on relayed addresses, and the bytes relayed once joined.
 //!
 //! The same peer rules hold as for UDP (turn-anchors §1.4): a peer must pass the peer
-//! policy and hold a permission, both for a Connect and for an incoming connection.
+//! policy and hold a permission, both for a Connect and for an incoming connection. The
+//! policy sees the peer's port, so one permission for this host's address opens only its
+//! relay ports, not every port of the host. Connections are capped per allocation
+//! (`max-tcp-relay-connections`) and per user over all allocations and shards
+//! (`user-tcp-relay-quota`, counted by the [`crate::quota::QuotaLedger`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -54,7 +58,7 @@ impl Server {
             writer.attr(AttrType::CONNECTION_ID, &connection.0.to_be_bytes());
             writer
         } else {
-            self.connections.remove(&connection);
+            self.forget_connection(connection);
             tracing::info!(client = %tuple.client, %peer, "TCP connection to peer failed");
             let mut writer = MessageWriter::new(out, Method::CONNECT, Class::Error, transaction);
             writer.error_code(ErrorCode::CONNECTION_TIMEOUT_OR_FAILURE);
@@ -80,7 +84,7 @@ impl Server {
         out.clear();
         let allocation = self.allocation(id)?;
         let (tuple, permitted) = (allocation.tuple, allocation.permits(peer.ip(), now));
-        if let Err(denial) = self.config.policy.check(peer.ip()) {
+        if let Err(denial) = self.config.policy.check(peer) {
             self.stats.peers_denied += 1;
             tracing::info!(peer = %peer.ip(), ?denial, "TCP peer connection refused");
             return None;
@@ -89,7 +93,11 @@ impl Server {
             self.stats.unroutable += 1;
             return None;
         }
-        let connection = self.insert_connection(id, peer, State::Pending(now + BIND_TIMEOUT));
+        let state = State::Pending(now + BIND_TIMEOUT);
+        let Ok(connection) = self.insert_connection(id, peer, state) else {
+            tracing::info!(%peer, "TCP peer connection refused: connection limit");
+            return None;
+        };
         let transaction = TransactionId(self.rng.random());
         let mut writer = MessageWriter::new(
             out,
@@ -188,7 +196,7 @@ impl Server {
             fingerprint: self.config.fingerprint || message.has_fingerprint(),
             sha256: key.is_some() && message.has_integrity_sha256(),
         };
-        let connection = self.insert_connection(id, peer, state);
+        let connection = self.insert_connection(id, peer, state)?;
         self.events.push_back(Event::Connect {
             connection,
             relay,
@@ -237,7 +245,7 @@ impl Server {
 
     /// Closes `connection` and forgets it.
     pub(super) fn close_connection(&mut self, connection: ConnectionId) {
-        let Some(entry) = self.connections.remove(&connection) else {
+        let Some(entry) = self.forget_connection(connection) else {
             return;
         };
         if let State::Joined(data) = entry.state {
@@ -268,7 +276,7 @@ impl Server {
             .iter()
             .filter(|(_, entry)| {
                 matches!(entry.state, State::Pending(until) if until <= now)
-                    || policy.check(entry.peer.ip()).is_err()
+                    || policy.check(entry.peer).is_err()
             })
             .map(|(connection, _)| *connection)
             .collect();
@@ -288,8 +296,29 @@ impl Server {
     }
 
     /// Records a connection under a fresh random id: unguessable, so a data connection
-    /// cannot be bound to someone else's peer by counting (and never 0).
-    fn insert_connection(&mut self, id: AllocId, peer: SocketAddr, state: State) -> ConnectionId {
+    /// cannot be bound to someone else's peer by counting (and never 0). Refused past
+    /// `max-tcp-relay-connections` for the allocation (508) or `user-tcp-relay-quota`
+    /// for its user (486), so one permission cannot open connections without end.
+    fn insert_connection(
+        &mut self,
+        id: AllocId,
+        peer: SocketAddr,
+        state: State,
+    ) -> Result<ConnectionId, ErrorCode> {
+        let max = self.config.max_tcp_connections;
+        let allocation = slot_mut(&mut self.slots, id).ok_or(ErrorCode::SERVER_ERROR)?;
+        if max > 0 && allocation.tcp_connections >= max {
+            self.stats.quota_refusals += 1;
+            return Err(ErrorCode::INSUFFICIENT_CAPACITY);
+        }
+        if !self
+            .quotas
+            .admit_connection(&allocation.user, &self.quota_limits)
+        {
+            self.stats.quota_refusals += 1;
+            return Err(ErrorCode::ALLOCATION_QUOTA_REACHED);
+        }
+        allocation.tcp_connections += 1;
         let connection = loop {
             let candidate = ConnectionId(self.rng.random());
             if candidate.0 != 0 && !self.connections.contains_key(&candidate) {
@@ -304,7 +333,18 @@ impl Server {
                 state,
             },
         );
-        connection
+        Ok(connection)
+    }
+
+    /// Removes `connection` from the table and from its allocation's and user's counts
+    /// (an ending allocation gives its user's back itself, see `remove`).
+    fn forget_connection(&mut self, connection: ConnectionId) -> Option<Connection> {
+        let entry = self.connections.remove(&connection)?;
+        if let Some(allocation) = slot_mut(&mut self.slots, entry.allocation) {
+            allocation.tcp_connections = allocation.tcp_connections.saturating_sub(1);
+            self.quotas.release_connections(&allocation.user, 1);
+        }
+        Some(entry)
     }
 }
 

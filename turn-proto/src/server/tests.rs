@@ -142,7 +142,9 @@ impl Harness {
         attrs: &[(AttrType, Vec<u8>)],
     ) -> Vec<u8> {
         if client.nonce.is_empty() {
-            let challenge = self.unauthenticated(client, method, attrs);
+            // The nonce round as clients do it: an Allocate (a nonce is per client
+            // address, not per method), never shorter than the smallest one.
+            let challenge = self.unauthenticated(client, Method::ALLOCATE, &[udp()]);
             let message = Message::parse(&challenge).unwrap();
             assert_eq!(error_code(&message), Some(401));
             client.nonce = message.attr(AttrType::NONCE).unwrap().to_vec();
@@ -699,7 +701,7 @@ fn channels() {
 
     // Client to peer: ChannelData, payload straight from the input.
     let mut frame = Vec::new();
-    ChannelData::write(0x4001, b"rtp", false, &mut frame);
+    assert!(ChannelData::write(0x4001, b"rtp", false, &mut frame));
     let (transmit, data) = h.send(alice.tuple, &frame).unwrap();
     assert_eq!(transmit.payload, Payload::Input(4..7));
     assert_eq!(data, b"rtp");
@@ -708,7 +710,7 @@ fn channels() {
             if socket == h.server.allocation(id).unwrap().relay.socket)
     );
     // Unbound channel: dropped.
-    ChannelData::write(0x4003, b"rtp", false, &mut frame);
+    assert!(ChannelData::write(0x4003, b"rtp", false, &mut frame));
     assert!(h.send(alice.tuple, &frame).is_none());
     // Peer to client: ChannelData, no padding over UDP.
     let (_, data) = h.peer_sends(id, PEER, b"rtcp!").unwrap();
@@ -791,7 +793,7 @@ fn bandwidth_limit_drops_excess() {
     let (id, _) = h.allocate(&mut alice);
     h.bind_channel(&mut alice, 0x4000, PEER);
     let mut frame = Vec::new();
-    ChannelData::write(0x4000, &[0; 400], false, &mut frame);
+    assert!(ChannelData::write(0x4000, &[0; 400], false, &mut frame));
     let sent = (0..5)
         .filter(|_| h.send(alice.tuple, &frame).is_some())
         .count();
@@ -836,7 +838,7 @@ fn external_ip_mapping() {
     // Naming the public relay address as a peer means the private one (hairpin).
     h.bind_channel(&mut alice, 0x4000, "192.0.2.200:50002");
     let mut frame = Vec::new();
-    ChannelData::write(0x4000, b"loop", false, &mut frame);
+    assert!(ChannelData::write(0x4000, b"loop", false, &mut frame));
     let (transmit, _) = h.send(alice.tuple, &frame).unwrap();
     assert!(matches!(
         transmit.destination,
@@ -1060,6 +1062,37 @@ fn tls_clients_are_redirected_to_tls_alternate_servers() {
     client.tuple.transport = Transport::Tls;
     let response = h.request(&mut client, Method::ALLOCATE, &[udp()]);
     assert_eq!(code_of(&response), None, "allocated here");
+}
+
+/// coturn 4.17's `udp-alternate-server` and `tcp-alternate-server` take precedence over
+/// `alternate-server` for their transport; a transport without its own list keeps it.
+#[test]
+fn udp_and_tcp_alternate_servers_take_precedence() {
+    let mut config = rest_config();
+    config.alternate_servers = vec!["192.0.2.21:3478".parse().unwrap()];
+    config.udp_alternate_servers = vec!["192.0.2.41:3478".parse().unwrap()];
+    let with_udp = config.clone();
+    config.udp_alternate_servers.clear();
+    config.tcp_alternate_servers = vec!["192.0.2.51:3478".parse().unwrap()];
+    for (config, port, transport, expected) in [
+        (&with_udp, 6000, Transport::Udp, "192.0.2.41:3478"),
+        (&with_udp, 6001, Transport::Tcp, "192.0.2.21:3478"),
+        (&config, 6002, Transport::Udp, "192.0.2.21:3478"),
+        (&config, 6003, Transport::Tcp, "192.0.2.51:3478"),
+    ] {
+        let mut h = Harness::new(config.clone());
+        let mut client = h.client(&format!("192.0.2.1:{port}"), "@a:example.org", UNIX + 60);
+        client.tuple.transport = transport;
+        let response = h.request(&mut client, Method::ALLOCATE, &[udp()]);
+        let message = Message::parse(&response).unwrap();
+        assert_eq!(error_code(&message), Some(300), "{transport:?}");
+        let value = message.attr(AttrType::ALTERNATE_SERVER).unwrap();
+        let server = SocketAddr::from((
+            [value[4], value[5], value[6], value[7]],
+            u16::from_be_bytes([value[2], value[3]]),
+        ));
+        assert_eq!(server, expected.parse().unwrap(), "{transport:?}");
+    }
 }
 
 #[test]
@@ -1395,13 +1428,40 @@ impl QuotaLedger for SharedCounts {
     fn release(&mut self, user: &str) {
         self.0.lock().unwrap().release(user);
     }
+
+    fn admit_connection(&mut self, user: &str, limits: &QuotaLimits) -> bool {
+        self.0.lock().unwrap().admit_connection(user, limits)
+    }
+
+    fn release_connections(&mut self, user: &str, count: u32) {
+        self.0.lock().unwrap().release_connections(user, count);
+    }
 }
 
-/// Two shards of one process, each with its own fake relay ports, sharing quota counts.
+/// Rate limits shared by the shards of a test, as the driver shares them.
+#[derive(Clone)]
+struct SharedLimits(std::sync::Arc<std::sync::Mutex<AbuseLimiters>>);
+
+impl RateLimits for SharedLimits {
+    fn admit(&mut self, what: Limited, source: IpAddr, now: Instant, probe: bool) -> bool {
+        self.0.lock().unwrap().admit(what, source, now, probe)
+    }
+
+    fn set_challenge_rate(&mut self, rate: u32, now: Instant) {
+        self.0.lock().unwrap().set_challenge_rate(rate, now);
+    }
+}
+
+/// Two shards of one process, each with its own fake relay ports, sharing quota counts
+/// and rate limits.
 fn shard_pair(config: ServerConfig) -> (Harness, Harness) {
     let start = Instant::now();
     let mut group = ShardContext::group(2, [7; 32], start).into_iter();
     let counts = SharedCounts::default();
+    let hasher = SeededState::new(&mut rand::rngs::SmallRng::seed_from_u64(5));
+    let limits = SharedLimits(std::sync::Arc::new(std::sync::Mutex::new(
+        AbuseLimiters::new(config.challenge_rate, start, hasher),
+    )));
     let mut shard = |seed| Harness {
         server: Server::new_shard(
             config.clone(),
@@ -1410,6 +1470,7 @@ fn shard_pair(config: ServerConfig) -> (Harness, Harness) {
             [seed; 32],
             group.next().unwrap(),
             Box::new(counts.clone()),
+            Box::new(limits.clone()),
         ),
         relays: FakeDriver::default(),
         start,
@@ -1426,6 +1487,65 @@ fn via_owner(from: &mut Harness, to: &mut Harness, tuple: FiveTuple, bytes: &[u8
     assert_eq!(transmit.destination, Destination::Shard { shard: 1, tuple });
     assert_eq!(data, bytes, "the whole input, unchanged");
     to.send(tuple, &data).expect("a reply").1
+}
+
+/// A Refresh naming another shard's ticket (or an Allocate naming its reservation token)
+/// is handed over only once it authenticates: spoofed ones, unsigned or with a fake
+/// MESSAGE-INTEGRITY, are answered here and leave no handover entry behind (before, each
+/// filled the table, up to 65 536 entries, after which real moves failed).
+#[test]
+fn only_authenticated_requests_are_handed_to_another_shard() {
+    let mut config = public_peer_config();
+    config.mobility = true;
+    let (mut zero, mut one) = shard_pair(config);
+    let mut alice = one.client("192.0.2.1:5000", "@alice:example.org", UNIX + 7200);
+    let response = one.request(
+        &mut alice,
+        Method::ALLOCATE,
+        &[udp(), (AttrType::MOBILITY_TICKET, vec![])],
+    );
+    let ticket = ticket_of(&response).expect("ticket issued");
+    let token = (AttrType::RESERVATION_TOKEN, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    let media = [0x40, 0x00, 0x00, 0x02, 0xAB, 0xCD, 0, 0];
+    for (port, fake) in [(7000, false), (7001, true)] {
+        let spoofed = tuple(&format!("198.51.100.66:{port}"));
+        for (method, attrs) in [
+            (
+                Method::REFRESH,
+                vec![(AttrType::MOBILITY_TICKET, ticket.clone())],
+            ),
+            (Method::ALLOCATE, vec![udp(), token.clone()]),
+        ] {
+            let mut bytes = Vec::new();
+            let mut writer = MessageWriter::new(
+                &mut bytes,
+                method,
+                Class::Request,
+                TransactionId([port as u8; 12]),
+            );
+            for (kind, value) in &attrs {
+                writer.attr(*kind, value);
+            }
+            if fake {
+                writer
+                    .attr(AttrType::USERNAME, b"1800000000:@mallory:example.org")
+                    .attr(AttrType::REALM, REALM.as_bytes())
+                    .attr(
+                        AttrType::NONCE,
+                        b"obMatJos2AAAB0000000000000000000000000000000",
+                    )
+                    .integrity(b"guessed");
+            }
+            let (transmit, answer) = zero.send(spoofed, &bytes).expect("answered here");
+            assert_eq!(transmit.destination, Destination::Client(spoofed));
+            let expected = if fake { 438 } else { 401 };
+            assert_eq!(code_of(&answer), Some(expected), "{method:?}, fake {fake}");
+        }
+        assert!(
+            zero.send(spoofed, &media[..6]).is_none(),
+            "no handover entry for {spoofed:?}"
+        );
+    }
 }
 
 #[test]
@@ -1450,7 +1570,7 @@ fn shards_hand_moved_clients_and_reservations_to_their_owner() {
     // She moves; the kernel hashes her new 5-tuple to shard 0. A nonce shard 0 issued
     // checks on shard 1 (shared key).
     let mut moved = zero.client("198.51.100.9:7000", "@alice:example.org", UNIX + 7200);
-    let challenge = zero.unauthenticated(&mut moved, Method::REFRESH, &[]);
+    let challenge = zero.unauthenticated(&mut moved, Method::ALLOCATE, &[udp()]);
     moved.nonce = Message::parse(&challenge)
         .unwrap()
         .attr(AttrType::NONCE)
@@ -1515,7 +1635,9 @@ fn shards_hand_moved_clients_and_reservations_to_their_owner() {
     )
     .attr(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
     .attr(AttrType::RESERVATION_TOKEN, &attrs[1].1);
-    let challenge = via_owner(&mut zero, &mut one, dave.tuple, &probe);
+    // Unauthenticated, it is challenged where it landed (the nonce is the process's).
+    let (transmit, challenge) = zero.send(dave.tuple, &probe).expect("challenged");
+    assert_eq!(transmit.destination, Destination::Client(dave.tuple));
     dave.nonce = Message::parse(&challenge)
         .unwrap()
         .attr(AttrType::NONCE)
@@ -1536,5 +1658,7 @@ fn shards_hand_moved_clients_and_reservations_to_their_owner() {
 
 mod binding;
 mod dual;
+mod limits;
+mod peers;
 mod routes;
 mod tcp;

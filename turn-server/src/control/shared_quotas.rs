@@ -1,8 +1,9 @@
 //! The quota counts every shard of the process shares.
 //!
 //! The core takes no lock, so the shared counts live here, in the driver: one
-//! `Mutex<QuotaCounts>`, locked only when an allocation starts or ends (never on the relay
-//! path), handed to each shard's core as its [`QuotaLedger`].
+//! `Mutex<QuotaCounts>`, locked only when an allocation or an RFC 6062 peer connection
+//! starts or ends (never on the relay path), handed to each shard's core as its
+//! [`QuotaLedger`].
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -19,6 +20,14 @@ impl QuotaLedger for SharedQuotas {
 
     fn release(&mut self, user: &str) {
         self.counts().release(user);
+    }
+
+    fn admit_connection(&mut self, user: &str, limits: &QuotaLimits) -> bool {
+        self.counts().admit_connection(user, limits)
+    }
+
+    fn release_connections(&mut self, user: &str, count: u32) {
+        self.counts().release_connections(user, count);
     }
 }
 

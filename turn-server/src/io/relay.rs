@@ -193,7 +193,9 @@ impl RelaySockets {
         let start = rand::rng().random_range(0..span);
         // Walk the whole range once from a random start, as coturn does.
         for step in 0..span {
-            let port = (min + (start + step) % span) as u16;
+            let Ok(port) = u16::try_from(min + (start + step) % span) else {
+                continue;
+            };
             if request.even_port && port % 2 == 1 {
                 continue;
             }
@@ -228,7 +230,8 @@ impl RelaySockets {
         let span = max - min + 1;
         let start = rand::rng().random_range(0..span);
         let found = (0..span)
-            .map(|step| SocketAddr::new(ip, (min + (start + step) % span) as u16))
+            .filter_map(|step| u16::try_from(min + (start + step) % span).ok())
+            .map(|port| SocketAddr::new(ip, port))
             .filter(|address| !self.holds_listener(*address))
             .find_map(|address| {
                 super::tcp::relay_listener(address)

@@ -20,6 +20,8 @@ use tokio_rustls::TlsAcceptor;
 use super::tcp_relay;
 use super::{Shard, StreamOut};
 use crate::io::tcp;
+use rtc_auth::ip_range::IpRangeSet;
+use turn_proto::codec::MAX_MESSAGE_LEN;
 use turn_proto::framing::frame_len;
 use turn_proto::proxy_header::{self, ProxyError, ProxyHeader};
 use turn_proto::{FiveTuple, Transport};
@@ -30,27 +32,32 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed to complete a message once its first bytes arrived.
 const PARTIAL_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Largest framed message: a STUN header plus the 16-bit length.
-const MAX_FRAME: usize = 20 + 65_535;
-
 /// The TLS configuration in force; replaced on reload, read at each handshake.
 pub(super) type TlsState = Rc<RefCell<Option<Arc<rustls::ServerConfig>>>>;
 
-/// Accepts clients; `proxy` listeners first read a PROXY protocol header.
+/// Accepts clients; `proxy` listeners take connections only from those sources, and
+/// first read a PROXY protocol header.
 pub(super) async fn accept_loop(
     shard: Rc<Shard>,
     listener: TcpListener,
     tls: TlsState,
-    proxy: bool,
+    proxy: Option<Rc<IpRangeSet>>,
 ) {
     loop {
         let (stream, client) = tcp::accept(&listener, "client").await;
+        if let Some(sources) = &proxy
+            && !sources.contains(client.ip())
+        {
+            // Its header would name any client address it likes: close unread.
+            tracing::debug!(%client, "PROXY listener: source not in tcp-proxy-trusted-ip; closing");
+            continue;
+        }
         tokio::task::spawn_local(connection(
             shard.clone(),
             stream,
             client,
             tls.clone(),
-            proxy,
+            proxy.is_some(),
         ));
     }
 }
@@ -199,9 +206,11 @@ where
                         break 'read;
                     }
                 }
-                Ok(None) if buf.len() - start <= MAX_FRAME => break,
-                Ok(None) | Err(_) => {
-                    tracing::debug!(client = %tuple.client, "not TURN on the stream; closing");
+                // `frame_len` refuses longer frames: this cannot be exceeded.
+                Ok(None) if buf.len() - start <= MAX_MESSAGE_LEN => break,
+                Ok(None) => break 'read,
+                Err(error) => {
+                    tracing::debug!(client = %tuple.client, %error, "closing the stream");
                     break 'read;
                 }
             }

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use rtc_auth::ip_range::IpRangeSet;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc::{Receiver, Sender};
 use tokio::task::LocalSet;
@@ -26,6 +27,8 @@ use turn_proto::Server;
 pub(crate) struct Streams {
     pub(crate) tcp: Vec<StdTcpListener>,
     pub(crate) proxied: Vec<StdTcpListener>,
+    /// Sources allowed on `proxied`.
+    pub(crate) proxy_sources: IpRangeSet,
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -93,8 +96,12 @@ pub(crate) fn run(setup: Setup) -> io::Result<usize> {
 
 fn start_streams(shard: &Rc<Shard>, streams: Streams) -> io::Result<TlsState> {
     let tls: TlsState = Rc::new(RefCell::new(streams.tls));
-    let tcp = streams.tcp.into_iter().map(|l| (l, false));
-    let proxied = streams.proxied.into_iter().map(|l| (l, true));
+    let tcp = streams.tcp.into_iter().map(|l| (l, None));
+    let sources = Rc::new(streams.proxy_sources);
+    let proxied = streams
+        .proxied
+        .into_iter()
+        .map(|l| (l, Some(sources.clone())));
     for (listener, proxy) in tcp.chain(proxied) {
         let listener = TcpListener::from_std(listener)?;
         tokio::task::spawn_local(stream::accept_loop(

@@ -392,3 +392,85 @@ fn tcp_allocations_count_against_user_quota() {
     let response = h.request(&mut second, Method::ALLOCATE, &[tcp()]);
     assert_eq!(code_of(&response), Some(486));
 }
+
+/// Without caps one permission let a client open peer connections without end: now at
+/// most `max-tcp-relay-connections` per allocation (508) and `user-tcp-relay-quota` per
+/// user over all allocations (486), Connects and peers connecting in alike.
+#[test]
+fn connections_are_capped_per_allocation_and_per_user() {
+    let mut config = public_peer_config();
+    config.max_tcp_connections = 3;
+    config.user_tcp_connections = 4;
+    let mut h = Harness::new(config);
+    let (mut first, first_id, _) = h.tcp_allocation("192.0.2.1:5000");
+    for port in 9000..9003 {
+        assert_eq!(h.connect(&mut first, &format!("203.0.113.77:{port}")), None);
+    }
+    let refused = h
+        .connect(&mut first, "203.0.113.77:9003")
+        .expect("an answer");
+    assert_eq!(code_of(&refused), Some(508), "per allocation");
+    let now = h.now;
+    let incoming = "203.0.113.77:4000".parse().unwrap();
+    assert!(
+        h.server
+            .handle_tcp_accepted(now, first_id, incoming, &mut h.out)
+            .is_none(),
+        "incoming connections count too"
+    );
+    // A failed Connect gives its place back.
+    let (failed, _, _) = h.relays.connects[0];
+    assert!(
+        h.server
+            .handle_tcp_connected(now, failed, false, &mut h.out)
+            .is_some()
+    );
+    assert!(
+        h.server
+            .handle_tcp_accepted(now, first_id, incoming, &mut h.out)
+            .is_some()
+    );
+
+    // The same user's second allocation shares the user's four.
+    let (mut second, _, _) = h.tcp_allocation("192.0.2.1:5001");
+    assert_eq!(h.connect(&mut second, "203.0.113.77:9100"), None);
+    let refused = h
+        .connect(&mut second, "203.0.113.77:9101")
+        .expect("an answer");
+    assert_eq!(code_of(&refused), Some(486), "per user");
+    // The first allocation ends: its three come back to the user.
+    h.server.handle_disconnect(first.tuple);
+    assert_eq!(h.connect(&mut second, "203.0.113.77:9101"), None);
+    assert_eq!(h.server.stats().quota_refusals, 3);
+}
+
+/// Permissions are per IP (RFC 6062 §5.2 uses CreatePermission), but the own-host rule
+/// sees the port: a permission for this host's address opens its relay ports, not SSH.
+#[test]
+fn connect_and_incoming_meet_the_own_host_rule() {
+    let mut config = public_peer_config();
+    config.policy.own_host = crate::policy::OwnHost {
+        addresses: IpRangeSet::parse(["203.0.113.5"]).unwrap(),
+        relay_ports: 50_000..=50_100,
+        ..crate::policy::OwnHost::default()
+    };
+    let mut h = Harness::new(config);
+    let (mut client, id, _) = h.tcp_allocation("192.0.2.1:5000");
+    assert_eq!(code_of(&h.permit(&mut client, "203.0.113.5:50050")), None);
+    let ssh = h.connect(&mut client, "203.0.113.5:22").expect("an answer");
+    assert_eq!(code_of(&ssh), Some(403));
+    assert_eq!(h.connect(&mut client, "203.0.113.5:50050"), None);
+    let now = h.now;
+    let from_ephemeral = "203.0.113.5:40000".parse().unwrap();
+    assert!(
+        h.server
+            .handle_tcp_accepted(now, id, from_ephemeral, &mut h.out)
+            .is_none()
+    );
+    let from_relay = "203.0.113.5:50060".parse().unwrap();
+    assert!(
+        h.server
+            .handle_tcp_accepted(now, id, from_relay, &mut h.out)
+            .is_some()
+    );
+}
