@@ -39,14 +39,15 @@ if command -v systemctl >/dev/null 2>&1; then
 fi
 pkill -x -P 1 turnserver >/dev/null 2>&1 || true
 
-# lk-jwt-service's integration tests start a real Synapse (PyPI) with sqlite.
-if ! python3 -c 'import synapse' >/dev/null 2>&1; then
+# lk-jwt-service's integration tests start a real Synapse (PyPI) with sqlite; the
+# application-service tests need its MSC4512 request proxy (Synapse 1.163 and newer).
+if ! python3 -c 'import synapse.rest.client.appservice_proxy' >/dev/null 2>&1; then
   command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
   }
-  python3 -m pip install --quiet matrix-synapse 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages matrix-synapse
+  python3 -m pip install --quiet --upgrade 'matrix-synapse>=1.163' 2>/dev/null \
+    || python3 -m pip install --quiet --upgrade --break-system-packages 'matrix-synapse>=1.163'
 fi
 
 # jwt-service/tests/rtc_discovery.rs runs the Element Call stack's Traefik routers with a

@@ -226,7 +226,7 @@ fn docs_synapse(nginx_port: u16, turn: &TurnServer, secret_file: &Path) -> Synap
             ),
         ],
     );
-    Synapse::start("doctor-docs", &block)
+    Synapse::start("doctor-docs", |_| block)
 }
 
 #[test]
@@ -366,13 +366,12 @@ async fn each_seed_mistake_is_named() {
     let port = common::free_port();
     // The seeds' homeserver: no transports endpoint, TURN URIs without ?transport=,
     // and a TURN secret the relay does not have.
-    let synapse = Synapse::start(
-        "doctor-seed",
-        &format!(
+    let synapse = Synapse::start("doctor-seed", |_| {
+        format!(
             "turn_uris: [\"turn:{TURN_DOMAIN}:{}\"]\nturn_shared_secret: \"not-the-relay-secret\"\n",
             turn.port
-        ),
-    );
+        )
+    });
     let pki = Pki::new(&synapse);
     let sfu = LiveKitFake::start().await;
     let (_, token) = synapse.user("bob");

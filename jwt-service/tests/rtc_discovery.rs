@@ -164,7 +164,7 @@ async fn synapse_configured_as_the_docs_say_gives_the_transport() {
             secret_file.display().to_string(),
         )],
     );
-    let synapse = Synapse::start("discovery-docs", &block);
+    let synapse = Synapse::start("discovery-docs", |_| block);
     let (_, token) = synapse.user("dave");
     let answer = js_client(&synapse.client_url(), &token, None).await;
     assert_eq!(
@@ -173,10 +173,9 @@ async fn synapse_configured_as_the_docs_say_gives_the_transport() {
     );
 
     // Half the configuration: the flag alone answers {} and the client finds nothing.
-    let flag_only = Synapse::start(
-        "discovery-flag-only",
-        "experimental_features:\n  msc4143_enabled: true\n",
-    );
+    let flag_only = Synapse::start("discovery-flag-only", |_| {
+        "experimental_features:\n  msc4143_enabled: true\n".to_owned()
+    });
     let (_, token) = flag_only.user("erin");
     let answer = js_client(&flag_only.client_url(), &token, None).await;
     assert_eq!(answer["ok"], false, "{answer}");

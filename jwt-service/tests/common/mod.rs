@@ -94,15 +94,18 @@ impl Synapse {
     /// The shared instance of this test binary, started on first use.
     pub fn shared() -> &'static Synapse {
         static SYNAPSE: OnceLock<Synapse> = OnceLock::new();
-        SYNAPSE.get_or_init(|| Synapse::start("shared", ""))
+        SYNAPSE.get_or_init(|| Synapse::start("shared", |_| String::new()))
     }
 
-    /// Another instance, named `tag`, with `extra` appended to `homeserver.yaml` (new
-    /// top-level keys such as `experimental_features`, `matrix_rtc`, `turn_uris`).
-    pub fn start(tag: &str, extra: &str) -> Synapse {
+    /// Another instance, named `tag`, whose `homeserver.yaml` ends with what `extra`
+    /// returns (new top-level keys such as `experimental_features`, `matrix_rtc`,
+    /// `turn_uris`, `app_service_config_files`); `extra` gets the instance's directory,
+    /// to write the files that configuration names. Stopped on drop.
+    pub fn start(tag: &str, extra: impl FnOnce(&Path) -> String) -> Synapse {
         let dir = std::env::temp_dir().join(format!("lkjwt-synapse-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("media")).unwrap();
+        let extra = extra(&dir);
         let pki = make_pki(
             &dir,
             &[
@@ -229,8 +232,8 @@ rc_login:
         static USERS: OnceLock<Mutex<std::collections::HashMap<String, (String, String)>>> =
             OnceLock::new();
         let users = USERS.get_or_init(Mutex::default);
-        let key = format!("{}/{localpart}", self.client_port);
-        if let Some(found) = users.lock().unwrap().get(&key) {
+        let cache_key = format!("{}/{localpart}", self.client_port);
+        if let Some(found) = users.lock().unwrap().get(&cache_key) {
             return found.clone();
         }
         let (status, nonce) = http(
@@ -280,7 +283,7 @@ rc_login:
         assert_eq!(status, 200, "{session}");
         let token = session["access_token"].as_str().unwrap().to_owned();
         let entry = (user_id, token);
-        users.lock().unwrap().insert(key, entry.clone());
+        users.lock().unwrap().insert(cache_key, entry.clone());
         entry
     }
 
@@ -336,6 +339,34 @@ impl Synapse {
         .unwrap();
         assert_eq!(status, 200, "{room}");
         room["room_id"].as_str().unwrap().to_owned()
+    }
+
+    /// A client-server request as `localpart` (`None`: unauthenticated).
+    pub fn call(
+        &self,
+        localpart: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let token = localpart.map(|l| self.user(l).1);
+        http(self.client_port, method, path, body, token.as_deref()).unwrap()
+    }
+
+    /// `localpart` invites `invitee` (a user id) into `room`, who joins.
+    pub fn invite_and_join(&self, localpart: &str, room: &str, invitee: &str) {
+        let (user_id, _) = self.user(invitee);
+        let path = format!("/_matrix/client/v3/rooms/{}/invite", encode(room));
+        let (status, answer) = self.call(
+            Some(localpart),
+            "POST",
+            &path,
+            Some(&json!({"user_id": user_id})),
+        );
+        assert_eq!(status, 200, "{answer}");
+        let path = format!("/_matrix/client/v3/rooms/{}/join", encode(room));
+        let (status, answer) = self.call(Some(invitee), "POST", &path, Some(&json!({})));
+        assert_eq!(status, 200, "{answer}");
     }
 
     /// Schedules an empty `org.matrix.msc3401.call.member` state event (the "leave")
@@ -484,6 +515,31 @@ pub struct RoomParticipantIdentityProto {
     pub identity: String,
 }
 
+/// LiveKit's `ListParticipantsRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListParticipantsRequestProto {
+    #[prost(string, tag = "1")]
+    pub room: String,
+}
+
+/// The parts of LiveKit's `ParticipantInfo` a client looks at.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ParticipantInfoProto {
+    #[prost(string, tag = "1")]
+    pub sid: String,
+    #[prost(string, tag = "2")]
+    pub identity: String,
+    #[prost(string, tag = "9")]
+    pub name: String,
+}
+
+/// LiveKit's `ListParticipantsResponse`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListParticipantsResponseProto {
+    #[prost(message, repeated, tag = "1")]
+    pub participants: Vec<ParticipantInfoProto>,
+}
+
 /// LiveKit's `Room` (the fields the fake fills in).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct RoomProto {
@@ -509,6 +565,10 @@ pub struct ApiClaims {
 /// protobuf request and answers with a protobuf `Room`.
 pub struct LiveKitFake {
     pub addr: SocketAddr,
+    /// Who is in each room, for ListParticipants; RemoveParticipant takes them out.
+    pub rooms: Arc<Mutex<std::collections::BTreeMap<String, Vec<String>>>>,
+    /// `(room, identity)` of each RemoveParticipant call.
+    pub removed: Arc<Mutex<Vec<(String, String)>>>,
     /// Whether GetParticipant finds the participant.
     pub present: Arc<Mutex<bool>>,
     /// `(room, identity)` of each GetParticipant call with a valid roomAdmin token.
@@ -734,6 +794,87 @@ impl LiveKitFake {
             }
             response
         };
+        let rooms: Arc<Mutex<std::collections::BTreeMap<String, Vec<String>>>> = Arc::default();
+        let removed: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        // ListParticipants and RemoveParticipant, with LiveKit's checks: a roomAdmin
+        // token for that room; not_found for someone who is not there.
+        let admin = |headers: &HeaderMap, room: &str| -> bool {
+            let jwt = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+            validation.set_issuer(&[KEY]);
+            jsonwebtoken::decode::<ApiClaims>(
+                jwt,
+                &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+                &validation,
+            )
+            .is_ok_and(|c| {
+                c.claims.video["roomAdmin"] == json!(true) && c.claims.video["room"] == json!(room)
+            })
+        };
+        let denied = || {
+            let body = json!({"code": "permission_denied", "msg": "no roomAdmin"}).to_string();
+            (StatusCode::FORBIDDEN, body.into_bytes())
+        };
+        let list_rooms = rooms.clone();
+        let list_participants = move |headers: HeaderMap, body: Bytes| {
+            let rooms = list_rooms.clone();
+            async move {
+                let Ok(request) = ListParticipantsRequestProto::decode(body) else {
+                    return denied();
+                };
+                if !admin(&headers, &request.room) {
+                    return denied();
+                }
+                let participants = rooms
+                    .lock()
+                    .unwrap()
+                    .get(&request.room)
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|identity| ParticipantInfoProto {
+                        sid: format!("PA_{identity}"),
+                        identity,
+                        name: String::new(),
+                    })
+                    .collect();
+                let answer = ListParticipantsResponseProto { participants };
+                (StatusCode::OK, answer.encode_to_vec())
+            }
+        };
+        let (remove_rooms, remove_log) = (rooms.clone(), removed.clone());
+        let remove_participant = move |headers: HeaderMap, body: Bytes| {
+            let (rooms, removed) = (remove_rooms.clone(), remove_log.clone());
+            async move {
+                let Ok(request) = RoomParticipantIdentityProto::decode(body) else {
+                    return denied();
+                };
+                if !admin(&headers, &request.room) {
+                    return denied();
+                }
+                removed
+                    .lock()
+                    .unwrap()
+                    .push((request.room.clone(), request.identity.clone()));
+                let mut rooms = rooms.lock().unwrap();
+                let participants = rooms.entry(request.room).or_default();
+                match participants.iter().position(|p| *p == request.identity) {
+                    Some(index) => {
+                        participants.remove(index);
+                        (StatusCode::OK, Vec::new())
+                    }
+                    None => {
+                        let body = json!({"code": "not_found", "msg": "participant not found"})
+                            .to_string();
+                        (StatusCode::NOT_FOUND, body.into_bytes())
+                    }
+                }
+            }
+        };
         let app = axum::Router::new()
             .route("/rtc", axum::routing::get(rtc))
             .route("/rtc/validate", axum::routing::get(validate))
@@ -741,6 +882,14 @@ impl LiveKitFake {
             .route(
                 "/twirp/livekit.RoomService/GetParticipant",
                 post(get_participant),
+            )
+            .route(
+                "/twirp/livekit.RoomService/ListParticipants",
+                post(list_participants),
+            )
+            .route(
+                "/twirp/livekit.RoomService/RemoveParticipant",
+                post(remove_participant),
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -749,6 +898,8 @@ impl LiveKitFake {
         });
         Self {
             addr,
+            rooms,
+            removed,
             present,
             lookups,
             calls,
@@ -800,8 +951,13 @@ impl Service {
     /// Starts the binary with `env` (on top of a cleared `LIVEKIT_*` environment) and
     /// waits for `/healthz`.
     pub async fn start(env: &[(&str, String)]) -> Self {
+        Self::start_on(free_port(), env).await
+    }
+
+    /// [`Service::start`] on a port chosen beforehand (a homeserver's registration
+    /// names it before the service runs).
+    pub async fn start_on(port: u16, env: &[(&str, String)]) -> Self {
         let dir = TempDir::new("service");
-        let port = free_port();
         let log = dir.path("service.log");
         let file = std::fs::File::create(&log).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_lk-jwt-service"));
@@ -878,29 +1034,48 @@ impl Drop for Service {
 /// A `redis-server` on a free loopback port, stopped on drop.
 pub struct Redis {
     pub port: u16,
+    /// `requirepass`, when the server has one.
+    pub password: Option<String>,
     child: Child,
 }
 
 impl Redis {
     pub fn start() -> Self {
+        Self::spawn(None)
+    }
+
+    /// A server that refuses commands until `AUTH password`.
+    pub fn with_password(password: &str) -> Self {
+        Self::spawn(Some(password.to_owned()))
+    }
+
+    fn spawn(password: Option<String>) -> Self {
         let port = free_port();
+        let mut args = vec![
+            "--port".to_owned(),
+            port.to_string(),
+            "--bind".to_owned(),
+            "127.0.0.1".to_owned(),
+            "--save".to_owned(),
+            String::new(),
+            "--appendonly".to_owned(),
+            "no".to_owned(),
+        ];
+        if let Some(password) = &password {
+            args.extend(["--requirepass".to_owned(), password.clone()]);
+        }
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("cannot start redis-server (scripts/install-test-deps.sh installs it)");
-        let redis = Self { port, child };
+        let redis = Self {
+            port,
+            password,
+            child,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "redis-server did not start");
@@ -909,14 +1084,31 @@ impl Redis {
         redis
     }
 
+    /// The URL without the password (the service gets it from `LIVEKIT_REDIS_PASSWORD`).
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// The URL with the password in it, for the test's own connections.
+    pub fn url_with_password(&self) -> String {
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}/0", self.port),
+            None => self.url(),
+        }
+    }
+
+    /// A connection for the test's own look-ups.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url_with_password())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
     /// `HGETALL lk-jwt:jobs`.
     pub async fn jobs(&self) -> Vec<(String, String)> {
-        let client = redis::Client::open(self.url()).unwrap();
-        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let mut connection = self.connection().await;
         redis::cmd("HGETALL")
             .arg("lk-jwt:jobs")
             .query_async(&mut connection)
@@ -926,8 +1118,7 @@ impl Redis {
 
     /// `HSET lk-jwt:jobs field value`.
     pub async fn put_job(&self, field: &str, value: &str) {
-        let client = redis::Client::open(self.url()).unwrap();
-        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let mut connection = self.connection().await;
         redis::cmd("HSET")
             .arg("lk-jwt:jobs")
             .arg(field)
