@@ -268,6 +268,11 @@ impl Server {
         &self.stats
     }
 
+    /// True while `tuple` (the client side of a connection, say) has an allocation.
+    pub fn has_allocation(&self, tuple: &FiveTuple) -> bool {
+        self.by_tuple.contains_key(tuple)
+    }
+
     /// Live allocations.
     pub fn allocation_count(&self) -> usize {
         self.by_tuple.len()

@@ -27,6 +27,9 @@ pub struct DriverCounters {
     /// Datagrams or stream writes dropped because a socket buffer or a stream backlog
     /// was full.
     pub send_failures: u64,
+    /// TCP and TLS client connections closed at once by `max-tcp-clients` or
+    /// `max-tcp-clients-per-ip`.
+    pub connection_refusals: u64,
 }
 
 /// Options that shape the output.
@@ -135,6 +138,7 @@ impl Snapshot {
         self.rate_limited.0 += other.rate_limited.0;
         self.rate_limited.1 += other.rate_limited.1;
         self.driver.send_failures += other.driver.send_failures;
+        self.driver.connection_refusals += other.driver.connection_refusals;
         self.lifetimes.merge(&other.lifetimes);
     }
 }
@@ -329,20 +333,22 @@ pub fn render(snapshot: &Snapshot, options: ReportOptions) -> String {
         );
     }
 
-    let drops: [(&str, u64); 6] = [
+    let drops: [(&str, u64); 7] = [
         ("peer_denied", stats.peers_denied),
         ("quota", stats.quota_refusals),
         ("bandwidth", up.dropped + down.dropped),
         ("malformed", stats.malformed),
         ("unroutable", stats.unroutable),
         ("send_failed", driver.send_failures),
+        ("connection_limit", driver.connection_refusals),
     ];
     doc.family(
         "turn_drops_total",
         Kind::Counter,
         "Refused or dropped input by reason: peer_denied (requests and sends), quota \
          (Allocates answered 486), bandwidth (max-bps packets), malformed, unroutable (no \
-         allocation, permission or channel), send_failed (socket or stream backlog full).",
+         allocation, permission or channel), send_failed (socket or stream backlog full), \
+         connection_limit (TCP/TLS clients over max-tcp-clients or max-tcp-clients-per-ip).",
     );
     for (reason, value) in drops {
         doc.sample("turn_drops_total", &[("reason", reason)], value);

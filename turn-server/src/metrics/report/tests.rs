@@ -91,7 +91,10 @@ fn counts_follow_traffic_and_user_labels_are_opt_in() {
 
     let mut lifetimes = LifetimeHistogram::default();
     lifetimes.record(Duration::from_secs(42));
-    let driver = DriverCounters { send_failures: 2 };
+    let driver = DriverCounters {
+        send_failures: 2,
+        connection_refusals: 0,
+    };
     let doc = render(
         &Snapshot::of(&server, now, driver, &lifetimes, ReportOptions::default()),
         ReportOptions::default(),
