@@ -10,9 +10,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 
 use rtc_auth::secret::Secret;
+use turn_server::clock::unix_now;
 use turn_server::config::{self, Action, AuthMode, ConfigError, SearchPath, SystemHost};
+use turn_server::control::{self, Listeners, MetricsListener, Operations, Reloaded};
 use turn_server::healthcheck;
-use turn_server::io::driver::{self, Listeners, MetricsListener, Operations, Reloaded};
 use turn_server::io::relay::RelayRange;
 use turn_server::io::tls::TlsFiles;
 use turn_server::metrics::http as metrics_http;
@@ -98,7 +99,7 @@ fn run_healthcheck(config: &config::Config) -> ExitCode {
 
 fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
     let mut config = loaded.config;
-    let unix_now = driver::unix_now();
+    let unix_now = unix_now();
     // Held to the end of `run`: the last lines (shutdown) are flushed when it drops.
     let (log_level, _flush, note) = logging::init(&config, unix_now)?;
     if let Some(note) = note {
@@ -222,7 +223,7 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
             .into_fn(),
         ),
     };
-    driver::run(core, listeners, relay, tls, operations, shutdown_signal())?;
+    control::run(core, listeners, relay, tls, operations, shutdown_signal())?;
     Ok(())
 }
 
@@ -234,14 +235,14 @@ fn shard_count(relay_threads: Option<u32>, cpus: Option<u32>) -> usize {
         None => std::thread::available_parallelism().map_or(1, usize::from),
         Some(count) => count.max(1) as usize,
     };
-    if wanted > driver::MAX_SHARDS {
+    if wanted > control::MAX_SHARDS {
         tracing::warn!(
             relay_threads = wanted,
-            max = driver::MAX_SHARDS,
+            max = control::MAX_SHARDS,
             "relay-threads capped"
         );
     }
-    wanted.min(driver::MAX_SHARDS)
+    wanted.min(control::MAX_SHARDS)
 }
 
 /// SIGHUP: the same command line (and so the same file) read again.
@@ -332,7 +333,7 @@ fn listen_ips(config: &config::Config, embedded: bool) -> Vec<IpAddr> {
 
 /// The TLS listener's configuration: none with `no-tls`; none with a warning when the
 /// default certificate files are absent; an error when configured files do not load.
-fn load_tls(config: &config::Config) -> anyhow::Result<Option<driver::Tls>> {
+fn load_tls(config: &config::Config) -> anyhow::Result<Option<control::Tls>> {
     if config.no_tls {
         return Ok(None);
     }
@@ -354,7 +355,7 @@ fn load_tls(config: &config::Config) -> anyhow::Result<Option<driver::Tls>> {
         tls13_only: config.no_tlsv1_2,
     };
     let loaded = files.load()?;
-    Ok(Some(driver::Tls {
+    Ok(Some(control::Tls {
         files,
         config: loaded,
     }))

@@ -21,7 +21,7 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 /// Datagrams per call.
-pub(super) const BATCH: usize = 32;
+pub(crate) const BATCH: usize = 32;
 
 /// Room per datagram: the core's headroom and the UDP maximum, plus a cache line so the
 /// slots do not all start on the same cache set.
@@ -32,7 +32,7 @@ const SLOT: usize = HEADROOM + 65_536 + 64;
 const HEADROOM: usize = turn_proto::PEER_HEADROOM;
 
 /// The receive slots of one shard.
-pub(super) struct RecvBatch {
+pub(crate) struct RecvBatch {
     slots: Vec<u8>,
     /// Per address family (IPv4, IPv6): the kernel shrinks each header's address length
     /// to the last source's and nix does not restore it, so an IPv6 source read through
@@ -43,7 +43,7 @@ pub(super) struct RecvBatch {
 }
 
 impl RecvBatch {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             // Zeroed pages are mapped lazily: only slots that receive cost memory.
             slots: vec![0; BATCH * SLOT],
@@ -60,7 +60,7 @@ impl RecvBatch {
     /// datagrams; `Ok(BATCH)` means there may be more. Errors: `WouldBlock` when nothing
     /// was queued, or the socket's error (an ICMP error surfaces as ECONNREFUSED: not
     /// fatal).
-    pub(super) fn recv(&mut self, socket: &UdpSocket, ipv6: bool) -> io::Result<usize> {
+    pub(crate) fn recv(&mut self, socket: &UdpSocket, ipv6: bool) -> io::Result<usize> {
         self.count = 0;
         let result = socket.try_io(Interest::READABLE, || {
             self.count = self.recv_now(socket, ipv6)?;
@@ -114,7 +114,7 @@ impl RecvBatch {
     }
 
     /// The datagrams of the last [`Self::recv`] with their sources.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> + '_ {
         self.received[..self.count]
             .iter()
             .zip(self.slots.chunks(SLOT))
@@ -125,7 +125,7 @@ impl RecvBatch {
 
     /// The datagrams of the last [`Self::recv`] with their sources, each preceded by
     /// [`HEADROOM`] free bytes, for [`turn_proto::Server::handle_peer`].
-    pub(super) fn iter_framed_mut(&mut self) -> impl Iterator<Item = (&mut [u8], SocketAddr)> + '_ {
+    pub(crate) fn iter_framed_mut(&mut self) -> impl Iterator<Item = (&mut [u8], SocketAddr)> + '_ {
         self.received[..self.count]
             .iter()
             .zip(self.slots.chunks_mut(SLOT))
@@ -136,7 +136,7 @@ impl RecvBatch {
 }
 
 /// Datagrams waiting for one `sendmmsg` on a listener socket.
-pub(super) struct Outbox {
+pub(crate) struct Outbox {
     /// Payloads back to back.
     bytes: Vec<u8>,
     /// Where each payload starts and ends in `bytes`.
@@ -146,7 +146,7 @@ pub(super) struct Outbox {
 }
 
 impl Outbox {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             bytes: Vec::with_capacity(BATCH * 1500),
             ends: Vec::with_capacity(BATCH),
@@ -156,7 +156,7 @@ impl Outbox {
     }
 
     /// Queues `payload` for `to`; true when the outbox is now full and must be sent.
-    pub(super) fn push(&mut self, to: SocketAddr, payload: &[u8]) -> bool {
+    pub(crate) fn push(&mut self, to: SocketAddr, payload: &[u8]) -> bool {
         self.bytes.extend_from_slice(payload);
         self.ends.push(self.bytes.len());
         self.destinations.push(Some(SockaddrStorage::from(to)));
@@ -164,14 +164,14 @@ impl Outbox {
     }
 
     /// Nothing queued.
-    pub(super) fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
 
     /// Sends what is queued without waiting, and empties the outbox; returns how many
     /// datagrams were dropped (socket buffer full, or destination refused), as single
     /// sends would drop them.
-    pub(super) fn flush(&mut self, socket: &UdpSocket) -> usize {
+    pub(crate) fn flush(&mut self, socket: &UdpSocket) -> usize {
         let queued = self.ends.len();
         let (mut done, mut dropped) = (0, 0);
         while done < queued {
@@ -235,6 +235,16 @@ fn to_std(address: &SockaddrStorage) -> Option<SocketAddr> {
     address
         .as_sockaddr_in6()
         .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
+}
+
+/// After a receive call: None when the socket was empty, else whether it may hold more
+/// (a full batch, or an ICMP error such as ECONNREFUSED, which is not fatal).
+pub(crate) fn more_after(result: io::Result<usize>) -> Option<bool> {
+    match result {
+        Ok(count) => Some(count == BATCH),
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => None,
+        Err(_) => Some(true),
+    }
 }
 
 #[cfg(test)]

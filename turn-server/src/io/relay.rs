@@ -16,7 +16,6 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::task::AbortHandle;
 
-use super::tcp_relay::TcpRelays;
 use turn_proto::{
     BindOutcome, BindRequest, NoRelayPort, Relay, RelayBinding, RelayRequest, SocketId,
 };
@@ -52,7 +51,7 @@ struct Slot {
 }
 
 /// A socket bound by [`RelaySockets::bind`] that needs its task started.
-pub(super) enum Started {
+pub(crate) enum Started {
     /// A UDP relay socket to read.
     Udp(SocketId, Rc<UdpSocket>),
     /// A TCP relay listener to accept on.
@@ -64,8 +63,6 @@ pub struct RelaySockets {
     range: RelayRange,
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
-    /// RFC 6062 peer connections.
-    pub(super) tcp: TcpRelays,
 }
 
 impl RelaySockets {
@@ -75,12 +72,11 @@ impl RelaySockets {
             range,
             slots: Vec::new(),
             free: Vec::new(),
-            tcp: TcpRelays::default(),
         }
     }
 
     /// The UDP socket `id`.
-    pub(super) fn socket(&self, id: SocketId) -> Option<&Rc<UdpSocket>> {
+    pub(crate) fn socket(&self, id: SocketId) -> Option<&Rc<UdpSocket>> {
         match &self.slots.get(id.0 as usize)?.as_ref()?.bound {
             Bound::Udp(socket) => Some(socket),
             Bound::TcpPending(_) | Bound::Tcp => None,
@@ -98,7 +94,7 @@ impl RelaySockets {
     }
 
     /// Binds what `request` asks for; the sockets whose tasks must start go to `started`.
-    pub(super) fn bind(
+    pub(crate) fn bind(
         &mut self,
         request: &BindRequest,
         started: &mut Vec<Started>,
@@ -124,7 +120,7 @@ impl RelaySockets {
     }
 
     /// Records the task serving socket `id`, to stop it on release.
-    pub(super) fn set_task(&mut self, id: SocketId, task: AbortHandle) {
+    pub(crate) fn set_task(&mut self, id: SocketId, task: AbortHandle) {
         match self.slots.get_mut(id.0 as usize).and_then(Option::as_mut) {
             Some(slot) => slot.task = Some(task),
             None => task.abort(),
@@ -132,7 +128,7 @@ impl RelaySockets {
     }
 
     /// Closes socket `id` and stops its task.
-    pub(super) fn release(&mut self, id: SocketId) {
+    pub(crate) fn release(&mut self, id: SocketId) {
         let Some(slot) = self.slots.get_mut(id.0 as usize).and_then(Option::take) else {
             return;
         };
@@ -238,7 +234,7 @@ impl RelaySockets {
             .map(|port| SocketAddr::new(ip, port))
             .filter(|address| !self.holds_listener(*address))
             .find_map(|address| {
-                super::tcp_relay::listen_on(address)
+                super::tcp::relay_listener(address)
                     .ok()
                     .map(|listener| (address, listener))
             });
@@ -286,7 +282,7 @@ impl RelayRange {
     /// The relay IP for `request` (UDP and TCP relays alike): the `relay-ip` the client
     /// reached, else the first `relay-ip` of the family; without `relay-ip`, the server
     /// address the client reached or the local address the kernel routes from.
-    pub(super) fn relay_ip(&self, request: &RelayRequest) -> io::Result<IpAddr> {
+    pub(crate) fn relay_ip(&self, request: &RelayRequest) -> io::Result<IpAddr> {
         let family_ok = |ip: &IpAddr| ip.is_ipv6() == request.ipv6;
         let server = request.server.ip();
         if !self.ips.is_empty() {

@@ -3,24 +3,23 @@
 //! Both the plain and the TLS port sniff the first byte, as coturn does: a TLS
 //! ClientHello (0x16) gets TLS, anything else is served as plain TCP. Each connection has
 //! a reader task that frames messages for the core and a writer task that drains a
-//! bounded queue ([`super::shard::MAX_STREAM_BACKLOG`]); closing the connection ends its
+//! bounded queue ([`super::MAX_STREAM_BACKLOG`]); closing the connection ends its
 //! allocation. A connection joined by an RFC 6062 ConnectionBind stops framing after the
 //! answer and becomes a byte pipe to its peer ([`super::tcp_relay`]).
 
 use std::cell::{Cell, RefCell};
-use std::io;
-use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-use super::shard::{Shard, StreamOut};
 use super::tcp_relay;
+use super::{Shard, StreamOut};
+use crate::io::tcp;
 use rtc_auth::ip_range::IpRangeSet;
 use turn_proto::codec::MAX_MESSAGE_LEN;
 use turn_proto::framing::frame_len;
@@ -34,37 +33,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const PARTIAL_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The TLS configuration in force; replaced on reload, read at each handshake.
-pub type TlsState = Rc<RefCell<Option<Arc<rustls::ServerConfig>>>>;
-
-/// A non-blocking TCP socket for `address`'s family (IPv6 sockets take IPv6 only) with
-/// SO_REUSEADDR, ready to bind and listen.
-pub(super) fn listening_socket(address: SocketAddr) -> io::Result<Socket> {
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    if address.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket)
-}
-
-/// Binds a TCP listener (before the runtime starts, so errors reach `main`); `purpose`
-/// names it in the error ("tcp", "prometheus").
-pub fn bind_listener(address: SocketAddr, purpose: &str) -> io::Result<StdTcpListener> {
-    let socket = listening_socket(address)?;
-    socket.bind(&address.into()).map_err(|error| {
-        io::Error::new(
-            error.kind(),
-            format!("cannot listen on {purpose} {address}: {error}"),
-        )
-    })?;
-    socket.listen(1024)?;
-    Ok(socket.into())
-}
+pub(super) type TlsState = Rc<RefCell<Option<Arc<rustls::ServerConfig>>>>;
 
 /// Accepts clients; `proxy` listeners take connections only from those sources, and
 /// first read a PROXY protocol header.
@@ -75,7 +44,7 @@ pub(super) async fn accept_loop(
     proxy: Option<Rc<IpRangeSet>>,
 ) {
     loop {
-        let (stream, client) = accept(&listener, "client").await;
+        let (stream, client) = tcp::accept(&listener, "client").await;
         if let Some(sources) = &proxy
             && !sources.contains(client.ip())
         {
@@ -90,23 +59,6 @@ pub(super) async fn accept_loop(
             tls.clone(),
             proxy.is_some(),
         ));
-    }
-}
-
-/// The next connection on `listener` (`what` names it in the log), with Nagle off.
-pub(super) async fn accept(listener: &TcpListener, what: &str) -> (TcpStream, SocketAddr) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, address)) => {
-                let _ = stream.set_nodelay(true);
-                return (stream, address);
-            }
-            Err(error) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                tracing::warn!(%error, what, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
     }
 }
 
@@ -249,7 +201,7 @@ where
                 Ok(Some(len)) => {
                     handle_frame(&shard, tuple, &buf[start..start + len]);
                     start += len;
-                    if let Some(connection) = tcp_relay::joined(&shard, tuple) {
+                    if let Some(connection) = shard.peers.borrow_mut().take_joined(tuple) {
                         joined = Some((connection, buf[start..].to_vec()));
                         break 'read;
                     }

@@ -11,75 +11,42 @@ use std::time::Instant;
 use rtc_auth::ip_range::IpRangeSet;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc::{Receiver, Sender};
-use tokio::sync::oneshot;
 use tokio::task::LocalSet;
 
-use super::driver::unix_now;
-use super::relay::{RelayRange, RelaySockets};
-use super::shard::Shard;
+use super::Shard;
+use super::client_udp;
+use super::command::Command;
 use super::stream::{self, TlsState};
-use super::udp;
+use crate::clock::unix_now;
+use crate::io::relay::{RelayRange, RelaySockets};
 use crate::metrics::lifetimes::LifetimeTracker;
-use crate::metrics::report::{DriverCounters, ReportOptions, Snapshot};
-use turn_proto::server::Reconfigured;
-use turn_proto::{FiveTuple, Server, ServerConfig};
-
-/// Commands a shard's queue carries.
-pub(super) enum Command {
-    /// UDP input another shard received for an allocation this shard owns.
-    Input {
-        /// The 5-tuple it came on.
-        tuple: FiveTuple,
-        /// The datagram.
-        data: Box<[u8]>,
-    },
-    /// SIGHUP: the new configuration; the reply says what it changed here.
-    Reconfigure {
-        config: Box<ServerConfig>,
-        reply: oneshot::Sender<Reconfigured>,
-    },
-    /// A reloaded certificate, for the shard that serves TCP and TLS.
-    Tls(Arc<rustls::ServerConfig>),
-    /// SIGUSR1: refuse new allocations.
-    Drain,
-    /// Live allocations, for the end of a drain.
-    Count(oneshot::Sender<usize>),
-    /// The shard's figures for a metrics scrape.
-    Snapshot {
-        options: ReportOptions,
-        reply: oneshot::Sender<Snapshot>,
-    },
-    /// End every allocation and stop.
-    Shutdown,
-}
-
-/// Commands queued per shard before handed-over input is dropped.
-pub(super) const QUEUE: usize = 4096;
+use crate::metrics::report::{DriverCounters, Snapshot};
+use turn_proto::Server;
 
 /// The stream listeners; one shard serves every TCP and TLS client.
-pub(super) struct Streams {
-    pub(super) tcp: Vec<StdTcpListener>,
-    pub(super) proxied: Vec<StdTcpListener>,
+pub(crate) struct Streams {
+    pub(crate) tcp: Vec<StdTcpListener>,
+    pub(crate) proxied: Vec<StdTcpListener>,
     /// Sources allowed on `proxied`.
-    pub(super) proxy_sources: IpRangeSet,
-    pub(super) tls: Option<Arc<rustls::ServerConfig>>,
+    pub(crate) proxy_sources: IpRangeSet,
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// What a shard thread starts with.
-pub(super) struct Setup {
-    pub(super) server: Server,
+pub(crate) struct Setup {
+    pub(crate) server: Server,
     /// This shard's socket of each UDP listener address.
-    pub(super) udp: Vec<(SocketAddr, StdUdpSocket)>,
-    pub(super) streams: Option<Streams>,
-    pub(super) relay: RelayRange,
-    pub(super) commands: Receiver<Command>,
+    pub(crate) udp: Vec<(SocketAddr, StdUdpSocket)>,
+    pub(crate) streams: Option<Streams>,
+    pub(crate) relay: RelayRange,
+    pub(crate) commands: Receiver<Command>,
     /// Every shard's queue, by index (this one's included).
-    pub(super) shards: Vec<Sender<Command>>,
+    pub(crate) shards: Vec<Sender<Command>>,
 }
 
 /// Runs the shard until [`Command::Shutdown`] or until the control thread is gone, then
 /// ends its allocations; returns how many were live.
-pub(super) fn run(setup: Setup) -> io::Result<usize> {
+pub(crate) fn run(setup: Setup) -> io::Result<usize> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -104,7 +71,7 @@ pub(super) fn run(setup: Setup) -> io::Result<usize> {
             shards,
         ));
         for index in 0..shard.udp.len() {
-            tokio::task::spawn_local(udp::client_loop(shard.clone(), index));
+            tokio::task::spawn_local(client_udp::client_loop(shard.clone(), index));
         }
         let tls = match streams {
             Some(streams) => Some(start_streams(&shard, streams)?),

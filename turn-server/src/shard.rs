@@ -1,65 +1,88 @@
-//! State one shard's tasks share: the core, relay sockets, client sockets and buffers.
+//! One shard: a thread with a current-thread runtime that alone owns a
+//! [`turn_proto::Server`], its socket of every UDP listener, its relay sockets and its
+//! buffers, and the tasks that drive them.
 //!
-//! Tasks run on the shard's thread and borrow the `RefCell`s only between awaits, so a
-//! borrow never fails and no lock is taken.
+//! This file holds the state those tasks share and how transmits go out. Tasks run on the
+//! shard's thread and borrow the `RefCell`s only between awaits, so a borrow never fails
+//! and no lock is taken. Layers, each using only those before it:
+//!
+//! - [`command`]: what the control thread and the other shards send a shard.
+//! - [`peer_connections`]: the RFC 6062 peer connection table.
+//! - this file: [`Shard`], the state, and sending.
+//! - [`relay_udp`], [`tcp_relay`]: tasks per relay socket and per peer connection.
+//! - [`events`]: feeding the core and carrying out the events it emits.
+//! - [`client_udp`], [`stream`]: tasks per client listener and per TCP/TLS client.
+//! - [`thread`]: the thread itself: runtime, command loop, timer.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
 
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::Sender;
 
-use super::batch::{Outbox, RecvBatch};
-use super::relay::{RelaySockets, Started};
-use super::tcp_relay;
-use super::udp::relay_loop;
-use super::worker::Command;
-use turn_proto::{
-    BindRequest, Destination, Event, FiveTuple, Payload, Server, Transmit, Transport,
-};
+use crate::io::batch::{Outbox, RecvBatch};
+use crate::io::relay::RelaySockets;
+use command::Command;
+use peer_connections::PeerConnections;
+use turn_proto::{Destination, FiveTuple, Payload, Server, Transmit, Transport};
+
+mod client_udp;
+pub(crate) mod command;
+mod events;
+mod peer_connections;
+mod relay_udp;
+mod stream;
+mod tcp_relay;
+pub(crate) mod thread;
+
+/// Batched receive calls per socket before a receive loop yields, so one busy socket
+/// cannot starve the timer or the other sockets.
+const RECV_ROUNDS: usize = 4;
 
 /// Largest output the core writes (a Data indication around a 65 000-byte payload).
 const MAX_OUTPUT: usize = 65_535 + 64;
 
 /// Bytes queued for one stream client before further data to it is dropped: a slow TCP
 /// client loses its own media instead of growing the server's memory.
-pub(super) const MAX_STREAM_BACKLOG: usize = 256 * 1024;
+const MAX_STREAM_BACKLOG: usize = 256 * 1024;
 
 /// The shard's reusable buffers.
-pub(super) struct Buffers {
-    pub(super) recv: RecvBatch,
-    pub(super) out: Vec<u8>,
+struct Buffers {
+    recv: RecvBatch,
+    out: Vec<u8>,
 }
 
 /// Outgoing bytes of one TCP/TLS client, written by its connection's writer task.
 #[derive(Default)]
-pub(super) struct StreamOut {
-    pub(super) queued: RefCell<Vec<u8>>,
-    pub(super) wake: Notify,
+struct StreamOut {
+    queued: RefCell<Vec<u8>>,
+    wake: Notify,
 }
 
-pub(super) struct Shard {
-    pub(super) server: RefCell<Server>,
-    pub(super) relays: RefCell<RelaySockets>,
-    pub(super) udp: Vec<(SocketAddr, Rc<UdpSocket>)>,
-    pub(super) streams: RefCell<HashMap<FiveTuple, Rc<StreamOut>>>,
-    pub(super) buffers: RefCell<Buffers>,
-    pub(super) send_drops: Cell<u64>,
+/// What one shard's tasks share.
+struct Shard {
+    server: RefCell<Server>,
+    relays: RefCell<RelaySockets>,
+    /// RFC 6062 peer connections.
+    peers: RefCell<PeerConnections>,
+    udp: Vec<(SocketAddr, Rc<UdpSocket>)>,
+    streams: RefCell<HashMap<FiveTuple, Rc<StreamOut>>>,
+    buffers: RefCell<Buffers>,
+    send_drops: Cell<u64>,
     /// Datagrams to clients, per entry of `udp`, sent by the flush task.
     outboxes: RefCell<Vec<Outbox>>,
     /// Wakes the flush task when an outbox gets its first datagram.
-    pub(super) flush: Notify,
+    flush: Notify,
     /// Every shard's command queue, by index, for input another shard owns (bounded: a
     /// busy shard drops handed-over input as a full socket buffer would).
-    pub(super) shards: Vec<Sender<Command>>,
+    shards: Vec<Sender<Command>>,
 }
 
 impl Shard {
-    pub(super) fn new(
+    fn new(
         server: Server,
         relays: RelaySockets,
         udp: Vec<(SocketAddr, Rc<UdpSocket>)>,
@@ -68,6 +91,7 @@ impl Shard {
         Self {
             server: RefCell::new(server),
             relays: RefCell::new(relays),
+            peers: RefCell::new(PeerConnections::default()),
             outboxes: RefCell::new(udp.iter().map(|_| Outbox::new()).collect()),
             flush: Notify::new(),
             udp,
@@ -81,74 +105,8 @@ impl Shard {
         }
     }
 
-    /// Feeds one client message to the core and performs what it asks.
-    pub(super) fn handle_client(self: &Rc<Self>, tuple: FiveTuple, data: &[u8], out: &mut Vec<u8>) {
-        let transmit = self
-            .server
-            .borrow_mut()
-            .handle_client(Instant::now(), tuple, data, out);
-        if let Some(transmit) = transmit {
-            self.send(&transmit, data, out);
-        }
-        self.carry_out(out);
-    }
-
-    /// Carries out what the core asked for in its last calls (see [`turn_proto::event`]);
-    /// `out` is free for the answers this produces.
-    pub(super) fn carry_out(self: &Rc<Self>, out: &mut Vec<u8>) {
-        loop {
-            let Some(event) = self.server.borrow_mut().poll_event() else {
-                return;
-            };
-            match event {
-                Event::Bind(request) => self.bind(&request, out),
-                Event::Release(relay) => self.relays.borrow_mut().release(relay.socket),
-                Event::Connect {
-                    connection,
-                    relay,
-                    peer,
-                } => tcp_relay::connect(self, connection, relay.address, peer),
-                Event::Join { connection, data } => {
-                    self.relays.borrow_mut().tcp.join(connection, data);
-                }
-                Event::Close { connection } => self.relays.borrow_mut().tcp.close(connection),
-                // Every channel is relayed here, in userspace, until a fast path takes
-                // routes over.
-                Event::ChannelBound(_) | Event::ChannelUnbound(_) => {}
-            }
-        }
-    }
-
-    /// Binds an allocation's relay sockets, starts their tasks and answers its Allocate.
-    fn bind(self: &Rc<Self>, request: &BindRequest, out: &mut Vec<u8>) {
-        let mut started = Vec::new();
-        let outcome = self.relays.borrow_mut().bind(request, &mut started);
-        let id = request.allocation;
-        for start in started {
-            let (socket, task) = match start {
-                Started::Udp(socket, udp) => (
-                    socket,
-                    Some(
-                        tokio::task::spawn_local(relay_loop(self.clone(), id, udp)).abort_handle(),
-                    ),
-                ),
-                Started::Tcp(socket, listener) => (socket, tcp_relay::accept(self, id, listener)),
-            };
-            if let Some(task) = task {
-                self.relays.borrow_mut().set_task(socket, task);
-            }
-        }
-        let transmit = self
-            .server
-            .borrow_mut()
-            .relay_bound(Instant::now(), id, outcome, out);
-        if let Some(transmit) = transmit {
-            self.send(&transmit, &[], out);
-        }
-    }
-
     /// Performs `transmit`; `input` is the message it answers, `out` the core's output.
-    pub(super) fn send(&self, transmit: &Transmit, input: &[u8], out: &[u8]) {
+    fn send(&self, transmit: &Transmit, input: &[u8], out: &[u8]) {
         let payload = match &transmit.payload {
             Payload::Output => out,
             Payload::Input(range) => &input[range.clone()],
@@ -205,7 +163,7 @@ impl Shard {
     }
 
     /// Sends every queued datagram to clients.
-    pub(super) fn flush_outboxes(&self) {
+    fn flush_outboxes(&self) {
         let mut outboxes = self.outboxes.borrow_mut();
         let mut dropped = 0;
         for (outbox, (_, socket)) in outboxes.iter_mut().zip(&self.udp) {

@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSoc
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rtc_auth::ip_range::IpRangeSet;
 use tokio::net::TcpListener;
@@ -17,15 +17,16 @@ use tokio::sync::mpsc::{self, Sender, UnboundedReceiver};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::LocalSet;
 
-use super::relay::RelayRange;
-use super::shared_limits::SharedLimits;
-use super::shared_quotas::SharedQuotas;
-use super::stream;
-use super::tls::TlsFiles;
-use super::udp;
-use super::worker::{self, Command, Setup, Streams};
+use crate::clock::unix_now;
+use crate::io::relay::RelayRange;
+use crate::io::tls::TlsFiles;
+use crate::io::{tcp, udp};
 use crate::metrics::http::{self, Render};
 use crate::metrics::report::{self, ReportOptions, Snapshot};
+use crate::shard::command::{self, Command};
+use crate::shard::thread::{self, Setup, Streams};
+use shared_limits::SharedLimits;
+use shared_quotas::SharedQuotas;
 use turn_proto::hash::SeededState;
 use turn_proto::server::Reconfigured;
 use turn_proto::{Server, ServerConfig, ShardContext};
@@ -59,7 +60,7 @@ impl Listeners {
             proxy_sources,
         };
         for &address in proxied {
-            let listener = stream::bind_listener(address, "tcp")?;
+            let listener = tcp::bind_listener(address, "tcp")?;
             listeners.proxied.push((listener.local_addr()?, listener));
         }
         for &address in udp {
@@ -67,7 +68,7 @@ impl Listeners {
             listeners.udp.push((sockets[0].local_addr()?, sockets));
         }
         for &address in tcp {
-            let listener = stream::bind_listener(address, "tcp")?;
+            let listener = tcp::bind_listener(address, "tcp")?;
             listeners.tcp.push((listener.local_addr()?, listener));
         }
         Ok(listeners)
@@ -151,7 +152,7 @@ pub fn run(
     let contexts = ShardContext::group(shard_count(count), rand::random(), Instant::now());
     let (queues, receivers): (Vec<_>, Vec<_>) = contexts
         .iter()
-        .map(|_| mpsc::channel::<Command>(worker::QUEUE))
+        .map(|_| mpsc::channel::<Command>(command::QUEUE))
         .unzip();
     let mut udp: Vec<Vec<(SocketAddr, StdUdpSocket)>> =
         contexts.iter().map(|_| Vec::new()).collect();
@@ -200,7 +201,7 @@ pub fn run(
             .name(format!("shard-{index}"))
             .spawn(move || {
                 let _exited = exited;
-                worker::run(setup)
+                thread::run(setup)
             })?;
         threads.push(thread);
     }
@@ -466,10 +467,5 @@ async fn reload_tls(files: &TlsFiles, shards: &[Sender<Command>]) {
         }
     }
 }
-
-/// Seconds since the Unix epoch; TURN REST expiry is wall-clock time.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
+mod shared_limits;
+mod shared_quotas;

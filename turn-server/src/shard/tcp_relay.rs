@@ -1,14 +1,14 @@
-//! RFC 6062 TCP relays: a listening socket per TCP allocation, connections to and from
-//! peers, and the byte pipe between a peer connection and its client data connection.
+//! RFC 6062 TCP relays' tasks: accepting peers on a TCP allocation's relay listener,
+//! connecting to peers, and the byte pipe between a peer connection and its client data
+//! connection.
 //!
 //! The core decides (permissions, peer policy, connection ids, timeouts) and asks for
 //! what it decided as events (`Connect`, `Join`, `Close`); this module only does
-//! sockets. A peer
-//! connection is not read before it is joined: the kernel buffers what the peer sends and
-//! TCP flow control holds it back (RFC 6062 §5.3). Once joined, each direction copies
-//! through one bounded buffer, so a slow side stalls the other instead of growing memory.
+//! sockets. A peer connection is not read before it is joined: the kernel buffers what
+//! the peer sends and TCP flow control holds it back (RFC 6062 §5.3). Once joined, each
+//! direction copies through one bounded buffer, so a slow side stalls the other instead
+//! of growing memory.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::rc::Rc;
@@ -19,53 +19,14 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use super::shard::Shard;
-use super::stream;
-use turn_proto::ConnectionId;
+use super::Shard;
+use super::peer_connections::Peer;
+use crate::io::tcp;
 use turn_proto::connection::{CONNECT_TIMEOUT, Direction};
-use turn_proto::{AllocId, FiveTuple};
+use turn_proto::{AllocId, ConnectionId};
 
 /// Bytes read from one side of a joined connection before they are written to the other.
 const PIPE_BUFFER: usize = 16 * 1024;
-
-/// Pending connections queued on a relayed TCP address.
-const LISTEN_BACKLOG: i32 = 128;
-
-/// A peer connection, as far as the driver is concerned.
-enum Peer {
-    /// The connect task is running.
-    Connecting(AbortHandle),
-    /// Connected or accepted; unread until joined.
-    Ready(TcpStream),
-    /// Its pipe is running; notified to stop it.
-    Piping(Rc<Notify>),
-}
-
-/// The RFC 6062 peer connections of one shard (the relay listeners are relay sockets,
-/// [`super::relay::RelaySockets`]).
-#[derive(Default)]
-pub(super) struct TcpRelays {
-    peers: HashMap<ConnectionId, Peer>,
-    joined: HashMap<FiveTuple, ConnectionId>,
-}
-
-impl TcpRelays {
-    /// The client data connection `data` now carries `connection` ([`turn_proto::Event::Join`]).
-    pub(super) fn join(&mut self, connection: ConnectionId, data: FiveTuple) {
-        self.joined.insert(data, connection);
-    }
-
-    /// Closes the peer connection and stops its pipe ([`turn_proto::Event::Close`]).
-    pub(super) fn close(&mut self, connection: ConnectionId) {
-        match self.peers.remove(&connection) {
-            Some(Peer::Connecting(task)) => task.abort(),
-            Some(Peer::Piping(stop)) => stop.notify_one(),
-            // A ready stream closes as it drops.
-            Some(Peer::Ready(_)) | None => {}
-        }
-        self.joined.retain(|_, joined| *joined != connection);
-    }
-}
 
 /// Starts connecting `connection` from `relay` to `peer` ([`turn_proto::Event::Connect`]).
 pub(super) fn connect(
@@ -76,9 +37,8 @@ pub(super) fn connect(
 ) {
     let task = tokio::task::spawn_local(connect_to_peer(shard.clone(), connection, relay, peer));
     shard
-        .relays
+        .peers
         .borrow_mut()
-        .tcp
         .peers
         .insert(connection, Peer::Connecting(task.abort_handle()));
 }
@@ -100,12 +60,6 @@ pub(super) fn accept(
     }
 }
 
-/// The peer connection the last request on client connection `tuple` joined it to
-/// (a successful ConnectionBind): from now on the connection carries raw bytes.
-pub(super) fn joined(shard: &Shard, tuple: FiveTuple) -> Option<ConnectionId> {
-    shard.relays.borrow_mut().tcp.joined.remove(&tuple)
-}
-
 /// Copies bytes both ways between a joined client data connection and its peer
 /// connection until either side closes or the core closes the connection; `leftover`
 /// is what the client sent right behind its ConnectionBind.
@@ -121,14 +75,11 @@ pub(super) async fn pipe<R, W>(
 {
     let stop = Rc::new(Notify::new());
     let peer = {
-        let mut relays = shard.relays.borrow_mut();
-        let Some(Peer::Ready(peer)) = relays.tcp.peers.remove(&connection) else {
+        let mut peers = shard.peers.borrow_mut();
+        let Some(Peer::Ready(peer)) = peers.peers.remove(&connection) else {
             return;
         };
-        relays
-            .tcp
-            .peers
-            .insert(connection, Peer::Piping(stop.clone()));
+        peers.peers.insert(connection, Peer::Piping(stop.clone()));
         peer
     };
     let (mut peer_read, mut peer_write) = peer.into_split();
@@ -210,7 +161,7 @@ async fn forward<W: AsyncWrite + Unpin>(
 
 async fn accept_loop(shard: Rc<Shard>, id: AllocId, listener: TcpListener) {
     loop {
-        let (stream, peer) = stream::accept(&listener, "TCP relay").await;
+        let (stream, peer) = tcp::accept(&listener, "TCP relay").await;
         let mut buffers = shard.buffers.borrow_mut();
         let out = &mut buffers.out;
         let accepted = shard
@@ -220,9 +171,8 @@ async fn accept_loop(shard: Rc<Shard>, id: AllocId, listener: TcpListener) {
         // Refused: the stream closes as it drops.
         if let Some((connection, transmit)) = accepted {
             shard
-                .relays
+                .peers
                 .borrow_mut()
-                .tcp
                 .peers
                 .insert(connection, Peer::Ready(stream));
             shard.send(&transmit, &[], out);
@@ -253,16 +203,15 @@ async fn connect_to_peer(
         out,
     );
     {
-        let mut relays = shard.relays.borrow_mut();
-        relays.tcp.peers.remove(&connection);
+        let mut peers = shard.peers.borrow_mut();
+        peers.peers.remove(&connection);
         if let (Some(stream), Some(_)) = (stream, &transmit) {
-            relays.tcp.peers.insert(connection, Peer::Ready(stream));
+            peers.peers.insert(connection, Peer::Ready(stream));
         }
     }
     if let Some(transmit) = transmit {
         shard.send(&transmit, &[], out);
     }
-    shard.carry_out(out);
 }
 
 /// A connection from the relayed address itself (RFC 6062 §5.2), which its listener
@@ -279,13 +228,4 @@ async fn connect_from(relay: SocketAddr, peer: SocketAddr) -> io::Result<TcpStre
     let stream = socket.connect(peer).await?;
     let _ = stream.set_nodelay(true);
     Ok(stream)
-}
-
-/// A TCP relay listener on `address`.
-pub(super) fn listen_on(address: SocketAddr) -> io::Result<StdTcpListener> {
-    let socket = stream::listening_socket(address)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&address.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    Ok(socket.into())
 }
