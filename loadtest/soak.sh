@@ -17,7 +17,7 @@ secret=soak-not-a-real-secret
 "$target/release/turn-server" -n --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 \
     --listening-port="$port" --min-port=40000 --max-port=59999 --realm=example.org \
     --static-auth-secret="$secret" --unauthorized-ratelimit-rps=0 --no-tls --no-tcp \
-    --log-file="$work/turn-server.log" --simple-log &
+    --log-file="$work/turn-server.log" --simple-log --no-stdout-log &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 50); do
