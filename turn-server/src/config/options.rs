@@ -1012,7 +1012,10 @@ pub(crate) fn unknown_hint(name: &str) -> String {
         return " (option names are case-sensitive)".to_owned();
     }
     // Jaro-Winkler weighs a shared start, which is how option names are mistyped; below
-    // 0.88 the "closest" name is usually unrelated.
+    // 0.88 the "closest" name is usually unrelated. No option name is near 64 characters.
+    if name.len() > 64 {
+        return String::new();
+    }
     OPTIONS
         .iter()
         .map(|spec| (strsim::jaro_winkler(name, spec.name), spec.name))
