@@ -3,7 +3,8 @@
 
 - docs/turn-server-config.md names every option of `turn-server --help` (read from stdin)
   and every accepted-and-ignored option of turn-server/src/config/options.rs;
-- docs/lk-jwt-service-config.md names every LIVEKIT_* variable jwt-service/src/config.rs reads;
+- docs/lk-jwt-service-config.md names every LIVEKIT_* variable jwt-service/src/config.rs
+  and jwt-service/src/config/*.rs read;
 - every relative link in docs/*.md points to an existing file, and every #anchor to a
   heading of that file (GitHub's slug rules).
 """
@@ -37,6 +38,11 @@ def main():
             errors.append(f"docs/turn-server-config.md does not document {option}")
 
     config = open("jwt-service/src/config.rs").read()
+    config_dir = "jwt-service/src/config"
+    if os.path.isdir(config_dir):
+        for name in sorted(os.listdir(config_dir)):
+            if name.endswith(".rs"):
+                config += open(os.path.join(config_dir, name)).read()
     jwt_doc = open("docs/lk-jwt-service-config.md").read()
     for variable in sorted(set(re.findall(r'"(LIVEKIT_[A-Z_]+)"', config))):
         if f"`{variable}`" not in jwt_doc:

@@ -5,6 +5,11 @@
 //! Everything is read through a lookup function so the rules can be unit-tested without
 //! touching the process environment. Every error names the variable at fault.
 
+mod app_service;
+mod rtc_transports;
+
+pub use app_service::AppServiceConfig;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -28,6 +33,10 @@ pub const MAX_OPENID_CACHE: Duration = Duration::from_secs(3600);
 /// Upstream's default listen address.
 pub const DEFAULT_BIND: &str = ":8080";
 
+/// Shortest API secret taken without a warning: LiveKit's own minimum (32 characters),
+/// and the 256 bits an HS256 key should carry.
+pub const MIN_SECRET_BYTES: usize = 32;
+
 /// The fully parsed configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -42,6 +51,13 @@ pub struct Config {
     pub secret: Secret,
     /// `LIVEKIT_FULL_ACCESS_HOMESERVERS`.
     pub full_access: FullAccess,
+    /// `LIVEKIT_CAN_UPDATE_OWN_METADATA`: `true` grants `canUpdateOwnMetadata` (upstream
+    /// v0.7; off by default, as MSC4195 recommends).
+    pub can_update_own_metadata: bool,
+    /// `LIVEKIT_RESTRICTED_CAN_PUBLISH` (ours): `true` lets users of homeservers outside
+    /// the full-access list publish on the standalone endpoints. Off by default, as
+    /// upstream since v0.7 ("by design": one publishes on one's own deployment's SFU).
+    pub restricted_can_publish: bool,
     /// `LIVEKIT_JWT_BIND` (or the deprecated `LIVEKIT_JWT_PORT`).
     pub bind: BindAddress,
     /// `LIVEKIT_INSECURE_SKIP_VERIFY_TLS` was the magic value. Matrix traffic only.
@@ -50,8 +66,9 @@ pub struct Config {
     pub matrix_ca_file: Option<PathBuf>,
     /// `LIVEKIT_LOG_LEVEL`.
     pub log_level: tracing::Level,
-    /// Set when `LIVEKIT_LOG_LEVEL` held something unknown; logged once logging is up.
-    pub log_level_warning: Option<String>,
+    /// What the configuration is worth a warning for (an unknown log level, a deprecated
+    /// variable, a short secret): read before logging starts, so logged once it is up.
+    pub warnings: Vec<String>,
     /// `LIVEKIT_SANITY_CHECK_INTERVAL_SECONDS`; `None` when 0 or unset.
     pub sanity_check_interval: Option<Duration>,
     /// `LIVEKIT_CS_API_URL_OVERRIDES`: server name → client-server API base URL.
@@ -61,11 +78,17 @@ pub struct Config {
     pub federation_url_overrides: BTreeMap<String, Url>,
     /// `LIVEKIT_REDIS_URL`.
     pub redis_url: Option<String>,
+    /// `LIVEKIT_REDIS_PASSWORD` (upstream v0.7): replaces a password in the URL.
+    pub redis_password: Option<Secret>,
     /// Outgoing Matrix requests to these addresses are refused: the never-allowed
     /// ranges (link-local, cloud metadata, unspecified) plus `LIVEKIT_DENY_OUTGOING_IPS`
     /// (ours). Loopback and private ranges stay reachable unless listed, so existing
     /// setups keep working.
     pub outgoing_deny: IpRangeSet,
+    /// `LIVEKIT_TRUSTED_PROXIES` (ours): reverse proxies (CIDRs) whose
+    /// `X-Forwarded-For`/`Forwarded` headers name the client for the rate limit and the
+    /// logs. Empty (nobody trusted) by default.
+    pub trusted_proxies: IpRangeSet,
     /// `LIVEKIT_RATE_LIMIT_PER_MINUTE` (ours): token requests per client IP and minute;
     /// `None` (the default) means unlimited, as upstream.
     pub rate_limit_per_minute: Option<u32>,
@@ -73,9 +96,14 @@ pub struct Config {
     /// reused without asking its homeserver again (also bounded by its `expires_in`);
     /// `None` when 0, which asks on every request as upstream.
     pub openid_cache: Option<Duration>,
+    /// Application-service mode (upstream v0.7), when configured.
+    pub app_service: Option<AppServiceConfig>,
     /// `LIVEKIT_ENABLE_METRICS` (ours): serve `/metrics`. Off by default, so unknown
     /// paths stay 404 as upstream.
     pub metrics: bool,
+    /// `LIVEKIT_RTC_TRANSPORTS_SERVICE_URL` (ours): this service's public base URL; when
+    /// set, the MSC4143 transports paths answer with it (off by default).
+    pub rtc_transports_service_url: Option<Url>,
 }
 
 /// Who gets full access (room creation).
@@ -153,12 +181,35 @@ impl Config {
         // An empty variable counts as unset, as with Go's os.Getenv.
         let var = |name: &str| lookup(name).filter(|v| !v.is_empty());
 
+        let mut warnings = Vec::new();
         let (key, secret) = key_and_secret(&var)?;
         let livekit_url = var("LIVEKIT_URL")
             .map(|v| trim(&v).to_owned())
             .unwrap_or_default();
-        if key.is_empty() || secret.is_empty() || livekit_url.is_empty() {
-            return err("LIVEKIT_KEY* / LIVEKIT_SECRET* and LIVEKIT_URL must be set");
+        let missing: Vec<&str> = [
+            (
+                key.is_empty(),
+                "LIVEKIT_KEY (or LIVEKIT_KEY_FROM_FILE, or LIVEKIT_KEY_FILE)",
+            ),
+            (
+                secret.is_empty(),
+                "LIVEKIT_SECRET (or LIVEKIT_SECRET_FROM_FILE, or LIVEKIT_KEY_FILE)",
+            ),
+            (livekit_url.is_empty(), "LIVEKIT_URL"),
+        ]
+        .into_iter()
+        .filter_map(|(missing, name)| missing.then_some(name))
+        .collect();
+        if !missing.is_empty() {
+            return err(format!("{} must be set", missing.join(" and ")));
+        }
+        if secret.expose().len() < MIN_SECRET_BYTES {
+            warnings.push(format!(
+                "the LiveKit API secret is {} bytes long; use at least {MIN_SECRET_BYTES} random \
+                 bytes (LiveKit itself refuses shorter secrets), anyone who guesses it can \
+                 sign tokens",
+                secret.expose().len()
+            ));
         }
         let livekit_api_url = match var("LIVEKIT_API_URL") {
             Some(v) => parse_http_url(trim(&v))
@@ -171,7 +222,15 @@ impl Config {
         };
 
         let full_access = full_access(var("LIVEKIT_FULL_ACCESS_HOMESERVERS"))?;
-        let bind = bind_address(var("LIVEKIT_JWT_BIND"), var("LIVEKIT_JWT_PORT"))?;
+        // Upstream: `true` turns it on, any other value leaves it off.
+        let can_update_own_metadata = var("LIVEKIT_CAN_UPDATE_OWN_METADATA")
+            .is_some_and(|v| trim(&v).eq_ignore_ascii_case("true"));
+        let restricted_can_publish = flag(&var, "LIVEKIT_RESTRICTED_CAN_PUBLISH")?;
+        let bind = bind_address(
+            var("LIVEKIT_JWT_BIND"),
+            var("LIVEKIT_JWT_PORT"),
+            &mut warnings,
+        )?;
         let insecure_skip_verify_tls =
             var("LIVEKIT_INSECURE_SKIP_VERIFY_TLS").as_deref() == Some(INSECURE_SKIP_VERIFY_MAGIC);
         let matrix_ca_file = var("LIVEKIT_MATRIX_CA_FILE").map(PathBuf::from);
@@ -179,6 +238,7 @@ impl Config {
             check_readable("LIVEKIT_MATRIX_CA_FILE", path)?;
         }
         let (log_level, log_level_warning) = log_level(var("LIVEKIT_LOG_LEVEL"));
+        warnings.extend(log_level_warning);
         let sanity_check_interval =
             sanity_check_interval(var("LIVEKIT_SANITY_CHECK_INTERVAL_SECONDS"))?;
         let cs_api_url_overrides = match var("LIVEKIT_CS_API_URL_OVERRIDES") {
@@ -201,12 +261,22 @@ impl Config {
             None => BTreeMap::new(),
         };
         let redis_url = var("LIVEKIT_REDIS_URL").map(|v| trim(&v).to_owned());
+        let redis_password = var("LIVEKIT_REDIS_PASSWORD").map(|v| Secret::from_value(&v));
+        if redis_password.is_some() && redis_url.is_none() {
+            warnings
+                .push("LIVEKIT_REDIS_PASSWORD is set without LIVEKIT_REDIS_URL; ignored".into());
+        }
         let mut outgoing_deny: IpRangeSet = NEVER_ALLOWED.iter().copied().collect();
         if let Some(v) = var("LIVEKIT_DENY_OUTGOING_IPS") {
             let extra = IpRangeSet::parse(split_list(&v))
                 .map_err(|e| ConfigError(format!("LIVEKIT_DENY_OUTGOING_IPS: {e}")))?;
             outgoing_deny.extend(extra.ranges().collect::<Vec<IpRange>>());
         }
+        let trusted_proxies = match var("LIVEKIT_TRUSTED_PROXIES") {
+            Some(v) => IpRangeSet::parse(split_list(&v))
+                .map_err(|e| ConfigError(format!("LIVEKIT_TRUSTED_PROXIES: {e}")))?,
+            None => IpRangeSet::new(),
+        };
         let rate_limit_per_minute = match var("LIVEKIT_RATE_LIMIT_PER_MINUTE") {
             None => None,
             Some(v) => match trim(&v).parse::<u32>() {
@@ -234,19 +304,9 @@ impl Config {
             },
         };
 
-        let metrics = match var("LIVEKIT_ENABLE_METRICS")
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-        {
-            None => false,
-            Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => true,
-            Some(v) if matches!(v.as_str(), "false" | "0" | "no") => false,
-            Some(v) => {
-                return err(format!(
-                    "LIVEKIT_ENABLE_METRICS must be true or false, got {v:?}"
-                ));
-            }
-        };
+        let metrics = flag(&var, "LIVEKIT_ENABLE_METRICS")?;
+        let app_service = app_service::app_service(&var)?;
+        let rtc_transports_service_url = rtc_transports::service_url(&var)?;
 
         Ok(Self {
             livekit_url,
@@ -254,20 +314,37 @@ impl Config {
             key,
             secret,
             full_access,
+            can_update_own_metadata,
+            restricted_can_publish,
             bind,
             insecure_skip_verify_tls,
             matrix_ca_file,
             log_level,
-            log_level_warning,
+            warnings,
             sanity_check_interval,
             cs_api_url_overrides,
             federation_url_overrides,
             redis_url,
+            redis_password,
             outgoing_deny,
+            trusted_proxies,
             rate_limit_per_minute,
             openid_cache,
+            app_service,
             metrics,
+            rtc_transports_service_url,
         })
+    }
+}
+
+/// One of our on/off variables: `true`/`1`/`yes` or `false`/`0`/`no` (any case); unset
+/// is off; anything else is an error naming the variable.
+fn flag(var: &impl Fn(&str) -> Option<String>, name: &str) -> Result<bool, ConfigError> {
+    match var(name).map(|v| trim(&v).to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => Ok(true),
+        Some(v) if matches!(v.as_str(), "false" | "0" | "no") => Ok(false),
+        Some(v) => err(format!("{name} must be true or false, got {v:?}")),
     }
 }
 
@@ -362,14 +439,20 @@ fn split_list(value: &str) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty())
 }
 
-fn bind_address(bind: Option<String>, port: Option<String>) -> Result<BindAddress, ConfigError> {
+fn bind_address(
+    bind: Option<String>,
+    port: Option<String>,
+    warnings: &mut Vec<String>,
+) -> Result<BindAddress, ConfigError> {
     let (text, variable) = match (bind, port) {
         (Some(_), Some(_)) => {
             return err("LIVEKIT_JWT_BIND and LIVEKIT_JWT_PORT cannot both be set");
         }
         (Some(bind), None) => (bind, "LIVEKIT_JWT_BIND"),
         (None, Some(port)) => {
-            tracing::warn!("LIVEKIT_JWT_PORT is deprecated, use LIVEKIT_JWT_BIND=:{port}");
+            warnings.push(format!(
+                "LIVEKIT_JWT_PORT is deprecated, use LIVEKIT_JWT_BIND=:{port}"
+            ));
             (format!(":{port}"), "LIVEKIT_JWT_PORT")
         }
         (None, None) => (DEFAULT_BIND.to_owned(), "LIVEKIT_JWT_BIND"),
@@ -543,6 +626,9 @@ mod tests {
         assert!(c.cs_api_url_overrides.is_empty());
         assert!(c.redis_url.is_none());
         assert!(c.rate_limit_per_minute.is_none());
+        assert!(c.trusted_proxies.is_empty());
+        assert!(!c.can_update_own_metadata);
+        assert!(!c.restricted_can_publish);
         assert_eq!(c.openid_cache, Some(DEFAULT_OPENID_CACHE));
         assert!(c.outgoing_deny.matches("169.254.169.254".parse().unwrap()));
         assert!(!c.outgoing_deny.matches("127.0.0.1".parse().unwrap()));
@@ -551,10 +637,16 @@ mod tests {
 
     #[test]
     fn required_values() {
-        let msg = "LIVEKIT_KEY* / LIVEKIT_SECRET* and LIVEKIT_URL must be set";
-        assert_eq!(error(&[("LIVEKIT_URL", "")]), msg);
-        assert_eq!(error(&[("LIVEKIT_KEY", "")]), msg);
-        assert_eq!(error(&[("LIVEKIT_SECRET", " \r\n")]), msg);
+        assert_eq!(error(&[("LIVEKIT_URL", "")]), "LIVEKIT_URL must be set");
+        assert_eq!(
+            error(&[("LIVEKIT_KEY", "")]),
+            "LIVEKIT_KEY (or LIVEKIT_KEY_FROM_FILE, or LIVEKIT_KEY_FILE) must be set"
+        );
+        assert_eq!(
+            error(&[("LIVEKIT_SECRET", " \r\n"), ("LIVEKIT_URL", "")]),
+            "LIVEKIT_SECRET (or LIVEKIT_SECRET_FROM_FILE, or LIVEKIT_KEY_FILE) and \
+             LIVEKIT_URL must be set"
+        );
         assert!(
             error(&[("LIVEKIT_FULL_ACCESS_HOMESERVERS", "")])
                 .contains("LIVEKIT_FULL_ACCESS_HOMESERVERS")
@@ -563,6 +655,119 @@ mod tests {
             error(&[("LIVEKIT_FULL_ACCESS_HOMESERVERS", " , ")])
                 .contains("LIVEKIT_FULL_ACCESS_HOMESERVERS")
         );
+    }
+
+    #[test]
+    fn grant_variables() {
+        let metadata = |v: &'static str| {
+            config(&with(&[("LIVEKIT_CAN_UPDATE_OWN_METADATA", v)]))
+                .unwrap()
+                .can_update_own_metadata
+        };
+        assert!(metadata("true"));
+        assert!(metadata(" TRUE\n"));
+        // Upstream: any other value leaves it off.
+        for off in ["false", "1", "yes", "on"] {
+            assert!(!metadata(off), "{off}");
+        }
+        let publish = config(&with(&[("LIVEKIT_RESTRICTED_CAN_PUBLISH", "yes")])).unwrap();
+        assert!(publish.restricted_can_publish);
+        assert!(
+            error(&[("LIVEKIT_RESTRICTED_CAN_PUBLISH", "maybe")])
+                .starts_with("LIVEKIT_RESTRICTED_CAN_PUBLISH must be true or false")
+        );
+    }
+
+    #[test]
+    fn application_service_mode() {
+        assert!(config(BASE).unwrap().app_service.is_none());
+        let full = [
+            ("LIVEKIT_AS_TOKEN", "as-token"),
+            ("LIVEKIT_HS_TOKEN", "hs-token"),
+            ("LIVEKIT_HS_SERVER_NAME", "example.com"),
+        ];
+        let c = config(&with(&full)).unwrap().app_service.unwrap();
+        assert_eq!(c.as_token.expose(), b"as-token");
+        assert_eq!(c.hs_token.expose(), b"hs-token");
+        assert_eq!(c.server_name, "example.com");
+        assert!(!c.require_membership);
+        assert_eq!(c.membership_check_interval, None);
+        // All or none, naming what is missing.
+        let e = error(&[("LIVEKIT_AS_TOKEN", "as-token")]);
+        assert!(e.contains("LIVEKIT_AS_TOKEN set"), "{e}");
+        assert!(
+            e.contains("LIVEKIT_HS_TOKEN (or LIVEKIT_AS_REGISTRATION_FILE)"),
+            "{e}"
+        );
+        assert!(e.contains("LIVEKIT_HS_SERVER_NAME"), "{e}");
+        let e = error(&full[..2]);
+        assert!(e.ends_with("LIVEKIT_HS_SERVER_NAME missing"), "{e}");
+        assert!(
+            error(&[
+                ("LIVEKIT_AS_TOKEN", "a"),
+                ("LIVEKIT_HS_TOKEN", "h"),
+                ("LIVEKIT_HS_SERVER_NAME", "bad name/x"),
+            ])
+            .starts_with("LIVEKIT_HS_SERVER_NAME")
+        );
+        assert!(
+            error(&[("LIVEKIT_REQUIRE_MEMBERSHIP", "true")])
+                .starts_with("LIVEKIT_REQUIRE_MEMBERSHIP needs application-service mode")
+        );
+        let mut extra = full.to_vec();
+        extra.push(("LIVEKIT_MEMBERSHIP_CHECK_INTERVAL_SECONDS", "30"));
+        extra.push(("LIVEKIT_REQUIRE_MEMBERSHIP", "true"));
+        let c = config(&with(&extra)).unwrap().app_service.unwrap();
+        assert_eq!(c.membership_check_interval, Some(Duration::from_secs(30)));
+        assert!(c.require_membership);
+    }
+
+    #[test]
+    fn registration_file_wins() {
+        let dir = TempDir::new("registration");
+        let file = dir.file(
+            "registration.yaml",
+            "id: lk-jwt-service\nurl: null\nas_token: \"from file\"  # comment\n\
+             hs_token: hs-from-file\nsender_localpart: _lk_jwt_service\n\
+             namespaces:\n  users:\n    - exclusive: false\n      regex: \".*\"\n",
+        );
+        let with_file = |file: &str, extra: &[(&'static str, &'static str)]| {
+            let mut vars: Vec<(&str, &str)> = BASE.to_vec();
+            vars.push(("LIVEKIT_AS_REGISTRATION_FILE", file));
+            vars.push(("LIVEKIT_HS_SERVER_NAME", "example.com"));
+            vars.extend(extra);
+            config(&vars).map(|c| c.app_service.unwrap())
+        };
+        let c = with_file(&file, &[("LIVEKIT_AS_TOKEN", "ignored")]).unwrap();
+        assert_eq!(c.as_token.expose(), b"from file");
+        assert_eq!(c.hs_token.expose(), b"hs-from-file");
+        let partial = dir.file("partial.yaml", "as_token: a\n");
+        let e = with_file(&partial, &[]).unwrap_err().0;
+        assert!(e.ends_with("no hs_token"), "{e}");
+        let junk = dir.file("junk.yaml", "[unclosed");
+        let e = with_file(&junk, &[]).unwrap_err().0;
+        assert!(e.contains("not a registration file"), "{e}");
+        assert!(
+            error(&[("LIVEKIT_AS_REGISTRATION_FILE", "/nonexistent/reg.yaml")])
+                .starts_with("LIVEKIT_AS_REGISTRATION_FILE: cannot read")
+        );
+    }
+
+    #[test]
+    fn short_secrets_are_warned_about() {
+        let warnings = |secret: &'static str| {
+            config(&with(&[("LIVEKIT_SECRET", secret)]))
+                .unwrap()
+                .warnings
+        };
+        let short = warnings("devsecret");
+        assert_eq!(short.len(), 1);
+        assert!(short[0].contains("9 bytes"), "{short:?}");
+        assert!(
+            !short[0].contains("devsecret"),
+            "the secret itself is never shown"
+        );
+        assert!(warnings("0123456789abcdef0123456789abcdef").is_empty());
     }
 
     #[test]
@@ -604,9 +809,11 @@ mod tests {
             ("LIVEKIT_SECRET_FROM_FILE", empty.as_str()),
             ("LIVEKIT_FULL_ACCESS_HOMESERVERS", "*"),
         ];
-        assert_eq!(
-            config(&vars).unwrap_err().0,
-            "LIVEKIT_KEY* / LIVEKIT_SECRET* and LIVEKIT_URL must be set"
+        assert!(
+            config(&vars)
+                .unwrap_err()
+                .0
+                .starts_with("LIVEKIT_SECRET (or LIVEKIT_SECRET_FROM_FILE")
         );
     }
 
@@ -702,6 +909,13 @@ mod tests {
         }
         let port = config(&with(&[("LIVEKIT_JWT_PORT", "9001")])).unwrap();
         assert_eq!(port.bind, BindAddress::AllInterfaces(9001));
+        assert!(
+            port.warnings
+                .iter()
+                .any(|w| w == "LIVEKIT_JWT_PORT is deprecated, use LIVEKIT_JWT_BIND=:9001"),
+            "{:?}",
+            port.warnings
+        );
         assert!(error(&[("LIVEKIT_JWT_PORT", "x")]).starts_with("LIVEKIT_JWT_PORT"));
         assert_eq!(
             error(&[("LIVEKIT_JWT_BIND", ":1"), ("LIVEKIT_JWT_PORT", "2")]),
@@ -743,7 +957,11 @@ mod tests {
     fn log_levels() {
         let level = |v: &'static str| {
             let c = config(&with(&[("LIVEKIT_LOG_LEVEL", v)])).unwrap();
-            (c.log_level, c.log_level_warning.is_some())
+            let warned = c
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("LIVEKIT_LOG_LEVEL"));
+            (c.log_level, warned)
         };
         assert_eq!(level("DEBUG"), (tracing::Level::DEBUG, false));
         assert_eq!(level("Info"), (tracing::Level::INFO, false));
@@ -801,8 +1019,16 @@ mod tests {
             ),
             ("LIVEKIT_RATE_LIMIT_PER_MINUTE", "30"),
             ("LIVEKIT_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            ("LIVEKIT_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
         ]))
         .unwrap();
+        assert!(c.trusted_proxies.contains("10.2.3.4".parse().unwrap()));
+        assert!(c.trusted_proxies.contains("::1".parse().unwrap()));
+        assert!(!c.trusted_proxies.contains("127.0.0.1".parse().unwrap()));
+        assert!(
+            error(&[("LIVEKIT_TRUSTED_PROXIES", "10.0.0.0/33")])
+                .starts_with("LIVEKIT_TRUSTED_PROXIES")
+        );
         assert_eq!(c.livekit_api_url.as_str(), "http://127.0.0.1:7880/");
         assert_eq!(
             c.federation_url_overrides["example.com"].as_str(),

@@ -5,6 +5,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::flows::FlowError;
 use crate::go_json;
 
 /// An error answer.
@@ -19,7 +20,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, errcode: &'static str, message: impl Into<String>) -> Self {
+    /// An error answer of its own.
+    pub fn new(status: StatusCode, errcode: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             errcode,
@@ -105,6 +107,76 @@ impl ApiError {
         )
     }
 }
+
+impl From<FlowError> for ApiError {
+    /// The wire form of every flow failure: upstream's status, errcode and message.
+    fn from(error: FlowError) -> Self {
+        use StatusCode as S;
+        match error {
+            FlowError::Unauthorized => Self::unauthorized(),
+            FlowError::DelegationRestricted {
+                delegation_endpoint: false,
+            } => Self::bad_json(DELEGATION_FULL_ACCESS_ONLY),
+            FlowError::DelegationRestricted {
+                delegation_endpoint: true,
+            } => Self::forbidden(DELEGATION_FULL_ACCESS_ONLY),
+            FlowError::MissingDelay => {
+                Self::bad_json("The request body is missing `delay_id` or `delay_timeout`")
+            }
+            FlowError::CsApiUnresolvable => Self::cs_api_unresolvable(),
+            FlowError::Signing => Self::internal(),
+            FlowError::RoomCreation => Self::room_creation_failed(),
+            FlowError::ShuttingDown => Self::shutting_down(),
+            FlowError::MissingIdentity(message) => {
+                Self::new(S::UNAUTHORIZED, "M_UNAUTHORIZED", message)
+            }
+            FlowError::MalformedUser => Self::new(
+                S::BAD_REQUEST,
+                "M_INVALID_PARAM",
+                "Malformed user identifier",
+            ),
+            FlowError::UrlMismatch => Self::new(
+                S::BAD_REQUEST,
+                "M_INVALID_PARAM",
+                "The request `url` does not match this service's LiveKit URL",
+            ),
+            FlowError::NotJoined(message) => Self::forbidden(message),
+            FlowError::ForeignUser => {
+                Self::forbidden("The user_id does not belong to the origin server")
+            }
+            FlowError::MembershipUnknown => Self::new(
+                S::BAD_GATEWAY,
+                "M_UNKNOWN",
+                "Unable to verify room membership",
+            ),
+            FlowError::RemoteRefused { status: 403, .. } => Self::forbidden(
+                "The requesting user is not a member of the room on the destination homeserver",
+            ),
+            FlowError::RemoteRefused { .. } => Self::new(
+                S::BAD_REQUEST,
+                "M_INVALID_PARAM",
+                "The destination homeserver rejected the specified `url`",
+            ),
+            FlowError::RemoteUnreachable => Self::new(
+                S::BAD_GATEWAY,
+                "M_UNKNOWN",
+                "Unable to reach the specified homeserver",
+            ),
+            FlowError::UnknownDelay => {
+                Self::new(S::BAD_REQUEST, "M_INVALID_PARAM", "Unknown `delay_id`")
+            }
+            FlowError::DelayLookupFailed => Self::new(
+                S::SERVICE_UNAVAILABLE,
+                "M_UNKNOWN",
+                "Unable to look up the delayed event",
+            ),
+        }
+    }
+}
+
+/// The delegation rule's message, shared by the 400 (token endpoints) and the 403.
+const DELEGATION_FULL_ACCESS_ONLY: &str =
+    "Delegation of delayed events is only supported for full access users";
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

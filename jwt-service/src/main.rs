@@ -1,12 +1,46 @@
-//! `lk-jwt-service` (serve) and `lk-jwt-service healthcheck` (probe `/healthz`).
+//! `lk-jwt-service` (serve), `lk-jwt-service healthcheck` (probe `/healthz`),
+//! `lk-jwt-service doctor <server>` (check a deployment from outside, crate `rtc-doctor`),
+//! `--help` and `--version`. The service's configuration comes from `LIVEKIT_*`
+//! variables only.
 
 use std::process::ExitCode;
 
 use lk_jwt_service::config::Config;
 use lk_jwt_service::{healthcheck, server};
 
+/// What `--help` prints: the command line and where the configuration is documented.
+const USAGE: &str = "\
+usage: lk-jwt-service               serve (configuration from LIVEKIT_* variables)
+       lk-jwt-service healthcheck   probe /healthz of the configured listener (exit 0/1)
+       lk-jwt-service doctor <server name or URL> [--json] [--access-token TOKEN] ...
+                                    check an Element Call deployment from outside
+       lk-jwt-service --help        this text
+       lk-jwt-service --version     the version
+
+Required: LIVEKIT_URL, LIVEKIT_KEY + LIVEKIT_SECRET (or LIVEKIT_KEY_FILE, or the
+*_FROM_FILE variants), LIVEKIT_FULL_ACCESS_HOMESERVERS. Application-service mode:
+LIVEKIT_AS_TOKEN + LIVEKIT_HS_TOKEN (or LIVEKIT_AS_REGISTRATION_FILE) + LIVEKIT_HS_SERVER_NAME.
+Every variable: docs/lk-jwt-service-config.md
+";
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["--help" | "-h" | "help"] => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        ["--version" | "-V" | "version"] => {
+            println!("lk-jwt-service {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        [] | ["healthcheck"] | ["doctor", ..] => {}
+        _ => {
+            eprint!("lk-jwt-service: unknown arguments {args:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -17,20 +51,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        [] => runtime.block_on(serve()),
+    match args.as_slice() {
         ["healthcheck"] => runtime.block_on(check()),
-        _ => {
-            eprintln!(
-                "usage: lk-jwt-service [healthcheck]  (configuration comes from LIVEKIT_* variables)"
-            );
-            ExitCode::from(2)
+        ["doctor", rest @ ..] => {
+            let rest: Vec<String> = rest.iter().map(|s| (*s).to_owned()).collect();
+            runtime.block_on(rtc_doctor::main(&rest))
         }
+        _ => runtime.block_on(serve()),
     }
 }
 
@@ -49,7 +76,7 @@ async fn serve() -> ExitCode {
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
-    if let Some(warning) = &config.log_level_warning {
+    for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
     match server::run(config).await {

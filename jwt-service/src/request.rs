@@ -2,8 +2,11 @@
 //! with upstream's messages verbatim. Fields are `Option` because Go leaves absent and
 //! `null` fields at their zero value; validation then treats them as empty.
 
+pub mod appservice;
+
 use serde::Deserialize;
 
+use crate::extract::go_json_body::GoBody;
 use crate::go_json::Schema;
 
 static OPENID_TOKEN: Schema = Schema {
@@ -112,6 +115,14 @@ pub struct SfuGetBody {
     pub delay_cs_api_url: Option<String>,
 }
 
+impl GoBody for GetTokenBody {
+    const SCHEMA: &'static Schema = &GET_TOKEN;
+}
+
+impl GoBody for SfuGetBody {
+    const SCHEMA: &'static Schema = &SFU_GET;
+}
+
 /// A validated OpenID token.
 #[derive(Clone, PartialEq, Eq)]
 pub struct OpenIdToken {
@@ -165,6 +176,16 @@ pub enum Subject {
         /// Device id (may be empty).
         device_id: String,
     },
+}
+
+impl Subject {
+    /// The Matrix room.
+    pub fn room_id(&self) -> &str {
+        match self {
+            Self::Member { room_id, .. } => room_id,
+            Self::Legacy { room, .. } => room,
+        }
+    }
 }
 
 /// A validated token request.

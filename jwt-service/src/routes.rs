@@ -1,37 +1,140 @@
 //! The HTTP surface (spec §1): exact paths, Go `ServeMux` behaviour for everything else.
 
+pub mod appservice;
 pub mod healthz;
 pub mod token;
+pub mod transports;
 pub mod webhook;
+
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::handler::Handler;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{MethodRouter, any, post};
+use tracing::Instrument as _;
 
+use crate::error::ApiError;
+use crate::extract::client_addr::ClientAddr;
 use crate::state::AppState;
+
+/// The endpoints counted in `lk_jwt_requests_total` and named in request spans.
+const COUNTED: &[&str] = &[
+    "/get_token",
+    "/sfu/get",
+    "/delegate_delayed_leave",
+    appservice::CS_GET_TOKEN,
+    appservice::CS_DELEGATE,
+    appservice::SS_GET_TOKEN,
+];
 
 /// The router with every route and layer.
 pub fn app(state: AppState) -> Router {
     let token_routes = Router::new()
-        .route("/sfu/get", any(token::sfu_get))
-        .route("/get_token", any(token::get_token))
+        .route("/sfu/get", post_only(token::sfu_get))
+        .route("/get_token", post_only(token::get_token))
         .route(
             "/delegate_delayed_leave",
-            any(token::delegate_delayed_leave),
+            post_only(token::delegate_delayed_leave),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            token_gate,
+        ))
         .layer(axum::middleware::map_response(cors_headers));
     let mut router = Router::new().merge(token_routes);
+    if state.0.app_service.is_some() {
+        // Upstream sends its CORS headers on the client-server routes, not on the
+        // federation route or the ping.
+        let client_server = Router::new()
+            .route(
+                appservice::CS_GET_TOKEN,
+                post_only(appservice::get_token_cs),
+            )
+            .route(appservice::CS_DELEGATE, post_only(appservice::delegate_cs))
+            .layer(axum::middleware::map_response(cors_headers));
+        let federation = Router::new()
+            .route(
+                appservice::SS_GET_TOKEN,
+                post_only(appservice::get_token_ss),
+            )
+            .route(appservice::PING, any(appservice::ping));
+        router = router.merge(client_server.merge(federation).route_layer(
+            axum::middleware::from_fn_with_state(state.clone(), token_gate),
+        ));
+    }
     if state.0.metrics_enabled {
         router = router.route("/metrics", axum::routing::get(metrics));
+    }
+    // Opt-in (LIVEKIT_RTC_TRANSPORTS_SERVICE_URL): the MSC4143 transports document.
+    if let Some(document) = state.0.rtc_transports.clone() {
+        let handler = move |method| transports::transports(document.clone(), method);
+        router = router
+            .route(transports::UNSTABLE_PATH, any(handler.clone()))
+            .route(transports::V1_PATH, any(handler));
     }
     router
         .route("/healthz", any(healthz::healthz))
         .route("/sfu_webhook", any(webhook::sfu_webhook))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// Upstream's method handling of the token endpoints: POST runs `handler`, OPTIONS is
+/// an empty 200 (the CORS preflight), anything else an empty 405.
+fn post_only<H, T>(handler: H) -> MethodRouter<AppState>
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    post(handler)
+        .options(|| async { StatusCode::OK })
+        .fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
+}
+
+/// Around every token endpoint: the request span (upstream logs each request's origin
+/// and client address; as span fields they prefix the one line a request logs), the
+/// per-client rate limit on POSTs, and the request counter.
+async fn token_gate(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    let endpoint = COUNTED
+        .iter()
+        .copied()
+        .find(|p| *p == path)
+        .unwrap_or("other");
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let span = tracing::info_span!("request", endpoint, client = ?client.0, origin);
+    let response = async {
+        if request.method() == Method::POST
+            && let (Some(limiter), Some(ip)) = (&state.0.rate_limit, client.0)
+            && !limiter.allow(ip, Instant::now())
+        {
+            tracing::warn!("rate limit exceeded");
+            return ApiError::rate_limited().into_response();
+        }
+        next.run(request).await
+    }
+    .instrument(span)
+    .await;
+    state
+        .0
+        .metrics
+        .request(endpoint, response.status().as_u16());
+    response
 }
 
 /// Prometheus exposition of the service's counters.

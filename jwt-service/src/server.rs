@@ -7,20 +7,25 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::appservice::AppService;
+use crate::appservice::homeserver::HttpAppServiceApi;
 use crate::config::{BindAddress, Config};
 use crate::delegation::cs_api::CsApiResolver;
 use crate::delegation::homeserver::HomeserverClient;
 use crate::delegation::job::JobDeps;
 use crate::delegation::manager::Manager;
-use crate::delegation::store::{NoStore, RedisStore, Store};
+use crate::delegation::store::{self, NoStore, RedisStore};
 use crate::livekit::token::TokenSigner;
 use crate::livekit::twirp::{RoomService, TwirpError};
+use crate::membership::Membership;
+use crate::membership::book::{Book, MemoryBook, RedisBook};
 use crate::metrics::Metrics;
 use crate::openid::net::{self, DenyingResolver, MatrixTls};
 use crate::openid::token_cache::CachingVerifier;
 use crate::openid::userinfo::FederationVerifier;
 use crate::rate_limit::RateLimiter;
 use crate::routes;
+use crate::routes::transports::TransportsDocument;
 use crate::state::{AppState, Services};
 
 /// Bound on handling one request (upstream has none); well above the outgoing timeouts.
@@ -76,25 +81,79 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
         well_known_client.clone(),
         web_resolver.clone(),
     ));
+    let app_service = config.app_service.as_ref().map(|app| AppService {
+        server_name: app.server_name.clone(),
+        hs_token: app.hs_token.clone(),
+        api: Arc::new(HttpAppServiceApi::new(
+            well_known_client.clone(),
+            cs_api.clone(),
+            web_resolver.clone(),
+            app.server_name.clone(),
+            app.as_token.clone(),
+        )),
+        require_membership: app.require_membership,
+    });
     let homeserver = HomeserverClient::new(well_known_client, cs_api.clone(), web_resolver);
-    let store: Arc<dyn Store> = match &config.redis_url {
-        Some(url) => Arc::new(
-            RedisStore::connect(url)
-                .await
-                .map_err(|e| StartError(format!("LIVEKIT_REDIS_URL: {e}")))?,
-        ),
-        None => Arc::new(NoStore),
-    };
     let deps = Arc::new(JobDeps {
         homeserver: Arc::new(homeserver),
         participants: Arc::new(rooms.clone()),
         sanity_interval: config.sanity_check_interval,
     });
-    let delegation = Manager::new(store, deps);
+    let replica = replica_id(config.bind.port());
+    let redis = match &config.redis_url {
+        Some(url) => Some(
+            store::client(url, config.redis_password.as_ref())
+                .map_err(|e| StartError(format!("LIVEKIT_REDIS_URL: {e}")))?,
+        ),
+        None => None,
+    };
+    let delegation = match &redis {
+        Some(client) => {
+            let store = RedisStore::connect(client, replica.clone())
+                .await
+                .map_err(|e| StartError(format!("LIVEKIT_REDIS_URL: {e}")))?;
+            let forwarded = store.subscribe();
+            let delegation = Manager::new(Arc::new(store), deps);
+            tokio::spawn(delegation.clone().maintain());
+            tokio::spawn(delegation.clone().deliver(forwarded));
+            tracing::info!(%replica, "delegated jobs are shared in Redis");
+            delegation
+        }
+        None => Manager::new(Arc::new(NoStore), deps),
+    };
+    let membership = match (&config.app_service, &app_service) {
+        (Some(settings), Some(app)) => match settings.membership_check_interval {
+            Some(interval) => {
+                let book: Arc<dyn Book> = match &redis {
+                    Some(client) => Arc::new(RedisBook::new(
+                        client.get_connection_manager().await.map_err(|e| {
+                            StartError(format!("LIVEKIT_REDIS_URL: cannot connect: {e}"))
+                        })?,
+                        replica.clone(),
+                    )),
+                    None => Arc::new(MemoryBook::default()),
+                };
+                let membership = Arc::new(Membership::new(
+                    book,
+                    app.api.clone(),
+                    Arc::new(rooms.clone()),
+                    app.server_name.clone(),
+                    interval,
+                ));
+                tokio::spawn(membership.clone().run());
+                tracing::info!(?interval, "kick on leave is on");
+                Some(membership)
+            }
+            None => None,
+        },
+        _ => None,
+    };
 
     Ok(AppState(Arc::new(Services {
         livekit_url: config.livekit_url.clone(),
         full_access: config.full_access.clone(),
+        can_update_own_metadata: config.can_update_own_metadata,
+        restricted_can_publish: config.restricted_can_publish,
         signer,
         verifier: match config.openid_cache {
             Some(cap) => Arc::new(CachingVerifier::new(Arc::new(verifier), cap)),
@@ -102,13 +161,34 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
         },
         rooms: Arc::new(rooms),
         rate_limit: config.rate_limit_per_minute.map(RateLimiter::new),
+        trusted_proxies: config.trusted_proxies.clone(),
         delegation,
         cs_api,
         api_key: config.key.clone(),
         api_secret: config.secret.clone(),
         metrics: Metrics::default(),
         metrics_enabled: config.metrics,
+        app_service,
+        membership,
+        rtc_transports: config
+            .rtc_transports_service_url
+            .as_ref()
+            .map(TransportsDocument::new),
     })))
+}
+
+/// This replica's name in the job leases: host name and listening port, unique among
+/// the live replicas (two cannot listen on one port of one host) and the same after a
+/// restart, so a replica that restarts at once takes its jobs back without waiting for
+/// its old leases to run out.
+fn replica_id(port: u16) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}:{port}")
 }
 
 /// A separate SFU client for the start-up probe (the state's is behind a trait object).
@@ -177,6 +257,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         livekit_url = %config.livekit_url,
         bind = %local,
         full_access = ?config.full_access,
+        app_service = config.app_service.as_ref().map(|a| a.server_name.as_str()),
         "lk-jwt-service listening"
     );
     if config.insecure_skip_verify_tls {

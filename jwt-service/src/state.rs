@@ -3,16 +3,20 @@
 
 use std::sync::Arc;
 
+use rtc_auth::ip_range::IpRangeSet;
 use rtc_auth::secret::Secret;
 
+use crate::appservice::AppService;
 use crate::config::FullAccess;
 use crate::delegation::cs_api::CsApiResolver;
 use crate::delegation::manager::Manager;
 use crate::livekit::token::TokenSigner;
 use crate::livekit::twirp::RoomCreator;
+use crate::membership::Membership;
 use crate::metrics::Metrics;
 use crate::openid::userinfo::Verifier;
 use crate::rate_limit::RateLimiter;
+use crate::routes::transports::TransportsDocument;
 
 /// Cheap to clone: everything is behind one `Arc`.
 #[derive(Clone)]
@@ -22,8 +26,12 @@ pub struct AppState(pub Arc<Services>);
 pub struct Services {
     /// `LIVEKIT_URL`, returned verbatim.
     pub livekit_url: String,
-    /// Who may create rooms.
+    /// Who may create rooms (and publish).
     pub full_access: FullAccess,
+    /// `LIVEKIT_CAN_UPDATE_OWN_METADATA`.
+    pub can_update_own_metadata: bool,
+    /// `LIVEKIT_RESTRICTED_CAN_PUBLISH`: restricted users may publish too.
+    pub restricted_can_publish: bool,
     /// Signs join tokens.
     pub signer: TokenSigner,
     /// Checks OpenID tokens.
@@ -32,6 +40,8 @@ pub struct Services {
     pub rooms: Arc<dyn RoomCreator>,
     /// Optional per-IP limit on token requests.
     pub rate_limit: Option<RateLimiter>,
+    /// `LIVEKIT_TRUSTED_PROXIES`: peers whose forwarding headers name the client.
+    pub trusted_proxies: IpRangeSet,
     /// Delegated delayed-leave jobs.
     pub delegation: Arc<Manager>,
     /// Finds homeservers' client-server APIs.
@@ -44,4 +54,10 @@ pub struct Services {
     pub metrics: Metrics,
     /// Serve `/metrics`.
     pub metrics_enabled: bool,
+    /// Application-service mode, when configured.
+    pub app_service: Option<AppService>,
+    /// Kick on leave, when `LIVEKIT_MEMBERSHIP_CHECK_INTERVAL_SECONDS` is set.
+    pub membership: Option<Arc<Membership>>,
+    /// The MSC4143 transports document, when `LIVEKIT_RTC_TRANSPORTS_SERVICE_URL` is set.
+    pub rtc_transports: Option<TransportsDocument>,
 }

@@ -40,13 +40,14 @@ fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static s
 #[test]
 fn bad_configuration_exits_with_a_message_naming_the_variable() {
     for (extra, expected) in [
-        (
-            &[("LIVEKIT_URL", "")][..],
-            "LIVEKIT_KEY* / LIVEKIT_SECRET* and LIVEKIT_URL must be set",
-        ),
+        (&[("LIVEKIT_URL", "")][..], "LIVEKIT_URL must be set"),
         (
             &[("LIVEKIT_SECRET", "")][..],
-            "LIVEKIT_KEY* / LIVEKIT_SECRET* and LIVEKIT_URL must be set",
+            "LIVEKIT_SECRET (or LIVEKIT_SECRET_FROM_FILE, or LIVEKIT_KEY_FILE) must be set",
+        ),
+        (
+            &[("LIVEKIT_KEY", "")][..],
+            "LIVEKIT_KEY (or LIVEKIT_KEY_FROM_FILE, or LIVEKIT_KEY_FILE) must be set",
         ),
         (
             &[("LIVEKIT_FULL_ACCESS_HOMESERVERS", "")][..],
@@ -94,6 +95,56 @@ fn unknown_arguments_are_refused() {
     let output = run(&["--frobnicate"], VALID);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("usage"));
+}
+
+#[test]
+fn help_and_version_need_no_configuration() {
+    for flag in ["--help", "-h"] {
+        let output = run(&[flag], &[]);
+        assert!(output.status.success(), "{flag}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.starts_with("usage: lk-jwt-service"), "{stdout}");
+        assert!(stdout.contains("docs/lk-jwt-service-config.md"), "{stdout}");
+        assert!(stdout.contains("lk-jwt-service doctor <server"), "{stdout}");
+    }
+    for flag in ["--version", "-V"] {
+        let output = run(&[flag], &[]);
+        assert!(output.status.success(), "{flag}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            format!("lk-jwt-service {}\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}
+
+/// The warnings are read with the configuration, before logging starts, and must still
+/// reach the log. The port is held by this test, so the service stops right after them
+/// without ever listening on every interface.
+#[test]
+fn startup_warnings_reach_the_log() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let mut env = VALID.to_vec();
+    env.push(("LIVEKIT_JWT_PORT", &port));
+    let output = run(&[], &env);
+    assert_eq!(output.status.code(), Some(1));
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        log.contains(&format!(
+            "LIVEKIT_JWT_PORT is deprecated, use LIVEKIT_JWT_BIND=:{port}"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("the LiveKit API secret is 9 bytes long"),
+        "{log}"
+    );
+    assert!(!log.contains("devsecret"), "{log}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("cannot listen"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test]
@@ -204,4 +255,47 @@ async fn per_ip_rate_limit_and_metrics_when_enabled() {
         metrics.contains("lk_jwt_requests_total{endpoint=\"/get_token\",status=\"400\"} 2"),
         "{metrics}"
     );
+}
+
+/// Behind a trusted reverse proxy each client gets its own rate-limit bucket (the
+/// address from `X-Forwarded-For`); without `LIVEKIT_TRUSTED_PROXIES` the header is
+/// ignored and the proxy's address is the one bucket.
+#[tokio::test]
+async fn trusted_proxies_name_the_client() {
+    let sfu = LiveKitFake::start().await;
+    let post = |service: &Service, forwarded_for: &'static str| {
+        let request = reqwest::Client::new()
+            .post(service.url("/get_token"))
+            .header("x-forwarded-for", forwarded_for)
+            .body("{}");
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let env = |trusted: Option<&str>| {
+        let mut env = vec![
+            ("LIVEKIT_URL", sfu.url()),
+            ("LIVEKIT_KEY", "devkey".into()),
+            ("LIVEKIT_SECRET", "devsecret".into()),
+            ("LIVEKIT_FULL_ACCESS_HOMESERVERS", "*".into()),
+            ("LIVEKIT_RATE_LIMIT_PER_MINUTE", "2".into()),
+        ];
+        if let Some(trusted) = trusted {
+            env.push(("LIVEKIT_TRUSTED_PROXIES", trusted.into()));
+        }
+        env
+    };
+    let behind_proxy = Service::start(&env(Some("127.0.0.0/8, ::1"))).await;
+    for client in ["203.0.113.1", "203.0.113.2"] {
+        for _ in 0..2 {
+            assert_eq!(post(&behind_proxy, client).await, 400, "{client}");
+        }
+    }
+    assert_eq!(post(&behind_proxy, "203.0.113.1").await, 429);
+    // A client that forges the header in front of the proxy gains nothing: the proxy
+    // appends the real address, which is the one counted.
+    assert_eq!(post(&behind_proxy, "198.51.100.9, 203.0.113.2").await, 429);
+
+    let untrusted = Service::start(&env(None)).await;
+    assert_eq!(post(&untrusted, "203.0.113.1").await, 400);
+    assert_eq!(post(&untrusted, "203.0.113.2").await, 400);
+    assert_eq!(post(&untrusted, "203.0.113.3").await, 429);
 }

@@ -132,8 +132,10 @@ async fn the_leave_event_is_sent_when_the_participant_leaves() {
     );
 }
 
-/// Jobs survive a crash with Redis: the record is written before the 200, an expired
-/// record is purged at start, and the resumed job still sends the leave event.
+/// Jobs survive a crash with Redis (password-protected, the password in
+/// `LIVEKIT_REDIS_PASSWORD` as upstream v0.7 reads it): the record is written before the
+/// 200, an expired record is purged at start, and the resumed job still sends the leave
+/// event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_survive_a_crash_with_redis() {
     let synapse = Synapse::shared();
@@ -143,9 +145,10 @@ async fn jobs_survive_a_crash_with_redis() {
     let delay_id = synapse.delayed_leave("judy", &room, &state_key, 60_000);
     let openid = synapse.openid_token("judy");
     let sfu = LiveKitFake::start().await;
-    let redis = Redis::start();
+    let redis = Redis::with_password("s3cret pass");
     let mut vars = env(synapse, &sfu);
     vars.push(("LIVEKIT_REDIS_URL", redis.url()));
+    vars.push(("LIVEKIT_REDIS_PASSWORD", "s3cret pass".into()));
     let mut service = Service::start(&vars).await;
 
     let (status, answer) = service
@@ -186,7 +189,9 @@ async fn jobs_survive_a_crash_with_redis() {
     redis.put_job(r#"["junk","junk"]"#, "not json").await;
     assert_eq!(redis.jobs().await.len(), 3);
 
-    let service = Service::start(&vars).await;
+    // Restarted in place (same host and port: the same replica), it takes its jobs back
+    // at once instead of waiting for the dead process's leases to run out.
+    let service = Service::start_on(service.port, &vars).await;
     let fields: Vec<String> = redis
         .jobs()
         .await
@@ -198,6 +203,10 @@ async fn jobs_survive_a_crash_with_redis() {
         "expired job kept"
     );
     assert!(fields.contains(&jobs[0].0), "live job lost");
+    assert!(
+        !fields.contains(&r#"["junk","junk"]"#.to_owned()),
+        "unreadable job kept"
+    );
 
     assert_eq!(
         send_webhook(&service, "participant_joined", &alias, &identity, "").await,
@@ -264,6 +273,65 @@ async fn unreachable_redis_is_fatal() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("LIVEKIT_REDIS_URL"));
+}
+
+/// A password-protected Redis: without the password (or with a wrong one) the service
+/// stops at start with a message naming the variable; the password in the URL works
+/// as before.
+#[tokio::test]
+async fn redis_passwords() {
+    let redis = Redis::with_password("pw");
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bind = held.local_addr().unwrap().to_string();
+    let start = |url: String, password: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lk-jwt-service"));
+        for (name, _) in std::env::vars() {
+            if name.starts_with("LIVEKIT_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .env("LIVEKIT_URL", "ws://127.0.0.1:7880")
+            .env("LIVEKIT_KEY", KEY)
+            .env("LIVEKIT_SECRET", SECRET)
+            .env("LIVEKIT_FULL_ACCESS_HOMESERVERS", "*")
+            .env("LIVEKIT_JWT_BIND", &bind)
+            .env("LIVEKIT_REDIS_URL", url);
+        if let Some(password) = password {
+            command.env("LIVEKIT_REDIS_PASSWORD", password);
+        }
+        let output = command.output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = start(redis.url(), None);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("NOAUTH"), "{stderr}");
+    assert!(stderr.contains("LIVEKIT_REDIS_PASSWORD"), "{stderr}");
+    let (code, stderr) = start(redis.url(), Some("not-the-pw-123"));
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("wrong password"), "{stderr}");
+    assert!(stderr.contains("LIVEKIT_REDIS_PASSWORD"), "{stderr}");
+    assert!(
+        !stderr.contains("not-the-pw"),
+        "the password stays out: {stderr}"
+    );
+    // The right ways get past Redis, to the listener (whose port this test holds); the
+    // variable wins over a password in the URL.
+    for (url, password) in [
+        (redis.url(), Some("pw")),
+        (redis.url_with_password(), None),
+        (
+            format!("redis://:other@127.0.0.1:{}/0", redis.port),
+            Some("pw"),
+        ),
+    ] {
+        let (code, stderr) = start(url.clone(), password);
+        assert_eq!(code, Some(1), "{url}");
+        assert!(stderr.contains("cannot listen"), "{url}: {stderr}");
+    }
 }
 
 /// SIGTERM drains and exits cleanly, and leaves persisted jobs for the next start.

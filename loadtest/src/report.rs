@@ -123,6 +123,9 @@ pub struct AllocReport {
     pub rss_per_alloc_bytes: Option<f64>,
     /// `(live allocations, server RSS KiB)` samples for the chart.
     pub rss_samples: Vec<(u64, u64)>,
+    /// `(seconds into the hold, server RSS KiB)` after each refresh round: flat in a
+    /// soak run (a long `--hold` with a short `--lifetime`).
+    pub rss_refresh_kib: Vec<(f64, u64)>,
     /// Server CPU seconds during the allocation phase.
     pub server_cpu_s: Option<f64>,
 }
@@ -239,6 +242,23 @@ impl TrafficReport {
 }
 
 impl AllocReport {
+    /// Server RSS after the first and the last refresh round, and the highest, KiB.
+    fn hold_rss_line(&self) -> String {
+        let rounds = &self.rss_refresh_kib;
+        match (rounds.first(), rounds.last()) {
+            (Some(first), Some(last)) => format!(
+                "{} refresh rounds: first {} KiB at {:.0} s, last {} KiB at {:.0} s, max {} KiB",
+                rounds.len(),
+                first.1,
+                first.0,
+                last.1,
+                last.0,
+                rounds.iter().map(|r| r.1).max().unwrap_or(0)
+            ),
+            _ => "no refresh round (hold < half the lifetime, or no --server-pid)".into(),
+        }
+    }
+
     /// Table rows for the end-of-run summary.
     pub fn rows(&self) -> Vec<(String, String)> {
         let a = &self.allocations;
@@ -288,6 +308,7 @@ impl AllocReport {
                 "RSS per allocation".into(),
                 format!("{} bytes", fmt_opt(self.rss_per_alloc_bytes, 0)),
             ),
+            ("RSS over the hold".into(), self.hold_rss_line()),
             ("server CPU s".into(), fmt_opt(self.server_cpu_s, 2)),
         ]
     }

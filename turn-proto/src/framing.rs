@@ -25,13 +25,13 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
     };
     let total = match first >> 6 {
         0b00 => {
-            if buf.len() >= 8
-                && u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) != MAGIC_COOKIE
-            {
-                return Err(FrameError::NotTurn);
-            }
-            if buf.len() < 4 {
+            // Judged on the cookie first, so the verdict does not depend on how many
+            // bytes have arrived (a length alone cannot complete a 20-byte header).
+            if buf.len() < 8 {
                 return Ok(None);
+            }
+            if u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) != MAGIC_COOKIE {
+                return Err(FrameError::NotTurn);
             }
             let length = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
             if length % 4 != 0 {
@@ -108,7 +108,8 @@ mod tests {
         stun.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());
         assert_eq!(frame_len(&stun), Ok(None), "65532 bytes in all: fine");
         stun[2..4].copy_from_slice(&u16::try_from(longest_stun + 4).unwrap().to_be_bytes());
-        assert_eq!(frame_len(&stun[..4]), Err(FrameError::TooLong(65_536)));
+        assert_eq!(frame_len(&stun[..4]), Ok(None), "the cookie decides first");
+        assert_eq!(frame_len(&stun[..8]), Err(FrameError::TooLong(65_536)));
         stun[2..4].copy_from_slice(&0xFFFCu16.to_be_bytes());
         assert_eq!(frame_len(&stun), Err(FrameError::TooLong(20 + 0xFFFC)));
         assert_eq!(

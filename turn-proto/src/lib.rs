@@ -25,6 +25,7 @@ pub mod ratelimit;
 pub mod server;
 pub mod server_config;
 pub mod shards;
+pub mod stats;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod transmit;
@@ -34,7 +35,9 @@ pub use event::{
     Relayed,
 };
 pub use names::{AllocId, ConnectionId, FiveTuple, SocketId, Transport};
-pub use server::{PEER_HEADROOM, Server, Stats};
+pub use server::Server;
 pub use server_config::ServerConfig;
 pub use shards::ShardContext;
+pub use stats::Stats;
+pub use transmit::PEER_HEADROOM;
 pub use transmit::{Destination, Payload, Transmit};

@@ -54,7 +54,10 @@ pub fn parse(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
 }
 
 fn parse_v1(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
-    let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
+    // The CRLF must come within the header's 107 bytes: found further on, the verdict
+    // would depend on how many bytes had arrived.
+    let head = &buf[..buf.len().min(V1_MAX_LEN)];
+    let Some(end) = head.windows(2).position(|w| w == b"\r\n") else {
         return if buf.len() >= V1_MAX_LEN {
             Err(ProxyError::Malformed)
         } else {
@@ -177,6 +180,14 @@ mod tests {
             Err(ProxyError::Malformed),
             "no CRLF within 107 bytes"
         );
+        // A verdict never changes as more bytes arrive (the proxy_header fuzz target checks
+        // it): "UNKNOWN" takes any text up to the CRLF, which made a 200-byte line a header
+        // once all of it had arrived, and malformed while only its first 107 bytes had.
+        let mut unknown = b"PROXY UNKNOWN ".to_vec();
+        unknown.resize(200, b'x');
+        unknown.extend_from_slice(b"\r\n");
+        assert_eq!(parse(&unknown[..150]), Err(ProxyError::Malformed));
+        assert_eq!(parse(&unknown), Err(ProxyError::Malformed));
         assert_eq!(
             parse(&[0x00, 0x01, 0x00, 0x00]),
             Err(ProxyError::Missing),

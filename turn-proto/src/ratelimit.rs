@@ -153,7 +153,7 @@ impl SourceLimiter {
     /// drop it silently. `global` false skips the all-sources bucket (a liveness probe
     /// from loopback, which no remote flood can spoof). Never allocates.
     pub fn admit(&mut self, source: IpAddr, now: Instant, global: bool) -> bool {
-        let source = key(source);
+        let source = source_key(source);
         let index = (self.hasher.hash_one(source) % SETS as u64) as usize;
         let set = &mut self.sets[index];
         let way = match set
@@ -285,8 +285,9 @@ fn challenge_limiter(rate: u32, now: Instant, hasher: SeededState) -> SourceLimi
     )
 }
 
-/// The address a bucket is kept for: IPv4 as is, IPv6 by /64.
-fn key(source: IpAddr) -> IpAddr {
+/// The address a source is counted as, for buckets and connection caps: IPv4 as is,
+/// IPv6 by /64 (one host owns a whole /64).
+pub fn source_key(source: IpAddr) -> IpAddr {
     match source {
         IpAddr::V4(_) => source,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -5,6 +5,11 @@ use std::ops::Range;
 
 use super::names::{FiveTuple, SocketId};
 
+/// Room the driver leaves in front of a peer datagram passed to [`crate::Server::handle_peer`]:
+/// a ChannelData header (RFC 8656 §12.4), written there in place so relaying to a UDP
+/// client copies nothing.
+pub const PEER_HEADROOM: usize = 4;
+
 /// Where a [`Transmit`] goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Destination {

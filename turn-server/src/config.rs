@@ -272,9 +272,35 @@ where
         }
     }
 
+    let parsed = file::Parsed {
+        entries: file_entries,
+        warnings,
+        errors,
+    };
+    build(
+        &command_line.entries,
+        command_line.action,
+        parsed,
+        config_file,
+    )
+}
+
+/// The configuration a file's entries and the command line's give, in coturn's passes;
+/// `file` also carries every warning and error found so far.
+fn build(
+    command_line: &[Entry],
+    action: Action,
+    file: file::Parsed,
+    config_file: Option<PathBuf>,
+) -> Result<Loaded, ConfigError> {
+    let file::Parsed {
+        entries: file_entries,
+        mut warnings,
+        mut errors,
+    } = file;
     let mut builder = model::Builder::new();
     for pass in [options::Pass::Log, options::Pass::Main, options::Pass::User] {
-        for entry in file_entries.iter().chain(&command_line.entries) {
+        for entry in file_entries.iter().chain(command_line) {
             if entry.spec.pass() == pass {
                 builder.apply(entry);
             }
@@ -290,12 +316,31 @@ where
         Ok(Loaded {
             config,
             warnings,
-            action: command_line.action,
+            action,
             config_file,
         })
     } else {
         Err(ConfigError::Invalid { errors, warnings })
     }
+}
+
+/// The configuration that a file holding `text` and the command line `args` give, the
+/// file taken from memory: the fuzz target's way in (`--features fuzzing`), through the
+/// same parsers and checks as [`load_with`].
+#[cfg(feature = "fuzzing")]
+pub fn load_text<I, S>(text: &[u8], args: I) -> Result<Loaded, ConfigError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    let command_line = cli::parse(args).map_err(ConfigError::Usage)?;
+    let path = PathBuf::from("fuzz.conf");
+    let mut parsed = file::parse(text, &path);
+    let mut warnings = command_line.warnings;
+    warnings.append(&mut parsed.warnings);
+    parsed.warnings = warnings;
+    let action = command_line.action;
+    build(&command_line.entries, action, parsed, Some(path))
 }
 
 /// Where a relative name was looked for, for a "not found" message.

@@ -18,6 +18,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::LocalSet;
 
 use crate::clock::unix_now;
+use crate::io::admission::Admission;
 use crate::io::relay::RelayRange;
 use crate::io::tls::TlsFiles;
 use crate::io::{tcp, udp};
@@ -34,43 +35,61 @@ use turn_proto::{Server, ServerConfig, ShardContext};
 
 /// Client sockets, bound before the runtime starts so errors reach `main`.
 pub struct Listeners {
-    /// Per address, one socket per shard.
+    /// Per address, one socket per shard (SO_REUSEPORT: the kernel spreads clients).
     udp: Vec<(SocketAddr, Vec<StdUdpSocket>)>,
-    tcp: Vec<(SocketAddr, StdTcpListener)>,
-    proxied: Vec<(SocketAddr, StdTcpListener)>,
+    tcp: Vec<(SocketAddr, Vec<StdTcpListener>)>,
+    proxied: Vec<(SocketAddr, Vec<StdTcpListener>)>,
     /// Who may connect to `proxied` (`tcp-proxy-trusted-ip`).
     proxy_sources: IpRangeSet,
+    /// Caps and timeouts for TCP and TLS clients.
+    clients: ClientLimits,
+    /// Shards, each with its socket of every address above.
+    shards: usize,
+}
+
+/// Caps and timeouts for TCP and TLS client connections, all shards together.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientLimits {
+    /// `max-tcp-clients` (0 = unlimited).
+    pub total: u32,
+    /// `max-tcp-clients-per-ip` (0 = unlimited).
+    pub per_source: u32,
+    /// `max-allocate-timeout`.
+    pub max_allocate_timeout: Duration,
 }
 
 impl Listeners {
-    /// Binds `shards` UDP sockets per `udp` address (SO_REUSEPORT) with `udp_buffer`
-    /// bytes of kernel buffer each way, a TCP listener per `tcp` address, and a TCP
-    /// listener expecting PROXY protocol headers per `proxied` address (`tcp-proxy-port`),
-    /// which serves only connections from `proxy_sources`.
+    /// Binds, per shard: a UDP socket per `udp` address with `udp_buffer` bytes of kernel
+    /// buffer each way, a TCP listener per `tcp` address, and a TCP listener expecting
+    /// PROXY protocol headers per `proxied` address (`tcp-proxy-port`), which serves only
+    /// connections from `proxy_sources`; `clients` bounds the TCP and TLS clients.
     pub fn bind(
         udp: &[SocketAddr],
         tcp: &[SocketAddr],
         (proxied, proxy_sources): (&[SocketAddr], IpRangeSet),
-        shards: usize,
-        udp_buffer: usize,
+        (shards, udp_buffer): (usize, usize),
+        clients: ClientLimits,
     ) -> io::Result<Self> {
+        let shards = shards.max(1);
         let mut listeners = Self {
             udp: Vec::new(),
             tcp: Vec::new(),
             proxied: Vec::new(),
             proxy_sources,
+            clients,
+            shards,
         };
         for &address in proxied {
-            let listener = tcp::bind_listener(address, "tcp")?;
-            listeners.proxied.push((listener.local_addr()?, listener));
+            let sockets = tcp::bind_listeners(address, shards, "tcp")?;
+            listeners.proxied.push((sockets[0].local_addr()?, sockets));
         }
         for &address in udp {
-            let sockets = udp::bind_listeners(address, shards.max(1), udp_buffer)?;
+            let sockets = udp::bind_listeners(address, shards, udp_buffer)?;
             listeners.udp.push((sockets[0].local_addr()?, sockets));
         }
         for &address in tcp {
-            let listener = tcp::bind_listener(address, "tcp")?;
-            listeners.tcp.push((listener.local_addr()?, listener));
+            let sockets = tcp::bind_listeners(address, shards, "tcp")?;
+            listeners.tcp.push((sockets[0].local_addr()?, sockets));
         }
         Ok(listeners)
     }
@@ -150,11 +169,11 @@ pub fn run(
     fast_path: Option<FastPath>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let count = listeners
-        .udp
-        .first()
-        .map_or(1, |(_, sockets)| sockets.len());
-    let contexts = ShardContext::group(shard_count(count), rand::random(), Instant::now());
+    let contexts = ShardContext::group(
+        shard_count(listeners.shards),
+        rand::random(),
+        Instant::now(),
+    );
     let (attachment, shares) = match fast_path {
         Some(fast) => {
             let (attachment, shares) = fast.split(contexts.len()).map_err(io::Error::other)?;
@@ -174,12 +193,29 @@ pub fn run(
             udp[index].push((address, socket));
         }
     }
-    let mut streams = Some(Streams {
-        tcp: listeners.tcp.into_iter().map(|(_, l)| l).collect(),
-        proxied: listeners.proxied.into_iter().map(|(_, l)| l).collect(),
-        proxy_sources: listeners.proxy_sources,
-        tls: tls.as_ref().map(|tls| tls.config.clone()),
-    });
+    let admission = Admission::new(listeners.clients.total, listeners.clients.per_source);
+    let mut streams: Vec<Streams> = contexts
+        .iter()
+        .map(|_| Streams {
+            tcp: Vec::new(),
+            proxied: Vec::new(),
+            proxy_sources: listeners.proxy_sources.clone(),
+            tls: tls.as_ref().map(|tls| tls.config.clone()),
+            admission: admission.clone(),
+            max_allocate_timeout: listeners.clients.max_allocate_timeout,
+        })
+        .collect();
+    for (_, sockets) in listeners.tcp {
+        for (index, socket) in sockets.into_iter().enumerate() {
+            streams[index].tcp.push(socket);
+        }
+    }
+    for (_, sockets) in listeners.proxied {
+        for (index, socket) in sockets.into_iter().enumerate() {
+            streams[index].proxied.push(socket);
+        }
+    }
+    let mut streams = streams.into_iter();
     let (exited, mut exits) = mpsc::unbounded_channel();
     let quotas = SharedQuotas::default();
     let limits = SharedLimits::new(
@@ -201,7 +237,9 @@ pub fn run(
                 Box::new(limits.clone()),
             ),
             udp,
-            streams: streams.take(),
+            streams: streams
+                .next()
+                .ok_or_else(|| io::Error::other("fewer stream setups than shards"))?,
             relay: relay.clone(),
             commands,
             shards: queues.clone(),
@@ -490,12 +528,12 @@ async fn apply(
     );
 }
 
-/// Loads the certificate files and hands the result to shard 0, which serves TCP and TLS.
+/// Loads the certificate files and hands the result to every shard.
 async fn reload_tls(files: &TlsFiles, shards: &[Sender<Command>]) {
     match files.load() {
         Ok(config) => {
-            if let Some(first) = shards.first() {
-                let _ = first.send(Command::Tls(config)).await;
+            for shard in shards {
+                let _ = shard.send(Command::Tls(config.clone())).await;
             }
             tracing::info!(cert = %files.cert.display(), "TLS certificate reloaded");
         }

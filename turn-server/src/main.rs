@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use rtc_auth::secret::Secret;
 use turn_server::clock::unix_now;
 use turn_server::config::{self, Action, AuthMode, ConfigError, SearchPath, SystemHost};
-use turn_server::control::{self, Listeners, MetricsListener, Operations, Reloaded};
+use turn_server::control::{self, ClientLimits, Listeners, MetricsListener, Operations, Reloaded};
 use turn_server::healthcheck;
 use turn_server::io::relay::{RelayRange, parked_per_shard};
 use turn_server::io::tls::TlsFiles;
@@ -166,7 +166,12 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
     // Listener sockets carry many clients: four relay sockets' worth of buffer.
     let listener_buffer = 4 * config.relay_socket_buffer as usize;
     let proxy = (&proxied[..], config.proxy_sources());
-    let listeners = Listeners::bind(&udp, &tcp, proxy, shards, listener_buffer)?;
+    let clients = ClientLimits {
+        total: config.max_tcp_clients,
+        per_source: config.max_tcp_clients_per_ip,
+        max_allocate_timeout: config.max_allocate_timeout,
+    };
+    let listeners = Listeners::bind(&udp, &tcp, proxy, (shards, listener_buffer), clients)?;
     let metrics = if config.prometheus {
         let ip = config
             .prometheus_address

@@ -77,6 +77,8 @@ struct Shard {
     streams: RefCell<HashMap<FiveTuple, Rc<StreamOut>>>,
     buffers: RefCell<Buffers>,
     send_drops: Cell<u64>,
+    /// TCP and TLS clients refused by the connection caps.
+    stream_refusals: Cell<u64>,
     /// Datagrams to clients, per entry of `udp`, sent by the flush task.
     outboxes: RefCell<Vec<Outbox>>,
     /// Wakes the flush task when an outbox gets its first datagram.
@@ -114,6 +116,7 @@ impl Shard {
                 out: Vec::with_capacity(MAX_OUTPUT),
             }),
             send_drops: Cell::new(0),
+            stream_refusals: Cell::new(0),
             shards,
         }
     }

@@ -831,3 +831,202 @@ fn a_tcp_client_that_stops_reading_costs_bounded_memory() {
 fn a_tls_client_that_stops_reading_costs_bounded_memory() {
     a_client_that_stops_reading_costs_bounded_memory(Transport::Tls, Delivery::Channel);
 }
+
+/// A TCP client that sends a Binding request; its stream when answered, None when the
+/// server closed it unread (a connection cap).
+fn answered_tcp_client(server: &Server, tid: u8) -> Option<TcpStream> {
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // A refused connection may be closed before the request is even written.
+    let _ = stream.write_all(&binding_request(tid));
+    let mut header = [0u8; 20];
+    stream.read_exact(&mut header).ok()?;
+    let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    stream.read_exact(&mut vec![0u8; len]).ok()?;
+    Some(stream)
+}
+
+/// Seconds until the server closes `stream` (reads return EOF or reset), at most `limit`.
+fn seconds_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<f64> {
+    let start = Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    while start.elapsed() < limit {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed().as_secs_f64()),
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return Some(start.elapsed().as_secs_f64()),
+        }
+    }
+    None
+}
+
+#[test]
+fn tcp_clients_are_capped_per_source_and_in_total() {
+    let server = start_with(&["--max-tcp-clients-per-ip=3"]);
+    let mut open: Vec<TcpStream> = (0..3)
+        .map(|tid| answered_tcp_client(&server, tid).expect("under the cap"))
+        .collect();
+    assert!(
+        answered_tcp_client(&server, 9).is_none(),
+        "a fourth connection from 127.0.0.1 is closed unread"
+    );
+    drop(open.pop());
+    // The place comes back once the server sees the close.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while answered_tcp_client(&server, 10).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "a closed connection's place came back"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+
+    let server = start_with(&["--max-tcp-clients=2", "--relay-threads=2"]);
+    let _open: Vec<TcpStream> = (0..2)
+        .map(|tid| answered_tcp_client(&server, tid).expect("under the cap"))
+        .collect();
+    assert!(
+        answered_tcp_client(&server, 9).is_none(),
+        "the total counts the connections of every shard"
+    );
+}
+
+#[test]
+fn a_tcp_client_without_an_allocation_is_closed_after_max_allocate_timeout() {
+    use turn_proto::codec::attribute::AttrType;
+    use turn_proto::codec::{Message, Method};
+    let server = start_with(&["--max-allocate-timeout=2"]);
+    let mut idle = answered_tcp_client(&server, 1).expect("answered");
+    let closed = seconds_until_closed(&mut idle, Duration::from_secs(8))
+        .expect("closed for want of an allocation");
+    assert!(
+        (1.0..5.0).contains(&closed),
+        "closed after about 2 s, not {closed:.1} s"
+    );
+
+    // With an allocation the same idleness is fine.
+    let credential = rtc_auth::rest::mint(
+        &rtc_auth::secret::Secret::new(SECRET),
+        "@busy:example.org",
+        4_000_000_000,
+        ':',
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let udp = (AttrType::REQUESTED_TRANSPORT, vec![17, 0, 0, 0]);
+    let challenge = stream_request(
+        &mut stream,
+        Method::ALLOCATE,
+        std::slice::from_ref(&udp),
+        &credential,
+        None,
+        1,
+    );
+    let nonce = Message::parse(&challenge)
+        .unwrap()
+        .attr(AttrType::NONCE)
+        .unwrap()
+        .to_vec();
+    let allocated = stream_request(
+        &mut stream,
+        Method::ALLOCATE,
+        &[udp],
+        &credential,
+        Some(&nonce),
+        2,
+    );
+    assert!(
+        Message::parse(&allocated)
+            .unwrap()
+            .attr(AttrType::XOR_RELAYED_ADDRESS)
+            .is_some(),
+        "allocated"
+    );
+    assert_eq!(
+        seconds_until_closed(&mut stream, Duration::from_secs(5)),
+        None,
+        "an allocated connection stays open"
+    );
+}
+
+#[test]
+fn a_message_trickling_in_is_cut_off_by_its_deadline() {
+    // Slowloris: a byte every 500 ms keeps reads coming, but the message must be whole
+    // within 10 s of its first byte.
+    let server = start();
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    // A Binding request announcing 200 bytes of attributes it never completes.
+    let mut request = binding_request(1);
+    request[2..4].copy_from_slice(&200u16.to_be_bytes());
+    stream.write_all(&request).unwrap();
+    let start = Instant::now();
+    let mut closed = None;
+    while start.elapsed() < Duration::from_secs(16) {
+        if stream.write_all(&[0]).is_err() {
+            closed = Some(start.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 16];
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                closed = Some(start.elapsed());
+                break;
+            }
+            Ok(_) => {}
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => {
+                closed = Some(start.elapsed());
+                break;
+            }
+        }
+        thread::sleep(Duration::from_millis(450));
+    }
+    let closed = closed.expect("the trickling connection is closed");
+    assert!(
+        closed > Duration::from_secs(8) && closed < Duration::from_secs(13),
+        "closed at the 10 s message deadline, not after {closed:?}"
+    );
+}
+
+#[test]
+fn stream_clients_reach_the_shard_that_holds_their_reservation_or_peer_connection() {
+    // With four shards the kernel spreads a client's connections over them. An Allocate
+    // claiming a reserved port (uclient's RTCP half, -t) and a ConnectionBind (-T) that
+    // land on another shard than the one holding the reservation or peer connection are
+    // handed over, on plain TCP and TLS; without that, a run fails whenever its second
+    // connection lands on another shard, three times in four.
+    let server = start_with(&["--relay-threads=4"]);
+    let peer = echo_peer();
+    for (tls, port) in [(false, server.port), (true, server.tls_port)] {
+        for _ in 0..2 {
+            let tls_flag = tls.then(|| "-S".to_owned());
+            let mut reserved: Vec<String> = tls_flag.iter().cloned().collect();
+            reserved.extend(["-t", "-e", "127.0.0.1", "-r"].map(str::to_owned));
+            reserved.push(peer.to_string());
+            reserved.extend(common(port));
+            reserved.push("127.0.0.1".into());
+            assert_all_relayed(uclient(&reserved), "reservations across shards");
+            let mut tcp_relays: Vec<String> = tls_flag.into_iter().collect();
+            tcp_relays.push("-T".into());
+            tcp_relays.extend(common(port));
+            tcp_relays.push("127.0.0.1".into());
+            assert_all_relayed(uclient(&tcp_relays), "tcp relays across shards");
+        }
+    }
+}

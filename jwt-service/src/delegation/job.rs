@@ -80,6 +80,19 @@ pub trait JobObserver: Send + Sync {
     fn restarted(&self, key: JobKey, id: u64, at: SystemTime) -> BoxFuture<'static, ()>;
     /// The job ended (forget and unpersist it).
     fn finished(&self, key: JobKey, id: u64) -> BoxFuture<'static, ()>;
+    /// Asked right before the leave event is sent: is the job still this replica's?
+    /// (Another replica may have taken it over; only one may send.)
+    fn may_send(&self, key: JobKey, id: u64) -> BoxFuture<'static, bool>;
+}
+
+/// Where a job starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// A new job: wait for the participant to show up.
+    Waiting,
+    /// A job taken over from a replica that saw the participant connected: ask the SFU
+    /// at once, send if they are gone, keep the event alive otherwise.
+    Connected,
 }
 
 /// What jobs need from the outside.
@@ -128,6 +141,7 @@ pub async fn run(
     deps: Arc<JobDeps>,
     mut events: mpsc::UnboundedReceiver<Event>,
     observer: Arc<dyn JobObserver>,
+    start: Start,
 ) -> End {
     let (lookup_tx, mut lookup_rx) = mpsc::unbounded_channel();
     let _lookup = AbortOnDrop(tokio::spawn(lookup_participant(
@@ -136,25 +150,48 @@ pub async fn run(
         deps.clone(),
         lookup_tx,
     )));
-    // Waiting.
+    let deadline = Instant::now() + params.delay_timeout.min(MAX_WAIT);
+    if start == Start::Connected {
+        if deps.participants.presence(&params.key).await == Presence::Absent {
+            tracing::info!(key = ?params.key, "taken-over participant is gone; sending the leave event");
+            let end = send(&params, id, &deps, &observer, deadline).await;
+            return finish(&params, id, &observer, end).await;
+        }
+    } else if let Some(end) = wait(&params, id, &deps, &mut events, &mut lookup_rx, &observer).await
+    {
+        return end;
+    }
+    connected(&params, id, &deps, &mut events, &mut lookup_rx, &observer).await
+}
+
+/// `Waiting`: until the participant shows up (`None`), or the job ends.
+async fn wait(
+    params: &JobParams,
+    id: u64,
+    deps: &JobDeps,
+    events: &mut mpsc::UnboundedReceiver<Event>,
+    lookup_rx: &mut mpsc::UnboundedReceiver<Signal>,
+    observer: &Arc<dyn JobObserver>,
+) -> Option<End> {
     let wait_until = Instant::now() + params.delay_timeout.min(MAX_WAIT);
-    let mut deadline = wait_until;
+    let deadline = wait_until;
     loop {
         let signal = tokio::select! {
             () = sleep_until(wait_until) => None,
-            signal = next_signal(&mut events, &mut lookup_rx) => Some(signal),
+            signal = next_signal(events, lookup_rx) => Some(signal),
         };
         match signal {
             None => {
                 tracing::info!(key = ?params.key, "participant never showed up; sending the leave event");
-                return finish(&params, id, &observer, send(&params, &deps, deadline).await).await;
+                let end = send(params, id, deps, observer, deadline).await;
+                return Some(finish(params, id, observer, end).await);
             }
-            Some(Signal::Event(Event::Joined) | Signal::Found) => break,
+            Some(Signal::Event(Event::Joined) | Signal::Found) => return None,
             Some(Signal::Event(Event::Left {
                 client_initiated: false,
             })) => {
                 tracing::info!(key = ?params.key, "connection aborted before joining; leaving the delayed event alone");
-                return finish(&params, id, &observer, End::Aborted).await;
+                return Some(finish(params, id, observer, End::Aborted).await);
             }
             // A client-initiated leave while waiting is an earlier session leaving.
             Some(
@@ -163,15 +200,25 @@ pub async fn run(
                 })
                 | Signal::Gone,
             ) => {}
-            Some(Signal::Dropped) => return End::Dropped,
+            Some(Signal::Dropped) => return Some(End::Dropped),
         }
     }
+}
 
-    // Connected.
+/// `Connected`: restart the delayed event every 80 % of its timeout until the
+/// participant leaves.
+async fn connected(
+    params: &JobParams,
+    id: u64,
+    deps: &JobDeps,
+    events: &mut mpsc::UnboundedReceiver<Event>,
+    lookup_rx: &mut mpsc::UnboundedReceiver<Signal>,
+    observer: &Arc<dyn JobObserver>,
+) -> End {
     tracing::info!(key = ?params.key, "participant connected; keeping the delayed event alive");
-    deadline = Instant::now() + params.delay_timeout;
+    let mut deadline = Instant::now() + params.delay_timeout;
     loop {
-        match retry(&params, &deps, Action::Restart, deadline).await {
+        match retry(params, deps, Action::Restart, deadline).await {
             Outcome::Done => {
                 deadline = Instant::now() + params.delay_timeout;
                 observer
@@ -180,21 +227,21 @@ pub async fn run(
             }
             other => {
                 tracing::warn!(key = ?params.key, "restart failed ({other:?}); aborting the job");
-                return finish(&params, id, &observer, End::Aborted).await;
+                return finish(params, id, observer, End::Aborted).await;
             }
         }
         let next_restart = Instant::now() + params.delay_timeout.mul_f64(0.8);
         loop {
             let signal = tokio::select! {
                 () = sleep_until(next_restart) => None,
-                signal = next_signal(&mut events, &mut lookup_rx) => Some(signal),
+                signal = next_signal(events, lookup_rx) => Some(signal),
             };
             match signal {
                 None => break,
                 Some(Signal::Event(Event::Left { .. }) | Signal::Gone) => {
                     tracing::info!(key = ?params.key, "participant left; sending the leave event");
-                    let end = send(&params, &deps, deadline).await;
-                    return finish(&params, id, &observer, end).await;
+                    let end = send(params, id, deps, observer, deadline).await;
+                    return finish(params, id, observer, end).await;
                 }
                 Some(Signal::Event(Event::Joined) | Signal::Found) => {}
                 Some(Signal::Dropped) => return End::Dropped,
@@ -216,13 +263,27 @@ async fn next_signal(
 }
 
 async fn finish(params: &JobParams, id: u64, observer: &Arc<dyn JobObserver>, end: End) -> End {
+    if end == End::Dropped {
+        return end;
+    }
     tracing::info!(key = ?params.key, ?end, "delegated leave job ended");
     observer.finished(params.key.clone(), id).await;
     end
 }
 
 /// Sends the leave event within `clamp(deadline − now, 1 s, 1 h)`; a 404 counts as sent.
-async fn send(params: &JobParams, deps: &JobDeps, deadline: Instant) -> End {
+/// A job that is no longer this replica's sends nothing ([`End::Dropped`]).
+async fn send(
+    params: &JobParams,
+    id: u64,
+    deps: &JobDeps,
+    observer: &Arc<dyn JobObserver>,
+    deadline: Instant,
+) -> End {
+    if !observer.may_send(params.key.clone(), id).await {
+        tracing::info!(key = ?params.key, "another replica holds the job now; not sending");
+        return End::Dropped;
+    }
     let budget = deadline
         .saturating_duration_since(Instant::now())
         .clamp(MIN_SEND_BUDGET, MAX_WAIT);
@@ -356,6 +417,8 @@ mod tests {
     struct Recorder {
         restarted: Mutex<u32>,
         finished: Mutex<u32>,
+        /// Another replica took the job.
+        lost: Mutex<bool>,
     }
 
     impl JobObserver for Recorder {
@@ -366,6 +429,10 @@ mod tests {
         fn finished(&self, _: JobKey, _: u64) -> BoxFuture<'static, ()> {
             *self.finished.lock().unwrap() += 1;
             Box::pin(async {})
+        }
+        fn may_send(&self, _: JobKey, _: u64) -> BoxFuture<'static, bool> {
+            let may = !*self.lost.lock().unwrap();
+            Box::pin(async move { may })
         }
     }
 
@@ -378,6 +445,10 @@ mod tests {
     }
 
     fn start(timeout_secs: u64, presence: Presence, sanity: Option<u64>) -> Run {
+        start_at(timeout_secs, presence, sanity, Start::Waiting)
+    }
+
+    fn start_at(timeout_secs: u64, presence: Presence, sanity: Option<u64>, at: Start) -> Run {
         let homeserver = Arc::new(FakeHomeserver::default());
         *homeserver.start.lock().unwrap() = Some(Instant::now());
         let sfu = Arc::new(FakeSfu(Mutex::new(presence)));
@@ -397,7 +468,7 @@ mod tests {
             },
         };
         let (events, receiver) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(params, 1, deps, receiver, recorder.clone()));
+        let task = tokio::spawn(run(params, 1, deps, receiver, recorder.clone(), at));
         Run {
             homeserver,
             sfu,
@@ -451,6 +522,35 @@ mod tests {
         );
         assert_eq!(*run.recorder.restarted.lock().unwrap(), 3);
         assert_eq!(*run.recorder.finished.lock().unwrap(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn taken_over_jobs_check_the_sfu_at_once() {
+        let gone = start_at(100, Presence::Absent, None, Start::Connected);
+        assert_eq!(gone.task.await.unwrap(), End::Sent);
+        assert_eq!(gone.homeserver.calls(), [(Action::Send, 0)]);
+        let present = start_at(100, Presence::Present, None, Start::Connected);
+        at(1).await;
+        present
+            .events
+            .send(Event::Left {
+                client_initiated: true,
+            })
+            .unwrap();
+        assert_eq!(present.task.await.unwrap(), End::Sent);
+        assert_eq!(
+            present.homeserver.calls(),
+            [(Action::Restart, 0), (Action::Send, 1)]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_job_another_replica_took_never_sends() {
+        let run = start(10, Presence::Unknown, None);
+        *run.recorder.lost.lock().unwrap() = true;
+        assert_eq!(run.task.await.unwrap(), End::Dropped);
+        assert!(run.homeserver.calls().is_empty());
+        assert_eq!(*run.recorder.finished.lock().unwrap(), 0);
     }
 
     #[tokio::test(start_paused = true)]

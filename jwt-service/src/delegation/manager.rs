@@ -1,5 +1,7 @@
-//! Owns the delegated jobs: one per (room, identity), a newer request replacing an
-//! older job, webhook events routed to the job they concern, persistence kept in step.
+//! Owns this replica's delegated jobs: one per (room, identity), a newer request
+//! replacing an older job (on whichever replica it ran), webhook events routed to the
+//! job they concern (or forwarded to the replica owning it), persistence and leases kept
+//! in step ([`super::store`]).
 //!
 //! The job map sits behind an async mutex that is also held across store writes, so a
 //! replaced job's late write can never clobber or delete its successor's record.
@@ -12,8 +14,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 
-use super::job::{self, Event, JobDeps, JobKey, JobObserver, JobParams};
-use super::store::{JobRecord, Store};
+use super::job::{self, Event, JobDeps, JobKey, JobObserver, JobParams, Start};
+use super::store::{JobRecord, LEASE_RENEWAL, Store};
 use crate::openid::discovery::BoxFuture;
 
 /// A job could not be added.
@@ -22,6 +24,17 @@ pub enum AddError {
     /// The service is shutting down.
     #[error("Service is shutting down")]
     ShuttingDown,
+}
+
+/// Where a webhook event went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routed {
+    /// To a job of this replica.
+    Here,
+    /// To the replicas, one of which may hold the job.
+    Forwarded,
+    /// Nowhere: no such job.
+    Nowhere,
 }
 
 struct Handle {
@@ -54,8 +67,9 @@ impl Manager {
         })
     }
 
-    /// Persists and starts a job, replacing any job with the same key. The record is
-    /// written before this returns, so the HTTP answer comes after persistence.
+    /// Persists and starts a job, replacing any job with the same key (here or on
+    /// another replica). The record is written before this returns, so the HTTP answer
+    /// comes after persistence.
     pub async fn add(&self, params: JobParams) -> Result<(), AddError> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(AddError::ShuttingDown);
@@ -64,15 +78,16 @@ impl Manager {
         let record = JobRecord {
             params: params.clone(),
             restarted_at: SystemTime::now(),
+            connected: false,
         };
-        if let Err(e) = self.store.save(&record).await {
+        if let Err(e) = self.store.take(&record).await {
             tracing::warn!(key = ?params.key, "{e}; the job runs in memory only");
         }
-        self.start_locked(&mut jobs, params);
+        self.start_locked(&mut jobs, params, Start::Waiting);
         Ok(())
     }
 
-    fn start_locked(&self, jobs: &mut HashMap<JobKey, Handle>, params: JobParams) {
+    fn start_locked(&self, jobs: &mut HashMap<JobKey, Handle>, params: JobParams, start: Start) {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let (events, receiver) = mpsc::unbounded_channel();
         let observer: Arc<dyn JobObserver> = Arc::new(Observer(self.this.clone()));
@@ -80,7 +95,7 @@ impl Manager {
             let params = params.clone();
             let deps = self.deps.clone();
             async move {
-                job::run(params, id, deps, receiver, observer).await;
+                job::run(params, id, deps, receiver, observer, start).await;
             }
         });
         let key = params.key.clone();
@@ -98,8 +113,23 @@ impl Manager {
         }
     }
 
-    /// Routes a webhook event to the job for `key`, if there is one.
-    pub async fn notify(&self, key: &JobKey, event: Event) -> bool {
+    /// Routes a webhook event to the job for `key`: here if this replica runs it, else
+    /// to the other replicas (with a shared store).
+    pub async fn notify(&self, key: &JobKey, event: Event) -> Routed {
+        if self.notify_here(key, event).await {
+            return Routed::Here;
+        }
+        match self.store.forward(key, event).await {
+            Ok(true) => Routed::Forwarded,
+            Ok(false) => Routed::Nowhere,
+            Err(e) => {
+                tracing::warn!(?key, "cannot forward the event: {e}");
+                Routed::Nowhere
+            }
+        }
+    }
+
+    async fn notify_here(&self, key: &JobKey, event: Event) -> bool {
         let jobs = self.jobs.lock().await;
         match jobs.get(key) {
             Some(handle) => handle.events.send(event).is_ok(),
@@ -117,10 +147,14 @@ impl Manager {
         self.len().await == 0
     }
 
-    /// Restarts persisted jobs: expired ones are deleted unsent, the rest start over in
-    /// `Waiting`.
+    /// Takes the stored jobs nobody holds: expired ones are deleted unsent, the rest
+    /// start over (connected ones check the SFU at once). At start, and then every
+    /// [`LEASE_RENEWAL`] to take over the jobs of replicas that died.
     pub async fn restore(&self) -> usize {
-        let records = match self.store.load_all().await {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return 0;
+        }
+        let records = match self.store.claim_free().await {
             Ok(records) => records,
             Err(e) => {
                 tracing::warn!("cannot restore jobs: {e}");
@@ -131,18 +165,63 @@ impl Manager {
         let now = SystemTime::now();
         let mut restored = 0;
         for record in records {
+            if jobs.contains_key(&record.params.key) {
+                continue;
+            }
             let expires = record.restarted_at + record.params.delay_timeout;
             if expires < now {
                 tracing::info!(key = ?record.params.key, "dropping expired stored job");
-                if let Err(e) = self.store.delete(&record.params.key).await {
+                if let Err(e) = self.store.finish(&record.params.key).await {
                     tracing::warn!("{e}");
                 }
                 continue;
             }
-            self.start_locked(&mut jobs, record.params);
+            tracing::info!(key = ?record.params.key, connected = record.connected, "took over a delegated leave job");
+            let start = if record.connected {
+                Start::Connected
+            } else {
+                Start::Waiting
+            };
+            self.start_locked(&mut jobs, record.params, start);
             restored += 1;
         }
         restored
+    }
+
+    /// Keeps this replica's leases and takes over free jobs, every [`LEASE_RENEWAL`],
+    /// until shutdown; jobs another replica took are stopped here without sending.
+    pub async fn maintain(self: Arc<Self>) {
+        let mut ticks = tokio::time::interval(LEASE_RENEWAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        while !self.shutting_down.load(Ordering::SeqCst) {
+            ticks.tick().await;
+            let keys: Vec<JobKey> = self.jobs.lock().await.keys().cloned().collect();
+            match self.store.renew(&keys).await {
+                Ok(lost) => self.drop_lost(&lost).await,
+                Err(e) => tracing::warn!("cannot renew job leases: {e}"),
+            }
+            self.restore().await;
+        }
+    }
+
+    /// Forwarded events, to this replica's jobs.
+    pub async fn deliver(self: Arc<Self>, mut forwarded: mpsc::UnboundedReceiver<(JobKey, Event)>) {
+        while let Some((key, event)) = forwarded.recv().await {
+            if self.notify_here(&key, event).await {
+                tracing::debug!(?key, ?event, "forwarded webhook event delivered");
+            }
+        }
+    }
+
+    async fn drop_lost(&self, lost: &[JobKey]) {
+        let mut jobs = self.jobs.lock().await;
+        for key in lost {
+            if let Some(handle) = jobs.remove(key) {
+                tracing::info!(?key, "another replica holds the job now; stopping it here");
+                handle.task.abort();
+            }
+        }
     }
 
     /// Refuses new jobs from now on ([`AddError::ShuttingDown`]).
@@ -150,27 +229,39 @@ impl Manager {
         self.shutting_down.store(true, Ordering::SeqCst);
     }
 
-    /// Stops taking jobs and stops every job without unpersisting it, so the next start
-    /// resumes them.
+    /// Stops taking jobs and stops every job without unpersisting it, and lets go of
+    /// their leases, so another replica (or the next start) takes them at once.
     pub async fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
         let mut jobs = self.jobs.lock().await;
+        let keys: Vec<JobKey> = jobs.keys().cloned().collect();
         for (_, handle) in jobs.drain() {
             handle.task.abort();
+        }
+        if let Err(e) = self.store.release(&keys).await {
+            tracing::warn!("cannot release job leases: {e}");
         }
     }
 
     async fn restarted(&self, key: JobKey, id: u64, at: SystemTime) {
-        let jobs = self.jobs.lock().await;
+        let mut jobs = self.jobs.lock().await;
         let Some(handle) = jobs.get(&key).filter(|h| h.id == id) else {
             return;
         };
         let record = JobRecord {
             params: handle.params.clone(),
             restarted_at: at,
+            connected: true,
         };
-        if let Err(e) = self.store.save(&record).await {
-            tracing::warn!(?key, "{e}");
+        match self.store.update(&record).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(?key, "another replica holds the job now; stopping it here");
+                if let Some(handle) = jobs.remove(&key) {
+                    handle.task.abort();
+                }
+            }
+            Err(e) => tracing::warn!(?key, "{e}"),
         }
     }
 
@@ -178,10 +269,17 @@ impl Manager {
         let mut jobs = self.jobs.lock().await;
         if jobs.get(&key).is_some_and(|h| h.id == id) {
             jobs.remove(&key);
-            if let Err(e) = self.store.delete(&key).await {
+            if let Err(e) = self.store.finish(&key).await {
                 tracing::warn!(?key, "{e}");
             }
         }
+    }
+
+    async fn may_send(&self, key: JobKey, id: u64) -> bool {
+        let current = self.jobs.lock().await.get(&key).is_some_and(|h| h.id == id);
+        // A store that cannot answer does not stop the leave: a second send of the same
+        // delayed event is refused by the homeserver (404), a missing one is not noticed.
+        current && self.store.holds(&key).await.unwrap_or(true)
     }
 }
 
@@ -203,6 +301,16 @@ impl JobObserver for Observer {
         Box::pin(async move {
             if let Some(manager) = manager {
                 manager.finished(key, id).await;
+            }
+        })
+    }
+
+    fn may_send(&self, key: JobKey, id: u64) -> BoxFuture<'static, bool> {
+        let manager = self.0.upgrade();
+        Box::pin(async move {
+            match manager {
+                Some(manager) => manager.may_send(key, id).await,
+                None => false,
             }
         })
     }
@@ -246,25 +354,48 @@ mod tests {
         }
     }
 
-    /// An in-memory store.
+    /// An in-memory store of one replica that holds every job.
     #[derive(Default)]
     struct MemoryStore(StdMutex<BTreeMap<JobKey, JobRecord>>);
 
     impl Store for MemoryStore {
-        fn save<'a>(&'a self, record: &'a JobRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        fn take<'a>(&'a self, record: &'a JobRecord) -> BoxFuture<'a, Result<(), StoreError>> {
             self.0
                 .lock()
                 .unwrap()
                 .insert(record.params.key.clone(), record.clone());
             Box::pin(async { Ok(()) })
         }
-        fn delete<'a>(&'a self, key: &'a JobKey) -> BoxFuture<'a, Result<(), StoreError>> {
+        fn update<'a>(&'a self, record: &'a JobRecord) -> BoxFuture<'a, Result<bool, StoreError>> {
+            self.0
+                .lock()
+                .unwrap()
+                .insert(record.params.key.clone(), record.clone());
+            Box::pin(async { Ok(true) })
+        }
+        fn finish<'a>(&'a self, key: &'a JobKey) -> BoxFuture<'a, Result<(), StoreError>> {
             self.0.lock().unwrap().remove(key);
             Box::pin(async { Ok(()) })
         }
-        fn load_all(&self) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>> {
+        fn holds<'a>(&'a self, _: &'a JobKey) -> BoxFuture<'a, Result<bool, StoreError>> {
+            Box::pin(async { Ok(true) })
+        }
+        fn renew<'a>(&'a self, _: &'a [JobKey]) -> BoxFuture<'a, Result<Vec<JobKey>, StoreError>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+        fn claim_free(&self) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>> {
             let all = self.0.lock().unwrap().values().cloned().collect();
             Box::pin(async move { Ok(all) })
+        }
+        fn release<'a>(&'a self, _: &'a [JobKey]) -> BoxFuture<'a, Result<(), StoreError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn forward<'a>(
+            &'a self,
+            _: &'a JobKey,
+            _: Event,
+        ) -> BoxFuture<'a, Result<bool, StoreError>> {
+            Box::pin(async { Ok(false) })
         }
     }
 
@@ -304,9 +435,9 @@ mod tests {
         manager.add(params("new", 10)).await.unwrap();
         assert_eq!(manager.len().await, 1);
         assert_eq!(store.0.lock().unwrap()[&key()].params.delay_id, "new");
-        assert!(manager.notify(&key(), Event::Joined).await);
+        assert_eq!(manager.notify(&key(), Event::Joined).await, Routed::Here);
         tokio::time::sleep(Duration::from_secs(1)).await;
-        assert!(
+        assert_eq!(
             manager
                 .notify(
                     &key(),
@@ -314,7 +445,8 @@ mod tests {
                         client_initiated: true
                     }
                 )
-                .await
+                .await,
+            Routed::Here
         );
         tokio::time::sleep(Duration::from_secs(30)).await;
         // Only the new job called the homeserver; the old one never did, even after its
@@ -328,7 +460,7 @@ mod tests {
         );
         assert!(manager.is_empty().await);
         assert!(store.0.lock().unwrap().is_empty());
-        assert!(!manager.notify(&key(), Event::Joined).await);
+        assert_eq!(manager.notify(&key(), Event::Joined).await, Routed::Nowhere);
     }
 
     #[tokio::test(start_paused = true)]
@@ -337,6 +469,7 @@ mod tests {
         let mut expired = JobRecord {
             params: params("expired", 10),
             restarted_at: SystemTime::now() - Duration::from_secs(60),
+            connected: false,
         };
         expired.params.key.identity = "gone".into();
         store
@@ -347,6 +480,7 @@ mod tests {
         let live = JobRecord {
             params: params("live", 600),
             restarted_at: SystemTime::now(),
+            connected: false,
         };
         store.0.lock().unwrap().insert(key(), live);
         let (manager, homeserver) = manager(store.clone());

@@ -1,6 +1,15 @@
-//! Persistence of delegated jobs so a restart does not lose them (spec §5.3): one Redis
-//! hash `lk-jwt:jobs`, field = JSON `["<room>","<identity>"]` (Go's escaping, so the Go
+//! Persistence of delegated jobs, shared by every replica (spec §5.3): one Redis hash
+//! `lk-jwt:jobs`, field = JSON `["<room>","<identity>"]` (Go's escaping, so the Go
 //! service and this one share data), value = upstream's JSON record.
+//!
+//! Ours on top: a job belongs to one replica at a time. `lk-jwt:owner:<field>` holds the
+//! owning replica's id with an expiry ([`LEASE_TTL`]) that its owner keeps renewing; a
+//! replica that dies stops renewing, and another one takes the job once the lease has
+//! run out. A new request for the same key takes the lease at once (the newest
+//! delegation wins, as in one process). Every write a job makes after that checks the
+//! lease first, in one Lua script, so a replica that lost a job can neither overwrite
+//! nor delete its successor's record. Webhooks reach any replica; the job's events are
+//! forwarded to its owner over the `lk-jwt:events` channel.
 
 use std::time::{Duration, SystemTime};
 
@@ -8,12 +17,26 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::job::{JobKey, JobParams};
+use super::job::{Event, JobKey, JobParams};
 use crate::go_json;
 use crate::openid::discovery::BoxFuture;
 
+mod redis;
+
+pub use redis::{RedisStore, client};
+
 /// The hash holding every job.
 pub const HASH: &str = "lk-jwt:jobs";
+/// Prefix of the per-job owner keys.
+pub const OWNER_PREFIX: &str = "lk-jwt:owner:";
+/// The channel webhook events travel on to the replica owning the job.
+pub const EVENTS: &str = "lk-jwt:events";
+/// How long a lease lasts without renewal: how long a dead replica's jobs wait before
+/// another replica takes them.
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
+/// How often leases are renewed and free jobs looked for (a third of the lease, so two
+/// renewals may fail before the lease runs out).
+pub const LEASE_RENEWAL: Duration = Duration::from_secs(3);
 
 /// A persisted job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,117 +45,103 @@ pub struct JobRecord {
     pub params: JobParams,
     /// The last successful restart (or the creation time).
     pub restarted_at: SystemTime,
+    /// The participant was seen connected (a replica taking the job over asks the SFU
+    /// at once instead of waiting for them to show up).
+    pub connected: bool,
 }
 
 /// A store failure (logged; jobs keep running in memory).
 #[derive(Debug, thiserror::Error)]
 #[error("job store: {0}")]
-pub struct StoreError(String);
+pub struct StoreError(pub(crate) String);
 
-/// Where jobs are persisted.
+/// Where jobs are persisted, and who owns them.
 pub trait Store: Send + Sync {
-    /// Inserts or replaces `record`.
-    fn save<'a>(&'a self, record: &'a JobRecord) -> BoxFuture<'a, Result<(), StoreError>>;
-    /// Removes the job `key`.
-    fn delete<'a>(&'a self, key: &'a JobKey) -> BoxFuture<'a, Result<(), StoreError>>;
-    /// Every stored job; unparseable entries are skipped (and logged).
-    fn load_all(&self) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>>;
+    /// Persists a new job and takes it, from whichever replica held it.
+    fn take<'a>(&'a self, record: &'a JobRecord) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Updates a job we hold; `Ok(false)` when another replica holds it now.
+    fn update<'a>(&'a self, record: &'a JobRecord) -> BoxFuture<'a, Result<bool, StoreError>>;
+    /// Removes a job we hold (record and lease); one held by another is left alone.
+    fn finish<'a>(&'a self, key: &'a JobKey) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Do we still hold `key`?
+    fn holds<'a>(&'a self, key: &'a JobKey) -> BoxFuture<'a, Result<bool, StoreError>>;
+    /// Extends our leases on `keys`; returns the keys we no longer hold.
+    fn renew<'a>(&'a self, keys: &'a [JobKey]) -> BoxFuture<'a, Result<Vec<JobKey>, StoreError>>;
+    /// Takes every stored job nobody holds (or we held before a restart); unreadable
+    /// entries are skipped (and logged).
+    fn claim_free(&self) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>>;
+    /// Lets go of `keys` (shutdown), so other replicas take them at once.
+    fn release<'a>(&'a self, keys: &'a [JobKey]) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Sends `event` for `key` to the replica holding it; `Ok(false)` without replicas.
+    fn forward<'a>(
+        &'a self,
+        key: &'a JobKey,
+        event: Event,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
 }
 
-/// No persistence (`LIVEKIT_REDIS_URL` unset): jobs live in memory only.
+/// No persistence (`LIVEKIT_REDIS_URL` unset): jobs live in this process only.
 #[derive(Debug, Default)]
 pub struct NoStore;
 
 impl Store for NoStore {
-    fn save<'a>(&'a self, _: &'a JobRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn take<'a>(&'a self, _: &'a JobRecord) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async { Ok(()) })
     }
-    fn delete<'a>(&'a self, _: &'a JobKey) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn update<'a>(&'a self, _: &'a JobRecord) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async { Ok(true) })
+    }
+    fn finish<'a>(&'a self, _: &'a JobKey) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async { Ok(()) })
     }
-    fn load_all(&self) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>> {
+    fn holds<'a>(&'a self, _: &'a JobKey) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async { Ok(true) })
+    }
+    fn renew<'a>(&'a self, _: &'a [JobKey]) -> BoxFuture<'a, Result<Vec<JobKey>, StoreError>> {
         Box::pin(async { Ok(Vec::new()) })
     }
-}
-
-/// Jobs in Redis.
-pub struct RedisStore {
-    connection: redis::aio::ConnectionManager,
-}
-
-impl RedisStore {
-    /// Connects and PINGs; failure here is fatal at start-up, as upstream.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError(format!("bad URL: {e}")))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(2);
-        let mut connection = tokio::time::timeout(
-            Duration::from_secs(10),
-            client.get_connection_manager_with_config(config),
-        )
-        .await
-        .map_err(|_| StoreError("connection timed out".into()))?
-        .map_err(|e| StoreError(format!("cannot connect: {e}")))?;
-        let pong: String = redis::cmd("PING")
-            .query_async(&mut connection)
-            .await
-            .map_err(|e| StoreError(format!("PING failed: {e}")))?;
-        if pong != "PONG" {
-            return Err(StoreError(format!("PING answered {pong:?}")));
-        }
-        Ok(Self { connection })
+    fn claim_free(&self) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    fn release<'a>(&'a self, _: &'a [JobKey]) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn forward<'a>(&'a self, _: &'a JobKey, _: Event) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async { Ok(false) })
     }
 }
 
-impl Store for RedisStore {
-    fn save<'a>(&'a self, record: &'a JobRecord) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let value = encode_record(record)?;
-            redis::cmd("HSET")
-                .arg(HASH)
-                .arg(field(&record.params.key))
-                .arg(value)
-                .query_async::<()>(&mut connection)
-                .await
-                .map_err(|e| StoreError(format!("HSET failed: {e}")))
-        })
-    }
+/// A forwarded event: `{"room":…,"identity":…,"event":"joined"|"left"|"aborted"}`.
+pub(crate) fn encode_event(key: &JobKey, event: Event) -> String {
+    let name = match event {
+        Event::Joined => "joined",
+        Event::Left {
+            client_initiated: true,
+        } => "left",
+        Event::Left {
+            client_initiated: false,
+        } => "aborted",
+    };
+    serde_json::json!({"room": key.room, "identity": key.identity, "event": name}).to_string()
+}
 
-    fn delete<'a>(&'a self, key: &'a JobKey) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            let mut connection = self.connection.clone();
-            redis::cmd("HDEL")
-                .arg(HASH)
-                .arg(field(key))
-                .query_async::<()>(&mut connection)
-                .await
-                .map_err(|e| StoreError(format!("HDEL failed: {e}")))
-        })
-    }
-
-    fn load_all(&self) -> BoxFuture<'_, Result<Vec<JobRecord>, StoreError>> {
-        Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let entries: Vec<(String, String)> = redis::cmd("HGETALL")
-                .arg(HASH)
-                .query_async(&mut connection)
-                .await
-                .map_err(|e| StoreError(format!("HGETALL failed: {e}")))?;
-            Ok(entries
-                .into_iter()
-                .filter_map(|(field, value)| match decode_record(&value) {
-                    Ok(record) => Some(record),
-                    Err(e) => {
-                        tracing::warn!(%field, "skipping unreadable stored job: {e}");
-                        None
-                    }
-                })
-                .collect())
-        })
-    }
+pub(crate) fn decode_event(text: &str) -> Option<(JobKey, Event)> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let event = match value["event"].as_str()? {
+        "joined" => Event::Joined,
+        "left" => Event::Left {
+            client_initiated: true,
+        },
+        "aborted" => Event::Left {
+            client_initiated: false,
+        },
+        _ => return None,
+    };
+    let key = JobKey {
+        room: value["room"].as_str()?.to_owned(),
+        identity: value["identity"].as_str()?.to_owned(),
+    };
+    Some((key, event))
 }
 
 /// The hash field of `key`.
@@ -159,6 +168,10 @@ struct StoredJob {
     params: StoredParams,
     /// RFC 3339 with nanoseconds.
     restarted_at: String,
+    /// Ours; only written when true, so records stay upstream's otherwise (upstream
+    /// ignores unknown fields).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    connected: bool,
 }
 
 /// Upstream's JSON for `record`.
@@ -176,6 +189,7 @@ pub fn encode_record(record: &JobRecord) -> Result<String, StoreError> {
             livekit_identity: params.key.identity.clone(),
         },
         restarted_at,
+        connected: record.connected,
     };
     serde_json::to_string(&stored).map_err(|e| StoreError(e.to_string()))
 }
@@ -200,6 +214,7 @@ pub fn decode_record(value: &str) -> Result<JobRecord, StoreError> {
             },
         },
         restarted_at: restarted_at.into(),
+        connected: stored.connected,
     })
 }
 
@@ -219,6 +234,7 @@ mod tests {
                 },
             },
             restarted_at: SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789),
+            connected: false,
         }
     }
 
@@ -230,6 +246,27 @@ mod tests {
             r#"{"Params":{"DelayId":"syd_abc","DelayTimeout":10000000000,"ServerName":"example.com","LiveKitRoom":"room<&>","LiveKitIdentity":"id"},"RestartedAt":"2023-11-14T22:13:20.123456789Z"}"#
         );
         assert_eq!(decode_record(&json).unwrap(), record());
+        let connected = JobRecord {
+            connected: true,
+            ..record()
+        };
+        let json = encode_record(&connected).unwrap();
+        assert!(json.ends_with(r#","Connected":true}"#), "{json}");
+        assert_eq!(decode_record(&json).unwrap(), connected);
+        assert_eq!(
+            decode_event(&encode_event(
+                &connected.params.key,
+                Event::Left {
+                    client_initiated: false
+                }
+            )),
+            Some((
+                connected.params.key.clone(),
+                Event::Left {
+                    client_initiated: false
+                }
+            ))
+        );
         assert_eq!(
             field(&record().params.key),
             r#"["room\u003c\u0026\u003e","id"]"#

@@ -44,6 +44,47 @@ impl RoomParticipantIdentity<'_> {
     }
 }
 
+/// `ListParticipantsRequest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListParticipantsRequest<'a> {
+    /// Field 1: the room alias.
+    pub room: &'a str,
+}
+
+impl ListParticipantsRequest<'_> {
+    /// The wire encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_bytes(&mut out, 1, self.room.as_bytes());
+        out
+    }
+}
+
+/// The identities in a `ListParticipantsResponse` (field 1: repeated `ParticipantInfo`,
+/// whose field 2 is the identity).
+pub fn decode_participant_identities(mut buf: &[u8]) -> Result<Vec<String>, DecodeError> {
+    let mut identities = Vec::new();
+    while !buf.is_empty() {
+        let key = get_varint(&mut buf)?;
+        match (key >> 3, key & 7) {
+            (1, 2) => {
+                let mut info = get_slice(&mut buf)?;
+                let mut identity = String::new();
+                while !info.is_empty() {
+                    let key = get_varint(&mut info)?;
+                    match (key >> 3, key & 7) {
+                        (2, 2) => identity = get_string(&mut info)?,
+                        (_, wire_type) => skip(&mut info, wire_type)?,
+                    }
+                }
+                identities.push(identity);
+            }
+            (_, wire_type) => skip(&mut buf, wire_type)?,
+        }
+    }
+    Ok(identities)
+}
+
 /// The parts of LiveKit's `Room` the service looks at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Room {

@@ -76,6 +76,17 @@ pub struct Claims {
     pub video: VideoGrant,
 }
 
+/// What a join token allows beyond joining and subscribing (MSC4195 "Access token
+/// properties"): publishing only on the SFU of one's own deployment, metadata updates only
+/// where the operator wants them (upstream v0.7 turned both off by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinGrants {
+    /// `canPublish`.
+    pub can_publish: bool,
+    /// `canUpdateOwnMetadata` (`LIVEKIT_CAN_UPDATE_OWN_METADATA`).
+    pub can_update_own_metadata: bool,
+}
+
 /// Base64url of `{"typ":"JWT","alg":"HS256"}`, the header of every token (the one
 /// `jsonwebtoken` writes for HS256).
 const HEADER_B64: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9";
@@ -111,19 +122,21 @@ impl TokenSigner {
         }
     }
 
-    /// The join token for `identity` in `room` (same grants for every user, as upstream).
+    /// The join token for `identity` in `room`. `canPublish` is always written, so a
+    /// `false` is explicit (LiveKit's default for an absent grant is `true`).
     pub fn join_token(
         &self,
         identity: &str,
         room: &str,
+        grants: JoinGrants,
         now: SystemTime,
     ) -> Result<String, SignError> {
         let grant = VideoGrant {
             room_join: true,
             room: room.to_owned(),
-            can_publish: Some(true),
+            can_publish: Some(grants.can_publish),
             can_subscribe: Some(true),
-            can_update_own_metadata: true,
+            can_update_own_metadata: grants.can_update_own_metadata,
             ..VideoGrant::default()
         };
         self.sign(identity, grant, JOIN_TOKEN_TTL, now)
@@ -195,20 +208,34 @@ mod tests {
         TokenSigner::new("devkey", &Secret::new("devsecret"))
     }
 
+    const ALL: JoinGrants = JoinGrants {
+        can_publish: true,
+        can_update_own_metadata: true,
+    };
+
     #[test]
     fn join_token_claims_exactly() {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let token = signer().join_token("@a:b:DEV", "ROOM", now).unwrap();
+        let token = signer().join_token("@a:b:DEV", "ROOM", ALL, now).unwrap();
         assert_eq!(
             payload_json(&token),
             r#"{"iss":"devkey","sub":"@a:b:DEV","exp":1700003600,"nbf":1700000000,"iat":1700000000,"identity":"@a:b:DEV","video":{"roomJoin":true,"room":"ROOM","canPublish":true,"canSubscribe":true,"canUpdateOwnMetadata":true}}"#
+        );
+        let least = JoinGrants {
+            can_publish: false,
+            can_update_own_metadata: false,
+        };
+        let token = signer().join_token("I", "ROOM", least, now).unwrap();
+        assert_eq!(
+            payload_json(&token),
+            r#"{"iss":"devkey","sub":"I","exp":1700003600,"nbf":1700000000,"iat":1700000000,"identity":"I","video":{"roomJoin":true,"room":"ROOM","canPublish":false,"canSubscribe":true}}"#
         );
     }
 
     #[test]
     fn join_token_verifies_with_the_secret() {
         let token = signer()
-            .join_token("ident", "room", SystemTime::now())
+            .join_token("ident", "room", ALL, SystemTime::now())
             .unwrap();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub"]);
@@ -234,7 +261,9 @@ mod tests {
     #[test]
     fn same_bytes_as_jsonwebtoken() {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let ours = signer().join_token("@a:b:DEV", "<&room>", now).unwrap();
+        let ours = signer()
+            .join_token("@a:b:DEV", "<&room>", ALL, now)
+            .unwrap();
         let claims: Claims = serde_json::from_str(&payload_json(&ours)).unwrap();
         let theirs = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),

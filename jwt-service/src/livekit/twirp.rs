@@ -12,7 +12,10 @@ use url::Url;
 use crate::delegation::job::{JobKey, ParticipantLookup, Presence};
 use crate::openid::discovery::BoxFuture;
 
-use super::protobuf::{CreateRoomRequest, DecodeError, Room, RoomParticipantIdentity};
+use super::protobuf::{
+    CreateRoomRequest, DecodeError, ListParticipantsRequest, Room, RoomParticipantIdentity,
+    decode_participant_identities,
+};
 use super::token::{SignError, TokenSigner};
 
 /// Seconds LiveKit keeps an empty room (spec §4.3).
@@ -45,7 +48,7 @@ pub enum TwirpError {
         msg: String,
     },
     /// A 200 whose body is not the expected message.
-    #[error("SFU answer is not a protobuf Room: {0}")]
+    #[error("SFU answer is not the expected protobuf message: {0}")]
     Decode(#[from] DecodeError),
 }
 
@@ -143,6 +146,25 @@ impl RoomService {
         }
         .encode();
         self.call("GetParticipant", &token, body).await.map(drop)
+    }
+
+    /// `ListParticipants`: the identities in `alias`.
+    pub async fn list_participants(&self, alias: &str) -> Result<Vec<String>, TwirpError> {
+        let token = self.signer.room_admin_token(alias, SystemTime::now())?;
+        let body = ListParticipantsRequest { room: alias }.encode();
+        let answer = self.call("ListParticipants", &token, body).await?;
+        Ok(decode_participant_identities(&answer)?)
+    }
+
+    /// `RemoveParticipant`: disconnects `identity` from `alias`.
+    pub async fn remove_participant(&self, alias: &str, identity: &str) -> Result<(), TwirpError> {
+        let token = self.signer.room_admin_token(alias, SystemTime::now())?;
+        let body = RoomParticipantIdentity {
+            room: alias,
+            identity,
+        }
+        .encode();
+        self.call("RemoveParticipant", &token, body).await.map(drop)
     }
 
     async fn call(&self, method: &str, token: &str, body: Vec<u8>) -> Result<Vec<u8>, TwirpError> {

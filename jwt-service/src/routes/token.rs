@@ -1,303 +1,66 @@
 //! `POST /get_token` (MSC4195), `POST /sfu/get` (legacy) and
-//! `POST /delegate_delayed_leave` (spec §1.2-§1.4): OpenID token in, LiveKit URL and
-//! JWT (or a delegated leave job) out.
-//!
-//! Order of checks, as upstream (tests count homeserver calls): method → JSON decode →
-//! validation (no network yet) → OpenID verification → claimed user → authorisation →
-//! signing → CS-API resolution → room creation → job registration.
+//! `POST /delegate_delayed_leave` (spec §1.2-§1.4): the handlers translate between
+//! HTTP and [`crate::flows::standalone`]. Method checks, CORS headers, the rate limit,
+//! the request span and the metrics are the router's (`token_gate` in [`super`]); the body
+//! arrives decoded ([`GoJson`]).
 
-use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
-
-use axum::body::{Body, to_bytes};
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
-use tracing::Instrument as _;
 
-use crate::delegation::job::{JobKey, JobParams};
-use crate::delegation::manager::timeout_from_ms;
 use crate::error::ApiError;
-use crate::go_json::{self, Schema};
-use crate::livekit::alias;
-use crate::livekit::twirp::RoomOutcome;
-use crate::request::{
-    DelayParams, GET_TOKEN, GetTokenBody, Invalid, SFU_GET, SfuGetBody, Subject, TokenRequest,
-};
-use crate::state::{AppState, Services};
-
-/// Largest body read (upstream reads without limit; real bodies are under 2 KiB).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// The delegation rule's message, shared by the 400 (token endpoints) and the 403.
-const DELEGATION_FULL_ACCESS_ONLY: &str =
-    "Delegation of delayed events is only supported for full access users";
+use crate::extract::go_json_body::GoJson;
+use crate::flows::standalone::{self, Issued};
+use crate::go_json;
+use crate::request::{GetTokenBody, Invalid, SfuGetBody, TokenRequest};
+use crate::state::AppState;
 
 /// `/get_token`.
-pub async fn get_token(State(state): State<AppState>, request: Request) -> Response {
-    let endpoint = Endpoint {
-        name: "/get_token",
-        schema: &GET_TOKEN,
-        flow: Flow::Token,
-    };
-    handle(state, request, endpoint, GetTokenBody::validate).await
+pub async fn get_token(
+    State(state): State<AppState>,
+    GoJson(body): GoJson<GetTokenBody>,
+) -> Result<TokenAnswer, ApiError> {
+    let request = validated(body.validate())?;
+    Ok(TokenAnswer(standalone::issue(&state.0, request).await?))
 }
 
 /// `/sfu/get`.
-pub async fn sfu_get(State(state): State<AppState>, request: Request) -> Response {
-    let endpoint = Endpoint {
-        name: "/sfu/get",
-        schema: &SFU_GET,
-        flow: Flow::Token,
-    };
-    handle(state, request, endpoint, SfuGetBody::validate).await
+pub async fn sfu_get(
+    State(state): State<AppState>,
+    GoJson(body): GoJson<SfuGetBody>,
+) -> Result<TokenAnswer, ApiError> {
+    let request = validated(body.validate())?;
+    Ok(TokenAnswer(standalone::issue(&state.0, request).await?))
 }
 
 /// `/delegate_delayed_leave`.
-pub async fn delegate_delayed_leave(State(state): State<AppState>, request: Request) -> Response {
-    let endpoint = Endpoint {
-        name: "/delegate_delayed_leave",
-        schema: &GET_TOKEN,
-        flow: Flow::Delegate,
-    };
-    handle(state, request, endpoint, GetTokenBody::validate_delegation).await
-}
-
-/// What distinguishes the three endpoints.
-struct Endpoint {
-    name: &'static str,
-    schema: &'static Schema,
-    flow: Flow,
-}
-
-/// What to do after validation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flow {
-    /// Issue a token (and delegate when asked).
-    Token,
-    /// Only delegate.
-    Delegate,
-}
-
-async fn handle<T: DeserializeOwned>(
-    state: AppState,
-    request: Request,
-    endpoint: Endpoint,
-    validate: fn(T) -> Result<TokenRequest, Invalid>,
-) -> Response {
-    let name = endpoint.name;
-    let response = process(&state, request, endpoint, validate).await;
-    state.0.metrics.request(name, response.status().as_u16());
-    response
-}
-
-async fn process<T: DeserializeOwned>(
-    state: &AppState,
-    request: Request,
-    endpoint: Endpoint,
-    validate: fn(T) -> Result<TokenRequest, Invalid>,
-) -> Response {
-    match *request.method() {
-        Method::OPTIONS => return StatusCode::OK.into_response(),
-        Method::POST => {}
-        _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
-    }
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0);
-    let origin = request
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .unwrap_or("");
-    // Upstream logs every request's origin and remote address. As span fields they
-    // prefix the line each request logs about its outcome instead of taking a line of
-    // their own: one log write per request instead of two.
-    let span = tracing::info_span!("request", endpoint = endpoint.name, ?peer, origin);
-    checked(state, request, endpoint, validate, peer)
-        .instrument(span)
-        .await
-}
-
-/// Everything after the method check, inside the request's span: every way out logs.
-async fn checked<T: DeserializeOwned>(
-    state: &AppState,
-    request: Request,
-    endpoint: Endpoint,
-    validate: fn(T) -> Result<TokenRequest, Invalid>,
-    peer: Option<SocketAddr>,
-) -> Response {
-    if let (Some(limiter), Some(peer)) = (&state.0.rate_limit, peer)
-        && !limiter.allow(peer.ip(), Instant::now())
-    {
-        tracing::warn!("rate limit exceeded");
-        return ApiError::rate_limited().into_response();
-    }
-    let Ok(body) = to_bytes(request.into_body(), MAX_BODY_BYTES).await else {
-        tracing::warn!("request body larger than {MAX_BODY_BYTES} bytes");
-        return ApiError::too_large().into_response();
-    };
-    let parsed = match go_json::decode::<T>(&body, endpoint.schema) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            tracing::warn!("request body is not acceptable JSON: {e}");
-            return ApiError::not_json().into_response();
-        }
-    };
-    let token_request = match validate(parsed) {
-        Ok(request) => request,
-        Err(e) => {
-            tracing::warn!("invalid request: {e}");
-            return ApiError::bad_json(e.0).into_response();
-        }
-    };
-    let result = match endpoint.flow {
-        Flow::Token => issue(&state.0, token_request).await,
-        Flow::Delegate => delegate(&state.0, token_request).await,
-    };
-    result.unwrap_or_else(IntoResponse::into_response)
-}
-
-/// The token flow after validation.
-async fn issue(services: &Services, request: TokenRequest) -> Result<Response, ApiError> {
-    let server = &request.openid.matrix_server_name;
-    let user_id = verified_user(services, &request).await?;
-    let full_access = services.full_access.allows(server);
-    if request.delay.is_some() && !full_access {
-        tracing::warn!(%user_id, "delegation asked for by a restricted user");
-        return Err(ApiError::bad_json(DELEGATION_FULL_ACCESS_ONLY));
-    }
-    let (room, identity) = derive_ids(&request.subject, &user_id);
-    let jwt = services
-        .signer
-        .join_token(&identity, &room, SystemTime::now())
-        .map_err(|e| {
-            tracing::error!("{e}");
-            ApiError::internal()
-        })?;
-    if full_access {
-        // Resolved before the room is created, so a failure leaves no stray room.
-        let job = match &request.delay {
-            Some(delay) => Some(job_params(services, server, delay, &room, &identity).await?),
-            None => None,
-        };
-        match services.rooms.create_room(&room).await {
-            Ok(outcome) => {
-                tracing::info!(%room, ?outcome, "LiveKit room ready");
-                services.metrics.room(match outcome {
-                    RoomOutcome::Created => "created",
-                    RoomOutcome::Reused => "reused",
-                });
-            }
-            Err(e) => {
-                tracing::error!(%room, "unable to create room on SFU: {e}");
-                services.metrics.room("failed");
-                return Err(ApiError::room_creation_failed());
-            }
-        }
-        if let Some(job) = job {
-            services.delegation.add(job).await.map_err(|_| {
-                tracing::warn!(%user_id, %room, "shutting down: delegation refused");
-                ApiError::shutting_down()
-            })?;
-        }
-    }
-    tracing::info!(%user_id, %room, %identity, full_access, "issued LiveKit token");
-    let body = go_json::string_object_line(&[("url", &services.livekit_url), ("jwt", &jwt)]);
-    Ok((StatusCode::OK, Body::from(body)).into_response())
-}
-
-/// `/delegate_delayed_leave` after validation: no token, no room; just the job.
-async fn delegate(services: &Services, request: TokenRequest) -> Result<Response, ApiError> {
-    let server = &request.openid.matrix_server_name;
-    let user_id = verified_user(services, &request).await?;
-    if !services.full_access.allows(server) {
-        tracing::warn!(%user_id, "delegation asked for by a restricted user");
-        return Err(ApiError::forbidden(DELEGATION_FULL_ACCESS_ONLY));
-    }
-    let Some(delay) = &request.delay else {
-        tracing::warn!(%user_id, "delegation without delay parameters");
-        return Err(ApiError::bad_json(
-            "The request body is missing `delay_id` or `delay_timeout`",
-        ));
-    };
-    let (room, identity) = derive_ids(&request.subject, &user_id);
-    let job = job_params(services, server, delay, &room, &identity).await?;
-    services.delegation.add(job).await.map_err(|_| {
-        tracing::warn!(%user_id, %room, "shutting down: delegation refused");
-        ApiError::shutting_down()
-    })?;
-    tracing::info!(%user_id, %room, "delegated delayed leave");
+pub async fn delegate_delayed_leave(
+    State(state): State<AppState>,
+    GoJson(body): GoJson<GetTokenBody>,
+) -> Result<Response, ApiError> {
+    let request = validated(body.validate_delegation())?;
+    standalone::delegate(&state.0, request).await?;
     Ok((StatusCode::OK, Body::from("{}\n")).into_response())
 }
 
-/// The OpenID check plus, for MSC4195 bodies, the claimed-user check.
-async fn verified_user(services: &Services, request: &TokenRequest) -> Result<String, ApiError> {
-    let server = &request.openid.matrix_server_name;
-    let user_id = services
-        .verifier
-        .verify(&request.openid)
-        .await
-        .map_err(|e| {
-            tracing::warn!(%server, "OpenID token rejected: {e}");
-            services.metrics.openid_failure(e.cause());
-            ApiError::unauthorized()
-        })?;
-    if let Subject::Member {
-        claimed_user_id, ..
-    } = &request.subject
-        && *claimed_user_id != user_id
-    {
-        tracing::warn!(%user_id, %claimed_user_id, "claimed user does not match the token");
-        services.metrics.openid_failure("claimed_user_mismatch");
-        return Err(ApiError::unauthorized());
-    }
-    Ok(user_id)
-}
-
-/// The LiveKit room alias and identity for a verified user.
-fn derive_ids(subject: &Subject, user_id: &str) -> (String, String) {
-    match subject {
-        Subject::Member {
-            room_id,
-            slot_id,
-            member_id,
-            claimed_device_id,
-            ..
-        } => (
-            alias::room_alias(room_id, slot_id),
-            alias::member_identity(user_id, claimed_device_id, member_id),
-        ),
-        Subject::Legacy { room, device_id } => (
-            alias::room_alias(room, alias::LEGACY_SLOT),
-            alias::legacy_identity(user_id, device_id),
-        ),
-    }
-}
-
-/// A job's parameters, once the homeserver's client-server API is known to resolve.
-async fn job_params(
-    services: &Services,
-    server: &str,
-    delay: &DelayParams,
-    room: &str,
-    identity: &str,
-) -> Result<JobParams, ApiError> {
-    if let Err(e) = services.cs_api.resolve(server).await {
-        tracing::warn!(%server, "cannot resolve the client-server API: {e}");
-        return Err(ApiError::cs_api_unresolvable());
-    }
-    Ok(JobParams {
-        delay_id: delay.delay_id.clone(),
-        delay_timeout: timeout_from_ms(delay.delay_timeout_ms),
-        server_name: server.to_owned(),
-        key: JobKey {
-            room: room.to_owned(),
-            identity: identity.to_owned(),
-        },
+/// A validation failure is `400 M_BAD_JSON` with upstream's message.
+fn validated(result: Result<TokenRequest, Invalid>) -> Result<TokenRequest, ApiError> {
+    result.map_err(|e| {
+        tracing::warn!("invalid request: {e}");
+        ApiError::bad_json(e.0)
     })
+}
+
+/// `{"url":…,"jwt":…}` and a newline, as Go's encoder writes it.
+#[derive(Debug)]
+pub struct TokenAnswer(pub Issued);
+
+impl IntoResponse for TokenAnswer {
+    fn into_response(self) -> Response {
+        let body = go_json::string_object_line(&[("url", &self.0.url), ("jwt", &self.0.jwt)]);
+        (StatusCode::OK, Body::from(body)).into_response()
+    }
 }
 
 #[cfg(test)]
@@ -405,10 +168,13 @@ mod tests {
                 ["*"] => FullAccess::Everyone,
                 list => FullAccess::Servers(list.iter().map(|s| (*s).to_owned()).collect()),
             },
+            can_update_own_metadata: false,
+            restricted_can_publish: false,
             signer: TokenSigner::new("devkey", &Secret::new("devsecret")),
             verifier: verifier.clone(),
             rooms: rooms.clone(),
             rate_limit: None,
+            trusted_proxies: Default::default(),
             delegation: Manager::new(
                 Arc::new(NoStore),
                 Arc::new(JobDeps {
@@ -429,6 +195,9 @@ mod tests {
             api_secret: Secret::new("devsecret"),
             metrics: crate::metrics::Metrics::default(),
             metrics_enabled: true,
+            app_service: None,
+            membership: None,
+            rtc_transports: None,
         }));
         Harness {
             state,
@@ -502,7 +271,10 @@ mod tests {
             crate::livekit::alias::room_alias("!room:example.com", "m.call#ROOM")
         );
         assert_eq!(c.video.room, "krj2dgxw2K6EOm9he4GfQJ6JsSVWfJ8a7BkyjZcSmxs");
-        assert!(c.video.room_join && !c.video.room_create && c.video.can_update_own_metadata);
+        assert!(c.video.room_join && !c.video.room_create);
+        // Upstream v0.7: metadata updates only when asked for; full access publishes.
+        assert!(!c.video.can_update_own_metadata);
+        assert_eq!(c.video.can_publish, Some(true));
         assert_eq!(
             *h.rooms.created.lock().unwrap(),
             std::slice::from_ref(&c.video.room)
@@ -517,6 +289,10 @@ mod tests {
         let a = call(&h, "POST", "/get_token", GOOD).await;
         assert_eq!(a.status, 200);
         assert!(h.rooms.created.lock().unwrap().is_empty());
+        // They subscribe; they publish on their own deployment's SFU.
+        assert_eq!(claims(&a.body).video.can_publish, Some(false));
+        let a = call(&h, "POST", "/sfu/get", LEGACY).await;
+        assert_eq!(claims(&a.body).video.can_publish, Some(false));
         let delayed = GOOD.replace("}}", r#"},"delay_id":"d","delay_timeout":10000}"#);
         let a = call(&h, "POST", "/get_token", &delayed).await;
         assert_eq!(a.status, 400);
@@ -527,6 +303,24 @@ mod tests {
                 "Delegation of delayed events is only supported for full access users"
             )
         );
+    }
+
+    #[tokio::test]
+    async fn grant_settings() {
+        let h = harness(&["other.example"], false);
+        let mut services = Arc::into_inner(h.state.0).unwrap();
+        services.can_update_own_metadata = true;
+        services.restricted_can_publish = true;
+        let h = Harness {
+            state: AppState(Arc::new(services)),
+            ..h
+        };
+        for (path, body) in [("/get_token", GOOD), ("/sfu/get", LEGACY)] {
+            let a = call(&h, "POST", path, body).await;
+            let c = claims(&a.body);
+            assert_eq!(c.video.can_publish, Some(true), "{path}");
+            assert!(c.video.can_update_own_metadata, "{path}");
+        }
     }
 
     #[tokio::test]
@@ -725,6 +519,19 @@ mod tests {
         }
     }
 
+    /// Element Call probes for delegation with an unauthenticated, empty POST: anything
+    /// but 404 means "supported".
+    #[tokio::test]
+    async fn the_delegation_probe_is_not_a_404() {
+        let h = harness(&["example.com"], false);
+        let a = call(&h, "POST", "/delegate_delayed_leave", "").await;
+        assert_eq!(
+            (a.status, a.body),
+            (400, error_body("M_NOT_JSON", "Error reading request"))
+        );
+        assert!(h.verifier.calls.lock().unwrap().is_empty());
+    }
+
     #[tokio::test]
     async fn get_token_with_delay_registers_a_job_and_shutdown_refuses_new_ones() {
         let h = harness(&["example.com"], false);
@@ -817,7 +624,10 @@ mod tests {
     #[tokio::test]
     async fn oversized_bodies_are_refused() {
         let h = harness(&["*"], false);
-        let huge = format!(r#"{{"room_id":"{}"}}"#, "x".repeat(super::MAX_BODY_BYTES));
+        let huge = format!(
+            r#"{{"room_id":"{}"}}"#,
+            "x".repeat(crate::extract::go_json_body::MAX_BODY_BYTES)
+        );
         let a = call(&h, "POST", "/get_token", &huge).await;
         assert_eq!(
             (a.status, a.body),

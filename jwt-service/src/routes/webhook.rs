@@ -6,6 +6,8 @@ use axum::body::to_bytes;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 
+use crate::delegation::job::Event;
+use crate::delegation::manager::Routed;
 use crate::delegation::webhook;
 use crate::state::AppState;
 
@@ -36,11 +38,24 @@ pub async fn sfu_webhook(State(state): State<AppState>, request: Request) -> Sta
     }
     match webhook::parse(&body) {
         Ok(Some((key, event))) => {
+            if let (Some(membership), Event::Joined) = (&services.membership, event) {
+                // MSC4195: a removed participant may come back with its still valid
+                // token; its membership is checked again (off the webhook's answer).
+                let membership = membership.clone();
+                let key = key.clone();
+                tokio::spawn(async move {
+                    membership
+                        .participant_joined(&key.room, &key.identity)
+                        .await;
+                });
+            }
             let routed = services.delegation.notify(&key, event).await;
-            tracing::debug!(?key, ?event, routed, "webhook event");
-            services
-                .metrics
-                .webhook(if routed { "routed" } else { "unrouted" });
+            tracing::debug!(?key, ?event, ?routed, "webhook event");
+            services.metrics.webhook(match routed {
+                Routed::Here => "routed",
+                Routed::Forwarded => "forwarded",
+                Routed::Nowhere => "unrouted",
+            });
         }
         Ok(None) => {
             tracing::debug!("webhook event not relevant to delegation");

@@ -94,13 +94,18 @@ impl Synapse {
     /// The shared instance of this test binary, started on first use.
     pub fn shared() -> &'static Synapse {
         static SYNAPSE: OnceLock<Synapse> = OnceLock::new();
-        SYNAPSE.get_or_init(Synapse::start)
+        SYNAPSE.get_or_init(|| Synapse::start("shared", |_| String::new()))
     }
 
-    fn start() -> Synapse {
-        let dir = std::env::temp_dir().join(format!("lkjwt-synapse-{}", std::process::id()));
+    /// Another instance, named `tag`, whose `homeserver.yaml` ends with what `extra`
+    /// returns (new top-level keys such as `experimental_features`, `matrix_rtc`,
+    /// `turn_uris`, `app_service_config_files`); `extra` gets the instance's directory,
+    /// to write the files that configuration names. Stopped on drop.
+    pub fn start(tag: &str, extra: impl FnOnce(&Path) -> String) -> Synapse {
+        let dir = std::env::temp_dir().join(format!("lkjwt-synapse-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("media")).unwrap();
+        let extra = extra(&dir);
         let pki = make_pki(
             &dir,
             &[
@@ -152,6 +157,7 @@ rc_login:
   address: {{per_second: 1000, burst_count: 1000}}
   account: {{per_second: 1000, burst_count: 1000}}
   failed_attempts: {{per_second: 1000, burst_count: 1000}}
+{extra}
 "#,
             cert = pki.cert_pem.display(),
             key = pki.key_pem.display(),
@@ -166,10 +172,10 @@ rc_login:
         std::fs::write(dir.join("signing.key"), format!("ed25519 a_test {seed}\n")).unwrap();
         let log = std::fs::File::create(dir.join("synapse.log")).unwrap();
         // Statics are never dropped, so a watchdog shell stops Synapse once this test
-        // process is gone.
+        // process is gone (or a dropped instance created the `stop` file).
         let script = format!(
             "python3 -m synapse.app.homeserver -c '{d}/homeserver.yaml' & child=$!; \
-             while kill -0 {pid} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done; \
+             while kill -0 {pid} 2>/dev/null && kill -0 $child 2>/dev/null && [ ! -e '{d}/stop' ]; do sleep 0.5; done; \
              kill $child 2>/dev/null; wait $child; rm -rf '{d}'",
             pid = std::process::id()
         );
@@ -215,13 +221,19 @@ rc_login:
         std::fs::read_to_string(self.dir.join("synapse.log")).unwrap_or_default()
     }
 
+    /// The client API's base URL (plain HTTP).
+    pub fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
     /// Registers `localpart` (once) with the shared-secret admin API and returns
     /// `(user_id, access_token)`.
     pub fn user(&self, localpart: &str) -> (String, String) {
         static USERS: OnceLock<Mutex<std::collections::HashMap<String, (String, String)>>> =
             OnceLock::new();
         let users = USERS.get_or_init(Mutex::default);
-        if let Some(found) = users.lock().unwrap().get(localpart) {
+        let cache_key = format!("{}/{localpart}", self.client_port);
+        if let Some(found) = users.lock().unwrap().get(&cache_key) {
             return found.clone();
         }
         let (status, nonce) = http(
@@ -271,10 +283,7 @@ rc_login:
         assert_eq!(status, 200, "{session}");
         let token = session["access_token"].as_str().unwrap().to_owned();
         let entry = (user_id, token);
-        users
-            .lock()
-            .unwrap()
-            .insert(localpart.to_owned(), entry.clone());
+        users.lock().unwrap().insert(cache_key, entry.clone());
         entry
     }
 
@@ -299,6 +308,23 @@ rc_login:
     }
 }
 
+impl Drop for Synapse {
+    /// Stops an instance from [`Synapse::start`] through its watchdog (bounded wait).
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.dir.join("stop"), b"");
+        if let Ok(mut child) = self.child.lock() {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+        }
+    }
+}
+
 impl Synapse {
     /// Creates a room as `localpart`.
     pub fn create_room(&self, localpart: &str) -> String {
@@ -313,6 +339,34 @@ impl Synapse {
         .unwrap();
         assert_eq!(status, 200, "{room}");
         room["room_id"].as_str().unwrap().to_owned()
+    }
+
+    /// A client-server request as `localpart` (`None`: unauthenticated).
+    pub fn call(
+        &self,
+        localpart: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let token = localpart.map(|l| self.user(l).1);
+        http(self.client_port, method, path, body, token.as_deref()).unwrap()
+    }
+
+    /// `localpart` invites `invitee` (a user id) into `room`, who joins.
+    pub fn invite_and_join(&self, localpart: &str, room: &str, invitee: &str) {
+        let (user_id, _) = self.user(invitee);
+        let path = format!("/_matrix/client/v3/rooms/{}/invite", encode(room));
+        let (status, answer) = self.call(
+            Some(localpart),
+            "POST",
+            &path,
+            Some(&json!({"user_id": user_id})),
+        );
+        assert_eq!(status, 200, "{answer}");
+        let path = format!("/_matrix/client/v3/rooms/{}/join", encode(room));
+        let (status, answer) = self.call(Some(invitee), "POST", &path, Some(&json!({})));
+        assert_eq!(status, 200, "{answer}");
     }
 
     /// Schedules an empty `org.matrix.msc3401.call.member` state event (the "leave")
@@ -461,6 +515,31 @@ pub struct RoomParticipantIdentityProto {
     pub identity: String,
 }
 
+/// LiveKit's `ListParticipantsRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListParticipantsRequestProto {
+    #[prost(string, tag = "1")]
+    pub room: String,
+}
+
+/// The parts of LiveKit's `ParticipantInfo` a client looks at.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ParticipantInfoProto {
+    #[prost(string, tag = "1")]
+    pub sid: String,
+    #[prost(string, tag = "2")]
+    pub identity: String,
+    #[prost(string, tag = "9")]
+    pub name: String,
+}
+
+/// LiveKit's `ListParticipantsResponse`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListParticipantsResponseProto {
+    #[prost(message, repeated, tag = "1")]
+    pub participants: Vec<ParticipantInfoProto>,
+}
+
 /// LiveKit's `Room` (the fields the fake fills in).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct RoomProto {
@@ -486,6 +565,10 @@ pub struct ApiClaims {
 /// protobuf request and answers with a protobuf `Room`.
 pub struct LiveKitFake {
     pub addr: SocketAddr,
+    /// Who is in each room, for ListParticipants; RemoveParticipant takes them out.
+    pub rooms: Arc<Mutex<std::collections::BTreeMap<String, Vec<String>>>>,
+    /// `(room, identity)` of each RemoveParticipant call.
+    pub removed: Arc<Mutex<Vec<(String, String)>>>,
     /// Whether GetParticipant finds the participant.
     pub present: Arc<Mutex<bool>>,
     /// `(room, identity)` of each GetParticipant call with a valid roomAdmin token.
@@ -619,11 +702,194 @@ impl LiveKitFake {
                 }
             }
         };
+        // LiveKit's pre-join check: `GET /rtc/validate?access_token=JWT` answers 200
+        // "success" for a token signed with one of its keys, 401 otherwise.
+        let validate = |axum::extract::Query(query): axum::extract::Query<
+            std::collections::HashMap<String, String>,
+        >| async move {
+            let token = query.get("access_token").cloned().unwrap_or_default();
+            let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+            validation.set_issuer(&[KEY]);
+            validation.validate_aud = false;
+            match jsonwebtoken::decode::<ApiClaims>(
+                &token,
+                &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+                &validation,
+            ) {
+                Ok(_) => (StatusCode::OK, "success".to_owned()),
+                Err(e) => (StatusCode::UNAUTHORIZED, format!("invalid token: {e}")),
+            }
+        };
+        // LiveKit's signalling socket: gorilla/websocket's checks and messages, then 101
+        // with the RFC 6455 accept value (the connection is not used further).
+        let rtc = |headers: HeaderMap,
+                   axum::extract::Query(query): axum::extract::Query<
+            std::collections::HashMap<String, String>,
+        >| async move {
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_ascii_lowercase()
+            };
+            if !header("connection")
+                .split(',')
+                .any(|t| t.trim() == "upgrade")
+            {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    [("sec-websocket-accept", String::new())],
+                    "websocket: the client is not using the websocket protocol: 'upgrade' token not found in 'Connection' header".to_owned(),
+                );
+            }
+            let key = headers
+                .get("sec-websocket-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let token = query.get("access_token").cloned().unwrap_or_default();
+            let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+            validation.set_issuer(&[KEY]);
+            validation.validate_aud = false;
+            if header("upgrade") != "websocket" || key.is_empty() {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    [("sec-websocket-accept", String::new())],
+                    "websocket: not a websocket handshake".to_owned(),
+                );
+            }
+            if let Err(e) = jsonwebtoken::decode::<ApiClaims>(
+                &token,
+                &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+                &validation,
+            ) {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [("sec-websocket-accept", String::new())],
+                    format!("invalid token: {e}"),
+                );
+            }
+            use base64::Engine as _;
+            use sha1::Digest as _;
+            let accept = base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(
+                format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
+            ));
+            (
+                StatusCode::SWITCHING_PROTOCOLS,
+                [("sec-websocket-accept", accept)],
+                String::new(),
+            )
+        };
+        let rtc = move |headers, query| async move {
+            let (status, accept, body) = rtc(headers, query).await;
+            let mut response = axum::response::IntoResponse::into_response((status, accept, body));
+            if status == StatusCode::SWITCHING_PROTOCOLS {
+                let headers = response.headers_mut();
+                headers.insert("upgrade", axum::http::HeaderValue::from_static("websocket"));
+                headers.insert(
+                    "connection",
+                    axum::http::HeaderValue::from_static("Upgrade"),
+                );
+            }
+            response
+        };
+        let rooms: Arc<Mutex<std::collections::BTreeMap<String, Vec<String>>>> = Arc::default();
+        let removed: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        // ListParticipants and RemoveParticipant, with LiveKit's checks: a roomAdmin
+        // token for that room; not_found for someone who is not there.
+        let admin = |headers: &HeaderMap, room: &str| -> bool {
+            let jwt = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+            validation.set_issuer(&[KEY]);
+            jsonwebtoken::decode::<ApiClaims>(
+                jwt,
+                &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+                &validation,
+            )
+            .is_ok_and(|c| {
+                c.claims.video["roomAdmin"] == json!(true) && c.claims.video["room"] == json!(room)
+            })
+        };
+        let denied = || {
+            let body = json!({"code": "permission_denied", "msg": "no roomAdmin"}).to_string();
+            (StatusCode::FORBIDDEN, body.into_bytes())
+        };
+        let list_rooms = rooms.clone();
+        let list_participants = move |headers: HeaderMap, body: Bytes| {
+            let rooms = list_rooms.clone();
+            async move {
+                let Ok(request) = ListParticipantsRequestProto::decode(body) else {
+                    return denied();
+                };
+                if !admin(&headers, &request.room) {
+                    return denied();
+                }
+                let participants = rooms
+                    .lock()
+                    .unwrap()
+                    .get(&request.room)
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|identity| ParticipantInfoProto {
+                        sid: format!("PA_{identity}"),
+                        identity,
+                        name: String::new(),
+                    })
+                    .collect();
+                let answer = ListParticipantsResponseProto { participants };
+                (StatusCode::OK, answer.encode_to_vec())
+            }
+        };
+        let (remove_rooms, remove_log) = (rooms.clone(), removed.clone());
+        let remove_participant = move |headers: HeaderMap, body: Bytes| {
+            let (rooms, removed) = (remove_rooms.clone(), remove_log.clone());
+            async move {
+                let Ok(request) = RoomParticipantIdentityProto::decode(body) else {
+                    return denied();
+                };
+                if !admin(&headers, &request.room) {
+                    return denied();
+                }
+                removed
+                    .lock()
+                    .unwrap()
+                    .push((request.room.clone(), request.identity.clone()));
+                let mut rooms = rooms.lock().unwrap();
+                let participants = rooms.entry(request.room).or_default();
+                match participants.iter().position(|p| *p == request.identity) {
+                    Some(index) => {
+                        participants.remove(index);
+                        (StatusCode::OK, Vec::new())
+                    }
+                    None => {
+                        let body = json!({"code": "not_found", "msg": "participant not found"})
+                            .to_string();
+                        (StatusCode::NOT_FOUND, body.into_bytes())
+                    }
+                }
+            }
+        };
         let app = axum::Router::new()
+            .route("/rtc", axum::routing::get(rtc))
+            .route("/rtc/validate", axum::routing::get(validate))
             .route("/twirp/livekit.RoomService/CreateRoom", post(handler))
             .route(
                 "/twirp/livekit.RoomService/GetParticipant",
                 post(get_participant),
+            )
+            .route(
+                "/twirp/livekit.RoomService/ListParticipants",
+                post(list_participants),
+            )
+            .route(
+                "/twirp/livekit.RoomService/RemoveParticipant",
+                post(remove_participant),
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -632,6 +898,8 @@ impl LiveKitFake {
         });
         Self {
             addr,
+            rooms,
+            removed,
             present,
             lookups,
             calls,
@@ -683,8 +951,13 @@ impl Service {
     /// Starts the binary with `env` (on top of a cleared `LIVEKIT_*` environment) and
     /// waits for `/healthz`.
     pub async fn start(env: &[(&str, String)]) -> Self {
+        Self::start_on(free_port(), env).await
+    }
+
+    /// [`Service::start`] on a port chosen beforehand (a homeserver's registration
+    /// names it before the service runs).
+    pub async fn start_on(port: u16, env: &[(&str, String)]) -> Self {
         let dir = TempDir::new("service");
-        let port = free_port();
         let log = dir.path("service.log");
         let file = std::fs::File::create(&log).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_lk-jwt-service"));
@@ -761,29 +1034,48 @@ impl Drop for Service {
 /// A `redis-server` on a free loopback port, stopped on drop.
 pub struct Redis {
     pub port: u16,
+    /// `requirepass`, when the server has one.
+    pub password: Option<String>,
     child: Child,
 }
 
 impl Redis {
     pub fn start() -> Self {
+        Self::spawn(None)
+    }
+
+    /// A server that refuses commands until `AUTH password`.
+    pub fn with_password(password: &str) -> Self {
+        Self::spawn(Some(password.to_owned()))
+    }
+
+    fn spawn(password: Option<String>) -> Self {
         let port = free_port();
+        let mut args = vec![
+            "--port".to_owned(),
+            port.to_string(),
+            "--bind".to_owned(),
+            "127.0.0.1".to_owned(),
+            "--save".to_owned(),
+            String::new(),
+            "--appendonly".to_owned(),
+            "no".to_owned(),
+        ];
+        if let Some(password) = &password {
+            args.extend(["--requirepass".to_owned(), password.clone()]);
+        }
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("cannot start redis-server (scripts/install-test-deps.sh installs it)");
-        let redis = Self { port, child };
+        let redis = Self {
+            port,
+            password,
+            child,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "redis-server did not start");
@@ -792,14 +1084,31 @@ impl Redis {
         redis
     }
 
+    /// The URL without the password (the service gets it from `LIVEKIT_REDIS_PASSWORD`).
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// The URL with the password in it, for the test's own connections.
+    pub fn url_with_password(&self) -> String {
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}/0", self.port),
+            None => self.url(),
+        }
+    }
+
+    /// A connection for the test's own look-ups.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url_with_password())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
     /// `HGETALL lk-jwt:jobs`.
     pub async fn jobs(&self) -> Vec<(String, String)> {
-        let client = redis::Client::open(self.url()).unwrap();
-        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let mut connection = self.connection().await;
         redis::cmd("HGETALL")
             .arg("lk-jwt:jobs")
             .query_async(&mut connection)
@@ -809,8 +1118,7 @@ impl Redis {
 
     /// `HSET lk-jwt:jobs field value`.
     pub async fn put_job(&self, field: &str, value: &str) {
-        let client = redis::Client::open(self.url()).unwrap();
-        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let mut connection = self.connection().await;
         redis::cmd("HSET")
             .arg("lk-jwt:jobs")
             .arg(field)
@@ -885,4 +1193,245 @@ pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> boo
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Sends SIGTERM to `child` (through `kill(1)`), waits up to 10 s, then SIGKILL.
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Waits until something accepts TCP connections on `127.0.0.1:port`.
+fn wait_for_tcp(port: u16, what: &str, child: &mut Child, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "{what} exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The variables of `docker/nginx/element-call.conf.template`, in the order the docs list.
+pub const NGINX_VARIABLES: [&str; 9] = [
+    "LISTEN",
+    "SERVER_NAME",
+    "MATRIX_DOMAIN",
+    "RTC_DOMAIN",
+    "TLS_CERT",
+    "TLS_KEY",
+    "HOMESERVER_UPSTREAM",
+    "JWT_UPSTREAM",
+    "LIVEKIT_UPSTREAM",
+];
+
+/// Debian's nginx running the shipped `docker/nginx/element-call.conf.template`,
+/// rendered with `envsubst` as the docs say, on `127.0.0.1:port`; stopped on drop.
+pub struct Nginx {
+    pub port: u16,
+    child: Child,
+    dir: TempDir,
+}
+
+impl Nginx {
+    /// Renders the template with `values` (every name of [`NGINX_VARIABLES`] but
+    /// `LISTEN`, which is `127.0.0.1:port`), passes the text through
+    /// `edit` (to reproduce a deployment mistake) and starts nginx.
+    pub fn start(
+        port: u16,
+        values: &[(&str, String)],
+        edit: impl FnOnce(String) -> String,
+    ) -> Self {
+        let dir = TempDir::new("nginx");
+        let template = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docker/nginx/element-call.conf.template"
+        );
+        let list: String = NGINX_VARIABLES
+            .iter()
+            .map(|v| format!("${{{v}}} "))
+            .collect();
+        let rendered = Command::new("envsubst")
+            .arg(list)
+            .stdin(std::fs::File::open(template).expect("the nginx template"))
+            .env("LISTEN", format!("127.0.0.1:{port}"))
+            .envs(values.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("envsubst (gettext-base) is missing");
+        assert!(rendered.status.success(), "envsubst failed");
+        let site = edit(String::from_utf8(rendered.stdout).unwrap());
+        std::fs::write(dir.path("element-call.conf"), site).unwrap();
+        let d = dir.0.display();
+        for sub in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+            let path = dir.path(sub);
+            std::fs::create_dir_all(&path).unwrap();
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        let main = format!(
+            "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/client_body;\n  \
+             proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  \
+             scgi_temp_path {d}/scgi;\n  include {d}/element-call.conf;\n}}\n"
+        );
+        std::fs::write(dir.path("nginx.conf"), main).unwrap();
+        let output = std::fs::File::create(dir.path("output.log")).unwrap();
+        let mut child = Command::new("nginx")
+            .args(["-p", &d.to_string(), "-e", &format!("{d}/error.log"), "-c"])
+            .arg(dir.path("nginx.conf"))
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
+            .spawn()
+            .expect("cannot start nginx (scripts/install-test-deps.sh installs it)");
+        wait_for_tcp(port, "nginx", &mut child, &dir.path("error.log"));
+        Self { port, child, dir }
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+/// Our turn-server binary on `127.0.0.1` (UDP and TCP, TLS when given a certificate)
+/// with a TURN REST secret; stopped on drop.
+pub struct TurnServer {
+    pub port: u16,
+    /// The TLS listener's port (0 without a certificate).
+    pub tls_port: u16,
+    child: Child,
+    _dir: TempDir,
+}
+
+impl TurnServer {
+    /// The workspace's `turn-server` binary, built beside this crate's binaries (cargo
+    /// builds it with `--workspace`; otherwise it is built here once).
+    fn binary() -> PathBuf {
+        let path = Path::new(env!("CARGO_BIN_EXE_lk-jwt-service")).with_file_name("turn-server");
+        static BUILT: OnceLock<()> = OnceLock::new();
+        BUILT.get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "turn-server",
+                    "--bin",
+                    "turn-server",
+                ])
+                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+                .status()
+                .expect("cannot run cargo to build turn-server");
+            assert!(status.success(), "cargo build -p turn-server failed");
+        });
+        path
+    }
+
+    pub fn start(secret: &str) -> Self {
+        Self::start_with(secret, None)
+    }
+
+    /// With `tls` = `(certificate chain, key)` PEM files, TLS on its own port too.
+    pub fn start_with(secret: &str, tls: Option<(&Path, &Path)>) -> Self {
+        let dir = TempDir::new("turn");
+        let port = free_port();
+        let (tls_port, tls_lines) = match tls {
+            Some((cert, key)) => {
+                let tls_port = free_port();
+                (
+                    tls_port,
+                    format!(
+                        "tls-listening-port={tls_port}\ncert={}\npkey={}\n",
+                        cert.display(),
+                        key.display()
+                    ),
+                )
+            }
+            None => (0, "no-tls\n".to_owned()),
+        };
+        let config = format!(
+            "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nlistening-port={port}\n\
+             min-port={}\nmax-port={}\nrealm=turn.example.test\nuse-auth-secret\n\
+             static-auth-secret={secret}\n{tls_lines}fingerprint\nlog-file=stdout\n",
+            port.saturating_add(1),
+            port.saturating_add(40)
+        );
+        std::fs::write(dir.path("turnserver.conf"), config).unwrap();
+        let log = dir.path("turn.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let mut child = Command::new(Self::binary())
+            .arg("-c")
+            .arg(dir.path("turnserver.conf"))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("cannot start turn-server");
+        wait_for_tcp(port, "turn-server", &mut child, &log);
+        if tls_port != 0 {
+            wait_for_tcp(tls_port, "turn-server (TLS)", &mut child, &log);
+        }
+        Self {
+            port,
+            tls_port,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TurnServer {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+/// A fenced block of `docs/element-call.md`: the first one after the line
+/// `<!-- tested: NAME -->`, with each `(example, actual)` replaced, so tests run the
+/// configuration exactly as the docs show it.
+pub fn docs_block(name: &str, replacements: &[(&str, String)]) -> String {
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/element-call.md"
+    ))
+    .expect("docs/element-call.md");
+    let marker = format!("<!-- tested: {name} -->");
+    let after = docs
+        .split_once(&marker)
+        .unwrap_or_else(|| panic!("docs/element-call.md has no {marker}"))
+        .1;
+    let start = after.find("```").expect("a fenced block after the marker");
+    let body = &after[start..];
+    let body = &body[body.find('\n').expect("fence line") + 1..];
+    let mut block = body[..body.find("```").expect("closing fence")].to_owned();
+    for (example, actual) in replacements {
+        assert!(
+            block.contains(example),
+            "{name}: {example:?} is not in the docs block"
+        );
+        block = block.replace(example, actual);
+    }
+    block
 }

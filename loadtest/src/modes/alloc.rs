@@ -43,6 +43,8 @@ pub struct AllocConfig {
     pub hold: Duration,
     /// LIFETIME to ask for (server default when `None`).
     pub lifetime: Option<u32>,
+    /// Refresh this often while holding (default: half the granted lifetime).
+    pub refresh_every: Option<Duration>,
     /// Server process for RSS and CPU.
     pub server_pid: Option<u32>,
     /// Print the progress line.
@@ -52,11 +54,13 @@ pub struct AllocConfig {
 /// Flags of `alloc` mode, for `--help`.
 pub const HELP: &str = "\
 loadtest alloc --secret S [--server 127.0.0.1:3478] [--count 1000] [--rate 0] [--window 64]
-               [--hold 5s] [--lifetime SECONDS] [--user loadtest] [--server-pid PID]
-               [--json FILE] [--allow-remote]
+               [--hold 5s] [--lifetime SECONDS] [--refresh-every DURATION]
+               [--user loadtest] [--server-pid PID] [--json FILE] [--allow-remote]
   --rate 0 allocates as fast as --window allows. Allocations are refreshed at half their
   granted lifetime; servers grant at least 600 s (RFC 5766 §6.2), so holds under 300 s
-  never refresh.";
+  never refresh unless --refresh-every (at most half the lifetime) asks for more. The
+  server's RSS is read after each refresh round (a soak: --count 10000
+  --hold 10m, docs/benchmarks.md).";
 
 impl AllocConfig {
     /// Reads the flags of `alloc` mode.
@@ -77,6 +81,10 @@ impl AllocConfig {
             window: a.get("window", 64)?,
             hold: parse_duration(&a.get("hold", "5s".to_string())?)?,
             lifetime: a.opt("lifetime")?,
+            refresh_every: a
+                .opt::<String>("refresh-every")?
+                .map(|d| parse_duration(&d))
+                .transpose()?,
             server_pid: a.opt("server-pid")?,
             progress: true,
         };
@@ -100,6 +108,9 @@ impl AllocConfig {
         }
         if matches!(self.lifetime, Some(l) if l < 30) {
             return Err("--lifetime must be at least 30 s".into());
+        }
+        if matches!(self.refresh_every, Some(every) if every < Duration::from_secs(1)) {
+            return Err("--refresh-every must be at least 1 s".into());
         }
         if let Some(pid) = self.server_pid {
             procfs::check_pid(pid)?;
@@ -200,9 +211,11 @@ async fn run_async(cfg: &AllocConfig) -> Result<AllocReport, String> {
     if let (Some(r), Ok(mut s)) = (rss_held, samples.lock()) {
         s.push((sessions.len() as u64, r));
     }
-    // Hold, refreshing at half the shortest granted lifetime.
+    // Hold, refreshing at half the shortest granted lifetime; RSS after each round.
     let (mut refreshes, mut refresh_failed) = (0u64, 0u64);
-    let hold_end = Instant::now() + cfg.hold;
+    let hold_start = Instant::now();
+    let hold_end = hold_start + cfg.hold;
+    let mut rss_refresh_kib = Vec::new();
     loop {
         let lifetime = sessions
             .iter()
@@ -210,7 +223,9 @@ async fn run_async(cfg: &AllocConfig) -> Result<AllocReport, String> {
             .min()
             .unwrap_or(600)
             .max(30);
-        let next_refresh = Instant::now() + Duration::from_secs(u64::from(lifetime) / 2);
+        let half = Duration::from_secs(u64::from(lifetime) / 2);
+        let every = cfg.refresh_every.map_or(half, |every| every.min(half));
+        let next_refresh = Instant::now() + every;
         if next_refresh >= hold_end {
             tokio::time::sleep_until(hold_end.into()).await;
             break;
@@ -220,6 +235,9 @@ async fn run_async(cfg: &AllocConfig) -> Result<AllocReport, String> {
         refreshes += ok + bad;
         refresh_failed += bad;
         sessions = kept;
+        if let Some(r) = rss() {
+            rss_refresh_kib.push((hold_start.elapsed().as_secs_f64(), r));
+        }
     }
     drop(progress);
     let ok = latency.count();
@@ -253,6 +271,7 @@ async fn run_async(cfg: &AllocConfig) -> Result<AllocReport, String> {
         rss_after_kib: rss_after,
         rss_per_alloc_bytes,
         rss_samples,
+        rss_refresh_kib,
         server_cpu_s: cpu_before.zip(cpu_alloc).map(|(b, a)| a - b),
     })
 }

@@ -411,6 +411,7 @@ fn alloc_config(s: &ServerProc, user: String, count: u64, hold: Duration) -> All
         window: 64,
         hold,
         lifetime: None,
+        refresh_every: None,
         server_pid: Some(s.pid()),
         progress: false,
     }

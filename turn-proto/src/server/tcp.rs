@@ -159,6 +159,24 @@ impl Server {
         )
     }
 
+    /// The shard a new TCP or TLS client connection belongs to, judged by its first
+    /// message `first`, when that is another shard: a ConnectionBind (RFC 6062 §5.4) names
+    /// a peer connection by CONNECTION-ID, an Allocate may claim a reserved relay port by
+    /// RESERVATION-TOKEN (RFC 8656 §7.2), and the first byte of either says which shard
+    /// holds it. Every other connection stays where the kernel put it.
+    pub fn stream_owner(&self, first: &[u8]) -> Option<u8> {
+        let message = Message::parse(first).ok()?;
+        if message.class() != Class::Request {
+            return None;
+        }
+        let first = match message.method() {
+            Method::CONNECTION_BIND => connection_id(&message)?.0.to_be_bytes()[0],
+            Method::ALLOCATE => *message.attr(AttrType::RESERVATION_TOKEN)?.first()?,
+            _ => return None,
+        };
+        self.shard.other_owner(first)
+    }
+
     /// Live RFC 6062 peer connections (connecting, waiting for ConnectionBind or joined).
     pub fn tcp_connection_count(&self) -> usize {
         self.connections.len()
@@ -319,9 +337,16 @@ impl Server {
             return Err(ErrorCode::ALLOCATION_QUOTA_REACHED);
         }
         allocation.tcp_connections += 1;
+        // With several shards the first byte names this one, so a data connection that
+        // reached another shard is handed here (see `Self::stream_owner`).
+        let (mask, shard) = if self.shard.count > 1 {
+            (0x00FF_FFFF, u32::from(self.shard.index) << 24)
+        } else {
+            (u32::MAX, 0)
+        };
         let connection = loop {
-            let candidate = ConnectionId(self.rng.random());
-            if candidate.0 != 0 && !self.connections.contains_key(&candidate) {
+            let candidate = ConnectionId(self.rng.random::<u32>() & mask | shard);
+            if candidate.0 & mask != 0 && !self.connections.contains_key(&candidate) {
                 break candidate;
             }
         };

@@ -107,6 +107,14 @@ pub struct Config {
     pub max_tcp_relay_connections: u32,
     /// RFC 6062 peer connections per real user id, all allocations (0 = unlimited).
     pub user_tcp_relay_quota: u32,
+    /// TCP and TLS client connections open at once, all shards (0 = unlimited).
+    pub max_tcp_clients: u32,
+    /// TCP and TLS client connections open at once per source address, an IPv6 /64
+    /// counting as one (0 = unlimited).
+    pub max_tcp_clients_per_ip: u32,
+    /// `max-allocate-timeout`: how long a TCP or TLS client connection may stay open
+    /// without an allocation (coturn's default: 60 s).
+    pub max_allocate_timeout: Duration,
     /// 401 answers per second per UDP source (`unauthorized-ratelimit-rps`, default 10;
     /// 0 turns the per-source abuse limits off, e.g. for load tests).
     pub unauthorized_ratelimit_rps: u32,
@@ -266,6 +274,9 @@ impl Default for Config {
             user_quota: 0,
             max_tcp_relay_connections: DEFAULT_MAX_TCP_RELAY_CONNECTIONS,
             user_tcp_relay_quota: DEFAULT_USER_TCP_RELAY_QUOTA,
+            max_tcp_clients: DEFAULT_MAX_TCP_CLIENTS,
+            max_tcp_clients_per_ip: DEFAULT_MAX_TCP_CLIENTS_PER_IP,
+            max_allocate_timeout: Duration::from_secs(DEFAULT_MAX_ALLOCATE_TIMEOUT),
             unauthorized_ratelimit_rps: 10,
             total_quota: 0,
             max_bps: 0,
@@ -332,6 +343,13 @@ const DEFAULT_MAX_TCP_RELAY_CONNECTIONS: u32 = 32;
 /// RFC 6062 peer connections per user over all allocations (`user-quota` does not count
 /// them).
 const DEFAULT_USER_TCP_RELAY_QUOTA: u32 = 256;
+/// TCP and TLS clients at once: a TURN-over-TLS deployment serves a few thousand users
+/// behind strict firewalls; the cap keeps a connection flood below the file limit.
+const DEFAULT_MAX_TCP_CLIENTS: u32 = 10_000;
+/// TCP and TLS clients per source: enough for a large office behind one NAT address.
+const DEFAULT_MAX_TCP_CLIENTS_PER_IP: u32 = 200;
+/// coturn's `max-allocate-timeout` default, seconds.
+const DEFAULT_MAX_ALLOCATE_TIMEOUT: u64 = 60;
 
 /// Nonce lifetime (coturn `STUN_DEFAULT_NONCE_EXPIRATION_TIME`).
 pub const DEFAULT_STALE_NONCE: u32 = 600;
@@ -781,6 +799,15 @@ impl Builder {
             Opt::UserQuota => c.user_quota = number(value)?,
             Opt::MaxTcpRelayConnections => c.max_tcp_relay_connections = number(value)?,
             Opt::UserTcpRelayQuota => c.user_tcp_relay_quota = number(value)?,
+            Opt::MaxTcpClients => c.max_tcp_clients = number(value)?,
+            Opt::MaxTcpClientsPerIp => c.max_tcp_clients_per_ip = number(value)?,
+            Opt::MaxAllocateTimeout => {
+                let seconds: u64 = number(value)?;
+                if seconds == 0 {
+                    return Err("must be at least 1 second".into());
+                }
+                c.max_allocate_timeout = Duration::from_secs(seconds);
+            }
             Opt::UnauthorizedRateLimitRps => c.unauthorized_ratelimit_rps = number(value)?,
             Opt::TotalQuota => c.total_quota = number(value)?,
             Opt::MaxBps => c.max_bps = number(value)?,

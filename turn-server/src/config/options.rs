@@ -69,6 +69,9 @@ pub(crate) enum Opt {
     UserQuota,
     MaxTcpRelayConnections,
     UserTcpRelayQuota,
+    MaxTcpClients,
+    MaxTcpClientsPerIp,
+    MaxAllocateTimeout,
     UnauthorizedRateLimitRps,
     TotalQuota,
     MaxBps,
@@ -459,6 +462,27 @@ pub(crate) const OPTIONS: &[Spec] = &[
         Required,
         Opt::UserTcpRelayQuota,
         "RFC 6062 peer connections per user (256; 0 = unlimited)",
+    ),
+    row(
+        "max-tcp-clients",
+        None,
+        Required,
+        Opt::MaxTcpClients,
+        "TCP and TLS client connections in total (10000; 0 = unlimited)",
+    ),
+    row(
+        "max-tcp-clients-per-ip",
+        None,
+        Required,
+        Opt::MaxTcpClientsPerIp,
+        "TCP and TLS client connections per source address or IPv6 /64 (200; 0 = unlimited)",
+    ),
+    row(
+        "max-allocate-timeout",
+        None,
+        Required,
+        Opt::MaxAllocateTimeout,
+        "seconds a TCP/TLS client may stay connected without an allocation (60)",
     ),
     row(
         "total-quota",
@@ -877,7 +901,6 @@ pub(crate) const OPTIONS: &[Spec] = &[
     ),
     ignored("aux-server", Required, UNSUPPORTED),
     ignored("udp-self-balance", Flag, UNSUPPORTED),
-    ignored("max-allocate-timeout", Required, UNSUPPORTED),
     ignored("secure-stun", Flag, UNSUPPORTED),
     ignored("raw-public-keys", Flag, UNSUPPORTED),
     ignored("acme-redirect", Required, UNSUPPORTED),
@@ -997,7 +1020,10 @@ pub(crate) fn unknown_hint(name: &str) -> String {
         return " (option names are case-sensitive)".to_owned();
     }
     // Jaro-Winkler weighs a shared start, which is how option names are mistyped; below
-    // 0.88 the "closest" name is usually unrelated.
+    // 0.88 the "closest" name is usually unrelated. No option name is near 64 characters.
+    if name.len() > 64 {
+        return String::new();
+    }
     OPTIONS
         .iter()
         .map(|spec| (strsim::jaro_winkler(name, spec.name), spec.name))

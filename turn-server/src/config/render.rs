@@ -132,6 +132,9 @@ impl Config {
         out.set("user-quota", self.user_quota);
         out.set("max-tcp-relay-connections", self.max_tcp_relay_connections);
         out.set("user-tcp-relay-quota", self.user_tcp_relay_quota);
+        out.set("max-tcp-clients", self.max_tcp_clients);
+        out.set("max-tcp-clients-per-ip", self.max_tcp_clients_per_ip);
+        out.set("max-allocate-timeout", self.max_allocate_timeout.as_secs());
         out.set(
             "unauthorized-ratelimit-rps",
             self.unauthorized_ratelimit_rps,

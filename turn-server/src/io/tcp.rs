@@ -30,7 +30,31 @@ fn listening_socket(address: SocketAddr) -> io::Result<Socket> {
 /// Binds a TCP listener (before the runtime starts, so errors reach `main`); `purpose`
 /// names it in the error ("tcp", "prometheus").
 pub fn bind_listener(address: SocketAddr, purpose: &str) -> io::Result<StdTcpListener> {
+    bind(address, false, purpose)
+}
+
+/// Binds `count` TCP client listeners on `address`, one per shard, sharing the port with
+/// SO_REUSEPORT so the kernel spreads new connections (and their TLS handshakes) over the
+/// shards. Port 0 picks one port for all.
+pub fn bind_listeners(
+    address: SocketAddr,
+    count: usize,
+    purpose: &str,
+) -> io::Result<Vec<StdTcpListener>> {
+    let first = bind(address, count > 1, purpose)?;
+    let address = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..count {
+        listeners.push(bind(address, true, purpose)?);
+    }
+    Ok(listeners)
+}
+
+fn bind(address: SocketAddr, reuse_port: bool, purpose: &str) -> io::Result<StdTcpListener> {
     let socket = listening_socket(address)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.bind(&address.into()).map_err(|error| {
         io::Error::new(
             error.kind(),

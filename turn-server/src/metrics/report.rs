@@ -27,6 +27,9 @@ pub struct DriverCounters {
     /// Datagrams or stream writes dropped because a socket buffer or a stream backlog
     /// was full.
     pub send_failures: u64,
+    /// TCP and TLS client connections closed at once by `max-tcp-clients` or
+    /// `max-tcp-clients-per-ip`.
+    pub connection_refusals: u64,
     /// The kernel fast path (`kernel-offload`).
     pub offload: OffloadCounters,
 }
@@ -184,6 +187,7 @@ impl Snapshot {
         self.rate_limited.1 += other.rate_limited.1;
         self.driver.send_failures += other.driver.send_failures;
         self.driver.offload.merge(&other.driver.offload);
+        self.driver.connection_refusals += other.driver.connection_refusals;
         self.lifetimes.merge(&other.lifetimes);
     }
 }
@@ -379,20 +383,22 @@ pub fn render(snapshot: &Snapshot, options: ReportOptions) -> String {
         );
     }
 
-    let drops: [(&str, u64); 6] = [
+    let drops: [(&str, u64); 7] = [
         ("peer_denied", stats.peers_denied),
         ("quota", stats.quota_refusals),
         ("bandwidth", up.dropped + down.dropped),
         ("malformed", stats.malformed),
         ("unroutable", stats.unroutable),
         ("send_failed", driver.send_failures),
+        ("connection_limit", driver.connection_refusals),
     ];
     doc.family(
         "turn_drops_total",
         Kind::Counter,
         "Refused or dropped input by reason: peer_denied (requests and sends), quota \
          (Allocates answered 486), bandwidth (max-bps packets), malformed, unroutable (no \
-         allocation, permission or channel), send_failed (socket or stream backlog full).",
+         allocation, permission or channel), send_failed (socket or stream backlog full), \
+         connection_limit (TCP/TLS clients over max-tcp-clients or max-tcp-clients-per-ip).",
     );
     for (reason, value) in drops {
         doc.sample("turn_drops_total", &[("reason", reason)], value);

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use crate::io::admission::Admitted;
+use crate::io::client_stream::ClientStream;
 use crate::metrics::report::{ReportOptions, Snapshot};
 use turn_proto::server::Reconfigured;
 use turn_proto::{FiveTuple, ServerConfig};
@@ -22,8 +24,11 @@ pub(crate) enum Command {
         config: Box<ServerConfig>,
         reply: oneshot::Sender<Reconfigured>,
     },
-    /// A reloaded certificate, for the shard that serves TCP and TLS.
+    /// A reloaded certificate.
     Tls(Arc<rustls::ServerConfig>),
+    /// A TCP or TLS client connection that another shard accepted but this one owns
+    /// (its first message binds a peer connection held here).
+    Stream(Box<HandedStream>),
     /// SIGUSR1: refuse new allocations.
     Drain,
     /// Live allocations, for the end of a drain.
@@ -39,3 +44,16 @@ pub(crate) enum Command {
 
 /// Commands queued per shard before handed-over input is dropped.
 pub(crate) const QUEUE: usize = 4096;
+
+/// A client connection on its way to the shard that owns it, detached from the shard
+/// that accepted it ([`ClientStream::detach`]).
+pub(crate) struct HandedStream {
+    /// The connection.
+    pub(crate) stream: ClientStream,
+    /// Its 5-tuple.
+    pub(crate) tuple: FiveTuple,
+    /// What was read from it so far: its first message, whole.
+    pub(crate) read: Vec<u8>,
+    /// Its place under the connection caps.
+    pub(crate) admitted: Admitted,
+}

@@ -11,14 +11,17 @@ use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use super::command::{Command, HandedStream};
 use super::tcp_relay;
 use super::{Shard, StreamOut};
+use crate::io::admission::{Admission, Admitted};
+use crate::io::client_stream::{ClientStream, MovableTcp};
 use crate::io::tcp;
 use rtc_auth::ip_range::IpRangeSet;
 use turn_proto::codec::MAX_MESSAGE_LEN;
@@ -26,54 +29,68 @@ use turn_proto::framing::frame_len;
 use turn_proto::proxy_header::{self, ProxyError, ProxyHeader};
 use turn_proto::{FiveTuple, Transport};
 
-/// Time a new connection gets to send its first byte and finish a TLS handshake.
+/// Time a new connection gets to send its first byte, finish a TLS handshake and send
+/// its first whole message.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Time allowed to complete a message once its first bytes arrived.
+/// Time allowed to complete a message once its first bytes arrived, however the bytes
+/// trickle in: the deadline is set when the message starts, not moved by each read.
 const PARTIAL_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The TLS configuration in force; replaced on reload, read at each handshake.
-pub(super) type TlsState = Rc<RefCell<Option<Arc<rustls::ServerConfig>>>>;
+/// What a shard's client connections share: TLS, the caps, and the timeouts.
+pub(super) struct Clients {
+    /// The TLS configuration in force; replaced on reload, read at each handshake.
+    pub(super) tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
+    /// The connection caps, shared by every shard.
+    pub(super) admission: Admission,
+    /// `max-allocate-timeout`: a connection without an allocation for this long closes.
+    pub(super) max_allocate_timeout: Duration,
+    /// Sources allowed on PROXY protocol listeners.
+    pub(super) proxy_sources: IpRangeSet,
+}
 
-/// Accepts clients; `proxy` listeners take connections only from those sources, and
-/// first read a PROXY protocol header.
+/// Accepts clients on one of this shard's listeners; `proxy` listeners take connections
+/// only from `tcp-proxy-trusted-ip` and read a PROXY protocol header first.
 pub(super) async fn accept_loop(
     shard: Rc<Shard>,
+    clients: Rc<Clients>,
     listener: TcpListener,
-    tls: TlsState,
-    proxy: Option<Rc<IpRangeSet>>,
+    proxy: bool,
 ) {
     loop {
-        let (stream, client) = tcp::accept(&listener, "client").await;
-        if let Some(sources) = &proxy
-            && !sources.contains(client.ip())
-        {
+        let (stream, source) = tcp::accept(&listener, "client").await;
+        if proxy && !clients.proxy_sources.contains(source.ip()) {
             // Its header would name any client address it likes: close unread.
-            tracing::debug!(%client, "PROXY listener: source not in tcp-proxy-trusted-ip; closing");
+            tracing::debug!(%source, "PROXY listener: source not in tcp-proxy-trusted-ip; closing");
             continue;
         }
         tokio::task::spawn_local(connection(
             shard.clone(),
+            clients.clone(),
             stream,
-            client,
-            tls.clone(),
-            proxy.is_some(),
+            source,
+            proxy,
         ));
     }
 }
 
+/// A new connection: admitted under the caps (behind a PROXY listener, by the client the
+/// header names), TLS when it starts with a ClientHello, its first message read, then
+/// served here or handed to the shard that owns it.
 async fn connection(
     shard: Rc<Shard>,
+    clients: Rc<Clients>,
     mut stream: TcpStream,
     mut client: SocketAddr,
-    tls: TlsState,
     proxy: bool,
 ) {
     let Ok(server) = stream.local_addr() else {
         return;
     };
+    let start = Instant::now();
+    let deadline = start + HANDSHAKE_TIMEOUT;
     if proxy {
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_proxy_header(&mut stream)).await {
+        match tokio::time::timeout_at(deadline.into(), read_proxy_header(&mut stream)).await {
             Ok(Ok(ProxyHeader::Proxied { source, .. })) => client = source,
             Ok(Ok(ProxyHeader::Local)) => {}
             Ok(Err(error)) => {
@@ -83,34 +100,106 @@ async fn connection(
             Err(_) => return,
         }
     }
+    let admitted = match clients.admission.admit(client.ip()) {
+        Ok(admitted) => admitted,
+        Err(refused) => {
+            shard.stream_refusals.set(shard.stream_refusals.get() + 1);
+            tracing::debug!(%client, ?refused, "TCP client refused: connection cap");
+            return;
+        }
+    };
     let mut first = [0u8; 1];
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+    match tokio::time::timeout_at(deadline.into(), stream.peek(&mut first)).await {
         Ok(Ok(1)) => {}
         _ => return,
     }
-    if first[0] != 0x16 {
-        let tuple = FiveTuple {
-            transport: Transport::Tcp,
-            client,
-            server,
+    let (mut stream, transport) = if first[0] != 0x16 {
+        (ClientStream::Tcp(stream.into()), Transport::Tcp)
+    } else {
+        let Some(config) = clients.tls.borrow().clone() else {
+            tracing::debug!(%client, "TLS ClientHello on a server without TLS; closing");
+            return;
         };
-        return serve(shard, stream, tuple).await;
-    }
-    let Some(config) = tls.borrow().clone() else {
-        tracing::debug!(%client, "TLS ClientHello on a server without TLS; closing");
+        let accept = TlsAcceptor::from(config).accept(MovableTcp::from(stream));
+        match tokio::time::timeout_at(deadline.into(), accept).await {
+            Ok(Ok(tls)) => (ClientStream::Tls(Box::new(tls)), Transport::Tls),
+            Ok(Err(error)) => return tracing::debug!(%client, %error, "TLS handshake failed"),
+            Err(_) => return tracing::debug!(%client, "TLS handshake timed out"),
+        }
+    };
+    let tuple = FiveTuple {
+        transport,
+        client,
+        server,
+    };
+    let Some(read) = first_message(&mut stream, deadline).await else {
         return;
     };
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(stream)).await {
-        Ok(Ok(stream)) => {
-            let tuple = FiveTuple {
-                transport: Transport::Tls,
-                client,
-                server,
-            };
-            serve(shard, stream, tuple).await;
+    let owner = shard.server.borrow().stream_owner(&read);
+    if let Some(owner) = owner {
+        hand_over(&shard, owner, stream, tuple, read, admitted);
+        return;
+    }
+    serve(shard, clients, stream, tuple, read, admitted).await;
+}
+
+/// A connection that another shard accepted and handed here.
+pub(super) async fn adopt(shard: Rc<Shard>, clients: Rc<Clients>, handed: HandedStream) {
+    let HandedStream {
+        mut stream,
+        tuple,
+        read,
+        admitted,
+    } = handed;
+    if let Err(error) = stream.attach() {
+        return tracing::debug!(client = %tuple.client, %error, "handed-over connection lost");
+    }
+    tracing::debug!(client = %tuple.client, "handed-over connection adopted");
+    serve(shard, clients, stream, tuple, read, admitted).await;
+}
+
+/// Reads until the buffer holds the first whole message (or what fails framing, which
+/// `serve` then refuses), by `deadline`. None: closed or too slow.
+async fn first_message(stream: &mut ClientStream, deadline: Instant) -> Option<Vec<u8>> {
+    let mut read = Vec::with_capacity(512);
+    loop {
+        match frame_len(&read) {
+            Ok(None) => {}
+            Ok(Some(_)) | Err(_) => return Some(read),
         }
-        Ok(Err(error)) => tracing::debug!(%client, %error, "TLS handshake failed"),
-        Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
+        read.reserve(512);
+        match tokio::time::timeout_at(deadline.into(), stream.read_buf(&mut read)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Sends a connection to the shard that owns it; dropped (closed) when that shard's
+/// queue is full or gone, as a busy shard drops handed-over datagrams.
+fn hand_over(
+    shard: &Shard,
+    owner: u8,
+    mut stream: ClientStream,
+    tuple: FiveTuple,
+    read: Vec<u8>,
+    admitted: Admitted,
+) {
+    if let Err(error) = stream.detach() {
+        return tracing::debug!(client = %tuple.client, %error, "cannot hand the connection over");
+    }
+    let Some(queue) = shard.shards.get(usize::from(owner)) else {
+        return;
+    };
+    let handed = HandedStream {
+        stream,
+        tuple,
+        read,
+        admitted,
+    };
+    tracing::debug!(client = %tuple.client, owner, "connection handed to its owner shard");
+    if queue.try_send(Command::Stream(Box::new(handed))).is_err() {
+        tracing::debug!(client = %tuple.client, owner, "owner shard busy: connection dropped");
     }
 }
 
@@ -142,10 +231,18 @@ async fn read_proxy_header(stream: &mut TcpStream) -> Result<ProxyHeader, ProxyE
     }
 }
 
-async fn serve<S>(shard: Rc<Shard>, stream: S, tuple: FiveTuple)
-where
-    S: AsyncRead + AsyncWrite + Unpin + 'static,
-{
+/// Serves one client connection until it closes, it stays without an allocation for
+/// `max-allocate-timeout`, a message takes longer than [`PARTIAL_FRAME_TIMEOUT`] to
+/// arrive, or it becomes an RFC 6062 data connection (then a byte pipe); `read` holds
+/// what was read already. `admitted` is its place under the caps, given back at the end.
+async fn serve(
+    shard: Rc<Shard>,
+    clients: Rc<Clients>,
+    stream: ClientStream,
+    tuple: FiveTuple,
+    read: Vec<u8>,
+    admitted: Admitted,
+) {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let out = Rc::new(StreamOut::default());
     shard.streams.borrow_mut().insert(tuple, out.clone());
@@ -168,6 +265,11 @@ where
                     }
                     spare.clear();
                 }
+                // TLS buffers what the socket did not take at once: flushing sends it now
+                // rather than with the next write (plain TCP has nothing to flush).
+                if writer.flush().await.is_err() {
+                    return None;
+                }
                 if handoff.get() {
                     return Some(writer);
                 }
@@ -175,26 +277,12 @@ where
         }
     });
     let mut joined = None;
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut buf = read;
+    // When the message now in `buf` must be whole.
+    let mut frame_deadline: Option<Instant> = None;
+    // Since when the connection has had no allocation.
+    let mut unallocated_since = Some(Instant::now());
     'read: loop {
-        if buf.capacity() - buf.len() < 2048 {
-            buf.reserve(4096);
-        }
-        let partial = !buf.is_empty();
-        let read = reader.read_buf(&mut buf);
-        let result = if !partial {
-            read.await
-        } else {
-            // Half a message: the rest must follow soon (slowloris, or not TURN at all).
-            match tokio::time::timeout(PARTIAL_FRAME_TIMEOUT, read).await {
-                Ok(result) => result,
-                Err(_) => break,
-            }
-        };
-        match result {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
         let mut start = 0;
         loop {
             match frame_len(&buf[start..]) {
@@ -216,6 +304,36 @@ where
             }
         }
         buf.drain(..start);
+        let now = Instant::now();
+        frame_deadline = match (buf.is_empty(), frame_deadline) {
+            (true, _) => None,
+            (false, Some(deadline)) => Some(deadline),
+            (false, None) => Some(now + PARTIAL_FRAME_TIMEOUT),
+        };
+        if shard.server.borrow().has_allocation(&tuple) {
+            unallocated_since = None;
+        } else {
+            unallocated_since.get_or_insert(now);
+        }
+        // Without an allocation, its deadline; with one, a look again as long from now.
+        let allocation_check = unallocated_since.unwrap_or(now) + clients.max_allocate_timeout;
+        let deadline = frame_deadline.map_or(allocation_check, |frame| frame.min(allocation_check));
+        if buf.capacity() - buf.len() < 2048 {
+            buf.reserve(4096);
+        }
+        match tokio::time::timeout_at(deadline.into(), reader.read_buf(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(_)) => {}
+            Err(_) if frame_deadline.is_some_and(|frame| frame <= Instant::now()) => {
+                tracing::debug!(client = %tuple.client, "message not completed in time; closing");
+                break;
+            }
+            Err(_) if unallocated_since.is_some() => {
+                tracing::debug!(client = %tuple.client, "no allocation within max-allocate-timeout; closing");
+                break;
+            }
+            Err(_) => {}
+        }
     }
     shard.streams.borrow_mut().remove(&tuple);
     if let Some((connection, leftover)) = joined {
@@ -229,6 +347,7 @@ where
     }
     shard.server.borrow_mut().handle_disconnect(tuple);
     shard.carry_out(&mut shard.buffers.borrow_mut().out);
+    drop(admitted);
 }
 
 fn handle_frame(shard: &Rc<Shard>, tuple: FiveTuple, frame: &[u8]) {

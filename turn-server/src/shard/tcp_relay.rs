@@ -153,6 +153,8 @@ async fn forward<W: AsyncWrite + Unpin>(
         .relay_tcp(Instant::now(), connection, direction, bytes.len())
         .ok_or(io::ErrorKind::NotConnected)?;
     to.write_all(bytes).await?;
+    // A TLS client's writer holds back what the socket did not take at once until flushed.
+    to.flush().await?;
     if !pause.is_zero() {
         tokio::time::sleep(pause).await;
     }

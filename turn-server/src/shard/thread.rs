@@ -6,7 +6,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtc_auth::ip_range::IpRangeSet;
 use tokio::net::{TcpListener, UdpSocket};
@@ -17,20 +17,28 @@ use super::Shard;
 use super::client_udp;
 use super::command::Command;
 use super::offload::Offload;
-use super::stream::{self, TlsState};
+use super::stream::{self, Clients};
 use crate::clock::unix_now;
+use crate::io::admission::Admission;
 use crate::io::relay::{RelayRange, RelaySockets};
 use crate::metrics::lifetimes::LifetimeTracker;
 use crate::metrics::report::{DriverCounters, Snapshot};
 use turn_proto::Server;
 
-/// The stream listeners; one shard serves every TCP and TLS client.
+/// This shard's TCP and TLS client listeners and what serving their clients takes.
 pub(crate) struct Streams {
+    /// This shard's socket of each TCP listener address.
     pub(crate) tcp: Vec<StdTcpListener>,
+    /// This shard's socket of each PROXY protocol listener address.
     pub(crate) proxied: Vec<StdTcpListener>,
     /// Sources allowed on `proxied`.
     pub(crate) proxy_sources: IpRangeSet,
+    /// The TLS configuration at start.
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// The connection caps, shared by every shard.
+    pub(crate) admission: Admission,
+    /// `max-allocate-timeout`.
+    pub(crate) max_allocate_timeout: Duration,
 }
 
 /// What a shard thread starts with.
@@ -38,7 +46,7 @@ pub(crate) struct Setup {
     pub(crate) server: Server,
     /// This shard's socket of each UDP listener address.
     pub(crate) udp: Vec<(SocketAddr, StdUdpSocket)>,
-    pub(crate) streams: Option<Streams>,
+    pub(crate) streams: Streams,
     pub(crate) relay: RelayRange,
     pub(crate) commands: Receiver<Command>,
     /// Every shard's queue, by index (this one's included).
@@ -78,14 +86,11 @@ pub(crate) fn run(setup: Setup) -> io::Result<usize> {
         for index in 0..shard.udp.len() {
             tokio::task::spawn_local(client_udp::client_loop(shard.clone(), index));
         }
-        let tls = match streams {
-            Some(streams) => Some(start_streams(&shard, streams)?),
-            None => None,
-        };
+        let clients = start_streams(&shard, streams)?;
         let lifetimes = Rc::new(RefCell::new(LifetimeTracker::new()));
         let timer = tokio::task::spawn_local(timer_loop(shard.clone(), lifetimes.clone()));
         let flush = tokio::task::spawn_local(flush_loop(shard.clone()));
-        command_loop(&shard, commands, &lifetimes, tls.as_ref()).await;
+        command_loop(&shard, commands, &lifetimes, &clients).await;
         timer.abort();
         flush.abort();
         shard.fold_offloaded();
@@ -100,31 +105,32 @@ pub(crate) fn run(setup: Setup) -> io::Result<usize> {
     })
 }
 
-fn start_streams(shard: &Rc<Shard>, streams: Streams) -> io::Result<TlsState> {
-    let tls: TlsState = Rc::new(RefCell::new(streams.tls));
-    let tcp = streams.tcp.into_iter().map(|l| (l, None));
-    let sources = Rc::new(streams.proxy_sources);
-    let proxied = streams
-        .proxied
-        .into_iter()
-        .map(|l| (l, Some(sources.clone())));
+fn start_streams(shard: &Rc<Shard>, streams: Streams) -> io::Result<Rc<Clients>> {
+    let clients = Rc::new(Clients {
+        tls: RefCell::new(streams.tls),
+        admission: streams.admission,
+        max_allocate_timeout: streams.max_allocate_timeout,
+        proxy_sources: streams.proxy_sources,
+    });
+    let tcp = streams.tcp.into_iter().map(|l| (l, false));
+    let proxied = streams.proxied.into_iter().map(|l| (l, true));
     for (listener, proxy) in tcp.chain(proxied) {
         let listener = TcpListener::from_std(listener)?;
         tokio::task::spawn_local(stream::accept_loop(
             shard.clone(),
+            clients.clone(),
             listener,
-            tls.clone(),
             proxy,
         ));
     }
-    Ok(tls)
+    Ok(clients)
 }
 
 async fn command_loop(
     shard: &Rc<Shard>,
     mut commands: Receiver<Command>,
     lifetimes: &RefCell<LifetimeTracker>,
-    tls: Option<&TlsState>,
+    clients: &Rc<Clients>,
 ) {
     while let Some(command) = commands.recv().await {
         match command {
@@ -141,10 +147,9 @@ async fn command_loop(
                 shard.carry_out(&mut shard.buffers.borrow_mut().out);
                 let _ = reply.send(changed);
             }
-            Command::Tls(config) => {
-                if let Some(tls) = tls {
-                    *tls.borrow_mut() = Some(config);
-                }
+            Command::Tls(config) => *clients.tls.borrow_mut() = Some(config),
+            Command::Stream(handed) => {
+                tokio::task::spawn_local(stream::adopt(shard.clone(), clients.clone(), *handed));
             }
             Command::Drain => shard.server.borrow_mut().set_draining(true),
             Command::Count(reply) => {
@@ -169,6 +174,7 @@ async fn command_loop(
                         .as_ref()
                         .map(Offload::counters)
                         .unwrap_or_default(),
+                    connection_refusals: shard.stream_refusals.get(),
                 };
                 let snapshot = Snapshot::of(&server, now, driver, lifetimes.histogram(), options);
                 let _ = reply.send(snapshot);

@@ -474,3 +474,59 @@ fn connect_and_incoming_meet_the_own_host_rule() {
             .is_some()
     );
 }
+
+#[test]
+fn a_data_connection_on_another_shard_is_sent_to_the_owner() {
+    let (zero, mut one) = shard_pair(public_peer_config());
+    let (_, id, _) = one.tcp_allocation("192.0.2.1:5000");
+    let now = one.now;
+    let (connection, _) = one
+        .server
+        .handle_tcp_accepted(now, id, PEER.parse().unwrap(), &mut one.out)
+        .expect("accepted");
+    assert_eq!(connection.0 >> 24, 1, "the id names its shard");
+    let mut bind = Vec::new();
+    MessageWriter::new(
+        &mut bind,
+        Method::CONNECTION_BIND,
+        Class::Request,
+        TransactionId([3; 12]),
+    )
+    .attr(AttrType::CONNECTION_ID, &connection.0.to_be_bytes());
+    assert_eq!(zero.server.stream_owner(&bind), Some(1));
+    assert_eq!(one.server.stream_owner(&bind), None, "already home");
+    // Anything else stays: an Allocate, garbage, an id naming no shard.
+    let mut allocate = Vec::new();
+    MessageWriter::new(
+        &mut allocate,
+        Method::ALLOCATE,
+        Class::Request,
+        TransactionId([4; 12]),
+    );
+    assert_eq!(zero.server.stream_owner(&allocate), None);
+    assert_eq!(zero.server.stream_owner(b"GET / HTTP/1.1\r\n"), None);
+    let mut stray = Vec::new();
+    MessageWriter::new(
+        &mut stray,
+        Method::CONNECTION_BIND,
+        Class::Request,
+        TransactionId([5; 12]),
+    )
+    .attr(AttrType::CONNECTION_ID, &0x0900_0001u32.to_be_bytes());
+    assert_eq!(zero.server.stream_owner(&stray), None, "shard 9 of 2");
+    // An Allocate claiming a reservation shard 1 made (its RTCP half, say).
+    let mut claim = Vec::new();
+    MessageWriter::new(
+        &mut claim,
+        Method::ALLOCATE,
+        Class::Request,
+        TransactionId([6; 12]),
+    )
+    .attr(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
+    .attr(
+        AttrType::RESERVATION_TOKEN,
+        &0x0100_0000_0000_0042u64.to_be_bytes(),
+    );
+    assert_eq!(zero.server.stream_owner(&claim), Some(1));
+    assert_eq!(one.server.stream_owner(&claim), None);
+}

@@ -93,6 +93,7 @@ fn counts_follow_traffic_and_user_labels_are_opt_in() {
     lifetimes.record(Duration::from_secs(42));
     let driver = DriverCounters {
         send_failures: 2,
+        connection_refusals: 0,
         offload: OffloadCounters {
             active: true,
             routes: 3,
