@@ -8,8 +8,11 @@
 //! - [`file`]: the line format (`key=value`, `key value`, bare flags, quotes, `#` only at
 //!   the start of a line); unknown and removed keys only warn;
 //! - [`cli`]: `-c FILE`, `-n`, `--key=value`, `--key value` and coturn's short letters;
-//! - [`model`]: applying values in coturn's passes (logging, everything but users, then
-//!   the command line, then users) and the checks between options;
+//! - [`values`]: the value parsers (ports, numbers, booleans, addresses, ranges, ...);
+//! - [`apply`]: applying values in coturn's passes (logging, everything but users, then
+//!   users; the file before the command line in each) to the typed [`Config`] of
+//!   [`model`];
+//! - [`validate`]: the checks between options, once every value is in;
 //! - [`check`]: checks against the machine (local addresses, interfaces), behind the
 //!   [`Host`] trait so tests need no network;
 //! - [`render`]: the effective configuration for `--check-config`, secrets redacted.
@@ -17,12 +20,15 @@
 //! Every warning and error is a [`Diagnostic`] that names where the value came from
 //! (`file:line` or the command-line argument), so an operator can fix it without guessing.
 
+mod apply;
 mod check;
 mod cli;
 mod file;
 mod model;
 mod options;
 mod render;
+mod validate;
+mod values;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -298,17 +304,8 @@ fn build(
         mut warnings,
         mut errors,
     } = file;
-    let mut builder = model::Builder::new();
-    for pass in [options::Pass::Log, options::Pass::Main, options::Pass::User] {
-        for entry in file_entries.iter().chain(command_line) {
-            if entry.spec.pass() == pass {
-                builder.apply(entry);
-            }
-        }
-    }
-    let (config, build_warnings, build_errors) = builder.finish();
-    warnings.extend(build_warnings);
-    errors.extend(build_errors);
+    let mut config = apply::apply(&file_entries, command_line, &mut warnings, &mut errors);
+    validate::validate(&mut config, &mut warnings, &mut errors);
     // Passes and cross-checks find problems out of file order; operators read top-down.
     warnings.sort_by_key(reading_order);
     errors.sort_by_key(reading_order);
