@@ -9,7 +9,7 @@
 use std::ffi::OsString;
 use std::fmt::Write as _;
 
-use super::options::{self, Arg, Opt, Spec};
+use super::options::{self, Arg, Setter, Spec};
 use super::{Action, DEFAULT_CONFIG_FILE, Diagnostic, Entry, Origin};
 
 /// Which configuration file the command line asks for.
@@ -152,8 +152,7 @@ impl Parser {
                 }
                 _ => {}
             }
-            let Some(spec) = options::by_short(letter).or_else(|| options::ignored_short(letter))
-            else {
+            let Some(spec) = options::by_short(letter) else {
                 return Err(Diagnostic::new(
                     Some(origin),
                     Some(&format!("-{letter}")),
@@ -220,14 +219,16 @@ impl Parser {
     }
 
     fn add(&mut self, spec: &'static Spec, value: Option<String>, origin: Origin) {
-        match spec.opt {
-            Opt::Help => self.line.action = Action::Help,
-            Opt::Version if self.line.action != Action::Help => self.line.action = Action::Version,
-            Opt::CheckConfig if self.line.action == Action::Run => {
+        match spec.setter {
+            Setter::Action(Action::Help) => self.line.action = Action::Help,
+            Setter::Action(Action::Version) if self.line.action != Action::Help => {
+                self.line.action = Action::Version;
+            }
+            Setter::Action(Action::CheckConfig) if self.line.action == Action::Run => {
                 self.line.action = Action::CheckConfig;
             }
-            Opt::Version | Opt::CheckConfig => {}
-            Opt::Ignored(why) => self.line.warnings.push(Diagnostic::at(
+            Setter::Action(_) => {}
+            Setter::Ignored(why) => self.line.warnings.push(Diagnostic::at(
                 &origin,
                 spec.name,
                 format!("ignored: {why}"),

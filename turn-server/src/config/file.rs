@@ -14,7 +14,7 @@
 
 use std::path::Path;
 
-use super::options::{self, Opt};
+use super::options::{self, Setter};
 use super::{Diagnostic, Entry, Origin};
 
 /// What a file yielded: entries in file order, warnings and errors.
@@ -107,7 +107,7 @@ pub(crate) fn parse(bytes: &[u8], path: &Path) -> Parsed {
             ));
             continue;
         }
-        if let Opt::Ignored(why) = spec.opt {
+        if let Setter::Ignored(why) = spec.setter {
             parsed
                 .warnings
                 .push(Diagnostic::at(&origin, line.key, format!("ignored: {why}")));
