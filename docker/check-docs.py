@@ -2,7 +2,7 @@
 """Checks that docs/ keeps up with the code (run by docker/validate.sh):
 
 - docs/turn-server-config.md names every option of `turn-server --help` (read from stdin)
-  and every accepted-and-ignored option of turn-server/src/config/options.rs;
+  and every accepted-and-ignored option of turn-server/src/config/options/*.rs;
 - docs/lk-jwt-service-config.md names every LIVEKIT_* variable jwt-service/src/config.rs
   and jwt-service/src/config/*.rs read;
 - every relative link in docs/*.md points to an existing file, and every #anchor to a
@@ -28,8 +28,15 @@ def main():
     errors = []
     help_text = sys.stdin.read()
     options = re.findall(r"^  (?:-\w, )?--([A-Za-z0-9_-]+)", help_text, re.M)
-    source = open("turn-server/src/config/options.rs").read()
-    options += re.findall(r'ignored\(\s*"([^"]+)"', source)
+    options_dir = "turn-server/src/config/options"
+    source = open(options_dir + ".rs").read()
+    for name in sorted(os.listdir(options_dir)):
+        if name.endswith(".rs"):
+            source += open(os.path.join(options_dir, name)).read()
+    ignored = re.findall(r'ignored\(\s*"([^"]+)"', source)
+    if len(ignored) < 50:
+        errors.append(f"only {len(ignored)} ignored turn-server options found in {options_dir}")
+    options += ignored
     if len(options) < 100:
         errors.append(f"only {len(options)} turn-server options found; is --help on stdin?")
     doc = open("docs/turn-server-config.md").read()

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use super::model::{Config, PeerList};
 use super::options::{Arg, Pass, Setter, Target};
-use super::values::{boolean, ip, ip_range, number, port};
+use super::values::{boolean, ip, ip_range, lifetime, number, port, server_address};
 use super::{Diagnostic, Entry};
 
 /// Applies the file's entries and the command line's in coturn's passes; a bad value
@@ -62,6 +62,12 @@ fn apply_entry(
         }
         Setter::Ips(field) => ip(value).map(|ip| field(config).push(ip)),
         Setter::Ranges(field) => add_range(field(config), value),
+        Setter::Servers(field, default_port) => {
+            server_address(value, default_port).map(|server| field(config).push(server))
+        }
+        Setter::Lifetime(field, default) => {
+            lifetime(value, default).map(|seconds| *field(config) = seconds)
+        }
         Setter::Custom(set) => set(
             &mut Target {
                 config: &mut *config,

@@ -251,7 +251,7 @@ pub(crate) fn usage() -> String {
          -c FILE                          configuration file\n  \
          -n                               do not read a configuration file\n",
     );
-    for spec in options::OPTIONS.iter().filter(|spec| !spec.help.is_empty()) {
+    for spec in options::all().filter(|spec| !spec.help.is_empty()) {
         let short = spec.short.map(|c| format!("-{c}, ")).unwrap_or_default();
         let value = match spec.arg {
             Arg::Flag => "",

@@ -348,6 +348,27 @@ fn conflicts() {
     );
 }
 
+/// A second single-address `external-ip` of a family names the line of the first even
+/// when mappings come between (the mappings share the option's origins).
+#[test]
+fn external_ip_single_form_between_mappings() {
+    assert_eq!(
+        errors(
+            "external-ip=198.51.100.1/10.0.0.1\nexternal-ip=2001:db8::1\n\
+             external-ip=198.51.100.2/10.0.0.2\nexternal-ip=203.0.113.3\n\
+             external-ip=2001:db8::2\n",
+            &["-X", "198.51.100.9/10.0.0.9", "-X", "203.0.113.5"]
+        ),
+        [
+            "F:5: external-ip: external-ip without '/' may be given only once per address \
+             family (2001:db8::1 was set at F:2); use public/private pairs for several addresses",
+            "command line argument 5: external-ip: external-ip without '/' may be given only \
+             once per address family (203.0.113.3 was set at F:4); use public/private pairs for \
+             several addresses",
+        ]
+    );
+}
+
 #[test]
 fn external_ip_forms() {
     let (loaded, _conf) = ok(
