@@ -3,8 +3,8 @@
 //! A coturn user must be able to point this server at the file they already have, so the
 //! syntax and the order in which values win follow coturn (turn-anchors.md §1.1):
 //!
-//! - [`options`]: one table of every option, feeding the file parser, the argv parser and
-//!   `--help`;
+//! - [`options`]: one table of every option (rows in files by topic), feeding the file
+//!   parser, the argv parser and `--help`; each row also says what applying it does;
 //! - [`file`]: the line format (`key=value`, `key value`, bare flags, quotes, `#` only at
 //!   the start of a line); unknown and removed keys only warn;
 //! - [`cli`]: `-c FILE`, `-n`, `--key=value`, `--key value` and coturn's short letters;
