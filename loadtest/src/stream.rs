@@ -18,10 +18,12 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use turn_proto::codec::{Class, Message, TransactionId};
 
-use crate::client::{Failure, Link, data_indication_payload};
-use crate::datapath::{Framing, Live, LoadSpec, WorkerResult, read_stamp, stamp};
-use crate::stun::{Class, Message, channel_data_header, parse_channel_data};
+use crate::client::{Failure, Link};
+use crate::datapath::{
+    Framing, Live, LoadSpec, WorkerResult, read_stamp, stamp, template, turn_payload,
+};
 
 /// How long one transaction may take: the stream is reliable, so there are no
 /// retransmissions (RFC 8489 §6.2.2), only this bound.
@@ -197,7 +199,7 @@ async fn read_frame(
 }
 
 impl Link for StreamLink {
-    async fn transact(&mut self, msg: &[u8], txid: [u8; 12]) -> Result<Vec<u8>, Failure> {
+    async fn transact(&mut self, msg: &[u8], txid: TransactionId) -> Result<Vec<u8>, Failure> {
         let exchange = async {
             self.stream
                 .write_all(msg)
@@ -209,8 +211,8 @@ impl Link for StreamLink {
                     .await
                     .map_err(|e| io_failure(&e))?;
                 if let Ok(m) = Message::parse(&frame)
-                    && m.txid == txid
-                    && matches!(m.class, Class::Success | Class::Error)
+                    && m.transaction() == txid
+                    && matches!(m.class(), Class::Success | Class::Error)
                 {
                     return Ok(frame);
                 }
@@ -242,19 +244,25 @@ struct Reader {
 }
 
 /// Sends paced, timestamped packets on every stream and reads what comes back until the
-/// schedule and the drain time are over; `spec.rate` must be above 0.
+/// schedule and the drain time are over; `spec.rate` must be above 0. An error when
+/// `spec.size` does not fit one message.
 pub async fn run(
     flows: Vec<(StreamLink, Framing)>,
     spec: LoadSpec,
     live: Arc<Live>,
-) -> WorkerResult {
+) -> Result<WorkerResult, String> {
+    // ChannelData padded to 4 bytes on a stream (RFC 8656 §12.5).
+    let flows = flows
+        .into_iter()
+        .map(|(link, framing)| Ok((link, template(&framing, spec.size, true)?)))
+        .collect::<Result<Vec<_>, String>>()?;
     let epoch = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, (link, framing)) in flows.into_iter().enumerate() {
+    for (index, (link, packet)) in flows.into_iter().enumerate() {
         let (reader, writer) = link.split();
         let (live_s, live_r) = (live.clone(), live.clone());
         let index = index as u32;
-        tasks.spawn(async move { send(writer, &framing, index, spec, epoch, &live_s).await });
+        tasks.spawn(async move { send(writer, packet, index, spec, epoch, &live_s).await });
         tasks.spawn(async move { receive(reader, spec, epoch, &live_r).await });
     }
     let mut total = WorkerResult::default();
@@ -270,37 +278,19 @@ pub async fn run(
             Err(_) => total.io_errors += 1,
         }
     }
-    total
+    Ok(total)
 }
 
-/// One packet on a stream: ChannelData padded to 4 bytes, or a Send indication.
-fn template(framing: &Framing, size: usize) -> (Vec<u8>, usize) {
-    match framing {
-        Framing::Send(prefix) => {
-            let mut t = prefix.clone();
-            let at = t.len();
-            t.resize(at + size.next_multiple_of(4), 0);
-            (t, at)
-        }
-        Framing::Channel(ch) => {
-            let mut t = channel_data_header(*ch, size).to_vec();
-            t.resize(4 + size.next_multiple_of(4), 0);
-            (t, 4)
-        }
-        Framing::Raw => (vec![0; size], 0),
-    }
-}
-
+/// Sends `packet` (payload at offset `at`) on the schedule, stamped afresh each time.
 async fn send(
     mut writer: WriteHalf<Box<dyn ByteStream>>,
-    framing: &Framing,
+    (mut packet, at): (Vec<u8>, usize),
     index: u32,
     spec: LoadSpec,
     epoch: Instant,
     live: &Live,
 ) -> WorkerResult {
     let mut out = WorkerResult::default();
-    let (mut packet, at) = template(framing, spec.size);
     let period = Duration::from_secs_f64(1.0 / spec.rate.max(1) as f64);
     let mut tick = tokio::time::interval(period);
     // Late ticks are sent at once: the schedule, not loadtest's own delays, sets the
@@ -341,10 +331,7 @@ async fn receive(mut reader: Reader, spec: LoadSpec, epoch: Instant, live: &Live
             }
             Ok(Ok(())) => {}
         }
-        let payload = parse_channel_data(&frame)
-            .map(|(_, p)| p)
-            .or_else(|| data_indication_payload(&frame));
-        match payload.and_then(read_stamp) {
+        match turn_payload(&frame).and_then(read_stamp) {
             Some((_, sent_ns)) => {
                 let now = epoch.elapsed().as_nanos() as u64;
                 out.latency_us.record(now.saturating_sub(sent_ns) / 1000);
@@ -359,6 +346,8 @@ async fn receive(mut reader: Reader, spec: LoadSpec, epoch: Instant, live: &Live
 
 #[cfg(test)]
 mod tests {
+    use turn_proto::codec::ChannelData;
+
     use super::*;
 
     #[test]
@@ -367,16 +356,16 @@ mod tests {
         assert_eq!(frame_len(&[0x40, 0x00, 0x00, 0x05]), Some(12));
         assert_eq!(frame_len(&[0x40, 0x00, 0x00, 0x08]), Some(12));
         assert_eq!(frame_len(&[0x40, 0x00]), None);
-        let (channel, at) = template(&Framing::Channel(0x4000), 25);
+        let (channel, at) = template(&Framing::Channel(0x4000), 25, true).unwrap();
         assert_eq!((channel.len(), at), (32, 4));
-        assert_eq!(parse_channel_data(&channel).map(|(_, p)| p.len()), Some(25));
+        assert_eq!(ChannelData::parse(&channel).map(|c| c.data.len()), Some(25));
     }
 
     #[tokio::test]
     async fn frames_split_across_reads_and_joined_in_one() {
-        let mut a = channel_data_header(0x4000, 5).to_vec();
+        let mut a = ChannelData::header(0x4000, 5).unwrap().to_vec();
         a.extend_from_slice(b"hello\0\0\0");
-        let mut b = channel_data_header(0x4001, 4).to_vec();
+        let mut b = ChannelData::header(0x4001, 4).unwrap().to_vec();
         b.extend_from_slice(b"abcd");
         let both = [a.clone(), b.clone()].concat();
         // Delivered in 3-byte pieces.
