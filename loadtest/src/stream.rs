@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use turn_proto::codec::{Class, Message, TransactionId};
+use turn_proto::framing::frame_len;
 
 use crate::client::{Failure, Link};
 use crate::datapath::{
@@ -28,8 +29,6 @@ use crate::datapath::{
 /// How long one transaction may take: the stream is reliable, so there are no
 /// retransmissions (RFC 8489 §6.2.2), only this bound.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest frame accepted: a STUN message or ChannelData is at most 20 + 65535 bytes.
-const MAX_FRAME: usize = 20 + 65_535;
 
 /// TCP or TLS.
 #[derive(Clone)]
@@ -156,37 +155,22 @@ pub async fn connect(server: SocketAddr, transport: &Transport) -> Result<Stream
     })
 }
 
-/// The length of the frame at the start of `buf` (padding included), if its header is
-/// there: STUN is 20 bytes plus its length, ChannelData 4 plus its length rounded up to 4.
-fn frame_len(buf: &[u8]) -> Option<usize> {
-    let header = buf.get(..4)?;
-    let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
-    Some(match header[0] >> 6 {
-        0 => 20 + len,
-        _ => 4 + len.next_multiple_of(4),
-    })
-}
-
-/// Reads one frame into `frame` (padding included), keeping extra bytes in `buf`.
+/// Reads one frame into `frame` (ChannelData padding included), keeping extra bytes in
+/// `buf`; the boundaries are the relay core's (`turn_proto::framing`). Anything but STUN
+/// or ChannelData, or a frame longer than a message can be, is an `InvalidData` error.
 async fn read_frame(
     stream: &mut (impl AsyncRead + Unpin + ?Sized),
     buf: &mut Vec<u8>,
     frame: &mut Vec<u8>,
 ) -> std::io::Result<()> {
     loop {
-        if let Some(len) = frame_len(buf) {
-            if len > MAX_FRAME || buf[0] >> 6 == 2 || buf[0] >> 6 == 3 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "not STUN or ChannelData",
-                ));
-            }
-            if buf.len() >= len {
-                frame.clear();
-                frame.extend_from_slice(&buf[..len]);
-                buf.drain(..len);
-                return Ok(());
-            }
+        let complete =
+            frame_len(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        if let Some(len) = complete {
+            frame.clear();
+            frame.extend_from_slice(&buf[..len]);
+            buf.drain(..len);
+            return Ok(());
         }
         let at = buf.len();
         buf.resize(at + 4096, 0);
@@ -346,16 +330,13 @@ async fn receive(mut reader: Reader, spec: LoadSpec, epoch: Instant, live: &Live
 
 #[cfg(test)]
 mod tests {
-    use turn_proto::codec::ChannelData;
+    use turn_proto::codec::attribute::AttrType;
+    use turn_proto::codec::{ChannelData, MessageWriter, Method};
 
     use super::*;
 
     #[test]
-    fn frames_are_measured_by_their_header() {
-        assert_eq!(frame_len(&[0x01, 0x01, 0x00, 0x08]), Some(28));
-        assert_eq!(frame_len(&[0x40, 0x00, 0x00, 0x05]), Some(12));
-        assert_eq!(frame_len(&[0x40, 0x00, 0x00, 0x08]), Some(12));
-        assert_eq!(frame_len(&[0x40, 0x00]), None);
+    fn channel_data_is_padded_on_streams() {
         let (channel, at) = template(&Framing::Channel(0x4000), 25, true).unwrap();
         assert_eq!((channel.len(), at), (32, 4));
         assert_eq!(ChannelData::parse(&channel).map(|c| c.data.len()), Some(25));
@@ -367,13 +348,23 @@ mod tests {
         a.extend_from_slice(b"hello\0\0\0");
         let mut b = ChannelData::header(0x4001, 4).unwrap().to_vec();
         b.extend_from_slice(b"abcd");
-        let both = [a.clone(), b.clone()].concat();
+        let mut stun = Vec::new();
+        MessageWriter::new(
+            &mut stun,
+            Method::BINDING,
+            Class::Success,
+            TransactionId([5; 12]),
+        )
+        .xor_address(AttrType::XOR_MAPPED_ADDRESS, ([127, 0, 0, 1], 9).into());
+        let both = [a.clone(), stun.clone(), b.clone()].concat();
         // Delivered in 3-byte pieces.
         let (mut client, mut server) = tokio::io::duplex(3);
         tokio::spawn(async move { server.write_all(&both).await });
         let (mut buf, mut frame) = (Vec::new(), Vec::new());
         read_frame(&mut client, &mut buf, &mut frame).await.unwrap();
         assert_eq!(frame, a);
+        read_frame(&mut client, &mut buf, &mut frame).await.unwrap();
+        assert_eq!(frame, stun);
         read_frame(&mut client, &mut buf, &mut frame).await.unwrap();
         assert_eq!(frame, b);
         assert!(read_frame(&mut client, &mut buf, &mut frame).await.is_err());
