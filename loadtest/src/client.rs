@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use rtc_auth::long_term::long_term_key;
 use rtc_auth::rest::RestCredential;
 use tokio::net::UdpSocket;
-
-use crate::stun::{self, Builder, Class, Message, attr, method};
+use turn_proto::codec::address::decode_xor;
+use turn_proto::codec::attribute::AttrType;
+use turn_proto::codec::{Class, ErrorCode, Message, MessageWriter, Method, TransactionId};
 
 /// First retransmission timeout.
 const RTO: Duration = Duration::from_millis(500);
@@ -58,7 +59,7 @@ fn io_failure(e: &std::io::Error) -> Failure {
 }
 
 /// Unique transaction ids: a per-process random prefix plus a counter.
-pub fn new_txid() -> [u8; 12] {
+pub fn new_txid() -> TransactionId {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let prefix = *PREFIX.get_or_init(|| {
@@ -70,7 +71,7 @@ pub fn new_txid() -> [u8; 12] {
     let mut id = [0; 12];
     id[..4].copy_from_slice(&prefix.to_be_bytes());
     id[4..].copy_from_slice(&n.to_be_bytes());
-    id
+    TransactionId(id)
 }
 
 /// How a session reaches the server: one request out, its response back.
@@ -79,12 +80,12 @@ pub trait Link: Send {
     fn transact(
         &mut self,
         msg: &[u8],
-        txid: [u8; 12],
+        txid: TransactionId,
     ) -> impl Future<Output = Result<Vec<u8>, Failure>> + Send;
 }
 
 impl Link for UdpSocket {
-    async fn transact(&mut self, msg: &[u8], txid: [u8; 12]) -> Result<Vec<u8>, Failure> {
+    async fn transact(&mut self, msg: &[u8], txid: TransactionId) -> Result<Vec<u8>, Failure> {
         transact(self, msg, txid).await
     }
 }
@@ -105,7 +106,7 @@ pub struct Session<L = UdpSocket> {
 }
 
 /// Sends `msg` and waits for the response with the same transaction id.
-async fn transact(sock: &UdpSocket, msg: &[u8], txid: [u8; 12]) -> Result<Vec<u8>, Failure> {
+async fn transact(sock: &UdpSocket, msg: &[u8], txid: TransactionId) -> Result<Vec<u8>, Failure> {
     let mut buf = vec![0u8; 2048];
     let mut rto = RTO;
     for _ in 0..MAX_SENDS {
@@ -119,8 +120,8 @@ async fn transact(sock: &UdpSocket, msg: &[u8], txid: [u8; 12]) -> Result<Vec<u8
                 Ok(Ok(n)) => {
                     let data = &buf[..n];
                     if let Ok(m) = Message::parse(data)
-                        && m.txid == txid
-                        && matches!(m.class, Class::Success | Class::Error)
+                        && m.transaction() == txid
+                        && matches!(m.class(), Class::Success | Class::Error)
                     {
                         return Ok(data.to_vec());
                     }
@@ -166,32 +167,34 @@ pub async fn allocate_on<L: Link>(
     lifetime: Option<u32>,
     relay_ipv6: bool,
 ) -> Result<(Session<L>, Duration), Failure> {
-    let family = |b: Builder| {
+    // REQUESTED-TRANSPORT UDP, and the relay's address family when not the default.
+    let relay = |w: &mut MessageWriter<'_>| {
+        w.attr(AttrType::REQUESTED_TRANSPORT, &[17, 0, 0, 0]);
         if relay_ipv6 {
-            b.attr(attr::REQUESTED_ADDRESS_FAMILY, &[2, 0, 0, 0])
-        } else {
-            b
+            w.attr(AttrType::REQUESTED_ADDRESS_FAMILY, &[2, 0, 0, 0]);
         }
     };
     let started = Instant::now();
     let txid = new_txid();
-    let first = family(
-        Builder::new(method::ALLOCATE, Class::Request, txid)
-            .attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0]),
-    )
-    .finish();
+    let mut first = Vec::with_capacity(64);
+    relay(&mut MessageWriter::new(
+        &mut first,
+        Method::ALLOCATE,
+        Class::Request,
+        txid,
+    ));
     let resp = sock.transact(&first, txid).await?;
     let m = Message::parse(&resp).map_err(|_| Failure::Protocol("unparsable response"))?;
-    let (realm, nonce) = match (m.class, m.error_code()) {
-        (Class::Error, Some((401, _))) => (
-            m.attr(attr::REALM)
+    let (realm, nonce) = match (m.class(), m.error_code()) {
+        (Class::Error, Some(ErrorCode::UNAUTHORIZED)) => (
+            m.attr(AttrType::REALM)
                 .ok_or(Failure::Protocol("401 without REALM"))?
                 .to_vec(),
-            m.attr(attr::NONCE)
+            m.attr(AttrType::NONCE)
                 .ok_or(Failure::Protocol("401 without NONCE"))?
                 .to_vec(),
         ),
-        (Class::Error, Some((code, _))) => return Err(Failure::Code(code)),
+        (Class::Error, Some(code)) => return Err(Failure::Code(code.0)),
         (Class::Error, None) => return Err(Failure::Protocol("error without ERROR-CODE")),
         _ => return Err(Failure::Protocol("allocate accepted without auth")),
     };
@@ -207,19 +210,19 @@ pub async fn allocate_on<L: Link>(
         key,
     };
     let resp = session
-        .signed(method::ALLOCATE, |b| {
-            let b = family(b.attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0]));
-            match lifetime {
-                Some(l) => b.attr_u32(attr::LIFETIME, l),
-                None => b,
+        .signed(Method::ALLOCATE, |w| {
+            relay(w);
+            if let Some(l) = lifetime {
+                w.u32_attr(AttrType::LIFETIME, l);
             }
         })
         .await?;
     let m = Message::parse(&resp).map_err(|_| Failure::Protocol("unparsable response"))?;
     session.relayed = m
-        .xor_addr(attr::XOR_RELAYED_ADDRESS)
+        .attr(AttrType::XOR_RELAYED_ADDRESS)
+        .and_then(|v| decode_xor(v, &m.transaction()).ok())
         .ok_or(Failure::Protocol("no XOR-RELAYED-ADDRESS"))?;
-    session.lifetime = m.u32_attr(attr::LIFETIME).unwrap_or(600);
+    session.lifetime = m.u32_attr(AttrType::LIFETIME).unwrap_or(600);
     Ok((session, started.elapsed()))
 }
 
@@ -228,44 +231,47 @@ impl<L: Link> Session<L> {
     /// returns the success response.
     async fn signed(
         &mut self,
-        method: u16,
-        add: impl Fn(Builder) -> Builder,
+        method: Method,
+        add: impl Fn(&mut MessageWriter<'_>),
     ) -> Result<Vec<u8>, Failure> {
+        let mut msg = Vec::with_capacity(256);
         for _ in 0..=MAX_NONCE_RETRIES {
             let txid = new_txid();
-            let b = Builder::new(method, Class::Request, txid)
-                .attr(attr::USERNAME, self.username.as_bytes())
-                .attr(attr::REALM, &self.realm)
-                .attr(attr::NONCE, &self.nonce);
-            let msg = add(b).finish_with_integrity(&self.key);
+            msg.clear();
+            let mut w = MessageWriter::new(&mut msg, method, Class::Request, txid);
+            w.attr(AttrType::USERNAME, self.username.as_bytes())
+                .attr(AttrType::REALM, &self.realm)
+                .attr(AttrType::NONCE, &self.nonce);
+            add(&mut w);
+            w.integrity(&self.key);
             let resp = self.sock.transact(&msg, txid).await?;
             let m = Message::parse(&resp).map_err(|_| Failure::Protocol("unparsable response"))?;
-            match m.class {
+            match m.class() {
                 Class::Success => {
-                    if m.check_integrity(&self.key) == Some(false) {
+                    if !integrity_holds(&m, &self.key) {
                         return Err(Failure::Protocol("bad MESSAGE-INTEGRITY in response"));
                     }
                     return Ok(resp);
                 }
                 _ => match m.error_code() {
-                    Some((438, _)) => {
+                    Some(ErrorCode::STALE_NONCE) => {
                         self.nonce = m
-                            .attr(attr::NONCE)
+                            .attr(AttrType::NONCE)
                             .ok_or(Failure::Protocol("438 without NONCE"))?
                             .to_vec();
                     }
-                    Some((code, _)) => return Err(Failure::Code(code)),
+                    Some(code) => return Err(Failure::Code(code.0)),
                     None => return Err(Failure::Protocol("error without ERROR-CODE")),
                 },
             }
         }
-        Err(Failure::Code(438))
+        Err(Failure::Code(ErrorCode::STALE_NONCE.0))
     }
 
     /// Installs a permission for `peer`'s IP.
     pub async fn create_permission(&mut self, peer: SocketAddr) -> Result<(), Failure> {
-        self.signed(method::CREATE_PERMISSION, |b| {
-            b.xor_addr(attr::XOR_PEER_ADDRESS, peer)
+        self.signed(Method::CREATE_PERMISSION, |w| {
+            w.xor_address(AttrType::XOR_PEER_ADDRESS, peer);
         })
         .await
         .map(drop)
@@ -273,12 +279,10 @@ impl<L: Link> Session<L> {
 
     /// Binds `channel` (0x4000..=0x7FFF) to `peer`.
     pub async fn channel_bind(&mut self, channel: u16, peer: SocketAddr) -> Result<(), Failure> {
-        self.signed(method::CHANNEL_BIND, |b| {
-            b.attr(
-                attr::CHANNEL_NUMBER,
-                &[(channel >> 8) as u8, channel as u8, 0, 0],
-            )
-            .xor_addr(attr::XOR_PEER_ADDRESS, peer)
+        let [high, low] = channel.to_be_bytes();
+        self.signed(Method::CHANNEL_BIND, |w| {
+            w.attr(AttrType::CHANNEL_NUMBER, &[high, low, 0, 0])
+                .xor_address(AttrType::XOR_PEER_ADDRESS, peer);
         })
         .await
         .map(drop)
@@ -287,11 +291,13 @@ impl<L: Link> Session<L> {
     /// Refreshes the allocation; `0` deletes it.
     pub async fn refresh(&mut self, lifetime: u32) -> Result<(), Failure> {
         let resp = self
-            .signed(method::REFRESH, |b| b.attr_u32(attr::LIFETIME, lifetime))
+            .signed(Method::REFRESH, |w| {
+                w.u32_attr(AttrType::LIFETIME, lifetime);
+            })
             .await?;
         if let Some(l) = Message::parse(&resp)
             .ok()
-            .and_then(|m| m.u32_attr(attr::LIFETIME))
+            .and_then(|m| m.u32_attr(AttrType::LIFETIME))
         {
             self.lifetime = l;
         }
@@ -299,26 +305,39 @@ impl<L: Link> Session<L> {
     }
 }
 
+/// A response's MESSAGE-INTEGRITY-SHA256, else its MESSAGE-INTEGRITY, matches `key`; a
+/// response without either passes (servers sign success responses, but need not).
+fn integrity_holds(m: &Message<'_>, key: &[u8]) -> bool {
+    if m.has_integrity_sha256() {
+        m.verify_integrity_sha256(key)
+    } else {
+        !m.has_integrity() || m.verify_integrity(key)
+    }
+}
+
 /// A Send indication carrying `payload` to `peer` (unauthenticated, RFC 5766 §10.1).
+/// `payload_len` is bounded by the caller (`--size`, at most one datagram).
 pub fn send_indication_prefix(peer: SocketAddr, payload_len: usize) -> Vec<u8> {
     // Build once with a zero payload of the right length and keep only the header part:
     // the data path appends the payload itself.
-    let b = Builder::new(method::SEND, Class::Indication, [0; 12])
-        .xor_addr(attr::XOR_PEER_ADDRESS, peer)
-        .attr(attr::DATA, &vec![0; payload_len]);
-    let full = b.finish();
-    let pad = (4 - payload_len % 4) % 4;
-    full[..full.len() - payload_len - pad].to_vec()
+    let mut msg = Vec::with_capacity(40 + payload_len);
+    MessageWriter::new(
+        &mut msg,
+        Method::SEND,
+        Class::Indication,
+        TransactionId([0; 12]),
+    )
+    .xor_address(AttrType::XOR_PEER_ADDRESS, peer)
+    .attr(AttrType::DATA, &vec![0; payload_len]);
+    msg.truncate(msg.len().saturating_sub(payload_len.next_multiple_of(4)));
+    msg
 }
 
 /// The DATA payload of a Data indication, if `buf` is one.
 pub fn data_indication_payload(buf: &[u8]) -> Option<&[u8]> {
-    if !stun::looks_like_stun(buf) {
-        return None;
-    }
     let m = Message::parse(buf).ok()?;
-    if m.method == method::DATA && m.class == Class::Indication {
-        m.attr(attr::DATA)
+    if m.method() == Method::DATA && m.class() == Class::Indication {
+        m.attr(AttrType::DATA)
     } else {
         None
     }
@@ -336,21 +355,22 @@ mod tests {
             msg.extend(std::iter::repeat_n(0xAB, len));
             msg.extend(std::iter::repeat_n(0, (4 - len % 4) % 4));
             let m = Message::parse(&msg).unwrap();
-            assert_eq!(m.method, method::SEND);
-            assert_eq!(m.attr(attr::DATA).unwrap().len(), len);
-            assert_eq!(m.xor_addr(attr::XOR_PEER_ADDRESS), Some(peer));
+            assert_eq!(m.method(), Method::SEND);
+            assert_eq!(m.attr(AttrType::DATA).unwrap().len(), len);
+            let address = m.attr(AttrType::XOR_PEER_ADDRESS).unwrap();
+            assert_eq!(decode_xor(address, &m.transaction()), Ok(peer));
         }
     }
 
     #[test]
     fn data_indication_is_recognised() {
-        let msg = Builder::new(method::DATA, Class::Indication, new_txid())
-            .attr(attr::DATA, b"hello")
-            .finish();
+        let mut msg = Vec::new();
+        MessageWriter::new(&mut msg, Method::DATA, Class::Indication, new_txid())
+            .attr(AttrType::DATA, b"hello");
         assert_eq!(data_indication_payload(&msg), Some(&b"hello"[..]));
-        let other = Builder::new(method::SEND, Class::Indication, new_txid())
-            .attr(attr::DATA, b"hello")
-            .finish();
+        let mut other = Vec::new();
+        MessageWriter::new(&mut other, Method::SEND, Class::Indication, new_txid())
+            .attr(AttrType::DATA, b"hello");
         assert_eq!(data_indication_payload(&other), None);
         assert_eq!(data_indication_payload(b"junk"), None);
         assert_ne!(new_txid(), new_txid());

@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use turn_proto::codec::ChannelData;
 
 use crate::batch::{RecvBatch, SendBatch};
 use crate::client::data_indication_payload;
 use crate::stats::Histogram;
-use crate::stun::{channel_data_header, parse_channel_data};
 
 /// Bytes of loadtest's own header inside each payload; `--size` must be at least this.
 pub const PAYLOAD_HEADER: usize = 24;
@@ -112,30 +112,40 @@ pub fn read_stamp(payload: &[u8]) -> Option<(u32, u64)> {
     Some((index, ts))
 }
 
-/// The bytes of one packet for `framing` and the offset of its payload.
-fn template(framing: &Framing, size: usize) -> (Vec<u8>, usize) {
+/// The bytes of one packet for `framing` and the offset of its payload; `pad` pads
+/// ChannelData to 4 bytes, as stream transports need (RFC 8656 §12.5). An error when
+/// `size` does not fit one message.
+pub fn template(framing: &Framing, size: usize, pad: bool) -> Result<(Vec<u8>, usize), String> {
+    let too_long = || format!("a {size}-byte payload does not fit one TURN message");
     match framing {
         Framing::Channel(ch) => {
-            let mut t = channel_data_header(*ch, size).to_vec();
-            t.resize(4 + size, 0);
-            (t, 4)
+            let mut t = Vec::new();
+            if !ChannelData::write(*ch, &vec![0; size], pad, &mut t) {
+                return Err(too_long());
+            }
+            Ok((t, 4))
         }
         Framing::Send(prefix) => {
             let mut t = prefix.clone();
             let at = t.len();
-            t.resize(at + size + (4 - size % 4) % 4, 0);
-            (t, at)
+            t.resize(at + size.next_multiple_of(4), 0);
+            Ok((t, at))
         }
-        Framing::Raw => (vec![0; size], 0),
+        Framing::Raw => Ok((vec![0; size], 0)),
     }
+}
+
+/// The loadtest payload of a received ChannelData message or Data indication.
+pub fn turn_payload(data: &[u8]) -> Option<&[u8]> {
+    ChannelData::parse(data)
+        .map(|c| c.data)
+        .or_else(|| data_indication_payload(data))
 }
 
 fn payload_of<'a>(framing: &Framing, data: &'a [u8]) -> Option<&'a [u8]> {
     match framing {
         Framing::Raw => Some(data),
-        _ => parse_channel_data(data)
-            .map(|(_, p)| p)
-            .or_else(|| data_indication_payload(data)),
+        _ => turn_payload(data),
     }
 }
 
@@ -156,10 +166,10 @@ pub fn run_worker(
             )
             .map_err(|e| format!("epoll add: {e}"))?;
     }
-    let templates: Vec<(Vec<u8>, usize)> = flows
+    let templates = flows
         .iter()
-        .map(|f| template(&f.framing, spec.size))
-        .collect();
+        .map(|f| template(&f.framing, spec.size, false))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut scratch: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
     let mut scheduled = vec![0u64; flows.len()];
     let mut seq = vec![0u64; flows.len()];
@@ -318,6 +328,9 @@ pub fn run_workers(
 
 #[cfg(test)]
 mod tests {
+    use turn_proto::codec::attribute::AttrType;
+    use turn_proto::codec::{Class, MessageWriter, Method, TransactionId};
+
     use super::*;
 
     #[test]
@@ -328,17 +341,21 @@ mod tests {
             Framing::Send(crate::client::send_indication_prefix(peer, 61)),
             Framing::Raw,
         ] {
-            let (mut t, at) = template(&framing, 61);
+            let (mut t, at) = template(&framing, 61, false).unwrap();
             stamp(&mut t[at..], 7, 9, 123_456);
             // What comes back from the server: ChannelData stays, Send becomes Data.
             let echoed = match &framing {
-                Framing::Send(_) => crate::stun::Builder::new(
-                    crate::stun::method::DATA,
-                    crate::stun::Class::Indication,
-                    [0; 12],
-                )
-                .attr(crate::stun::attr::DATA, &t[at..at + 61])
-                .finish(),
+                Framing::Send(_) => {
+                    let mut data = Vec::new();
+                    MessageWriter::new(
+                        &mut data,
+                        Method::DATA,
+                        Class::Indication,
+                        TransactionId([0; 12]),
+                    )
+                    .attr(AttrType::DATA, &t[at..at + 61]);
+                    data
+                }
                 _ => t.clone(),
             };
             let p = payload_of(&framing, &echoed).unwrap();

@@ -18,16 +18,17 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use turn_proto::codec::{Class, Message, TransactionId};
+use turn_proto::framing::frame_len;
 
-use crate::client::{Failure, Link, data_indication_payload};
-use crate::datapath::{Framing, Live, LoadSpec, WorkerResult, read_stamp, stamp};
-use crate::stun::{Class, Message, channel_data_header, parse_channel_data};
+use crate::client::{Failure, Link};
+use crate::datapath::{
+    Framing, Live, LoadSpec, WorkerResult, read_stamp, stamp, template, turn_payload,
+};
 
 /// How long one transaction may take: the stream is reliable, so there are no
 /// retransmissions (RFC 8489 §6.2.2), only this bound.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest frame accepted: a STUN message or ChannelData is at most 20 + 65535 bytes.
-const MAX_FRAME: usize = 20 + 65_535;
 
 /// TCP or TLS.
 #[derive(Clone)]
@@ -154,37 +155,22 @@ pub async fn connect(server: SocketAddr, transport: &Transport) -> Result<Stream
     })
 }
 
-/// The length of the frame at the start of `buf` (padding included), if its header is
-/// there: STUN is 20 bytes plus its length, ChannelData 4 plus its length rounded up to 4.
-fn frame_len(buf: &[u8]) -> Option<usize> {
-    let header = buf.get(..4)?;
-    let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
-    Some(match header[0] >> 6 {
-        0 => 20 + len,
-        _ => 4 + len.next_multiple_of(4),
-    })
-}
-
-/// Reads one frame into `frame` (padding included), keeping extra bytes in `buf`.
+/// Reads one frame into `frame` (ChannelData padding included), keeping extra bytes in
+/// `buf`; the boundaries are the relay core's (`turn_proto::framing`). Anything but STUN
+/// or ChannelData, or a frame longer than a message can be, is an `InvalidData` error.
 async fn read_frame(
     stream: &mut (impl AsyncRead + Unpin + ?Sized),
     buf: &mut Vec<u8>,
     frame: &mut Vec<u8>,
 ) -> std::io::Result<()> {
     loop {
-        if let Some(len) = frame_len(buf) {
-            if len > MAX_FRAME || buf[0] >> 6 == 2 || buf[0] >> 6 == 3 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "not STUN or ChannelData",
-                ));
-            }
-            if buf.len() >= len {
-                frame.clear();
-                frame.extend_from_slice(&buf[..len]);
-                buf.drain(..len);
-                return Ok(());
-            }
+        let complete =
+            frame_len(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        if let Some(len) = complete {
+            frame.clear();
+            frame.extend_from_slice(&buf[..len]);
+            buf.drain(..len);
+            return Ok(());
         }
         let at = buf.len();
         buf.resize(at + 4096, 0);
@@ -197,7 +183,7 @@ async fn read_frame(
 }
 
 impl Link for StreamLink {
-    async fn transact(&mut self, msg: &[u8], txid: [u8; 12]) -> Result<Vec<u8>, Failure> {
+    async fn transact(&mut self, msg: &[u8], txid: TransactionId) -> Result<Vec<u8>, Failure> {
         let exchange = async {
             self.stream
                 .write_all(msg)
@@ -209,8 +195,8 @@ impl Link for StreamLink {
                     .await
                     .map_err(|e| io_failure(&e))?;
                 if let Ok(m) = Message::parse(&frame)
-                    && m.txid == txid
-                    && matches!(m.class, Class::Success | Class::Error)
+                    && m.transaction() == txid
+                    && matches!(m.class(), Class::Success | Class::Error)
                 {
                     return Ok(frame);
                 }
@@ -242,19 +228,25 @@ struct Reader {
 }
 
 /// Sends paced, timestamped packets on every stream and reads what comes back until the
-/// schedule and the drain time are over; `spec.rate` must be above 0.
+/// schedule and the drain time are over; `spec.rate` must be above 0. An error when
+/// `spec.size` does not fit one message.
 pub async fn run(
     flows: Vec<(StreamLink, Framing)>,
     spec: LoadSpec,
     live: Arc<Live>,
-) -> WorkerResult {
+) -> Result<WorkerResult, String> {
+    // ChannelData padded to 4 bytes on a stream (RFC 8656 §12.5).
+    let flows = flows
+        .into_iter()
+        .map(|(link, framing)| Ok((link, template(&framing, spec.size, true)?)))
+        .collect::<Result<Vec<_>, String>>()?;
     let epoch = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, (link, framing)) in flows.into_iter().enumerate() {
+    for (index, (link, packet)) in flows.into_iter().enumerate() {
         let (reader, writer) = link.split();
         let (live_s, live_r) = (live.clone(), live.clone());
         let index = index as u32;
-        tasks.spawn(async move { send(writer, &framing, index, spec, epoch, &live_s).await });
+        tasks.spawn(async move { send(writer, packet, index, spec, epoch, &live_s).await });
         tasks.spawn(async move { receive(reader, spec, epoch, &live_r).await });
     }
     let mut total = WorkerResult::default();
@@ -270,37 +262,19 @@ pub async fn run(
             Err(_) => total.io_errors += 1,
         }
     }
-    total
+    Ok(total)
 }
 
-/// One packet on a stream: ChannelData padded to 4 bytes, or a Send indication.
-fn template(framing: &Framing, size: usize) -> (Vec<u8>, usize) {
-    match framing {
-        Framing::Send(prefix) => {
-            let mut t = prefix.clone();
-            let at = t.len();
-            t.resize(at + size.next_multiple_of(4), 0);
-            (t, at)
-        }
-        Framing::Channel(ch) => {
-            let mut t = channel_data_header(*ch, size).to_vec();
-            t.resize(4 + size.next_multiple_of(4), 0);
-            (t, 4)
-        }
-        Framing::Raw => (vec![0; size], 0),
-    }
-}
-
+/// Sends `packet` (payload at offset `at`) on the schedule, stamped afresh each time.
 async fn send(
     mut writer: WriteHalf<Box<dyn ByteStream>>,
-    framing: &Framing,
+    (mut packet, at): (Vec<u8>, usize),
     index: u32,
     spec: LoadSpec,
     epoch: Instant,
     live: &Live,
 ) -> WorkerResult {
     let mut out = WorkerResult::default();
-    let (mut packet, at) = template(framing, spec.size);
     let period = Duration::from_secs_f64(1.0 / spec.rate.max(1) as f64);
     let mut tick = tokio::time::interval(period);
     // Late ticks are sent at once: the schedule, not loadtest's own delays, sets the
@@ -341,10 +315,7 @@ async fn receive(mut reader: Reader, spec: LoadSpec, epoch: Instant, live: &Live
             }
             Ok(Ok(())) => {}
         }
-        let payload = parse_channel_data(&frame)
-            .map(|(_, p)| p)
-            .or_else(|| data_indication_payload(&frame));
-        match payload.and_then(read_stamp) {
+        match turn_payload(&frame).and_then(read_stamp) {
             Some((_, sent_ns)) => {
                 let now = epoch.elapsed().as_nanos() as u64;
                 out.latency_us.record(now.saturating_sub(sent_ns) / 1000);
@@ -359,32 +330,41 @@ async fn receive(mut reader: Reader, spec: LoadSpec, epoch: Instant, live: &Live
 
 #[cfg(test)]
 mod tests {
+    use turn_proto::codec::attribute::AttrType;
+    use turn_proto::codec::{ChannelData, MessageWriter, Method};
+
     use super::*;
 
     #[test]
-    fn frames_are_measured_by_their_header() {
-        assert_eq!(frame_len(&[0x01, 0x01, 0x00, 0x08]), Some(28));
-        assert_eq!(frame_len(&[0x40, 0x00, 0x00, 0x05]), Some(12));
-        assert_eq!(frame_len(&[0x40, 0x00, 0x00, 0x08]), Some(12));
-        assert_eq!(frame_len(&[0x40, 0x00]), None);
-        let (channel, at) = template(&Framing::Channel(0x4000), 25);
+    fn channel_data_is_padded_on_streams() {
+        let (channel, at) = template(&Framing::Channel(0x4000), 25, true).unwrap();
         assert_eq!((channel.len(), at), (32, 4));
-        assert_eq!(parse_channel_data(&channel).map(|(_, p)| p.len()), Some(25));
+        assert_eq!(ChannelData::parse(&channel).map(|c| c.data.len()), Some(25));
     }
 
     #[tokio::test]
     async fn frames_split_across_reads_and_joined_in_one() {
-        let mut a = channel_data_header(0x4000, 5).to_vec();
+        let mut a = ChannelData::header(0x4000, 5).unwrap().to_vec();
         a.extend_from_slice(b"hello\0\0\0");
-        let mut b = channel_data_header(0x4001, 4).to_vec();
+        let mut b = ChannelData::header(0x4001, 4).unwrap().to_vec();
         b.extend_from_slice(b"abcd");
-        let both = [a.clone(), b.clone()].concat();
+        let mut stun = Vec::new();
+        MessageWriter::new(
+            &mut stun,
+            Method::BINDING,
+            Class::Success,
+            TransactionId([5; 12]),
+        )
+        .xor_address(AttrType::XOR_MAPPED_ADDRESS, ([127, 0, 0, 1], 9).into());
+        let both = [a.clone(), stun.clone(), b.clone()].concat();
         // Delivered in 3-byte pieces.
         let (mut client, mut server) = tokio::io::duplex(3);
         tokio::spawn(async move { server.write_all(&both).await });
         let (mut buf, mut frame) = (Vec::new(), Vec::new());
         read_frame(&mut client, &mut buf, &mut frame).await.unwrap();
         assert_eq!(frame, a);
+        read_frame(&mut client, &mut buf, &mut frame).await.unwrap();
+        assert_eq!(frame, stun);
         read_frame(&mut client, &mut buf, &mut frame).await.unwrap();
         assert_eq!(frame, b);
         assert!(read_frame(&mut client, &mut buf, &mut frame).await.is_err());

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use loadtest::stun::{Builder, Class, Message, method};
 use serde_json::Value;
+use turn_proto::codec::{Class, Message, MessageWriter, Method, TransactionId};
 
 const SECRET: &str = "smoke-secret";
 
@@ -78,14 +78,19 @@ fn answers_binding(addr: SocketAddr) -> bool {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
-    let txid = [9; 12];
-    let req = Builder::new(method::BINDING, Class::Request, txid).finish();
+    let mut req = Vec::with_capacity(20);
+    MessageWriter::new(
+        &mut req,
+        Method::BINDING,
+        Class::Request,
+        TransactionId([9; 12]),
+    );
     if sock.send_to(&req, addr).is_err() {
         return false;
     }
     let mut buf = [0; 1500];
     match sock.recv_from(&mut buf) {
-        Ok((n, _)) => Message::parse(&buf[..n]).is_ok_and(|m| m.class == Class::Success),
+        Ok((n, _)) => Message::parse(&buf[..n]).is_ok_and(|m| m.class() == Class::Success),
         Err(_) => false,
     }
 }

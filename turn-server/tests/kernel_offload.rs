@@ -19,11 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use loadtest::client::{Session, allocate_on};
-use loadtest::stun::{Message, channel_data_header, method, parse_channel_data};
 use netns::{Namespace, veth};
 use rtc_auth::rest::mint;
 use rtc_auth::secret::Secret;
 use tokio::net::UdpSocket;
+use turn_proto::codec::{ChannelData, Message, Method};
 
 /// Inside the server's own namespace: no other process can hold these.
 const LISTEN_PORT: u16 = 3478;
@@ -334,7 +334,8 @@ fn payload(seed: usize, len: usize) -> Vec<u8> {
 }
 
 fn channel_data(data: &[u8]) -> Vec<u8> {
-    [&channel_data_header(CHANNEL, data.len())[..], data].concat()
+    let header = ChannelData::header(CHANNEL, data.len()).expect("test payloads are short");
+    [&header[..], data].concat()
 }
 
 /// What the client receives next, if anything within `limit`.
@@ -368,8 +369,11 @@ async fn exchange(call: &Call, seed: usize) -> u64 {
         call.peer.send_to(&data, relay).unwrap();
         let got = client_recv(call, WAIT).await.expect("client receives");
         assert_eq!(
-            parse_channel_data(&got),
-            Some((CHANNEL, &data[..])),
+            ChannelData::parse(&got),
+            Some(ChannelData {
+                channel: CHANNEL,
+                data: &data[..]
+            }),
             "to the client, {n} B"
         );
     }
@@ -398,7 +402,7 @@ async fn not_relayed(call: &Call) -> Option<Vec<u8>> {
     let got = client_recv(call, QUIET).await;
     if let Some(got) = &got {
         assert_eq!(
-            parse_channel_data(got),
+            ChannelData::parse(got),
             None,
             "ChannelData reached the client"
         );
@@ -407,7 +411,7 @@ async fn not_relayed(call: &Call) -> Option<Vec<u8>> {
 }
 
 fn is_data_indication(datagram: &[u8]) -> bool {
-    Message::parse(datagram).is_ok_and(|m| m.method == method::DATA)
+    Message::parse(datagram).is_ok_and(|m| m.method() == Method::DATA)
 }
 
 /// Runs `wrapper... turn-server args` in the server namespace to its end (bounded):

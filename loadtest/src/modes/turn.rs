@@ -511,7 +511,7 @@ fn run_stream(cfg: &TurnConfig, transport: &Transport) -> Result<TrafficReport, 
         .progress
         .then(|| progress_line("turn", live.clone(), cfg.server_pid));
     let started = Instant::now();
-    let result = rt.block_on(stream::run(flows, spec, live));
+    let result = rt.block_on(stream::run(flows, spec, live))?;
     let cpu_after = cfg
         .server_pid
         .and_then(|p| procfs::process_cpu_seconds(p).ok());

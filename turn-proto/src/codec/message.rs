@@ -5,6 +5,7 @@ use sha1::Sha1;
 use sha2::Sha256;
 
 use super::attribute::AttrType;
+use super::error_code::ErrorCode;
 use super::{HEADER_LEN, MAGIC_COOKIE, MAX_MESSAGE_LEN};
 use rtc_auth::constant_time::ct_eq;
 
@@ -316,6 +317,25 @@ impl<'a> Message<'a> {
             .map(|slot| AttrType(slot.kind))
     }
 
+    /// A 32-bit attribute value such as LIFETIME: the reading side of
+    /// [`super::MessageWriter::u32_attr`]. None when absent or not 4 bytes long.
+    pub fn u32_attr(&self, kind: AttrType) -> Option<u32> {
+        let value: [u8; 4] = self.attr(kind)?.try_into().ok()?;
+        Some(u32::from_be_bytes(value))
+    }
+
+    /// ERROR-CODE as its number (class × 100 + number, RFC 8489 §14.8), for clients
+    /// reading an error response; the reason phrase is left out. None when absent or
+    /// shorter than its four fixed bytes.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        match self.attr(AttrType::ERROR_CODE)? {
+            [_, _, class, number, ..] => Some(ErrorCode(
+                u16::from(class & 0x07) * 100 + u16::from(*number),
+            )),
+            _ => None,
+        }
+    }
+
     /// A UTF-8 attribute value (USERNAME, REALM, NONCE).
     pub fn text_attr(&self, kind: AttrType) -> Option<Result<&'a str, ()>> {
         self.attr(kind)
@@ -406,6 +426,59 @@ mod tests {
         assert_eq!(bytes.len(), fits);
         let message = Message::parse(&bytes).unwrap();
         assert_eq!(message.attr(AttrType::USERNAME), Some(&b"good"[..]));
+    }
+
+    /// The client-side readers agree with the writer, and refuse values of the wrong
+    /// size rather than reading past or around them.
+    #[test]
+    fn error_code_and_u32_attributes_read_back() {
+        let mut bytes = Vec::new();
+        super::super::MessageWriter::new(
+            &mut bytes,
+            Method::ALLOCATE,
+            Class::Error,
+            TransactionId([3; 12]),
+        )
+        .error_code(ErrorCode::STALE_NONCE)
+        .u32_attr(AttrType::LIFETIME, 600)
+        .attr(AttrType::PRIORITY, &[1, 2, 3]);
+        let message = Message::parse(&bytes).unwrap();
+        assert_eq!(message.error_code(), Some(ErrorCode::STALE_NONCE));
+        assert_eq!(message.u32_attr(AttrType::LIFETIME), Some(600));
+        assert_eq!(message.u32_attr(AttrType::PRIORITY), None, "3 bytes");
+        assert_eq!(message.u32_attr(AttrType::NONCE), None, "absent");
+
+        let mut bytes = Vec::new();
+        super::super::MessageWriter::new(
+            &mut bytes,
+            Method::REFRESH,
+            Class::Error,
+            TransactionId([4; 12]),
+        )
+        // Class bits above the three RFC 8489 defines are reserved and ignored.
+        .attr(AttrType::ERROR_CODE, &[0, 0, 0xF5, 8, b'x'])
+        .u32_attr(AttrType::PRIORITY, 1)
+        .attr(AttrType::LIFETIME, &[0, 0, 2, 88, 0]);
+        let message = Message::parse(&bytes).unwrap();
+        assert_eq!(message.error_code(), Some(ErrorCode(508)));
+        assert_eq!(message.u32_attr(AttrType::LIFETIME), None, "5 bytes");
+
+        let mut bytes = Vec::new();
+        super::super::MessageWriter::new(
+            &mut bytes,
+            Method::ALLOCATE,
+            Class::Error,
+            TransactionId([5; 12]),
+        )
+        .attr(AttrType::ERROR_CODE, &[0, 0, 4]);
+        assert_eq!(
+            Message::parse(&bytes).unwrap().error_code(),
+            None,
+            "3 bytes"
+        );
+        bytes.truncate(HEADER_LEN);
+        bytes[2..4].copy_from_slice(&[0, 0]);
+        assert_eq!(Message::parse(&bytes).unwrap().error_code(), None, "absent");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::config::{REALM, SECRET};
 use super::netns::Phase;
-use crate::stun::{Builder, Class, Message, method};
+use turn_proto::codec::{Class, Message, MessageWriter, Method};
 
 /// A server process under test.
 pub(super) struct ServerProc {
@@ -151,13 +151,19 @@ pub(super) fn answers_binding(addr: SocketAddr) -> bool {
     {
         return false;
     }
-    let req = Builder::new(method::BINDING, Class::Request, crate::client::new_txid()).finish();
+    let mut req = Vec::with_capacity(20);
+    MessageWriter::new(
+        &mut req,
+        Method::BINDING,
+        Class::Request,
+        crate::client::new_txid(),
+    );
     if sock.send_to(&req, addr).is_err() {
         return false;
     }
     let mut buf = [0; 1500];
     match sock.recv_from(&mut buf) {
-        Ok((n, _)) => Message::parse(&buf[..n]).is_ok_and(|m| m.class == Class::Success),
+        Ok((n, _)) => Message::parse(&buf[..n]).is_ok_and(|m| m.class() == Class::Success),
         Err(_) => false,
     }
 }
