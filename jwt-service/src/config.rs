@@ -61,11 +61,16 @@ pub struct Config {
     pub federation_url_overrides: BTreeMap<String, Url>,
     /// `LIVEKIT_REDIS_URL`.
     pub redis_url: Option<String>,
-    /// Outgoing Matrix requests to these addresses are refused: the never-allowed
-    /// ranges (link-local, cloud metadata, unspecified) plus `LIVEKIT_DENY_OUTGOING_IPS`
-    /// (ours). Loopback and private ranges stay reachable unless listed, so existing
-    /// setups keep working.
+    /// Outgoing Matrix requests to these addresses are refused whatever the server name:
+    /// the never-allowed ranges (link-local, cloud metadata, unspecified) plus
+    /// `LIVEKIT_DENY_OUTGOING_IPS` (ours). Server names not in `full_access` or
+    /// `private_homeservers` are also kept off loopback and private ranges
+    /// ([`crate::openid::reach`]).
     pub outgoing_deny: IpRangeSet,
+    /// `LIVEKIT_PRIVATE_HOMESERVERS` (ours): server names, besides those of
+    /// `LIVEKIT_FULL_ACCESS_HOMESERVERS`, whose homeservers may be reached on loopback
+    /// and private addresses.
+    pub private_homeservers: Vec<String>,
     /// `LIVEKIT_RATE_LIMIT_PER_MINUTE` (ours): token requests per client IP and minute;
     /// `None` (the default) means unlimited, as upstream.
     pub rate_limit_per_minute: Option<u32>,
@@ -207,6 +212,13 @@ impl Config {
                 .map_err(|e| ConfigError(format!("LIVEKIT_DENY_OUTGOING_IPS: {e}")))?;
             outgoing_deny.extend(extra.ranges().collect::<Vec<IpRange>>());
         }
+        let private_homeservers = var("LIVEKIT_PRIVATE_HOMESERVERS")
+            .as_deref()
+            .map(split_list)
+            .into_iter()
+            .flatten()
+            .map(str::to_owned)
+            .collect();
         let rate_limit_per_minute = match var("LIVEKIT_RATE_LIMIT_PER_MINUTE") {
             None => None,
             Some(v) => match trim(&v).parse::<u32>() {
@@ -264,6 +276,7 @@ impl Config {
             federation_url_overrides,
             redis_url,
             outgoing_deny,
+            private_homeservers,
             rate_limit_per_minute,
             openid_cache,
             metrics,
@@ -547,6 +560,20 @@ mod tests {
         assert!(c.outgoing_deny.matches("169.254.169.254".parse().unwrap()));
         assert!(!c.outgoing_deny.matches("127.0.0.1".parse().unwrap()));
         assert!(!c.outgoing_deny.matches("10.1.2.3".parse().unwrap()));
+        assert!(c.private_homeservers.is_empty());
+    }
+
+    #[test]
+    fn private_homeservers_list() {
+        let c = config(&with(&[(
+            "LIVEKIT_PRIVATE_HOMESERVERS",
+            "127.0.0.1:8448, hs.internal\tother.example",
+        )]))
+        .unwrap();
+        assert_eq!(
+            c.private_homeservers,
+            ["127.0.0.1:8448", "hs.internal", "other.example"]
+        );
     }
 
     #[test]

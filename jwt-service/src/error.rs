@@ -5,6 +5,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::delegation::manager::AddError;
 use crate::go_json;
 
 /// An error answer.
@@ -73,15 +74,6 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", message)
     }
 
-    /// 503 M_UNKNOWN: no new jobs while shutting down.
-    pub fn shutting_down() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "M_UNKNOWN",
-            "Service is shutting down",
-        )
-    }
-
     /// 400 M_BAD_JSON: the homeserver's client-server API could not be found.
     pub fn cs_api_unresolvable() -> Self {
         Self::bad_json("Unable to resolve client-server API")
@@ -106,6 +98,22 @@ impl ApiError {
     }
 }
 
+impl From<AddError> for ApiError {
+    /// 503 while shutting down or when the service runs too many jobs; 429 when the
+    /// user has too many.
+    fn from(error: AddError) -> Self {
+        let message = error.to_string();
+        match error {
+            AddError::ShuttingDown | AddError::TooMany => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "M_UNKNOWN", message)
+            }
+            AddError::TooManyForUser => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "M_LIMIT_EXCEEDED", message)
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body =
@@ -125,6 +133,16 @@ mod tests {
         assert_eq!(
             ApiError::room_creation_failed().message,
             "Unable to create room on SFU"
+        );
+        let shutting_down = ApiError::from(AddError::ShuttingDown);
+        assert_eq!(
+            (shutting_down.status, shutting_down.message.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "Service is shutting down")
+        );
+        let per_user = ApiError::from(AddError::TooManyForUser);
+        assert_eq!(
+            (per_user.status, per_user.errcode),
+            (StatusCode::TOO_MANY_REQUESTS, "M_LIMIT_EXCEEDED")
         );
     }
 }

@@ -16,7 +16,9 @@ use crate::delegation::store::{NoStore, RedisStore, Store};
 use crate::livekit::token::TokenSigner;
 use crate::livekit::twirp::{RoomService, TwirpError};
 use crate::metrics::Metrics;
-use crate::openid::net::{self, DenyingResolver, MatrixTls};
+use crate::openid::discovery::Lookup;
+use crate::openid::net::{self, MatrixClient, MatrixTls};
+use crate::openid::reach::{PerReach, ReachPolicy};
 use crate::openid::token_cache::CachingVerifier;
 use crate::openid::userinfo::FederationVerifier;
 use crate::rate_limit::RateLimiter;
@@ -46,21 +48,22 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
         skip_verify: config.insecure_skip_verify_tls,
         extra_roots_pem,
     };
-    let federation_resolver = Arc::new(DenyingResolver::new(config.outgoing_deny.clone()));
-    let federation = net::matrix_client(&tls, federation_resolver.clone(), 0)
-        .map_err(|e| StartError(e.to_string()))?;
-    // Well-known and client-server API traffic: its own resolver, so SRV targets chosen
-    // for federation never redirect these requests.
-    let web_resolver = Arc::new(DenyingResolver::new(config.outgoing_deny.clone()));
-    let well_known_client =
-        net::matrix_client(&tls, web_resolver.clone(), 5).map_err(|e| StartError(e.to_string()))?;
-    let lookup = Arc::new(net::NetworkLookup::new(well_known_client.clone()));
-    let verifier = FederationVerifier::new(
-        federation,
-        federation_resolver,
-        lookup,
-        config.federation_url_overrides.clone(),
-    );
+    // One client per purpose and reach: federation (no redirects; SRV targets pinned in
+    // its resolver) and well-known / client-server API traffic (its own resolver, so
+    // federation's SRV targets never redirect these requests).
+    let policy = Arc::new(ReachPolicy::from_config(config));
+    let tls = &tls;
+    let client = |redirects| {
+        move |deny| MatrixClient::new(tls, deny, redirects).map_err(|e| StartError(e.to_string()))
+    };
+    let federation = PerReach::build(policy.clone(), client(0))?;
+    let web = PerReach::build(policy, client(5))?;
+    let dns = net::system_dns();
+    let lookups = web.map(|http| -> Arc<dyn Lookup> {
+        Arc::new(net::NetworkLookup::new(dns.clone(), http.clone()))
+    });
+    let verifier =
+        FederationVerifier::new(federation, lookups, config.federation_url_overrides.clone());
 
     // LiveKit traffic keeps full TLS verification whatever the Matrix setting.
     let livekit_http = reqwest::Client::builder()
@@ -71,12 +74,8 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
     let signer = TokenSigner::new(&config.key, &config.secret);
     let rooms = RoomService::new(livekit_http, config.livekit_api_url.clone(), signer.clone());
 
-    let cs_api = Arc::new(CsApiResolver::new(
-        config.cs_api_url_overrides.clone(),
-        well_known_client.clone(),
-        web_resolver.clone(),
-    ));
-    let homeserver = HomeserverClient::new(well_known_client, cs_api.clone(), web_resolver);
+    let cs_api = Arc::new(CsApiResolver::new(config.cs_api_url_overrides.clone(), web));
+    let homeserver = HomeserverClient::new(cs_api.clone());
     let store: Arc<dyn Store> = match &config.redis_url {
         Some(url) => Arc::new(
             RedisStore::connect(url)

@@ -18,8 +18,13 @@ use super::backoff::Backoff;
 use super::homeserver::{Action, DelayedEvents, Outcome};
 use crate::openid::discovery::BoxFuture;
 
-/// No job waits or retries longer than this.
+/// No job waits or retries longer than this; also the largest `delay_timeout` a job
+/// works with.
 pub const MAX_WAIT: Duration = Duration::from_secs(3600);
+/// The smallest `delay_timeout` a job works with: restarts come every 80 % of it, so a
+/// client asking for a millisecond must not make the service call its homeserver a
+/// thousand times a second.
+pub const MIN_DELAY_TIMEOUT: Duration = Duration::from_secs(1);
 /// Least time a final send gets.
 pub const MIN_SEND_BUDGET: Duration = Duration::from_secs(1);
 
@@ -129,15 +134,16 @@ pub async fn run(
     mut events: mpsc::UnboundedReceiver<Event>,
     observer: Arc<dyn JobObserver>,
 ) -> End {
+    let timeout = params.delay_timeout.clamp(MIN_DELAY_TIMEOUT, MAX_WAIT);
     let (lookup_tx, mut lookup_rx) = mpsc::unbounded_channel();
     let _lookup = AbortOnDrop(tokio::spawn(lookup_participant(
         params.key.clone(),
-        params.delay_timeout.min(MAX_WAIT),
+        timeout,
         deps.clone(),
         lookup_tx,
     )));
     // Waiting.
-    let wait_until = Instant::now() + params.delay_timeout.min(MAX_WAIT);
+    let wait_until = Instant::now() + timeout;
     let mut deadline = wait_until;
     loop {
         let signal = tokio::select! {
@@ -169,11 +175,11 @@ pub async fn run(
 
     // Connected.
     tracing::info!(key = ?params.key, "participant connected; keeping the delayed event alive");
-    deadline = Instant::now() + params.delay_timeout;
+    deadline = Instant::now() + timeout;
     loop {
         match retry(&params, &deps, Action::Restart, deadline).await {
             Outcome::Done => {
-                deadline = Instant::now() + params.delay_timeout;
+                deadline = Instant::now() + timeout;
                 observer
                     .restarted(params.key.clone(), id, SystemTime::now())
                     .await;
@@ -183,7 +189,7 @@ pub async fn run(
                 return finish(&params, id, &observer, End::Aborted).await;
             }
         }
-        let next_restart = Instant::now() + params.delay_timeout.mul_f64(0.8);
+        let next_restart = Instant::now() + timeout.mul_f64(0.8);
         loop {
             let signal = tokio::select! {
                 () = sleep_until(next_restart) => None,
@@ -235,9 +241,9 @@ async fn send(params: &JobParams, deps: &JobDeps, deadline: Instant) -> End {
     }
 }
 
-/// Retries `action` with backoff (or the server's `Retry-After`) until `until`.
-/// Returns the last outcome: `Done`, `NotFound`, `Unresolvable`, or a retryable one when
-/// time ran out.
+/// Retries `action` with backoff (or the server's `Retry-After`, at most [`MAX_WAIT`])
+/// until `until`. Returns the last outcome: `Done`, `NotFound`, `Unresolvable`, or a
+/// retryable one when the next wait would end after `until`.
 async fn retry(params: &JobParams, deps: &JobDeps, action: Action, until: Instant) -> Outcome {
     let mut backoff = Backoff::new();
     loop {
@@ -253,7 +259,8 @@ async fn retry(params: &JobParams, deps: &JobDeps, action: Action, until: Instan
                 backoff.next_delay()
             }
         };
-        if Instant::now() + wait >= until {
+        let wait = wait.min(MAX_WAIT);
+        if until.saturating_duration_since(Instant::now()) <= wait {
             return outcome;
         }
         sleep(wait).await;
@@ -277,7 +284,7 @@ async fn lookup_participant(
             break;
         }
         let wait = backoff.next_delay();
-        if Instant::now() + wait >= stop {
+        if stop.saturating_duration_since(Instant::now()) <= wait {
             return;
         }
         sleep(wait).await;
@@ -378,6 +385,10 @@ mod tests {
     }
 
     fn start(timeout_secs: u64, presence: Presence, sanity: Option<u64>) -> Run {
+        start_with(Duration::from_secs(timeout_secs), presence, sanity)
+    }
+
+    fn start_with(delay_timeout: Duration, presence: Presence, sanity: Option<u64>) -> Run {
         let homeserver = Arc::new(FakeHomeserver::default());
         *homeserver.start.lock().unwrap() = Some(Instant::now());
         let sfu = Arc::new(FakeSfu(Mutex::new(presence)));
@@ -389,7 +400,7 @@ mod tests {
         });
         let params = JobParams {
             delay_id: "syd_1".into(),
-            delay_timeout: Duration::from_secs(timeout_secs),
+            delay_timeout,
             server_name: "hs.example".into(),
             key: JobKey {
                 room: "R".into(),
@@ -553,5 +564,56 @@ mod tests {
         assert_eq!(run.task.await.unwrap(), End::Dropped);
         assert!(run.homeserver.calls().is_empty());
         assert_eq!(*run.recorder.finished.lock().unwrap(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_retry_after_ends_the_job_instead_of_panicking() {
+        let run = start(10, Presence::Unknown, None);
+        run.homeserver.answer(
+            Action::Send,
+            Outcome::RetryAfter(Duration::from_secs(u64::MAX)),
+        );
+        assert_eq!(run.task.await.unwrap(), End::SendFailed);
+        assert_eq!(run.homeserver.calls(), [(Action::Send, 10)]);
+        assert_eq!(*run.recorder.finished.lock().unwrap(), 1);
+
+        let run = start(10, Presence::Unknown, None);
+        run.homeserver
+            .answer(Action::Restart, Outcome::RetryAfter(Duration::MAX));
+        at(1).await;
+        run.events.send(Event::Joined).unwrap();
+        assert_eq!(run.task.await.unwrap(), End::Aborted);
+        assert_eq!(run.homeserver.calls(), [(Action::Restart, 1)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tiny_delay_timeouts_are_floored() {
+        let run = start_with(Duration::from_millis(1), Presence::Present, None);
+        at(10).await;
+        run.events
+            .send(Event::Left {
+                client_initiated: true,
+            })
+            .unwrap();
+        assert_eq!(run.task.await.unwrap(), End::Sent);
+        let restarts = run
+            .homeserver
+            .calls()
+            .iter()
+            .filter(|(action, _)| *action == Action::Restart)
+            .count();
+        // One restart at the start, then one every 0.8 s of the 1 s floor.
+        assert!((12..=14).contains(&restarts), "{restarts} restarts in 10 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn huge_delay_timeouts_are_capped() {
+        let run = start_with(
+            Duration::from_millis(i64::MAX as u64),
+            Presence::Unknown,
+            None,
+        );
+        assert_eq!(run.task.await.unwrap(), End::Sent);
+        assert_eq!(run.homeserver.calls(), [(Action::Send, 3600)]);
     }
 }

@@ -16,16 +16,31 @@ use super::job::{self, Event, JobDeps, JobKey, JobObserver, JobParams};
 use super::store::{JobRecord, Store};
 use crate::openid::discovery::BoxFuture;
 
+/// Jobs one Matrix user may have at once (a few devices in a few calls): each job calls
+/// the user's homeserver every 80 % of its timeout, so one user must not start
+/// thousands.
+pub const MAX_JOBS_PER_USER: usize = 16;
+/// Jobs the service runs at once, restored ones included.
+pub const MAX_JOBS: usize = 10_000;
+
 /// A job could not be added.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddError {
     /// The service is shutting down.
     #[error("Service is shutting down")]
     ShuttingDown,
+    /// The user already has [`MAX_JOBS_PER_USER`] other jobs.
+    #[error("Too many delegated leave jobs for this user")]
+    TooManyForUser,
+    /// The service already runs [`MAX_JOBS`] other jobs.
+    #[error("Too many delegated leave jobs")]
+    TooMany,
 }
 
 struct Handle {
     id: u64,
+    /// The Matrix user who asked for the job (unknown for restored jobs).
+    owner: Option<String>,
     params: JobParams,
     events: mpsc::UnboundedSender<Event>,
     task: JoinHandle<()>,
@@ -37,6 +52,9 @@ pub struct Manager {
     store: Arc<dyn Store>,
     deps: Arc<JobDeps>,
     next_id: AtomicU64,
+    /// [`MAX_JOBS`] and [`MAX_JOBS_PER_USER`] (smaller in tests).
+    max_jobs: usize,
+    max_jobs_per_user: usize,
     shutting_down: AtomicBool,
     this: Weak<Manager>,
 }
@@ -49,18 +67,35 @@ impl Manager {
             store,
             deps,
             next_id: AtomicU64::new(1),
+            max_jobs: MAX_JOBS,
+            max_jobs_per_user: MAX_JOBS_PER_USER,
             shutting_down: AtomicBool::new(false),
             this: this.clone(),
         })
     }
 
-    /// Persists and starts a job, replacing any job with the same key. The record is
-    /// written before this returns, so the HTTP answer comes after persistence.
-    pub async fn add(&self, params: JobParams) -> Result<(), AddError> {
+    /// Persists and starts a job for `owner` (a Matrix user id), replacing any job with
+    /// the same key. The record is written before this returns, so the HTTP answer comes
+    /// after persistence.
+    pub async fn add(&self, params: JobParams, owner: &str) -> Result<(), AddError> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(AddError::ShuttingDown);
         }
         let mut jobs = self.jobs.lock().await;
+        // A replacement takes its predecessor's place. Counting the owner's jobs walks
+        // the map (at most MAX_JOBS entries, one add per delegating token request).
+        let others = |job: &(&JobKey, &Handle)| *job.0 != params.key;
+        if jobs.iter().filter(others).count() >= self.max_jobs {
+            return Err(AddError::TooMany);
+        }
+        let owned = jobs
+            .iter()
+            .filter(others)
+            .filter(|(_, handle)| handle.owner.as_deref() == Some(owner))
+            .count();
+        if owned >= self.max_jobs_per_user {
+            return Err(AddError::TooManyForUser);
+        }
         let record = JobRecord {
             params: params.clone(),
             restarted_at: SystemTime::now(),
@@ -68,11 +103,16 @@ impl Manager {
         if let Err(e) = self.store.save(&record).await {
             tracing::warn!(key = ?params.key, "{e}; the job runs in memory only");
         }
-        self.start_locked(&mut jobs, params);
+        self.start_locked(&mut jobs, params, Some(owner.to_owned()));
         Ok(())
     }
 
-    fn start_locked(&self, jobs: &mut HashMap<JobKey, Handle>, params: JobParams) {
+    fn start_locked(
+        &self,
+        jobs: &mut HashMap<JobKey, Handle>,
+        params: JobParams,
+        owner: Option<String>,
+    ) {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let (events, receiver) = mpsc::unbounded_channel();
         let observer: Arc<dyn JobObserver> = Arc::new(Observer(self.this.clone()));
@@ -88,6 +128,7 @@ impl Manager {
             key.clone(),
             Handle {
                 id,
+                owner,
                 params,
                 events,
                 task,
@@ -139,7 +180,15 @@ impl Manager {
                 }
                 continue;
             }
-            self.start_locked(&mut jobs, record.params);
+            if jobs.len() >= self.max_jobs {
+                tracing::warn!(
+                    key = ?record.params.key,
+                    "{} jobs already running; this stored job is left to its own timeout",
+                    self.max_jobs
+                );
+                continue;
+            }
+            self.start_locked(&mut jobs, record.params, None);
             restored += 1;
         }
         restored
@@ -298,10 +347,10 @@ mod tests {
     async fn replacement_only_affects_the_latest_job() {
         let store = Arc::new(MemoryStore::default());
         let (manager, homeserver) = manager(store.clone());
-        manager.add(params("old", 10)).await.unwrap();
+        manager.add(params("old", 10), "@u:hs").await.unwrap();
         assert_eq!(store.0.lock().unwrap()[&key()].params.delay_id, "old");
         tokio::time::sleep(Duration::from_secs(2)).await;
-        manager.add(params("new", 10)).await.unwrap();
+        manager.add(params("new", 10), "@u:hs").await.unwrap();
         assert_eq!(manager.len().await, 1);
         assert_eq!(store.0.lock().unwrap()[&key()].params.delay_id, "new");
         assert!(manager.notify(&key(), Event::Joined).await);
@@ -366,14 +415,82 @@ mod tests {
     async fn shutdown_keeps_records_and_refuses_new_jobs() {
         let store = Arc::new(MemoryStore::default());
         let (manager, homeserver) = manager(store.clone());
-        manager.add(params("d", 10)).await.unwrap();
+        manager.add(params("d", 10), "@u:hs").await.unwrap();
         manager.shutdown().await;
         assert_eq!(
-            manager.add(params("e", 10)).await,
+            manager.add(params("e", 10), "@u:hs").await,
             Err(AddError::ShuttingDown)
         );
         tokio::time::sleep(Duration::from_secs(30)).await;
         assert!(homeserver.0.lock().unwrap().is_empty());
         assert_eq!(store.0.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jobs_are_capped_per_user() {
+        let (manager, _) = manager(Arc::new(MemoryStore::default()));
+        let job = |n: usize| {
+            let mut job = params(&format!("d{n}"), 600);
+            job.key.room = format!("room{n}");
+            job
+        };
+        for n in 0..MAX_JOBS_PER_USER {
+            manager.add(job(n), "@greedy:hs").await.unwrap();
+        }
+        assert_eq!(
+            manager.add(job(MAX_JOBS_PER_USER), "@greedy:hs").await,
+            Err(AddError::TooManyForUser)
+        );
+        // Replacing one of them is fine, and other users are not affected.
+        manager.add(job(0), "@greedy:hs").await.unwrap();
+        manager
+            .add(job(MAX_JOBS_PER_USER), "@other:hs")
+            .await
+            .unwrap();
+        assert_eq!(manager.len().await, MAX_JOBS_PER_USER + 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jobs_are_capped_in_total() {
+        let store = Arc::new(MemoryStore::default());
+        let deps = Arc::new(JobDeps {
+            homeserver: Arc::new(Homeserver::default()),
+            participants: Arc::new(Absent),
+            sanity_interval: None,
+        });
+        let manager = Arc::new_cyclic(|this| Manager {
+            jobs: Mutex::default(),
+            store: store.clone(),
+            deps,
+            next_id: AtomicU64::new(1),
+            max_jobs: 50,
+            max_jobs_per_user: MAX_JOBS_PER_USER,
+            shutting_down: AtomicBool::new(false),
+            this: this.clone(),
+        });
+        for n in 0..50 {
+            let mut job = params("d", 600);
+            job.key.identity = format!("id{n}");
+            manager.add(job, &format!("@u{n}:hs")).await.unwrap();
+        }
+        let mut one_more = params("d", 600);
+        one_more.key.identity = "one more".into();
+        assert_eq!(
+            manager.add(one_more, "@new:hs").await,
+            Err(AddError::TooMany)
+        );
+        // Restoring stops at the cap too: 50 running, so none of the stored ones start.
+        let mut stored = params("stored", 600);
+        stored.key.identity = "stored".into();
+        store.0.lock().unwrap().insert(
+            stored.key.clone(),
+            JobRecord {
+                params: stored,
+                restarted_at: SystemTime::now(),
+            },
+        );
+        assert_eq!(manager.restore().await, 0);
+        assert_eq!(manager.len().await, 50);
+        manager.shutdown().await;
     }
 }

@@ -198,9 +198,9 @@ async fn issue(services: &Services, request: TokenRequest) -> Result<Response, A
             }
         }
         if let Some(job) = job {
-            services.delegation.add(job).await.map_err(|_| {
-                tracing::warn!(%user_id, %room, "shutting down: delegation refused");
-                ApiError::shutting_down()
+            services.delegation.add(job, &user_id).await.map_err(|e| {
+                tracing::warn!(%user_id, %room, "delegation refused: {e}");
+                ApiError::from(e)
             })?;
         }
     }
@@ -225,9 +225,9 @@ async fn delegate(services: &Services, request: TokenRequest) -> Result<Response
     };
     let (room, identity) = derive_ids(&request.subject, &user_id);
     let job = job_params(services, server, delay, &room, &identity).await?;
-    services.delegation.add(job).await.map_err(|_| {
-        tracing::warn!(%user_id, %room, "shutting down: delegation refused");
-        ApiError::shutting_down()
+    services.delegation.add(job, &user_id).await.map_err(|e| {
+        tracing::warn!(%user_id, %room, "delegation refused: {e}");
+        ApiError::from(e)
     })?;
     tracing::info!(%user_id, %room, "delegated delayed leave");
     Ok((StatusCode::OK, Body::from("{}\n")).into_response())
@@ -422,8 +422,14 @@ mod tests {
                     "example.com".to_owned(),
                     "http://127.0.0.1:9".to_owned(),
                 )]),
-                reqwest::Client::new(),
-                Arc::new(crate::openid::net::DenyingResolver::new(Default::default())),
+                crate::openid::reach::PerReach::build(
+                    Arc::new(crate::openid::reach::ReachPolicy::new(
+                        [],
+                        Default::default(),
+                    )),
+                    |deny| crate::openid::net::MatrixClient::new(&Default::default(), deny, 0),
+                )
+                .unwrap(),
             )),
             api_key: "devkey".into(),
             api_secret: Secret::new("devsecret"),
