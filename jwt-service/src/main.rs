@@ -1,4 +1,5 @@
-//! `lk-jwt-service` (serve) and `lk-jwt-service healthcheck` (probe `/healthz`).
+//! `lk-jwt-service` (serve), `lk-jwt-service healthcheck` (probe `/healthz`) and
+//! `lk-jwt-service doctor <server>` (check a deployment from outside, crate `rtc-doctor`).
 
 use std::process::ExitCode;
 
@@ -25,9 +26,13 @@ fn main() -> ExitCode {
     {
         [] => runtime.block_on(serve()),
         ["healthcheck"] => runtime.block_on(check()),
+        ["doctor", rest @ ..] => {
+            let rest: Vec<String> = rest.iter().map(|s| (*s).to_owned()).collect();
+            runtime.block_on(rtc_doctor::main(&rest))
+        }
         _ => {
             eprintln!(
-                "usage: lk-jwt-service [healthcheck]  (configuration comes from LIVEKIT_* variables)"
+                "usage: lk-jwt-service [healthcheck]  (configuration comes from LIVEKIT_* variables)\n       lk-jwt-service doctor <server name or URL> [--json] [--access-token TOKEN] ..."
             );
             ExitCode::from(2)
         }

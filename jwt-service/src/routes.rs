@@ -2,6 +2,7 @@
 
 pub mod healthz;
 pub mod token;
+pub mod transports;
 pub mod webhook;
 
 use axum::Router;
@@ -26,6 +27,13 @@ pub fn app(state: AppState) -> Router {
     let mut router = Router::new().merge(token_routes);
     if state.0.metrics_enabled {
         router = router.route("/metrics", axum::routing::get(metrics));
+    }
+    // Opt-in (LIVEKIT_RTC_TRANSPORTS_SERVICE_URL): the MSC4143 transports document.
+    if let Some(document) = state.0.rtc_transports.clone() {
+        let handler = move |method| transports::transports(document.clone(), method);
+        router = router
+            .route(transports::UNSTABLE_PATH, any(handler.clone()))
+            .route(transports::V1_PATH, any(handler));
     }
     router
         .route("/healthz", any(healthz::healthz))

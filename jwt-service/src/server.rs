@@ -107,6 +107,10 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
         api_secret: config.secret.clone(),
         metrics: Metrics::default(),
         metrics_enabled: config.metrics,
+        rtc_transports: config
+            .rtc_transports_service_url
+            .as_ref()
+            .map(routes::transports::TransportsDocument::new),
     })))
 }
 

@@ -44,4 +44,6 @@ pub struct Services {
     pub metrics: Metrics,
     /// Serve `/metrics`.
     pub metrics_enabled: bool,
+    /// The MSC4143 transports document, when `LIVEKIT_RTC_TRANSPORTS_SERVICE_URL` is set.
+    pub rtc_transports: Option<crate::routes::transports::TransportsDocument>,
 }

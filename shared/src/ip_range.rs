@@ -260,10 +260,15 @@ impl Successor for u128 {
     }
 }
 
-/// The IPv4 address an IPv6 address carries, where a packet to it would end at an IPv4
-/// host: IPv4-mapped `::ffff:0:0/96`, IPv4-compatible `::/96` (but `::1`), NAT64 `64:ff9b::/96` and
-/// `64:ff9b:1::/48` (RFC 6052 /48 layout), 6to4 `2002::/16` and Teredo `2001::/32`
-/// (the client address, stored inverted).
+/// The IPv4 address an IPv6 address carries, where a packet to it could end at an IPv4
+/// host: IPv4-mapped `::ffff:0:0/96`, IPv4-translated `::ffff:0:0:0/96` (RFC 2765),
+/// IPv4-compatible `::/96` (but `::1`), NAT64 `64:ff9b::/96` and `64:ff9b:1::/48`
+/// (RFC 6052 /48 layout), 6to4 `2002::/16` and Teredo `2001::/32` (the client address,
+/// stored inverted).
+///
+/// For deny lists only: a packet to `2002:7f00:1::` goes to a 6to4 relay, not to
+/// 127.0.0.1, so an allow entry for an IPv4 address must not open these forms
+/// ([`IpRangeSet::contains`] is the allow-side test).
 pub fn embedded_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
     let IpAddr::V6(v6) = ip else {
         return None;
@@ -274,7 +279,9 @@ pub fn embedded_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
     match seg {
         // `::1` is IPv6 loopback, not the compatible form of 0.0.0.1.
         [0, 0, 0, 0, 0, 0, 0, 1] => None,
-        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0, 0, _, _] => Some(last32),
+        [0, 0, 0, 0, 0, 0xffff, _, _]
+        | [0, 0, 0, 0, 0xffff, 0, _, _]
+        | [0, 0, 0, 0, 0, 0, _, _] => Some(last32),
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(last32),
         [0x64, 0xff9b, 1, ..] => Some(Ipv4Addr::new(o[6], o[7], o[9], o[10])),
         [0x2002, ..] => Some(Ipv4Addr::new(o[2], o[3], o[4], o[5])),
@@ -322,13 +329,26 @@ pub const SPECIAL_PURPOSE: &[IpRange] = &[
     v4(224, 0, 0, 0, 4),
     v4(240, 0, 0, 0, 4),
     v4(255, 255, 255, 255, 32),
-    // `::` and `::1`.
-    v6(0, 0, 127),
+    // `::/8` (RFC 4291 reserved): `::`, `::1`, the IPv4-compatible, -mapped and
+    // -translated forms, local-use NAT64 `64:ff9b:1::/48` (RFC 8215: translators inside
+    // the operator's own network); none is a peer a relay should send to. Only the
+    // well-known NAT64 prefix `64:ff9b::/96` (RFC 6052, globally reachable) is left out:
+    // the IPv4 address it carries is checked instead.
+    IpRange::V6(
+        Ipv6Addr::UNSPECIFIED,
+        Ipv6Addr::new(0x64, 0xff9a, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff),
+    ),
+    IpRange::V6(
+        Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 1, 0, 0),
+        Ipv6Addr::new(0xff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff),
+    ),
     // Discard-only prefix 100::/64.
     IpRange::V6(
         Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0),
         Ipv6Addr::new(0x100, 0, 0, 0, 0xffff, 0xffff, 0xffff, 0xffff),
     ),
+    // Documentation (RFC 3849).
+    v6(0x2001, 0x0db8, 32),
     v6(0xfc00, 0, 7),
     v6(0xfe80, 0, 10),
     v6(0xfec0, 0, 10),
@@ -483,6 +503,7 @@ mod tests {
             // Teredo: client 127.0.0.1 stored as its complement 80ff:fffe.
             ("2001:0:4136:e378:8000:63bf:80ff:fffe", Some("127.0.0.1")),
             ("::", Some("0.0.0.0")),
+            ("::ffff:0:7f00:1", Some("127.0.0.1")),
             ("::1", None),
             ("2001:db8::1", None),
             ("2a00::1", None),
@@ -578,6 +599,13 @@ mod tests {
             "fe80::1",
             "fec0::1",
             "ff02::1",
+            // The rest of ::/8, local-use NAT64, documentation.
+            "::2",
+            "ff::1",
+            "::ffff:0:808:808",
+            "64:ff9b:1::1",
+            "64:ff9b:1:ffff::",
+            "2001:db8::1",
         ];
         for peer in denied {
             assert!(special.matches(ip(peer)), "{peer} should be special");
@@ -590,6 +618,8 @@ mod tests {
             "198.20.0.1",
             "2a00:1450::1",
             "2001:4860::8888",
+            "100::1:0:0:0:1",
+            "64:ff9b::808:808",
         ];
         for peer in public {
             assert!(!special.matches(ip(peer)), "{peer} is public");

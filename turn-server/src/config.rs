@@ -250,6 +250,18 @@ where
                 errors.extend(parsed.errors);
                 config_file = Some(path);
             }
+            // `-c FILE` names a file that must be there (a systemd ExecStartPre
+            // `--check-config -c` would otherwise pass, and a container whose file was
+            // not mounted would start on defaults); coturn only warns.
+            None if origin.is_some() => errors.push(Diagnostic::new(
+                origin,
+                Some("-c"),
+                format!(
+                    "configuration file {name} not found{}",
+                    searched(search, Path::new(&name))
+                ),
+            )),
+            // The default name, looked for in coturn's places: optional, as in coturn.
             None => warnings.push(Diagnostic::new(
                 origin,
                 None,
@@ -284,6 +296,19 @@ where
     } else {
         Err(ConfigError::Invalid { errors, warnings })
     }
+}
+
+/// Where a relative name was looked for, for a "not found" message.
+fn searched(search: &SearchPath, name: &Path) -> String {
+    if name.is_absolute() {
+        return String::new();
+    }
+    let dirs: Vec<String> = search
+        .dirs()
+        .iter()
+        .map(|dir| dir.display().to_string())
+        .collect();
+    format!(" (searched: {})", dirs.join(", "))
 }
 
 /// File lines first (by line), then command-line arguments, then global facts.

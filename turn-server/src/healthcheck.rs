@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::proto::codec::{Class, Message, MessageWriter, Method, TransactionId};
+use turn_proto::codec::{Class, Message, MessageWriter, Method, TransactionId};
 
 /// Tries per probe; each waits `TIMEOUT`.
 const TRIES: usize = 3;

@@ -1,17 +1,8 @@
-//! The tokio driver around the sans-IO core: sockets, timers, signals.
-//!
-//! One shard per CPU (`relay-threads`): a thread with a current-thread runtime that owns
-//! a [`crate::proto::Server`], its own SO_REUSEPORT socket of every UDP listener, and
-//! every relay socket it bound; the relay path shares nothing between threads, so it
-//! takes no lock. Buffers are allocated once per shard. Shard 0 also serves the TCP and
-//! TLS clients. The main thread is the control thread: signals, metrics, drain.
+//! Sockets, at the bottom of the driver: they know nothing of shards or of the core's
+//! state. Batched UDP I/O, client listener sockets, TCP listeners, relay sockets, TLS.
 
-mod batch;
-pub mod driver;
+pub(crate) mod batch;
 pub mod relay;
-mod shard;
-pub mod stream;
-mod tcp_relay;
+pub mod tcp;
 pub mod tls;
 pub mod udp;
-mod worker;

@@ -10,13 +10,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 
 use rtc_auth::secret::Secret;
+use turn_server::clock::unix_now;
 use turn_server::config::{self, Action, AuthMode, ConfigError, SearchPath, SystemHost};
+use turn_server::control::{self, Listeners, MetricsListener, Operations, Reloaded};
 use turn_server::healthcheck;
-use turn_server::io::driver::{self, Listeners, MetricsListener, Operations, Reloaded};
 use turn_server::io::relay::RelayRange;
 use turn_server::io::tls::TlsFiles;
 use turn_server::metrics::http as metrics_http;
-use turn_server::startup::core_config::core_config;
+use turn_server::startup::core_config::{core_config, host_addresses};
 use turn_server::startup::{embedded_default, logging};
 
 fn main() -> ExitCode {
@@ -98,7 +99,7 @@ fn run_healthcheck(config: &config::Config) -> ExitCode {
 
 fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
     let mut config = loaded.config;
-    let unix_now = driver::unix_now();
+    let unix_now = unix_now();
     // Held to the end of `run`: the last lines (shutdown) are flushed when it drops.
     let (log_level, _flush, note) = logging::init(&config, unix_now)?;
     if let Some(note) = note {
@@ -111,12 +112,21 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
         Some(path) => tracing::info!(file = %path.display(), "configuration loaded"),
         None => tracing::info!("no configuration file"),
     }
+    // Addresses and interfaces this machine lacks fail here with the line that names
+    // them, as `--check-config` reports them, rather than at bind time (or never, for an
+    // external-ip private half).
+    let problems = config.check_host(&SystemHost);
+    if !problems.is_empty() {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::bail!("{}", lines.join("\n"));
+    }
     // Nothing configured: a random secret, and loopback unless told where to listen.
     let embedded = config.auth_mode() == AuthMode::Unconfigured;
     let generated = embedded.then(embedded_default::generate_secret);
     let ips = listen_ips(&config, embedded);
-    if embedded && config.listening_ips.is_empty() {
-        embedded_default::apply(&mut config);
+    let loopback_only = ips.iter().all(IpAddr::is_loopback);
+    if embedded {
+        embedded_default::apply(&mut config, loopback_only);
     }
     let tls = load_tls(&config)?;
     let udp: Vec<SocketAddr> = if config.no_udp {
@@ -146,10 +156,11 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
         Some(port) => ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect(),
         None => Vec::new(),
     };
-    let shards = shard_count(config.relay_threads);
+    let shards = shard_count(config.relay_threads, config.cpus);
     // Listener sockets carry many clients: four relay sockets' worth of buffer.
     let listener_buffer = 4 * config.relay_socket_buffer as usize;
-    let listeners = Listeners::bind(&udp, &tcp, &proxied, shards, listener_buffer)?;
+    let proxy = (&proxied[..], config.proxy_sources());
+    let listeners = Listeners::bind(&udp, &tcp, proxy, shards, listener_buffer)?;
     let metrics = if config.prometheus {
         let ip = config
             .prometheus_address
@@ -165,7 +176,7 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
     } else {
         None
     };
-    let core = core_config(&config, generated.as_ref());
+    let core = core_config(&config, generated.as_ref(), &host_addresses(&SystemHost));
     let realm = core.realm.clone();
     for address in listeners.udp_addresses() {
         tracing::info!(%address, "listening (udp)");
@@ -187,7 +198,7 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
         let first = SocketAddr::new(ips[0], config.listening_port);
         println!(
             "{}",
-            embedded_default::banner(secret, first, &realm, unix_now)
+            embedded_default::banner(secret, first, loopback_only, &realm, unix_now)
         );
     }
     let relay = RelayRange {
@@ -199,36 +210,39 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
     let operations = Operations {
         metrics,
         drain_timeout: config.drain_timeout,
+        drain_min_allocations: config.drain_min_allocations as usize,
         reload: Box::new(
             Reloader {
                 args,
                 running: config,
                 embedded,
+                loopback_only,
                 generated,
                 log_level,
             }
             .into_fn(),
         ),
     };
-    driver::run(core, listeners, relay, tls, operations, shutdown_signal())?;
+    control::run(core, listeners, relay, tls, operations, shutdown_signal())?;
     Ok(())
 }
 
-/// `relay-threads`: shards to run. Unset: one per CPU, as coturn's default picks its
-/// thread count from the CPUs; 0 (coturn: relay in the listener thread) and 1: one.
-fn shard_count(relay_threads: Option<u32>) -> usize {
-    let wanted = match relay_threads {
+/// `relay-threads`: shards to run. Unset: one per CPU (`cpus`, else those this process
+/// may use), as coturn's default picks its thread count from the CPUs; 0 (coturn: relay
+/// in the listener thread) and 1: one.
+fn shard_count(relay_threads: Option<u32>, cpus: Option<u32>) -> usize {
+    let wanted = match relay_threads.or(cpus) {
         None => std::thread::available_parallelism().map_or(1, usize::from),
         Some(count) => count.max(1) as usize,
     };
-    if wanted > driver::MAX_SHARDS {
+    if wanted > control::MAX_SHARDS {
         tracing::warn!(
             relay_threads = wanted,
-            max = driver::MAX_SHARDS,
+            max = control::MAX_SHARDS,
             "relay-threads capped"
         );
     }
-    wanted.min(driver::MAX_SHARDS)
+    wanted.min(control::MAX_SHARDS)
 }
 
 /// SIGHUP: the same command line (and so the same file) read again.
@@ -237,6 +251,8 @@ struct Reloader {
     /// The configuration in force; options that need a restart keep these values.
     running: config::Config,
     embedded: bool,
+    /// The embedded default listens on loopback only (its loopback peers stay open).
+    loopback_only: bool,
     generated: Option<Secret>,
     log_level: logging::LogLevel,
 }
@@ -261,8 +277,8 @@ impl Reloader {
             tracing::warn!("{warning}");
         }
         let mut new = loaded.config;
-        if self.embedded && new.listening_ips.is_empty() {
-            embedded_default::apply(&mut new);
+        if self.embedded {
+            embedded_default::apply(&mut new, self.loopback_only);
         }
         for key in self.running.needs_restart(&new) {
             tracing::warn!(
@@ -287,11 +303,12 @@ impl Reloader {
             }),
             _ => None,
         };
-        let core = core_config(&new, self.generated.as_ref());
+        let core = core_config(&new, self.generated.as_ref(), &host_addresses(&SystemHost));
         let reloaded = Reloaded {
             core,
             tls,
             drain_timeout: new.drain_timeout,
+            drain_min_allocations: new.drain_min_allocations as usize,
         };
         self.running = new;
         Some(reloaded)
@@ -316,7 +333,7 @@ fn listen_ips(config: &config::Config, embedded: bool) -> Vec<IpAddr> {
 
 /// The TLS listener's configuration: none with `no-tls`; none with a warning when the
 /// default certificate files are absent; an error when configured files do not load.
-fn load_tls(config: &config::Config) -> anyhow::Result<Option<driver::Tls>> {
+fn load_tls(config: &config::Config) -> anyhow::Result<Option<control::Tls>> {
     if config.no_tls {
         return Ok(None);
     }
@@ -338,7 +355,7 @@ fn load_tls(config: &config::Config) -> anyhow::Result<Option<driver::Tls>> {
         tls13_only: config.no_tlsv1_2,
     };
     let loaded = files.load()?;
-    Ok(Some(driver::Tls {
+    Ok(Some(control::Tls {
         files,
         config: loaded,
     }))

@@ -4,7 +4,7 @@
 //! live without adding work to the relay path:
 //! - [`exposition`]: the Prometheus text format (escaping, families, histograms);
 //! - [`lifetimes`]: the allocation lifetime histogram, fed by watching allocations end;
-//! - [`report`]: the metric set, coturn's names first, rendered from a [`crate::proto::Server`];
+//! - [`report`]: the metric set, coturn's names first, rendered from a [`turn_proto::Server`];
 //! - [`http`]: the minimal HTTP/1.1 responder on `prometheus-port` (`/` is a health check).
 
 pub mod exposition;

@@ -21,9 +21,9 @@ use rtc_auth::long_term::long_term_key;
 use rtc_auth::rest;
 use rtc_auth::secret::Secret;
 use support::{EchoPeer, MATRIX_USER, PortSlot, REALM, binding_request, random_hex, unix_now};
-use turn_server::proto::codec::address::decode_xor;
-use turn_server::proto::codec::attribute::AttrType;
-use turn_server::proto::codec::{Class, Message, MessageWriter, Method, TransactionId};
+use turn_proto::codec::address::decode_xor;
+use turn_proto::codec::attribute::AttrType;
+use turn_proto::codec::{Class, Message, MessageWriter, Method, TransactionId};
 
 /// Upper bound for anything a test waits for.
 const WAIT: Duration = Duration::from_secs(10);
@@ -524,6 +524,28 @@ fn sigusr1_refuses_new_allocations_and_exits_after_the_last_one() {
     let status = server
         .wait_exit(WAIT)
         .expect("exit after the last allocation");
+    assert!(status.success(), "{status:?}");
+}
+
+/// coturn 4.17's `drain-min-allocations`: the drain ends when that many are left.
+#[test]
+fn sigusr1_exits_at_drain_min_allocations() {
+    let mut server = Server::start(&["-n".to_owned(), "--drain-min-allocations=1".to_owned()]);
+    let mut first = server.client();
+    first.allocate();
+    let mut second = server.client();
+    second.allocate();
+    server.signal("USR1");
+    server.wait_log("draining", 1);
+    assert!(
+        server.wait_exit(Duration::from_millis(500)).is_none(),
+        "two allocations left, one allowed"
+    );
+    let response = first.request(Method::REFRESH, None, Some(0));
+    assert_eq!(response.class, Class::Success, "{response:?}");
+    let status = server
+        .wait_exit(WAIT)
+        .expect("exit with one allocation left");
     assert!(status.success(), "{status:?}");
 }
 

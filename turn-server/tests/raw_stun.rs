@@ -268,6 +268,53 @@ fn recv_from_server<T>(client: &RawClient, mut pick: impl FnMut(&[u8]) -> Option
     None
 }
 
+/// One source's Bindings spread over four shards (SO_REUSEPORT hashes each 5-tuple) are
+/// limited as one source: 100 at once, then 50 a second. With per-shard buckets each
+/// shard answered its own 100.
+#[test]
+fn one_source_over_four_shards_meets_one_limit() {
+    let server = TurnServer::builder().arg("--relay-threads=4").start();
+    if server.kind != support::ServerKind::Ours {
+        return;
+    }
+    // The server was probed until it answered (a few Bindings from this address).
+    let sockets: Vec<UdpSocket> = (0..64)
+        .map(|_| {
+            let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            socket.set_nonblocking(true).unwrap();
+            socket
+        })
+        .collect();
+    let started = Instant::now();
+    for socket in &sockets {
+        for _ in 0..8 {
+            let (request, _) = RawClient::request(BINDING, None, |_, _| {});
+            socket.send_to(&request, server.addr).unwrap();
+        }
+    }
+    let mut answered = 0u32;
+    let mut buf = [0u8; 1500];
+    let quiet_until = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < quiet_until {
+        let mut any = false;
+        for socket in &sockets {
+            while socket.recv_from(&mut buf).is_ok() {
+                answered += 1;
+                any = true;
+            }
+        }
+        if !any {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let refill = (started.elapsed().as_secs_f64() * 50.0).ceil() as u32;
+    assert!(
+        (90..=100 + refill).contains(&answered),
+        "{answered} of 512 answered in {:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn binding_request_returns_the_clients_address() {
     let server = TurnServer::start();

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use rtc_auth::rest::RestCredential;
 use support::{REALM, TurnServer};
-use turn_server::proto::codec::address::decode_xor;
-use turn_server::proto::codec::attribute::AttrType;
-use turn_server::proto::codec::{Class, Message, MessageWriter, Method, TransactionId};
+use turn_proto::codec::address::decode_xor;
+use turn_proto::codec::attribute::AttrType;
+use turn_proto::codec::{Class, Message, MessageWriter, Method, TransactionId};
 
 /// A peer address the server is started to deny (loopback is otherwise allowed).
 const DENIED_PEER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
@@ -282,4 +282,34 @@ fn a_client_that_stops_reading_holds_the_peer_back() {
         assert!(buf[..len].iter().all(|byte| *byte == 0x5A));
         read += len;
     }
+}
+
+/// `max-tcp-relay-connections`: one permission no longer opens connections without end.
+/// (Ours only: coturn has no such cap.)
+#[test]
+fn peer_connections_per_allocation_are_capped() {
+    if support::ServerKind::from_env() != support::ServerKind::Ours {
+        return;
+    }
+    let server = TurnServer::builder()
+        .tcp()
+        .arg("--max-tcp-relay-connections=2")
+        .start();
+    let (mut control, _) = tcp_allocation(&server);
+    let peers: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap())
+        .collect();
+    let first = peers[0].local_addr().unwrap();
+    let permission = control.request(Method::CREATE_PERMISSION, &[peer_attr(first)]);
+    assert_success(&permission, "CreatePermission");
+    for peer in &peers[..2] {
+        let response = control.request(Method::CONNECT, &[peer_attr(peer.local_addr().unwrap())]);
+        assert_success(&response, "Connect within the cap");
+    }
+    let third = peers[2].local_addr().unwrap();
+    let response = control.request(Method::CONNECT, &[peer_attr(third)]);
+    assert_eq!(error_code(&response), Some(508), "Connect past the cap");
+    peers[2].set_nonblocking(true).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(peers[2].accept().is_err(), "the third peer was dialled");
 }

@@ -289,6 +289,41 @@ fn framing_edge_cases_on_tcp_and_tls() {
     }
 }
 
+/// A STUN header announcing 20 + 65 532 bytes: more than a message may have (attribute
+/// offsets are 16-bit). The server closes the stream on the header, without waiting for
+/// the body (before, it buffered up to the partial-frame timeout, 10 s).
+#[test]
+fn over_long_messages_close_the_stream_at_once() {
+    let server = start();
+    for (what, mut stream) in [
+        ("TCP", connect(&server, Transport::Tcp)),
+        ("TLS", connect(&server, Transport::Tls)),
+    ] {
+        let mut header = binding_request(4)[..20].to_vec();
+        header[2..4].copy_from_slice(&0xFFFCu16.to_be_bytes());
+        stream.write_all(&header).unwrap();
+        stream.write_all(&[0; 1000]).unwrap();
+        let started = Instant::now();
+        let mut rest = Vec::new();
+        match stream.read_to_end(&mut rest) {
+            Ok(_) => {}
+            Err(error) => assert!(
+                matches!(
+                    error.kind(),
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+                ),
+                "{what}: {error}"
+            ),
+        }
+        assert!(rest.is_empty(), "{what}: answered {rest:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{what}: closed after {:?}",
+            started.elapsed()
+        );
+    }
+}
+
 #[test]
 fn uclient_ipv6_relays() {
     if UdpSocket::bind("[::1]:0").is_err() {
@@ -417,6 +452,38 @@ fn proxy_protocol_listener_sees_the_real_client() {
     plain.write_all(&binding_request(9)).unwrap();
     let local = plain.local_addr().unwrap();
     assert_eq!(mapped_address(&read_message(&mut plain)), local);
+}
+
+/// The PROXY listener believes headers only from `tcp-proxy-trusted-ip` (default:
+/// loopback): anyone else could claim any client address. An untrusted source is closed
+/// before its header is read.
+#[test]
+fn proxy_protocol_listener_refuses_untrusted_sources() {
+    let proxy_port = free_port();
+    let _server = start_with(&[
+        &format!("--tcp-proxy-port={proxy_port}"),
+        "--tcp-proxy-trusted-ip=192.0.2.0/24",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stream = loop {
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", proxy_port)) {
+            break stream;
+        }
+        assert!(Instant::now() < deadline, "proxy listener did not start");
+        thread::sleep(Duration::from_millis(50));
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let header = format!("PROXY TCP4 198.51.100.7 127.0.0.1 40000 {proxy_port}\r\n");
+    // The server may close before or after the write lands: either is a refusal.
+    let _ = stream.write_all(&[header.into_bytes(), binding_request(7)].concat());
+    let mut answer = [0u8; 64];
+    match stream.read(&mut answer) {
+        Ok(0) => {}
+        Ok(len) => panic!("answered an untrusted proxy: {:?}", &answer[..len]),
+        Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset, "{error}"),
+    }
 }
 
 /// How a test client reaches the server.
@@ -570,14 +637,14 @@ fn tls_certificate_is_reloaded_on_sigusr2_and_sighup() {
 /// known) and returns the response.
 fn stream_request(
     stream: &mut dyn Stream,
-    method: turn_server::proto::codec::Method,
-    extra: &[(turn_server::proto::codec::attribute::AttrType, Vec<u8>)],
+    method: turn_proto::codec::Method,
+    extra: &[(turn_proto::codec::attribute::AttrType, Vec<u8>)],
     credential: &rtc_auth::rest::RestCredential,
     nonce: Option<&[u8]>,
     tid: u8,
 ) -> Vec<u8> {
-    use turn_server::proto::codec::attribute::AttrType;
-    use turn_server::proto::codec::{Class, MessageWriter, TransactionId};
+    use turn_proto::codec::attribute::AttrType;
+    use turn_proto::codec::{Class, MessageWriter, TransactionId};
     let mut request = Vec::new();
     let mut writer = MessageWriter::new(
         &mut request,
@@ -618,9 +685,9 @@ enum Delivery {
 /// on the same transport must still be served, and the slow connection must work again
 /// once its client reads.
 fn a_client_that_stops_reading_costs_bounded_memory(transport: Transport, delivery: Delivery) {
-    use turn_server::proto::codec::address::{decode_xor, encode_xor};
-    use turn_server::proto::codec::attribute::AttrType;
-    use turn_server::proto::codec::{Class, Message, Method, TransactionId};
+    use turn_proto::codec::address::{decode_xor, encode_xor};
+    use turn_proto::codec::attribute::AttrType;
+    use turn_proto::codec::{Class, Message, Method, TransactionId};
     let server = start();
     let credential = rtc_auth::rest::mint(
         &rtc_auth::secret::Secret::new(SECRET),
@@ -735,7 +802,7 @@ fn a_client_that_stops_reading_costs_bounded_memory(transport: Transport, delive
         pending.extend_from_slice(&buf[..n]);
         let mut at = 0;
         let mut answered = false;
-        while let Ok(Some(len)) = turn_server::proto::framing::frame_len(&pending[at..]) {
+        while let Ok(Some(len)) = turn_proto::framing::frame_len(&pending[at..]) {
             let frame = &pending[at..at + len];
             if frame[0] >> 6 == 0 && frame[8..20] == [9; 12] {
                 answered = true;

@@ -2,7 +2,8 @@
 # Creates the stack's secrets and the two config files that must contain them:
 #   secrets/turn_shared_secret   TURN REST secret (homeserver, LiveKit, turn-server)
 #   secrets/livekit_keys.yaml    LiveKit API key and secret (LiveKit, lk-jwt-service)
-#   turnserver.conf, livekit.yaml  from the *.example files, values from .env
+#   turnserver.conf, livekit.yaml, traefik-turns.yml  from the *.example files, values
+#                                from .env (only turnserver.conf holds a secret)
 # Existing secrets are kept, so re-running only re-renders the config files.
 # Run as root so the files can belong to uid 10001, the user of our two images.
 set -euo pipefail
@@ -24,6 +25,7 @@ value() {
   printf '%s' "$line"
 }
 turn_domain=$(value TURN_DOMAIN)
+rtc_domain=$(value RTC_DOMAIN)
 external_ip=$(value EXTERNAL_IP)
 local_ip=$(value LOCAL_IP)
 
@@ -41,6 +43,7 @@ turn_secret=$(tr -d '\n' < secrets/turn_shared_secret)
 
 render() {
   sed -e "s|@TURN_DOMAIN@|${turn_domain}|g" \
+      -e "s|@RTC_DOMAIN@|${rtc_domain}|g" \
       -e "s|@EXTERNAL_IP@|${external_ip}|g" \
       -e "s|@LOCAL_IP@|${local_ip}|g" \
       -e "s|@TURN_SHARED_SECRET@|${turn_secret}|g" "$1" > "$2"
@@ -48,6 +51,9 @@ render() {
 }
 render turnserver.conf.example turnserver.conf
 render livekit.yaml.example livekit.yaml
+render traefik-turns.yml.example traefik-turns.yml
+# Filled by certs-dumper (as root); certs-hook.sh hands the files to uid 10001.
+mkdir -p data/certs
 
 if [ "$(id -u)" -eq 0 ]; then
   # Our two images run as uid 10001 (lk-jwt-service reads the key file, turn-server its
@@ -58,3 +64,4 @@ else
   echo "init-secrets: not root; run: sudo chown 10001:10001 secrets/livekit_keys.yaml turnserver.conf" >&2
 fi
 chmod 600 secrets/turn_shared_secret secrets/livekit_keys.yaml turnserver.conf livekit.yaml
+chmod 644 traefik-turns.yml

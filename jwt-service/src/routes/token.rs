@@ -400,6 +400,7 @@ mod tests {
             ..FakeRooms::default()
         });
         let state = AppState(Arc::new(Services {
+            rtc_transports: None,
             livekit_url: "wss://sfu.example/livekit?a=1&b=2".into(),
             full_access: match full_access {
                 ["*"] => FullAccess::Everyone,

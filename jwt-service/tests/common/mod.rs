@@ -94,11 +94,13 @@ impl Synapse {
     /// The shared instance of this test binary, started on first use.
     pub fn shared() -> &'static Synapse {
         static SYNAPSE: OnceLock<Synapse> = OnceLock::new();
-        SYNAPSE.get_or_init(Synapse::start)
+        SYNAPSE.get_or_init(|| Synapse::start("shared", ""))
     }
 
-    fn start() -> Synapse {
-        let dir = std::env::temp_dir().join(format!("lkjwt-synapse-{}", std::process::id()));
+    /// Another instance, named `tag`, with `extra` appended to `homeserver.yaml` (new
+    /// top-level keys such as `experimental_features`, `matrix_rtc`, `turn_uris`).
+    pub fn start(tag: &str, extra: &str) -> Synapse {
+        let dir = std::env::temp_dir().join(format!("lkjwt-synapse-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("media")).unwrap();
         let pki = make_pki(
@@ -152,6 +154,7 @@ rc_login:
   address: {{per_second: 1000, burst_count: 1000}}
   account: {{per_second: 1000, burst_count: 1000}}
   failed_attempts: {{per_second: 1000, burst_count: 1000}}
+{extra}
 "#,
             cert = pki.cert_pem.display(),
             key = pki.key_pem.display(),
@@ -166,10 +169,10 @@ rc_login:
         std::fs::write(dir.join("signing.key"), format!("ed25519 a_test {seed}\n")).unwrap();
         let log = std::fs::File::create(dir.join("synapse.log")).unwrap();
         // Statics are never dropped, so a watchdog shell stops Synapse once this test
-        // process is gone.
+        // process is gone (or a dropped instance created the `stop` file).
         let script = format!(
             "python3 -m synapse.app.homeserver -c '{d}/homeserver.yaml' & child=$!; \
-             while kill -0 {pid} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done; \
+             while kill -0 {pid} 2>/dev/null && kill -0 $child 2>/dev/null && [ ! -e '{d}/stop' ]; do sleep 0.5; done; \
              kill $child 2>/dev/null; wait $child; rm -rf '{d}'",
             pid = std::process::id()
         );
@@ -215,13 +218,19 @@ rc_login:
         std::fs::read_to_string(self.dir.join("synapse.log")).unwrap_or_default()
     }
 
+    /// The client API's base URL (plain HTTP).
+    pub fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
     /// Registers `localpart` (once) with the shared-secret admin API and returns
     /// `(user_id, access_token)`.
     pub fn user(&self, localpart: &str) -> (String, String) {
         static USERS: OnceLock<Mutex<std::collections::HashMap<String, (String, String)>>> =
             OnceLock::new();
         let users = USERS.get_or_init(Mutex::default);
-        if let Some(found) = users.lock().unwrap().get(localpart) {
+        let key = format!("{}/{localpart}", self.client_port);
+        if let Some(found) = users.lock().unwrap().get(&key) {
             return found.clone();
         }
         let (status, nonce) = http(
@@ -271,10 +280,7 @@ rc_login:
         assert_eq!(status, 200, "{session}");
         let token = session["access_token"].as_str().unwrap().to_owned();
         let entry = (user_id, token);
-        users
-            .lock()
-            .unwrap()
-            .insert(localpart.to_owned(), entry.clone());
+        users.lock().unwrap().insert(key, entry.clone());
         entry
     }
 
@@ -296,6 +302,23 @@ rc_login:
         assert_eq!(status, 200, "{token}");
         assert_eq!(token["matrix_server_name"], self.server_name.as_str());
         token
+    }
+}
+
+impl Drop for Synapse {
+    /// Stops an instance from [`Synapse::start`] through its watchdog (bounded wait).
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.dir.join("stop"), b"");
+        if let Ok(mut child) = self.child.lock() {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+        }
     }
 }
 
@@ -619,7 +642,101 @@ impl LiveKitFake {
                 }
             }
         };
+        // LiveKit's pre-join check: `GET /rtc/validate?access_token=JWT` answers 200
+        // "success" for a token signed with one of its keys, 401 otherwise.
+        let validate = |axum::extract::Query(query): axum::extract::Query<
+            std::collections::HashMap<String, String>,
+        >| async move {
+            let token = query.get("access_token").cloned().unwrap_or_default();
+            let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+            validation.set_issuer(&[KEY]);
+            validation.validate_aud = false;
+            match jsonwebtoken::decode::<ApiClaims>(
+                &token,
+                &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+                &validation,
+            ) {
+                Ok(_) => (StatusCode::OK, "success".to_owned()),
+                Err(e) => (StatusCode::UNAUTHORIZED, format!("invalid token: {e}")),
+            }
+        };
+        // LiveKit's signalling socket: gorilla/websocket's checks and messages, then 101
+        // with the RFC 6455 accept value (the connection is not used further).
+        let rtc = |headers: HeaderMap,
+                   axum::extract::Query(query): axum::extract::Query<
+            std::collections::HashMap<String, String>,
+        >| async move {
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_ascii_lowercase()
+            };
+            if !header("connection")
+                .split(',')
+                .any(|t| t.trim() == "upgrade")
+            {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    [("sec-websocket-accept", String::new())],
+                    "websocket: the client is not using the websocket protocol: 'upgrade' token not found in 'Connection' header".to_owned(),
+                );
+            }
+            let key = headers
+                .get("sec-websocket-key")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let token = query.get("access_token").cloned().unwrap_or_default();
+            let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+            validation.set_issuer(&[KEY]);
+            validation.validate_aud = false;
+            if header("upgrade") != "websocket" || key.is_empty() {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    [("sec-websocket-accept", String::new())],
+                    "websocket: not a websocket handshake".to_owned(),
+                );
+            }
+            if let Err(e) = jsonwebtoken::decode::<ApiClaims>(
+                &token,
+                &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+                &validation,
+            ) {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [("sec-websocket-accept", String::new())],
+                    format!("invalid token: {e}"),
+                );
+            }
+            use base64::Engine as _;
+            use sha1::Digest as _;
+            let accept = base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(
+                format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
+            ));
+            (
+                StatusCode::SWITCHING_PROTOCOLS,
+                [("sec-websocket-accept", accept)],
+                String::new(),
+            )
+        };
+        let rtc = move |headers, query| async move {
+            let (status, accept, body) = rtc(headers, query).await;
+            let mut response = axum::response::IntoResponse::into_response((status, accept, body));
+            if status == StatusCode::SWITCHING_PROTOCOLS {
+                let headers = response.headers_mut();
+                headers.insert("upgrade", axum::http::HeaderValue::from_static("websocket"));
+                headers.insert(
+                    "connection",
+                    axum::http::HeaderValue::from_static("Upgrade"),
+                );
+            }
+            response
+        };
         let app = axum::Router::new()
+            .route("/rtc", axum::routing::get(rtc))
+            .route("/rtc/validate", axum::routing::get(validate))
             .route("/twirp/livekit.RoomService/CreateRoom", post(handler))
             .route(
                 "/twirp/livekit.RoomService/GetParticipant",
@@ -885,4 +1002,245 @@ pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> boo
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Sends SIGTERM to `child` (through `kill(1)`), waits up to 10 s, then SIGKILL.
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Waits until something accepts TCP connections on `127.0.0.1:port`.
+fn wait_for_tcp(port: u16, what: &str, child: &mut Child, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "{what} exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The variables of `docker/nginx/element-call.conf.template`, in the order the docs list.
+pub const NGINX_VARIABLES: [&str; 9] = [
+    "LISTEN",
+    "SERVER_NAME",
+    "MATRIX_DOMAIN",
+    "RTC_DOMAIN",
+    "TLS_CERT",
+    "TLS_KEY",
+    "HOMESERVER_UPSTREAM",
+    "JWT_UPSTREAM",
+    "LIVEKIT_UPSTREAM",
+];
+
+/// Debian's nginx running the shipped `docker/nginx/element-call.conf.template`,
+/// rendered with `envsubst` as the docs say, on `127.0.0.1:port`; stopped on drop.
+pub struct Nginx {
+    pub port: u16,
+    child: Child,
+    dir: TempDir,
+}
+
+impl Nginx {
+    /// Renders the template with `values` (every name of [`NGINX_VARIABLES`] but
+    /// `LISTEN`, which is `127.0.0.1:port`), passes the text through
+    /// `edit` (to reproduce a deployment mistake) and starts nginx.
+    pub fn start(
+        port: u16,
+        values: &[(&str, String)],
+        edit: impl FnOnce(String) -> String,
+    ) -> Self {
+        let dir = TempDir::new("nginx");
+        let template = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docker/nginx/element-call.conf.template"
+        );
+        let list: String = NGINX_VARIABLES
+            .iter()
+            .map(|v| format!("${{{v}}} "))
+            .collect();
+        let rendered = Command::new("envsubst")
+            .arg(list)
+            .stdin(std::fs::File::open(template).expect("the nginx template"))
+            .env("LISTEN", format!("127.0.0.1:{port}"))
+            .envs(values.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("envsubst (gettext-base) is missing");
+        assert!(rendered.status.success(), "envsubst failed");
+        let site = edit(String::from_utf8(rendered.stdout).unwrap());
+        std::fs::write(dir.path("element-call.conf"), site).unwrap();
+        let d = dir.0.display();
+        for sub in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+            let path = dir.path(sub);
+            std::fs::create_dir_all(&path).unwrap();
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        let main = format!(
+            "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/client_body;\n  \
+             proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  \
+             scgi_temp_path {d}/scgi;\n  include {d}/element-call.conf;\n}}\n"
+        );
+        std::fs::write(dir.path("nginx.conf"), main).unwrap();
+        let output = std::fs::File::create(dir.path("output.log")).unwrap();
+        let mut child = Command::new("nginx")
+            .args(["-p", &d.to_string(), "-e", &format!("{d}/error.log"), "-c"])
+            .arg(dir.path("nginx.conf"))
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
+            .spawn()
+            .expect("cannot start nginx (scripts/install-test-deps.sh installs it)");
+        wait_for_tcp(port, "nginx", &mut child, &dir.path("error.log"));
+        Self { port, child, dir }
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+/// Our turn-server binary on `127.0.0.1` (UDP and TCP, TLS when given a certificate)
+/// with a TURN REST secret; stopped on drop.
+pub struct TurnServer {
+    pub port: u16,
+    /// The TLS listener's port (0 without a certificate).
+    pub tls_port: u16,
+    child: Child,
+    _dir: TempDir,
+}
+
+impl TurnServer {
+    /// The workspace's `turn-server` binary, built beside this crate's binaries (cargo
+    /// builds it with `--workspace`; otherwise it is built here once).
+    fn binary() -> PathBuf {
+        let path = Path::new(env!("CARGO_BIN_EXE_lk-jwt-service")).with_file_name("turn-server");
+        static BUILT: OnceLock<()> = OnceLock::new();
+        BUILT.get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "turn-server",
+                    "--bin",
+                    "turn-server",
+                ])
+                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+                .status()
+                .expect("cannot run cargo to build turn-server");
+            assert!(status.success(), "cargo build -p turn-server failed");
+        });
+        path
+    }
+
+    pub fn start(secret: &str) -> Self {
+        Self::start_with(secret, None)
+    }
+
+    /// With `tls` = `(certificate chain, key)` PEM files, TLS on its own port too.
+    pub fn start_with(secret: &str, tls: Option<(&Path, &Path)>) -> Self {
+        let dir = TempDir::new("turn");
+        let port = free_port();
+        let (tls_port, tls_lines) = match tls {
+            Some((cert, key)) => {
+                let tls_port = free_port();
+                (
+                    tls_port,
+                    format!(
+                        "tls-listening-port={tls_port}\ncert={}\npkey={}\n",
+                        cert.display(),
+                        key.display()
+                    ),
+                )
+            }
+            None => (0, "no-tls\n".to_owned()),
+        };
+        let config = format!(
+            "listening-ip=127.0.0.1\nrelay-ip=127.0.0.1\nlistening-port={port}\n\
+             min-port={}\nmax-port={}\nrealm=turn.example.test\nuse-auth-secret\n\
+             static-auth-secret={secret}\n{tls_lines}fingerprint\nlog-file=stdout\n",
+            port.saturating_add(1),
+            port.saturating_add(40)
+        );
+        std::fs::write(dir.path("turnserver.conf"), config).unwrap();
+        let log = dir.path("turn.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let mut child = Command::new(Self::binary())
+            .arg("-c")
+            .arg(dir.path("turnserver.conf"))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("cannot start turn-server");
+        wait_for_tcp(port, "turn-server", &mut child, &log);
+        if tls_port != 0 {
+            wait_for_tcp(tls_port, "turn-server (TLS)", &mut child, &log);
+        }
+        Self {
+            port,
+            tls_port,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TurnServer {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+/// A fenced block of `docs/element-call.md`: the first one after the line
+/// `<!-- tested: NAME -->`, with each `(example, actual)` replaced, so tests run the
+/// configuration exactly as the docs show it.
+pub fn docs_block(name: &str, replacements: &[(&str, String)]) -> String {
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/element-call.md"
+    ))
+    .expect("docs/element-call.md");
+    let marker = format!("<!-- tested: {name} -->");
+    let after = docs
+        .split_once(&marker)
+        .unwrap_or_else(|| panic!("docs/element-call.md has no {marker}"))
+        .1;
+    let start = after.find("```").expect("a fenced block after the marker");
+    let body = &after[start..];
+    let body = &body[body.find('\n').expect("fence line") + 1..];
+    let mut block = body[..body.find("```").expect("closing fence")].to_owned();
+    for (example, actual) in replacements {
+        assert!(
+            block.contains(example),
+            "{name}: {example:?} is not in the docs block"
+        );
+        block = block.replace(example, actual);
+    }
+    block
 }

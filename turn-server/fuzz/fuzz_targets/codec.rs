@@ -3,11 +3,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use turn_server::proto::codec::address::decode_xor;
-use turn_server::proto::codec::attribute::AttrType;
-use turn_server::proto::codec::{ChannelData, Message};
-use turn_server::proto::framing::frame_len;
-use turn_server::proto::proxy_header;
+use turn_proto::codec::address::decode_xor;
+use turn_proto::codec::attribute::AttrType;
+use turn_proto::codec::{ChannelData, Message};
+use turn_proto::framing::frame_len;
+use turn_proto::proxy_header;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(message) = Message::parse(data) {

@@ -4,87 +4,16 @@
 //! finishing, bytes on joined connections) for TCP allocations.
 #![no_main]
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use turn_server::proto::auth::Credentials;
-use turn_server::proto::connection::{ConnectionId, Direction, TcpRelayPorts};
-use turn_server::proto::policy::PeerPolicy;
-use turn_server::proto::{
-    AllocId, FiveTuple, NoRelayPort, RelayBinding, RelayPorts, RelayRequest, Server, ServerConfig,
-    Transport,
-};
-
-struct Relays {
-    next_port: u16,
-    tcp: TcpRelays,
-}
-
-/// RFC 6062 relays: listens succeed, Connects wait in `connecting` for the fuzzer to
-/// finish them. Peers connect in only where a listener is, as with the real driver.
-struct TcpRelays {
-    next_port: u16,
-    listening: Vec<AllocId>,
-    connecting: Vec<ConnectionId>,
-}
-
-impl TcpRelayPorts for TcpRelays {
-    fn listen(&mut self, id: AllocId, request: RelayRequest) -> Result<SocketAddr, NoRelayPort> {
-        self.next_port = self.next_port.checked_add(1).ok_or(NoRelayPort)?;
-        self.listening.push(id);
-        Ok(SocketAddr::new(relay_ip(request.ipv6), self.next_port))
-    }
-
-    fn unlisten(&mut self, id: AllocId) {
-        self.listening.retain(|listening| *listening != id);
-    }
-
-    fn connect(&mut self, connection: ConnectionId, _: SocketAddr, _: SocketAddr) {
-        self.connecting.push(connection);
-    }
-
-    fn join(&mut self, _: ConnectionId, _: FiveTuple) {}
-
-    fn close(&mut self, connection: ConnectionId) {
-        self.connecting.retain(|c| *c != connection);
-    }
-}
-
-fn relay_ip(ipv6: bool) -> IpAddr {
-    if ipv6 {
-        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1).into()
-    } else {
-        Ipv4Addr::new(198, 51, 100, 1).into()
-    }
-}
-
-impl RelayPorts for Relays {
-    fn bind(&mut self, _: AllocId, request: RelayRequest) -> Result<RelayBinding, NoRelayPort> {
-        if let Some(relay) = request.reserved {
-            return Ok(RelayBinding {
-                relay,
-                reserved: None,
-            });
-        }
-        self.next_port = self.next_port.wrapping_add(2);
-        if self.next_port < 2 {
-            return Err(NoRelayPort);
-        }
-        let ip = relay_ip(request.ipv6);
-        let relay = SocketAddr::new(ip, self.next_port);
-        let reserved = request
-            .reserve_next
-            .then(|| SocketAddr::new(ip, self.next_port.wrapping_add(1)));
-        Ok(RelayBinding { relay, reserved })
-    }
-
-    fn release(&mut self, _: SocketAddr) {}
-
-    fn tcp(&mut self) -> Option<&mut dyn TcpRelayPorts> {
-        Some(&mut self.tcp)
-    }
-}
+use turn_proto::auth::Credentials;
+use turn_proto::ConnectionId;
+use turn_proto::connection::Direction;
+use turn_proto::policy::PeerPolicy;
+use turn_proto::testing::FakeDriver;
+use turn_proto::{AllocId, FiveTuple, PEER_HEADROOM, Server, ServerConfig, Transport};
 
 fuzz_target!(|data: &[u8]| {
     let start = Instant::now();
@@ -103,15 +32,11 @@ fuzz_target!(|data: &[u8]| {
         true,
     );
     let mut server = Server::new(config, start, 1_700_000_000, [1; 32]);
-    let mut relays = Relays {
-        next_port: 40_000,
-        tcp: TcpRelays {
-            next_port: 30_000,
-            listening: Vec::new(),
-            connecting: Vec::new(),
-        },
-    };
+    // Binds succeed until the port numbers run out; Connects wait in `connects` for the
+    // fuzzer to finish them; peers connect in only where a listener is.
+    let mut driver = FakeDriver::default();
     let mut out = Vec::new();
+    let mut datagram = Vec::new();
     let mut now = start;
     let transports = [Transport::Udp, Transport::Tcp, Transport::Tls];
     // Each chunk: [selector, time step, length, bytes...]. Selector bit 0x80 picks a peer
@@ -125,16 +50,16 @@ fuzz_target!(|data: &[u8]| {
         let body = &rest[3..(3 + len).min(rest.len())];
         rest = &rest[(3 + len).min(rest.len())..];
         now += Duration::from_millis(u64::from(step) * 100);
-        server.handle_timeout(now, 1_700_000_000, &mut relays);
+        server.handle_timeout(now, 1_700_000_000);
         if selector & 0x80 == 0 {
             let tuple = FiveTuple {
                 transport: transports[usize::from(selector % 3)],
                 client: SocketAddr::from(([192, 0, 2, 1 + selector % 3], 5000)),
                 server: SocketAddr::from(([192, 0, 2, 10], 3478)),
             };
-            let _ = server.handle_client(now, tuple, body, &mut relays, &mut out);
+            let _ = server.handle_client(now, tuple, body, &mut out);
             if selector & 0x40 != 0 {
-                server.handle_disconnect(tuple, &mut relays);
+                server.handle_disconnect(tuple);
             }
         } else {
             let id = AllocId {
@@ -148,14 +73,17 @@ fuzz_target!(|data: &[u8]| {
                 SocketAddr::from(([0x2001, 0xdb8, 0x77, 0, 0, 0, 0, 7 + u16::from(host)], 9000))
             };
             if selector & 0x40 == 0 {
-                let _ = server.handle_peer(now, id, peer, body, &mut out);
+                datagram.clear();
+                datagram.extend_from_slice(&[0; PEER_HEADROOM]);
+                datagram.extend_from_slice(body);
+                let _ = server.handle_peer(now, id, peer, &mut datagram, &mut out);
             } else if selector & 0x20 == 0 {
-                if relays.tcp.listening.contains(&id) {
+                if driver.listening.values().any(|listener| *listener == id) {
                     let _ = server.handle_tcp_accepted(now, id, peer, &mut out);
                 }
             } else {
-                if !relays.tcp.connecting.is_empty() {
-                    let connection = relays.tcp.connecting.remove(0);
+                if !driver.connects.is_empty() {
+                    let (connection, _, _) = driver.connects.remove(0);
                     let _ = server.handle_tcp_connected(now, connection, step % 2 == 0, &mut out);
                 }
                 let direction = if step % 2 == 0 {
@@ -167,6 +95,9 @@ fuzz_target!(|data: &[u8]| {
                 let _ = server.relay_tcp(now, connection, direction, body.len());
             }
         }
+        // Binds answered at once, as the real driver does; the rest logged.
+        driver.carry_out(&mut server, now);
     }
-    server.close_all(&mut relays);
+    server.close_all();
+    driver.carry_out(&mut server, now);
 });

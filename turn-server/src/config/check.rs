@@ -8,6 +8,7 @@
 use std::net::{IpAddr, UdpSocket};
 use std::path::Path;
 
+use super::model::EXTERNAL_IP_MAPPINGS;
 use super::{Config, Diagnostic, SearchPath};
 
 /// What the checks need to know about the machine.
@@ -16,6 +17,9 @@ pub trait Host {
     fn is_local_address(&self, ip: IpAddr) -> bool;
     /// True when a network interface of this name exists.
     fn has_interface(&self, name: &str) -> bool;
+    /// Every address of the machine's interfaces: the relay must not reach its own host
+    /// on them (see `turn_proto::policy::OwnHost`).
+    fn addresses(&self) -> std::io::Result<Vec<IpAddr>>;
 }
 
 /// A fixed description of a machine, for tests and for callers that gathered the
@@ -36,11 +40,16 @@ impl Host for StaticHost {
     fn has_interface(&self, name: &str) -> bool {
         self.interfaces.iter().any(|i| i == name)
     }
+
+    fn addresses(&self) -> std::io::Result<Vec<IpAddr>> {
+        Ok(self.addresses.clone())
+    }
 }
 
-/// The real machine, without `unsafe` or interface enumeration: an address is local when
-/// a UDP socket binds to it on an ephemeral port (the kernel's own answer, the same one
-/// the relay will get), and interfaces are looked up in `/sys/class/net` (Linux).
+/// The real machine, without `unsafe`: an address is local when a UDP socket binds to it
+/// on an ephemeral port (the kernel's own answer, the same one the relay will get),
+/// interfaces are looked up in `/sys/class/net` (Linux), and the addresses come from
+/// `getifaddrs`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemHost;
 
@@ -57,6 +66,23 @@ impl Host for SystemHost {
         // Without sysfs (not Linux) SO_BINDTODEVICE does not exist either; the driver
         // reports that when it binds, so don't guess here.
         !sys.is_dir() || sys.join(name).exists()
+    }
+
+    fn addresses(&self) -> std::io::Result<Vec<IpAddr>> {
+        let interfaces = nix::ifaddrs::getifaddrs().map_err(std::io::Error::from)?;
+        let mut addresses: Vec<IpAddr> = interfaces
+            .filter_map(|interface| {
+                let address = interface.address?;
+                if let Some(v4) = address.as_sockaddr_in() {
+                    Some(IpAddr::V4(v4.ip()))
+                } else {
+                    address.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
+                }
+            })
+            .collect();
+        addresses.sort_unstable();
+        addresses.dedup();
+        Ok(addresses)
     }
 }
 
@@ -90,6 +116,23 @@ impl Config {
                     ),
                 ));
             }
+        }
+        // The private half is the relay's own address behind the NAT (coturn binds relay
+        // sockets to it): one from another machine maps nothing and hides a typo.
+        let origins = self.origins.of(EXTERNAL_IP_MAPPINGS);
+        for (index, mapping) in self.external_ip.mappings.iter().enumerate() {
+            if host.is_local_address(mapping.private) {
+                continue;
+            }
+            errors.push(Diagnostic::new(
+                origins.get(index).cloned(),
+                Some("external-ip"),
+                format!(
+                    "{} (the private half of {}/{}) is not an address of this machine; write \
+                     external-ip=PUBLIC/PRIVATE with PRIVATE an address of this host",
+                    mapping.private, mapping.public, mapping.private
+                ),
+            ));
         }
         let devices = [
             ("relay-device", &self.relay_device),
@@ -189,6 +232,11 @@ mod tests {
         assert!(host.is_local_address("127.0.0.1".parse().unwrap()));
         // TEST-NET-3 is never assigned to a real machine.
         assert!(!host.is_local_address("203.0.113.77".parse().unwrap()));
+        assert!(
+            host.addresses()
+                .unwrap()
+                .contains(&"127.0.0.1".parse().unwrap())
+        );
         assert!(!host.has_interface("../etc"));
         assert!(!host.has_interface(""));
     }
@@ -208,6 +256,10 @@ mod tests {
                 "--listening-device",
                 "ens3",
                 "--prometheus-address=192.0.2.10",
+                "-X",
+                "203.0.113.1/10.0.0.2",
+                "-X",
+                "203.0.113.2/10.0.0.9",
             ],
             &crate::config::SearchPath::new(Vec::<&str>::new()),
         )
@@ -226,6 +278,9 @@ mod tests {
                  relay-ip and the public one in external-ip",
                 "command line argument 6: listening-ip: 198.51.100.1 is not an address of this \
                  machine, so listeners cannot bind to it",
+                "command line argument 14: external-ip: 10.0.0.9 (the private half of \
+                 203.0.113.2/10.0.0.9) is not an address of this machine; write \
+                 external-ip=PUBLIC/PRIVATE with PRIVATE an address of this host",
                 "command line argument 8: relay-device: network interface \"eth9\" does not exist \
                  on this machine",
                 "command line argument 11: prometheus-address: 192.0.2.10 is not an address of \

@@ -118,14 +118,9 @@ impl Parser {
         };
         let Some(spec) = options::by_name(name) else {
             let hint = if name == "config" {
-                " (coturn has no --config; use -c FILE)"
-            } else if options::OPTIONS
-                .iter()
-                .any(|spec| spec.name.eq_ignore_ascii_case(name))
-            {
-                " (option names are case-sensitive)"
+                " (coturn has no --config; use -c FILE)".to_owned()
             } else {
-                ""
+                options::unknown_hint(name)
             };
             return Err(Diagnostic::new(
                 Some(origin),
@@ -394,6 +389,11 @@ mod tests {
                  case-sensitive)",
             ),
             (vec!["-Y"], "command line argument 1: -Y: unknown option"),
+            (
+                vec!["--static-auth-secert=x"],
+                "command line argument 1: --static-auth-secert: unknown option (did you mean \
+                 `static-auth-secret`?)",
+            ),
             (
                 vec!["-f", "-r"],
                 "command line argument 2: -r: needs a value",

@@ -91,14 +91,7 @@ pub(crate) fn parse(bytes: &[u8], path: &Path) -> Parsed {
             ));
         }
         let Some(spec) = options::by_name(line.key) else {
-            let hint = if options::OPTIONS
-                .iter()
-                .any(|spec| spec.name.eq_ignore_ascii_case(line.key))
-            {
-                " (option names are case-sensitive)"
-            } else {
-                ""
-            };
+            let hint = options::unknown_hint(line.key);
             parsed.warnings.push(Diagnostic::at(
                 &origin,
                 line.key,
@@ -203,7 +196,7 @@ mod tests {
     #[test]
     fn warnings_name_file_and_line() {
         let text = b"# comment\nhide-credentials\nVERBOSE\nno-tlsv1\nrealm=x;\nbogus-key 1\n\
-                     check-config\n";
+                     check-config\nlisten-port=3478\n";
         let parsed = parse(text, Path::new("/etc/t.conf"));
         let shown: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
         assert_eq!(
@@ -219,6 +212,8 @@ mod tests {
                  the line)",
                 "/etc/t.conf:6: bogus-key: unknown option, line ignored",
                 "/etc/t.conf:7: check-config: only valid on the command line, line ignored",
+                "/etc/t.conf:8: listen-port: unknown option, line ignored (did you mean \
+                 `listening-port`?)",
             ]
         );
         assert!(parsed.errors.is_empty());

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,6 +36,9 @@ pub struct Config {
     pub alt_tls_listening_port: u16,
     /// TCP port expecting a PROXY protocol header; `None` when unset or 0.
     pub tcp_proxy_port: Option<u16>,
+    /// `tcp-proxy-trusted-ip`: the proxies whose PROXY header is believed; empty means
+    /// loopback only ([`Config::proxy_sources`]).
+    pub tcp_proxy_trusted_ips: PeerList,
     /// Listener addresses; empty means every local address (coturn binds one socket each).
     pub listening_ips: Vec<IpAddr>,
     /// Interface for the listeners (SO_BINDTODEVICE).
@@ -47,6 +51,9 @@ pub struct Config {
     pub external_ip: ExternalIp,
     /// Shards (relay threads); None: one per CPU.
     pub relay_threads: Option<u32>,
+    /// `cpus`: the CPU count to use instead of the detected one when `relay_threads` is
+    /// unset (coturn 4.17, for containers that report the host's CPUs).
+    pub cpus: Option<u32>,
     /// Kernel send and receive buffer asked for each relay socket, bytes; client
     /// listener sockets, shared by many clients, get four times as much.
     pub relay_socket_buffer: u32,
@@ -94,6 +101,10 @@ pub struct Config {
     pub server_name: Option<String>,
     /// Max concurrent allocations per real user id (0 = unlimited).
     pub user_quota: u32,
+    /// RFC 6062 peer connections per TCP allocation (0 = unlimited).
+    pub max_tcp_relay_connections: u32,
+    /// RFC 6062 peer connections per real user id, all allocations (0 = unlimited).
+    pub user_tcp_relay_quota: u32,
     /// 401 answers per second per UDP source (`unauthorized-ratelimit-rps`, default 10;
     /// 0 turns the per-source abuse limits off, e.g. for load tests).
     pub unauthorized_ratelimit_rps: u32,
@@ -119,12 +130,16 @@ pub struct Config {
     // Peer policy.
     /// `denied-peer-ip` lines.
     pub denied_peer_ips: PeerList,
-    /// `allowed-peer-ip` lines, plus the private half of every `external-ip` mapping.
+    /// `allowed-peer-ip` lines. (The private half of every `external-ip` mapping is
+    /// allowed on relay ports by the own-host rule, see `startup::core_config`.)
     pub allowed_peer_ips: PeerList,
     /// Deny multicast peers. **Our default: on** (coturn: off); `allow-multicast-peers` opens.
     pub no_multicast_peers: bool,
     /// Allow loopback peers (tests only).
     pub allow_loopback_peers: bool,
+    /// Ports of this host's own addresses that peers may reach besides the relay ports
+    /// (a co-located LiveKit's media port); every other port of this host is closed.
+    pub allowed_own_host_ports: Vec<RangeInclusive<u16>>,
 
     // TLS.
     /// Certificate chain (`turn_server_cert.pem`; relative names use the config search).
@@ -145,6 +160,10 @@ pub struct Config {
     pub no_tlsv1_2: bool,
     /// ALTERNATE-SERVER targets for UDP/TCP clients.
     pub alternate_servers: Vec<SocketAddr>,
+    /// `udp-alternate-server`: for UDP clients, in place of `alternate_servers`.
+    pub udp_alternate_servers: Vec<SocketAddr>,
+    /// `tcp-alternate-server`: for TCP clients, in place of `alternate_servers`.
+    pub tcp_alternate_servers: Vec<SocketAddr>,
     /// ALTERNATE-SERVER targets for TLS clients.
     pub tls_alternate_servers: Vec<SocketAddr>,
 
@@ -189,6 +208,8 @@ pub struct Config {
     pub prometheus_username_labels: bool,
     /// Drain: seconds to wait for allocations after SIGUSR1; `None` = until they end.
     pub drain_timeout: Option<Duration>,
+    /// Drain: exit once this many allocations or fewer are left (0: the last one).
+    pub drain_min_allocations: u32,
     /// Send SOFTWARE (off since coturn 4.7: amplification and fingerprinting).
     pub software_attribute: bool,
     /// SOFTWARE text; `None` = the crate name and version.
@@ -210,12 +231,14 @@ impl Default for Config {
             alt_listening_port: 0,
             alt_tls_listening_port: 0,
             tcp_proxy_port: None,
+            tcp_proxy_trusted_ips: PeerList::default(),
             listening_ips: Vec::new(),
             listening_device: None,
             relay_ips: Vec::new(),
             relay_device: None,
             external_ip: ExternalIp::default(),
             relay_threads: None,
+            cpus: None,
             relay_socket_buffer: DEFAULT_RELAY_SOCKET_BUFFER,
             min_port: 49152,
             max_port: 65535,
@@ -238,6 +261,8 @@ impl Default for Config {
             realm: None,
             server_name: None,
             user_quota: 0,
+            max_tcp_relay_connections: DEFAULT_MAX_TCP_RELAY_CONNECTIONS,
+            user_tcp_relay_quota: DEFAULT_USER_TCP_RELAY_QUOTA,
             unauthorized_ratelimit_rps: 10,
             total_quota: 0,
             max_bps: 0,
@@ -252,6 +277,7 @@ impl Default for Config {
             allowed_peer_ips: PeerList::default(),
             no_multicast_peers: true,
             allow_loopback_peers: false,
+            allowed_own_host_ports: Vec::new(),
             cert: PathBuf::from("turn_server_cert.pem"),
             pkey: PathBuf::from("turn_server_pkey.pem"),
             pkey_pwd: None,
@@ -261,6 +287,8 @@ impl Default for Config {
             ec_curve_name: None,
             no_tlsv1_2: false,
             alternate_servers: Vec::new(),
+            udp_alternate_servers: Vec::new(),
+            tcp_alternate_servers: Vec::new(),
             tls_alternate_servers: Vec::new(),
             verbosity: Verbosity::Quiet,
             log_file: None,
@@ -281,6 +309,7 @@ impl Default for Config {
             prometheus_path: "/metrics".to_owned(),
             prometheus_username_labels: false,
             drain_timeout: None,
+            drain_min_allocations: 0,
             software_attribute: false,
             software_name: None,
             check_origin_consistency: false,
@@ -289,6 +318,17 @@ impl Default for Config {
         }
     }
 }
+
+/// The [`Origins`] key of each `external-ip=PUBLIC/PRIVATE` line, in mapping order (the
+/// option's own key also holds the single-address form).
+pub(crate) const EXTERNAL_IP_MAPPINGS: &str = "external-ip public/private";
+
+/// RFC 6062 peer connections per TCP allocation: a client relaying to a few peers uses a
+/// handful; without a cap one permission let a client open connections without end.
+const DEFAULT_MAX_TCP_RELAY_CONNECTIONS: u32 = 32;
+/// RFC 6062 peer connections per user over all allocations (`user-quota` does not count
+/// them).
+const DEFAULT_USER_TCP_RELAY_QUOTA: u32 = 256;
 
 /// Nonce lifetime (coturn `STUN_DEFAULT_NONCE_EXPIRATION_TIME`).
 pub const DEFAULT_STALE_NONCE: u32 = 600;
@@ -339,6 +379,17 @@ impl Config {
         }
     }
 
+    /// Where the PROXY protocol listener accepts connections from: `tcp-proxy-trusted-ip`,
+    /// else loopback only. A header from anyone else would let them claim any client
+    /// address (and so any per-source limit), so everyone is never the default.
+    pub fn proxy_sources(&self) -> IpRangeSet {
+        if self.tcp_proxy_trusted_ips.set.is_empty() {
+            IpRangeSet::parse(["127.0.0.0/8", "::1"]).unwrap_or_default()
+        } else {
+            self.tcp_proxy_trusted_ips.set.clone()
+        }
+    }
+
     /// The oAuth server name: `server-name`, else the realm, else empty.
     pub fn server_name(&self) -> &str {
         self.server_name
@@ -367,12 +418,14 @@ impl Config {
             alt_listening_port => "alt-listening-port",
             alt_tls_listening_port => "alt-tls-listening-port",
             tcp_proxy_port => "tcp-proxy-port",
+            tcp_proxy_trusted_ips => "tcp-proxy-trusted-ip",
             listening_ips => "listening-ip",
             listening_device => "listening-device",
             relay_ips => "relay-ip",
             relay_device => "relay-device",
             external_ip => "external-ip",
             relay_threads => "relay-threads",
+            cpus => "cpus",
             relay_socket_buffer => "relay-socket-buffer",
             min_port => "min-port",
             max_port => "max-port",
@@ -456,7 +509,8 @@ pub struct ExternalIp {
 pub struct ExternalMapping {
     /// What clients see.
     pub public: IpAddr,
-    /// The local address (auto-allowed as a peer, as coturn does, for hairpinning).
+    /// The local address (allowed as a peer on relay ports, for hairpinning, where coturn
+    /// allows it on every port).
     pub private: IpAddr,
 }
 
@@ -613,12 +667,17 @@ impl Builder {
             Opt::AltListeningPort => c.alt_listening_port = port_or_zero(value)?,
             Opt::AltTlsListeningPort => c.alt_tls_listening_port = port_or_zero(value)?,
             Opt::TcpProxyPort => c.tcp_proxy_port = Some(port_or_zero(value)?).filter(|&p| p != 0),
+            Opt::TcpProxyTrustedIp => ip_range(&mut c.tcp_proxy_trusted_ips, value)?,
             Opt::ListeningIp => c.listening_ips.push(ip(value)?),
             Opt::ListeningDevice => c.listening_device = Some(device(value)?),
             Opt::RelayIp => c.relay_ips.push(ip(value)?),
             Opt::RelayDevice => c.relay_device = Some(device(value)?),
             Opt::ExternalIp => return self.external_ip(value, origin),
             Opt::RelayThreads => c.relay_threads = Some(number(value)?),
+            Opt::Cpus => match number(value)? {
+                0 => return Err("must be at least 1".to_owned()),
+                cpus => c.cpus = Some(cpus),
+            },
             Opt::RelaySocketBuffer => c.relay_socket_buffer = socket_buffer(value)?,
             Opt::MinPort => c.min_port = port(value)?,
             Opt::MaxPort => c.max_port = port(value)?,
@@ -682,6 +741,8 @@ impl Builder {
             }
             Opt::ServerName => c.server_name = Some(value.to_owned()),
             Opt::UserQuota => c.user_quota = number(value)?,
+            Opt::MaxTcpRelayConnections => c.max_tcp_relay_connections = number(value)?,
+            Opt::UserTcpRelayQuota => c.user_tcp_relay_quota = number(value)?,
             Opt::UnauthorizedRateLimitRps => c.unauthorized_ratelimit_rps = number(value)?,
             Opt::TotalQuota => c.total_quota = number(value)?,
             Opt::MaxBps => c.max_bps = number(value)?,
@@ -704,11 +765,12 @@ impl Builder {
             Opt::PermissionLifetime => {
                 c.permission_lifetime = lifetime(value, DEFAULT_PERMISSION_LIFETIME)?;
             }
-            Opt::DeniedPeerIp => peer_range(&mut c.denied_peer_ips, value)?,
-            Opt::AllowedPeerIp => peer_range(&mut c.allowed_peer_ips, value)?,
+            Opt::DeniedPeerIp => ip_range(&mut c.denied_peer_ips, value)?,
+            Opt::AllowedPeerIp => ip_range(&mut c.allowed_peer_ips, value)?,
             Opt::NoMulticastPeers => c.no_multicast_peers = boolean(value)?,
             Opt::AllowMulticastPeers => c.no_multicast_peers = !boolean(value)?,
             Opt::AllowLoopbackPeers => c.allow_loopback_peers = boolean(value)?,
+            Opt::AllowedOwnHostPort => c.allowed_own_host_ports.push(port_range(value)?),
             Opt::Cert => c.cert = PathBuf::from(value),
             Opt::Pkey => c.pkey = PathBuf::from(value),
             Opt::PkeyPwd => c.pkey_pwd = Some(Secret::new(value)),
@@ -719,6 +781,12 @@ impl Builder {
             Opt::NoTlsv1_2 => c.no_tlsv1_2 = boolean(value)?,
             Opt::AlternateServer => c
                 .alternate_servers
+                .push(server_address(value, DEFAULT_ALTERNATE_PORT)?),
+            Opt::UdpAlternateServer => c
+                .udp_alternate_servers
+                .push(server_address(value, DEFAULT_ALTERNATE_PORT)?),
+            Opt::TcpAlternateServer => c
+                .tcp_alternate_servers
                 .push(server_address(value, DEFAULT_ALTERNATE_PORT)?),
             Opt::TlsAlternateServer => c
                 .tls_alternate_servers
@@ -770,6 +838,7 @@ impl Builder {
                 let seconds: u64 = number(value)?;
                 c.drain_timeout = (seconds != 0).then(|| Duration::from_secs(seconds));
             }
+            Opt::DrainMinAllocations => c.drain_min_allocations = number(value)?,
             Opt::SoftwareAttribute => c.software_attribute = boolean(value)?,
             Opt::NoSoftwareAttribute => c.software_attribute = !boolean(value)?,
             Opt::SoftwareName => c.software_name = Some(value.to_owned()),
@@ -802,6 +871,9 @@ impl Builder {
                 return Err(format!("{value:?} maps addresses of different families"));
             }
             external.mappings.push(ExternalMapping { public, private });
+            self.config
+                .origins
+                .push(EXTERNAL_IP_MAPPINGS, origin.clone());
             return Ok(());
         }
         let address = ip(value)?;
@@ -909,6 +981,14 @@ impl Builder {
                 "no realm is set; clients will be told an empty realm (set realm=your.domain)",
             ));
         }
+        if c.tcp_proxy_port.is_some() && c.tcp_proxy_trusted_ips.set.is_empty() {
+            warnings.push(Diagnostic::new(
+                at("tcp-proxy-port"),
+                Some("tcp-proxy-port"),
+                "only a proxy on loopback is trusted to send PROXY headers; name yours with \
+                 tcp-proxy-trusted-ip (its address, or its network's CIDR)",
+            ));
+        }
         if c.allow_loopback_peers {
             warnings.push(Diagnostic::new(
                 at("allow-loopback-peers"),
@@ -959,18 +1039,6 @@ impl Builder {
             if set {
                 warnings.push(Diagnostic::new(at(key), Some(key), why));
             }
-        }
-        // coturn whitelists the private half of each mapping so clients can hairpin to
-        // their own relay address even when the private network is denied (§1.3).
-        let mappings = c.external_ip.mappings.clone();
-        for mapping in mappings {
-            c.allowed_peer_ips
-                .set
-                .insert(IpRange::single(mapping.private));
-            c.allowed_peer_ips.entries.push(format!(
-                "{} (private half of external-ip {}/{})",
-                mapping.private, mapping.public, mapping.private
-            ));
         }
         (self.config, warnings, errors)
     }
@@ -1047,13 +1115,23 @@ fn number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
 }
 
 fn port(value: &str) -> Result<u16, String> {
-    match number::<u32>(value) {
-        Ok(p @ 1..=65535) => Ok(p as u16),
+    match number::<u32>(value).map(u16::try_from) {
+        Ok(Ok(p @ 1..)) => Ok(p),
         Ok(_) => Err(format!("port {value:?} is not between 1 and 65535")),
         Err(_) => Err(format!(
             "port {value:?} is not a number between 1 and 65535"
         )),
     }
+}
+
+/// `N` or `A-B` (inclusive).
+fn port_range(value: &str) -> Result<RangeInclusive<u16>, String> {
+    let (low, high) = value.split_once('-').unwrap_or((value, value));
+    let (low, high) = (port(low.trim())?, port(high.trim())?);
+    if low > high {
+        return Err(format!("{value:?}: the range starts after its end"));
+    }
+    Ok(low..=high)
 }
 
 fn port_or_zero(value: &str) -> Result<u16, String> {
@@ -1128,7 +1206,7 @@ fn device(value: &str) -> Result<String, String> {
     Ok(value.to_owned())
 }
 
-fn peer_range(list: &mut PeerList, value: &str) -> Result<(), String> {
+fn ip_range(list: &mut PeerList, value: &str) -> Result<(), String> {
     // Fail closed: coturn <= 4.10 ignored a bad line and relayed to what it meant to deny.
     let range: IpRange = value
         .parse()

@@ -35,12 +35,14 @@ pub(crate) enum Opt {
     AltListeningPort,
     AltTlsListeningPort,
     TcpProxyPort,
+    TcpProxyTrustedIp,
     ListeningIp,
     ListeningDevice,
     RelayIp,
     RelayDevice,
     ExternalIp,
     RelayThreads,
+    Cpus,
     RelaySocketBuffer,
     MinPort,
     MaxPort,
@@ -64,6 +66,8 @@ pub(crate) enum Opt {
     Realm,
     ServerName,
     UserQuota,
+    MaxTcpRelayConnections,
+    UserTcpRelayQuota,
     UnauthorizedRateLimitRps,
     TotalQuota,
     MaxBps,
@@ -79,6 +83,7 @@ pub(crate) enum Opt {
     NoMulticastPeers,
     AllowMulticastPeers,
     AllowLoopbackPeers,
+    AllowedOwnHostPort,
     Cert,
     Pkey,
     PkeyPwd,
@@ -88,6 +93,8 @@ pub(crate) enum Opt {
     EcCurveName,
     NoTlsv1_2,
     AlternateServer,
+    UdpAlternateServer,
+    TcpAlternateServer,
     TlsAlternateServer,
     Verbose,
     ExtraVerbose,
@@ -109,6 +116,7 @@ pub(crate) enum Opt {
     PrometheusPath,
     PrometheusUsernameLabels,
     DrainTimeout,
+    DrainMinAllocations,
     SoftwareAttribute,
     NoSoftwareAttribute,
     SoftwareName,
@@ -184,6 +192,10 @@ const CLI: &str = "the telnet admin CLI does not exist here (coturn 4.10+ has it
 const WEB: &str = "the web admin interface does not exist here";
 const OLD_TLS: &str = "TLS 1.0/1.1 and SSL are never offered (rustls speaks TLS 1.2 and 1.3 only)";
 const UNSUPPORTED: &str = "not supported by this server";
+const MULTIPLEX: &str =
+    "multiplex-peer (non-standard) is not supported; use more relay-ip addresses";
+const PROMETHEUS_TLS: &str = "the exporter speaks plain HTTP only: bind it to loopback \
+     (prometheus-address) or put a TLS proxy in front; metrics stay off unless `prometheus`";
 
 use Arg::{Flag, Optional, Required};
 
@@ -224,6 +236,13 @@ pub(crate) const OPTIONS: &[Spec] = &[
         Required,
         Opt::TcpProxyPort,
         "TCP port that expects a PROXY protocol header",
+    ),
+    row(
+        "tcp-proxy-trusted-ip",
+        None,
+        Required,
+        Opt::TcpProxyTrustedIp,
+        "proxy allowed on tcp-proxy-port: IP, A-B or CIDR (repeatable; default: loopback)",
     ),
     row(
         "listening-ip",
@@ -268,11 +287,25 @@ pub(crate) const OPTIONS: &[Spec] = &[
         "relay threads: shards with their own SO_REUSEPORT sockets (one per CPU; 0 = 1)",
     ),
     row(
+        "cpus",
+        None,
+        Required,
+        Opt::Cpus,
+        "CPUs to count when relay-threads is unset (default: those this process may use)",
+    ),
+    row(
         "relay-socket-buffer",
         None,
         Required,
         Opt::RelaySocketBuffer,
         "kernel buffer per relay socket, bytes (1048576); listeners get 4x",
+    ),
+    row(
+        "sock-buf-size",
+        None,
+        Required,
+        Opt::RelaySocketBuffer,
+        "coturn's name for relay-socket-buffer",
     ),
     row(
         "min-port",
@@ -406,6 +439,20 @@ pub(crate) const OPTIONS: &[Spec] = &[
         "max allocations per user (0 = unlimited)",
     ),
     row(
+        "max-tcp-relay-connections",
+        None,
+        Required,
+        Opt::MaxTcpRelayConnections,
+        "RFC 6062 peer connections per TCP allocation (32; 0 = unlimited)",
+    ),
+    row(
+        "user-tcp-relay-quota",
+        None,
+        Required,
+        Opt::UserTcpRelayQuota,
+        "RFC 6062 peer connections per user (256; 0 = unlimited)",
+    ),
+    row(
         "total-quota",
         Some('Q'),
         Required,
@@ -504,6 +551,13 @@ pub(crate) const OPTIONS: &[Spec] = &[
         Opt::AllowLoopbackPeers,
         "allow loopback peers (tests only)",
     ),
+    row(
+        "allowed-own-host-port",
+        None,
+        Required,
+        Opt::AllowedOwnHostPort,
+        "port or A-B range of this host peers may reach besides relay ports (repeatable)",
+    ),
     // TLS.
     row(
         "cert",
@@ -561,6 +615,20 @@ pub(crate) const OPTIONS: &[Spec] = &[
         Required,
         Opt::AlternateServer,
         "ALTERNATE-SERVER address[:port] for redirects (repeatable)",
+    ),
+    row(
+        "udp-alternate-server",
+        None,
+        Required,
+        Opt::UdpAlternateServer,
+        "ALTERNATE-SERVER for UDP clients, before alternate-server (repeatable)",
+    ),
+    row(
+        "tcp-alternate-server",
+        None,
+        Required,
+        Opt::TcpAlternateServer,
+        "ALTERNATE-SERVER for TCP clients, before alternate-server (repeatable)",
     ),
     row(
         "tls-alternate-server",
@@ -692,6 +760,13 @@ pub(crate) const OPTIONS: &[Spec] = &[
         Required,
         Opt::DrainTimeout,
         "seconds to wait for allocations after SIGUSR1 (0 = until they end)",
+    ),
+    row(
+        "drain-min-allocations",
+        None,
+        Required,
+        Opt::DrainMinAllocations,
+        "after SIGUSR1, exit once this many allocations or fewer are left (0)",
     ),
     row(
         "software-attribute",
@@ -845,6 +920,52 @@ pub(crate) const OPTIONS: &[Spec] = &[
         "401 answers per second per UDP source (10; 0 turns the abuse limits off)",
     ),
     ignored("log-min-level", Required, "use verbose / Verbose"),
+    // coturn 4.17's newer options.
+    ignored(
+        "drop-invalid-packets-log",
+        Flag,
+        "invalid packets are counted, never logged (a flood must not become one of log lines)",
+    ),
+    ignored(
+        "include-reason-string",
+        Flag,
+        "error responses carry only the standard reason phrase, so nothing internal leaks",
+    ),
+    ignored("multiplex-peer-port", Required, MULTIPLEX),
+    ignored("multiplex-peer-max-peers", Required, MULTIPLEX),
+    ignored("prometheus-tls", Flag, PROMETHEUS_TLS),
+    ignored("prometheus-cert", Required, PROMETHEUS_TLS),
+    ignored("prometheus-key", Required, PROMETHEUS_TLS),
+    ignored(
+        "rfc3489-compatibility",
+        Flag,
+        "classic STUN (RFC 3489) requests, without the magic cookie, are not answered",
+    ),
+    ignored(
+        "rfc5766-channel-numbers",
+        Flag,
+        "channel numbers 0x4000-0x7FFF are always accepted (RFC 5766 clients still use them)",
+    ),
+    ignored(
+        "stateless-nonce-secret",
+        Required,
+        "nonces are keyed per process; a client that moves to another server gets one 438",
+    ),
+    ignored(
+        "stun-backward-compatibility",
+        Flag,
+        "MAPPED-ADDRESS is never added to Binding responses (it only adds amplification)",
+    ),
+    ignored(
+        "udp-recvmmsg-log",
+        Flag,
+        "batch statistics are not logged; the metrics count what is relayed and dropped",
+    ),
+    ignored(
+        "udp-sendmmsg-log",
+        Flag,
+        "batch statistics are not logged; the metrics count what is relayed and dropped",
+    ),
 ];
 
 /// The row for a long name (exact, case-sensitive, as coturn).
@@ -855,6 +976,28 @@ pub(crate) fn by_name(name: &str) -> Option<&'static Spec> {
 /// The row for a short letter.
 pub(crate) fn by_short(letter: char) -> Option<&'static Spec> {
     OPTIONS.iter().find(|spec| spec.short == Some(letter))
+}
+
+/// What to add to "unknown option" for `name`: the case-sensitivity reminder when only
+/// the case differs, else the closest option name when one is close (a typo such as
+/// `listen-port` or `static-auth-secert`), else nothing.
+pub(crate) fn unknown_hint(name: &str) -> String {
+    if OPTIONS
+        .iter()
+        .any(|spec| spec.name.eq_ignore_ascii_case(name))
+    {
+        return " (option names are case-sensitive)".to_owned();
+    }
+    // Jaro-Winkler weighs a shared start, which is how option names are mistyped; below
+    // 0.88 the "closest" name is usually unrelated.
+    OPTIONS
+        .iter()
+        .map(|spec| (strsim::jaro_winkler(name, spec.name), spec.name))
+        .filter(|(score, _)| *score >= 0.88)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map_or_else(String::new, |(_, best)| {
+            format!(" (did you mean `{best}`?)")
+        })
 }
 
 /// Short letters coturn has that map to ignored long options (database back ends).
@@ -918,6 +1061,184 @@ mod tests {
         }
         assert_eq!(ignored_short('N').map(|s| s.name), Some("redis-userdb"));
         assert!(by_short('c').is_none(), "-c is handled before the table");
+    }
+
+    #[test]
+    fn unknown_names_get_the_closest_option() {
+        for (typo, expected) in [
+            ("listen-port", " (did you mean `listening-port`?)"),
+            (
+                "static-auth-secert",
+                " (did you mean `static-auth-secret`?)",
+            ),
+            ("realms", " (did you mean `realm`?)"),
+            ("denied-peer-ips", " (did you mean `denied-peer-ip`?)"),
+            ("alowed-peer-ip", " (did you mean `allowed-peer-ip`?)"),
+            ("VERBOSE", " (option names are case-sensitive)"),
+            ("bogus-key", ""),
+            ("x", ""),
+        ] {
+            assert_eq!(unknown_hint(typo), expected, "{typo}");
+        }
+    }
+
+    /// Every long option of coturn 4.17.1 (`long_options` in src/apps/relay/mainrelay.c
+    /// at its release commit 8024aa63): a coturn command line or file never meets
+    /// "unknown option" here.
+    #[test]
+    fn every_coturn_4_17_1_option_is_known() {
+        const COTURN_4_17_1: &[&str] = &[
+            "listening-device",
+            "listening-port",
+            "tls-listening-port",
+            "alt-listening-port",
+            "alt-tls-listening-port",
+            "tcp-proxy-port",
+            "listening-ip",
+            "relay-device",
+            "relay-ip",
+            "external-ip",
+            "relay-threads",
+            "min-port",
+            "max-port",
+            "sock-buf-size",
+            "lt-cred-mech",
+            "no-auth",
+            "user",
+            "userdb",
+            "db",
+            "psql-userdb",
+            "sql-userdb",
+            "mysql-userdb",
+            "mongo-userdb",
+            "redis-userdb",
+            "redis-statsdb",
+            "prometheus",
+            "prometheus-port",
+            "prometheus-address",
+            "prometheus-path",
+            "prometheus-username-labels",
+            "prometheus-tls",
+            "prometheus-cert",
+            "prometheus-key",
+            "use-auth-secret",
+            "static-auth-secret",
+            "no-auth-pings",
+            "no-dynamic-ip-list",
+            "no-dynamic-realms",
+            "realm",
+            "server-name",
+            "oauth",
+            "user-quota",
+            "total-quota",
+            "max-bps",
+            "bps-capacity",
+            "verbose",
+            "Verbose",
+            "daemon",
+            "no-software-attribute",
+            "software-attribute",
+            "fingerprint",
+            "check-origin-consistency",
+            "no-udp",
+            "no-tcp",
+            "no-tls",
+            "dtls",
+            "no-dtls",
+            "no-udp-relay",
+            "no-tcp-relay",
+            "stale-nonce",
+            "max-allocate-lifetime",
+            "channel-lifetime",
+            "permission-lifetime",
+            "stun-only",
+            "no-stun",
+            "cert",
+            "raw-public-keys",
+            "pkey",
+            "pkey-pwd",
+            "log-file",
+            "no-stdout-log",
+            "syslog",
+            "simple-log",
+            "log-min-level",
+            "new-log-timestamp",
+            "new-log-timestamp-format",
+            "aux-server",
+            "udp-self-balance",
+            "alternate-server",
+            "tls-alternate-server",
+            "tcp-alternate-server",
+            "udp-alternate-server",
+            "rest-api-separator",
+            "max-allocate-timeout",
+            "drain-min-allocations",
+            "no-multicast-peers",
+            "allow-loopback-peers",
+            "allowed-peer-ip",
+            "denied-peer-ip",
+            "cipher-list",
+            "pidfile",
+            "secure-stun",
+            "CA-file",
+            "dh-file",
+            "proc-user",
+            "proc-group",
+            "mobility",
+            "no-cli",
+            "cli",
+            "cli-ip",
+            "cli-port",
+            "cli-password",
+            "web-admin",
+            "web-admin-ip",
+            "web-admin-port",
+            "web-admin-listen-on-workers",
+            "server-relay",
+            "cli-max-output-sessions",
+            "ec-curve-name",
+            "dh566",
+            "dh1066",
+            "tlsv1",
+            "tlsv1_1",
+            "no-tlsv1_2",
+            "secret-key-file",
+            "keep-address-family",
+            "allocation-default-address-family",
+            "acme-redirect",
+            "log-binding",
+            "no-rfc5780",
+            "rfc5780",
+            "stun-backward-compatibility",
+            "rfc5766-channel-numbers",
+            "rfc3489-compatibility",
+            "response-origin-only-with-rfc5780",
+            "respond-http-unsupported",
+            "drop-invalid-packets",
+            "drop-invalid-packets-log",
+            "udp-recvmmsg",
+            "udp-recvmmsg-log",
+            "udp-sendmmsg-log",
+            "udp-gso",
+            "include-reason-string",
+            "multiplex-peer",
+            "multiplex-peer-port",
+            "multiplex-peer-max-peers",
+            "version",
+            "syslog-facility",
+            "cpus",
+            "unauthorized-ratelimit",
+            "unauthorized-ratelimit-rps",
+            "stateless-nonce",
+            "stateless-nonce-secret",
+        ];
+        assert_eq!(COTURN_4_17_1.len(), 143);
+        let unknown: Vec<&str> = COTURN_4_17_1
+            .iter()
+            .copied()
+            .filter(|name| by_name(name).is_none())
+            .collect();
+        assert!(unknown.is_empty(), "unknown coturn options: {unknown:?}");
     }
 
     #[test]

@@ -59,6 +59,11 @@ impl Config {
         out.set("alt-listening-port", self.alt_listening_port);
         out.set("alt-tls-listening-port", self.alt_tls_listening_port);
         out.opt("tcp-proxy-port", self.tcp_proxy_port, "off");
+        out.list(
+            "tcp-proxy-trusted-ip",
+            &self.tcp_proxy_trusted_ips.entries,
+            "loopback only",
+        );
         out.list("listening-ip", &self.listening_ips, "every local address");
         out.opt("listening-device", self.listening_device.as_deref(), "any");
         for (key, on) in [
@@ -84,6 +89,7 @@ impl Config {
             );
         }
         out.opt("relay-threads", self.relay_threads, "one per CPU");
+        out.opt("cpus", self.cpus, "detected");
         out.set("relay-socket-buffer", self.relay_socket_buffer);
         out.set("min-port", self.min_port);
         out.set("max-port", self.max_port);
@@ -91,6 +97,8 @@ impl Config {
         out.flag("no-tcp-relay", self.no_tcp_relay);
         for servers in [
             ("alternate-server", &self.alternate_servers),
+            ("udp-alternate-server", &self.udp_alternate_servers),
+            ("tcp-alternate-server", &self.tcp_alternate_servers),
             ("tls-alternate-server", &self.tls_alternate_servers),
         ] {
             out.list(servers.0, servers.1, "none");
@@ -121,6 +129,8 @@ impl Config {
 
         out.section("limits and timers");
         out.set("user-quota", self.user_quota);
+        out.set("max-tcp-relay-connections", self.max_tcp_relay_connections);
+        out.set("user-tcp-relay-quota", self.user_tcp_relay_quota);
         out.set(
             "unauthorized-ratelimit-rps",
             self.unauthorized_ratelimit_rps,
@@ -149,6 +159,28 @@ impl Config {
         out.list("allowed-peer-ip", &self.allowed_peer_ips.entries, "none");
         out.flag("no-multicast-peers", self.no_multicast_peers);
         out.flag("allow-loopback-peers", self.allow_loopback_peers);
+        let _ = writeln!(
+            out.0,
+            "# this host's own addresses: closed to peers except on relay ports {}-{} and \
+             allowed-own-host-port",
+            self.min_port, self.max_port
+        );
+        for mapping in &self.external_ip.mappings {
+            let _ = writeln!(
+                out.0,
+                "# {} (private half of external-ip {}/{}): allowed on those ports only",
+                mapping.private, mapping.public, mapping.private
+            );
+        }
+        let ports: Vec<String> = self
+            .allowed_own_host_ports
+            .iter()
+            .map(|range| match (range.start(), range.end()) {
+                (low, high) if low == high => low.to_string(),
+                (low, high) => format!("{low}-{high}"),
+            })
+            .collect();
+        out.list("allowed-own-host-port", &ports, "none");
 
         out.section("tls");
         out.set("cert", self.cert.display());
@@ -229,6 +261,7 @@ impl Config {
             self.drain_timeout.map(|d| d.as_secs()),
             "wait until allocations end",
         );
+        out.set("drain-min-allocations", self.drain_min_allocations);
         out.flag("software-attribute", self.software_attribute);
         out.opt(
             "software-name",
@@ -357,8 +390,10 @@ mod tests {
         assert!(text.contains("denied-peer-ip=10.0.0.0-10.255.255.255\n"));
         assert!(text.contains("external-ip=203.0.113.5/10.0.0.5\n"));
         assert!(text.contains(
-            "allowed-peer-ip=10.0.0.5 (private half of external-ip 203.0.113.5/10.0.0.5)\n"
+            "# 10.0.0.5 (private half of external-ip 203.0.113.5/10.0.0.5): allowed on those \
+             ports only\n"
         ));
+        assert!(text.contains("# allowed-peer-ip: none\n"));
         assert!(text.contains("# mode: SharedSecret\n"));
         assert!(text.contains("# listening-ip: every local address\n"));
         assert!(text.contains("no-multicast-peers=on\n"));

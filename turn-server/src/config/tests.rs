@@ -369,10 +369,9 @@ fn external_ip_forms() {
             },
         ]
     );
-    // The private halves are auto-allowed for hairpinning, nothing else is.
-    assert!(c.allowed_peer_ips.set.contains(ip("10.0.0.7")));
-    assert!(c.allowed_peer_ips.set.contains(ip("fd00::7")));
-    assert!(!c.allowed_peer_ips.set.contains(ip("10.0.0.8")));
+    // The private halves are not allow entries (which would open every port): the
+    // own-host rule allows them on relay ports only (startup::core_config).
+    assert!(c.allowed_peer_ips.set.is_empty());
 }
 
 #[test]
@@ -521,21 +520,26 @@ fn config_file_lookup() {
     // -n ignores it.
     let loaded = load_with(["-n"], &search).unwrap();
     assert_eq!(loaded.config.realm, None);
-    // A missing file is a warning, and defaults are used.
-    let loaded = load_with(["-c", "nope.conf", "-r", "x"], &search).unwrap();
-    assert_eq!(loaded.config_file, None);
-    assert_eq!(loaded.config.realm.as_deref(), Some("x"));
+    // A file named with -c must exist (coturn only warns and runs on defaults).
+    let Err(ConfigError::Invalid { errors, .. }) =
+        load_with(["-c", "nope.conf", "-r", "x"], &search)
+    else {
+        panic!("a missing -c file is an error");
+    };
+    let dirs = search
+        .dirs()
+        .iter()
+        .map(|dir| dir.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     assert_eq!(
-        loaded
-            .warnings
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>(),
-        [
-            "command line argument 1: cannot find configuration file nope.conf; using defaults \
-             and the command line"
-        ]
+        errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [format!(
+            "command line argument 1: -c: configuration file nope.conf not found (searched: \
+             {dirs})"
+        )]
     );
+    // The default name is optional: a warning, and defaults are used.
     let loaded = load_with(Vec::<&str>::new(), &nowhere()).unwrap();
     assert_eq!(
         loaded.warnings[0].to_string(),
@@ -581,8 +585,13 @@ fn directory_named_like_the_config_is_skipped() {
     std::fs::create_dir_all(dir.join("x")).unwrap();
     let search = SearchPath::new([conf.dir.clone()]);
     // `find` only takes regular files, so a directory is "not found", not an I/O error.
-    let loaded = load_with(["-c", "dir.conf"], &search).unwrap();
-    assert_eq!(loaded.config_file, None);
+    let Err(ConfigError::Invalid { errors, .. }) = load_with(["-c", "dir.conf"], &search) else {
+        panic!("a directory is not a configuration file");
+    };
+    assert!(
+        errors[0].message.contains("dir.conf not found"),
+        "{errors:?}"
+    );
 }
 
 /// The real deployment's file, unchanged (fixtures/seed-turnserver.conf).
@@ -720,5 +729,68 @@ fn relay_socket_buffer_in_bytes_within_bounds() {
             "F:1: relay-socket-buffer: 1000 is outside 4096..=268435456 bytes".to_owned(),
             "F:2: relay-socket-buffer: \"1M\" is not a non-negative whole number".to_owned(),
         ]
+    );
+}
+
+/// coturn 4.17's newer options: applied where they have a meaning here, otherwise a
+/// warning with the reason (and never the value: `stateless-nonce-secret` is a secret).
+#[test]
+fn coturn_4_17_options() {
+    let (loaded, conf) = ok(
+        "cpus=3\nsock-buf-size=65536\ndrain-min-allocations=2\n\
+         udp-alternate-server=192.0.2.1\ntcp-alternate-server=192.0.2.2:3479\n\
+         include-reason-string\nstateless-nonce-secret=hush-hush\nmultiplex-peer-port=3480\n",
+        &[],
+    );
+    let c = &loaded.config;
+    assert_eq!(c.cpus, Some(3));
+    assert_eq!(c.relay_socket_buffer, 65536);
+    assert_eq!(c.drain_min_allocations, 2);
+    assert_eq!(
+        c.udp_alternate_servers,
+        ["192.0.2.1:3478".parse::<std::net::SocketAddr>().unwrap()]
+    );
+    assert_eq!(
+        c.tcp_alternate_servers,
+        ["192.0.2.2:3479".parse::<std::net::SocketAddr>().unwrap()]
+    );
+    let shown = warnings(&loaded, &conf);
+    assert_eq!(shown.len(), 3, "{shown:?}");
+    assert!(shown[0].starts_with("F:6: include-reason-string: ignored: "));
+    assert!(shown[1].starts_with("F:7: stateless-nonce-secret: ignored: "));
+    assert!(shown[2].starts_with("F:8: multiplex-peer-port: ignored: "));
+    assert!(!format!("{shown:?}{c:?}").contains("hush-hush"));
+    assert_eq!(errors("cpus=0\n", &[]), ["F:1: cpus: must be at least 1"]);
+}
+
+/// PROXY headers are believed from named proxies only; loopback when none is named,
+/// never everyone.
+#[test]
+fn proxy_sources() {
+    let (loaded, conf) = ok("tcp-proxy-port=3479\n", &[]);
+    let sources = loaded.config.proxy_sources();
+    assert!(sources.contains(ip("127.0.0.1")) && sources.contains(ip("::1")));
+    assert!(!sources.contains(ip("192.0.2.1")));
+    assert_eq!(
+        warnings(&loaded, &conf),
+        [
+            "F:1: tcp-proxy-port: only a proxy on loopback is trusted to send PROXY headers; \
+             name yours with tcp-proxy-trusted-ip (its address, or its network's CIDR)"
+        ]
+    );
+    let (loaded, conf) = ok(
+        "tcp-proxy-port=3479\ntcp-proxy-trusted-ip=172.18.0.0/16\n",
+        &[],
+    );
+    let sources = loaded.config.proxy_sources();
+    assert!(sources.contains(ip("172.18.0.3")));
+    assert!(
+        !sources.contains(ip("127.0.0.1")),
+        "the list replaces loopback"
+    );
+    assert!(warnings(&loaded, &conf).is_empty());
+    assert_eq!(
+        errors("tcp-proxy-trusted-ip=everyone\n", &[]),
+        ["F:1: tcp-proxy-trusted-ip: invalid IP range \"everyone\": not an IP address"]
     );
 }

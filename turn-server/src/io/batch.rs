@@ -21,14 +21,18 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 /// Datagrams per call.
-pub(super) const BATCH: usize = 32;
+pub(crate) const BATCH: usize = 32;
 
-/// Room per datagram: the UDP maximum, plus a cache line so the slots do not all start
-/// on the same cache set.
-const SLOT: usize = 65_536 + 64;
+/// Room per datagram: the core's headroom and the UDP maximum, plus a cache line so the
+/// slots do not all start on the same cache set.
+const SLOT: usize = HEADROOM + 65_536 + 64;
+
+/// Bytes left free in front of each received datagram: the core frames peer data as
+/// ChannelData there, in place ([`turn_proto::PEER_HEADROOM`]).
+const HEADROOM: usize = turn_proto::PEER_HEADROOM;
 
 /// The receive slots of one shard.
-pub(super) struct RecvBatch {
+pub(crate) struct RecvBatch {
     slots: Vec<u8>,
     /// Per address family (IPv4, IPv6): the kernel shrinks each header's address length
     /// to the last source's and nix does not restore it, so an IPv6 source read through
@@ -39,7 +43,7 @@ pub(super) struct RecvBatch {
 }
 
 impl RecvBatch {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             // Zeroed pages are mapped lazily: only slots that receive cost memory.
             slots: vec![0; BATCH * SLOT],
@@ -56,7 +60,7 @@ impl RecvBatch {
     /// datagrams; `Ok(BATCH)` means there may be more. Errors: `WouldBlock` when nothing
     /// was queued, or the socket's error (an ICMP error surfaces as ECONNREFUSED: not
     /// fatal).
-    pub(super) fn recv(&mut self, socket: &UdpSocket, ipv6: bool) -> io::Result<usize> {
+    pub(crate) fn recv(&mut self, socket: &UdpSocket, ipv6: bool) -> io::Result<usize> {
         self.count = 0;
         let result = socket.try_io(Interest::READABLE, || {
             self.count = self.recv_now(socket, ipv6)?;
@@ -84,8 +88,12 @@ impl RecvBatch {
             ..
         } = self;
         let mut chunks = slots.chunks_mut(SLOT);
-        let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
-            std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or_default())]);
+        let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] = std::array::from_fn(|_| {
+            let slot = chunks.next().unwrap_or_default();
+            [IoSliceMut::new(
+                slot.get_mut(HEADROOM..).unwrap_or_default(),
+            )]
+        });
         let results = match recvmmsg(
             socket.as_raw_fd(),
             &mut headers[usize::from(ipv6)],
@@ -106,16 +114,29 @@ impl RecvBatch {
     }
 
     /// The datagrams of the last [`Self::recv`] with their sources.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> + '_ {
         self.received[..self.count]
             .iter()
             .zip(self.slots.chunks(SLOT))
-            .filter_map(|(&(len, source), slot)| Some((&slot[..len.min(SLOT)], source?)))
+            .filter_map(|(&(len, source), slot)| {
+                Some((&slot[HEADROOM..(HEADROOM + len).min(SLOT)], source?))
+            })
+    }
+
+    /// The datagrams of the last [`Self::recv`] with their sources, each preceded by
+    /// [`HEADROOM`] free bytes, for [`turn_proto::Server::handle_peer`].
+    pub(crate) fn iter_framed_mut(&mut self) -> impl Iterator<Item = (&mut [u8], SocketAddr)> + '_ {
+        self.received[..self.count]
+            .iter()
+            .zip(self.slots.chunks_mut(SLOT))
+            .filter_map(|(&(len, source), slot)| {
+                Some((&mut slot[..(HEADROOM + len).min(SLOT)], source?))
+            })
     }
 }
 
 /// Datagrams waiting for one `sendmmsg` on a listener socket.
-pub(super) struct Outbox {
+pub(crate) struct Outbox {
     /// Payloads back to back.
     bytes: Vec<u8>,
     /// Where each payload starts and ends in `bytes`.
@@ -125,7 +146,7 @@ pub(super) struct Outbox {
 }
 
 impl Outbox {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             bytes: Vec::with_capacity(BATCH * 1500),
             ends: Vec::with_capacity(BATCH),
@@ -135,7 +156,7 @@ impl Outbox {
     }
 
     /// Queues `payload` for `to`; true when the outbox is now full and must be sent.
-    pub(super) fn push(&mut self, to: SocketAddr, payload: &[u8]) -> bool {
+    pub(crate) fn push(&mut self, to: SocketAddr, payload: &[u8]) -> bool {
         self.bytes.extend_from_slice(payload);
         self.ends.push(self.bytes.len());
         self.destinations.push(Some(SockaddrStorage::from(to)));
@@ -143,14 +164,14 @@ impl Outbox {
     }
 
     /// Nothing queued.
-    pub(super) fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
 
     /// Sends what is queued without waiting, and empties the outbox; returns how many
     /// datagrams were dropped (socket buffer full, or destination refused), as single
     /// sends would drop them.
-    pub(super) fn flush(&mut self, socket: &UdpSocket) -> usize {
+    pub(crate) fn flush(&mut self, socket: &UdpSocket) -> usize {
         let queued = self.ends.len();
         let (mut done, mut dropped) = (0, 0);
         while done < queued {
@@ -214,6 +235,16 @@ fn to_std(address: &SockaddrStorage) -> Option<SocketAddr> {
     address
         .as_sockaddr_in6()
         .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
+}
+
+/// After a receive call: None when the socket was empty, else whether it may hold more
+/// (a full batch, or an ICMP error such as ECONNREFUSED, which is not fatal).
+pub(crate) fn more_after(result: io::Result<usize>) -> Option<bool> {
+    match result {
+        Ok(count) => Some(count == BATCH),
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => None,
+        Err(_) => Some(true),
+    }
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub type Render = Rc<dyn Fn() -> Pin<Box<dyn Future<Output = String>>>>;
 
 /// Binds the exporter's listener (before the runtime starts, so errors reach `main`).
 pub fn bind(address: SocketAddr) -> io::Result<StdTcpListener> {
-    crate::io::stream::bind_listener(address, "prometheus")
+    crate::io::tcp::bind_listener(address, "prometheus")
 }
 
 /// Serves scrapes forever; call inside a `LocalSet`.

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::proto::AllocId;
+use turn_proto::AllocId;
 
 /// Upper bounds of the buckets, in seconds: a failed call setup (< 10 s), short calls,
 /// the default 600 s allocation, hour-long and day-long meetings.

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use super::exposition::{Exposition, Kind};
 use super::lifetimes::{BOUNDS_SECS, LifetimeHistogram};
-use crate::proto::{Server, Stats, Transport};
+use turn_proto::{Server, Stats, Transport};
 
 /// What the driver knows that the core does not.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

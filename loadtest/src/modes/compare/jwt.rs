@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{fmt, median};
+use super::stats::{fmt, median};
 use crate::modes::jwt::{JwtConfig, JwtReport, Service};
 
 /// Concurrent clients in the goal of issue 8.

@@ -4,23 +4,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::proto::codec::attribute::AttrType;
-use crate::proto::codec::{Class, MessageWriter, Method, TransactionId};
-use crate::proto::server_config::ServerConfig;
-use crate::proto::{AllocId, FiveTuple, NoRelayPort, RelayBinding, RelayPorts, RelayRequest};
-
-struct Relays;
-
-impl RelayPorts for Relays {
-    fn bind(&mut self, _: AllocId, _: RelayRequest) -> Result<RelayBinding, NoRelayPort> {
-        Ok(RelayBinding {
-            relay: "198.51.100.1:50000".parse().unwrap(),
-            reserved: None,
-        })
-    }
-
-    fn release(&mut self, _: SocketAddr) {}
-}
+use turn_proto::codec::attribute::AttrType;
+use turn_proto::codec::{Class, MessageWriter, Method, TransactionId};
+use turn_proto::server_config::ServerConfig;
+use turn_proto::testing::FakeDriver;
+use turn_proto::{FiveTuple, PEER_HEADROOM};
 
 fn request(method: Method, tid: u8, peer: Option<SocketAddr>, data: Option<&[u8]>) -> Vec<u8> {
     let class = if data.is_some() {
@@ -63,8 +51,13 @@ fn counts_follow_traffic_and_user_labels_are_opt_in() {
     };
     let peer: SocketAddr = "8.8.8.8:9000".parse().unwrap();
     let mut out = Vec::new();
+    let mut driver = FakeDriver::default();
+    // The answer now, or the one that carrying out the server's events produced (an
+    // Allocate's comes once its relay port is bound).
     let mut send = |server: &mut Server, bytes: Vec<u8>| {
-        server.handle_client(now, tuple, &bytes, &mut Relays, &mut out)
+        let now_answer = server.handle_client(now, tuple, &bytes, &mut out);
+        let later = driver.carry_out(server, now);
+        now_answer.or_else(|| later.into_iter().next().map(|(transmit, _)| transmit))
     };
     assert!(send(&mut server, request(Method::BINDING, 1, None, None)).is_some());
     assert!(send(&mut server, request(Method::ALLOCATE, 2, None, None)).is_some());
@@ -84,14 +77,15 @@ fn counts_follow_traffic_and_user_labels_are_opt_in() {
     }
     let (id, _) = server.allocations().next().unwrap();
     let mut out = Vec::new();
+    let mut datagram = [&[0; PEER_HEADROOM][..], b"0123456789"].concat();
     assert!(
         server
-            .handle_peer(now, id, peer, b"0123456789", &mut out)
+            .handle_peer(now, id, peer, &mut datagram, &mut out)
             .is_some()
     );
     assert!(
         server
-            .handle_client(now, tuple, b"junk", &mut Relays, &mut out)
+            .handle_client(now, tuple, b"junk", &mut out)
             .is_none()
     );
 

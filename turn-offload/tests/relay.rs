@@ -1,0 +1,430 @@
+//! The fast path on real interfaces: client, server and peer each in their own network
+//! namespace, joined by veth pairs, bindings installed through the public API. The
+//! server namespace does not forward packets, so whatever reaches the other side
+//! without passing the server's sockets was relayed by the program.
+
+mod netns;
+
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use netns::{Namespace, veth};
+use turn_offload::{Binding, Config, Counters, FastPath, InstallError, Traffic};
+
+const WAIT: Duration = Duration::from_secs(3);
+const CHANNEL: u16 = 0x4001;
+/// Payload sizes: empty, odd, around the program's 512-byte copy chunk, near the MTU.
+const SIZES: [usize; 12] = [0, 1, 3, 4, 99, 511, 512, 513, 1024, 1025, 1200, 1399];
+
+/// client — s0 | server | s1 — peer.
+struct Topology {
+    client: Namespace,
+    server: Namespace,
+    peer: Namespace,
+    ips: Ips,
+}
+
+#[derive(Clone, Copy)]
+struct Ips {
+    client: IpAddr,
+    server: IpAddr,
+    relay: IpAddr,
+    peer: IpAddr,
+}
+
+/// `offload`: whether client and peer leave UDP checksums to the (virtual) NIC, as
+/// local senders do; without it they send full checksums that the program must update.
+fn topology(v6: bool, offload: bool) -> Topology {
+    let t = Topology {
+        client: Namespace::new("c"),
+        server: Namespace::new("s"),
+        peer: Namespace::new("p"),
+        ips: if v6 {
+            Ips {
+                client: "2001:db8:1::2".parse().unwrap(),
+                server: "2001:db8:1::1".parse().unwrap(),
+                relay: "2001:db8:2::1".parse().unwrap(),
+                peer: "2001:db8:2::2".parse().unwrap(),
+            }
+        } else {
+            Ips {
+                client: "198.18.1.2".parse().unwrap(),
+                server: "198.18.1.1".parse().unwrap(),
+                relay: "198.18.2.1".parse().unwrap(),
+                peer: "198.18.2.2".parse().unwrap(),
+            }
+        },
+    };
+    veth(&t.server, "s0", &t.client, "c0");
+    veth(&t.server, "s1", &t.peer, "p0");
+    let (prefix, family) = if v6 { ("64", "-6") } else { ("24", "-4") };
+    let addr = |ns: &Namespace, ip: IpAddr, dev: &str| {
+        let cidr = format!("{ip}/{prefix}");
+        let mut args = vec![family, "addr", "add", &cidr, "dev", dev];
+        if v6 {
+            args.push("nodad");
+        }
+        ns.ip(&args);
+    };
+    addr(&t.client, t.ips.client, "c0");
+    addr(&t.server, t.ips.server, "s0");
+    addr(&t.server, t.ips.relay, "s1");
+    addr(&t.peer, t.ips.peer, "p0");
+    t.client.ip(&[
+        family,
+        "route",
+        "add",
+        "default",
+        "via",
+        &t.ips.server.to_string(),
+    ]);
+    t.peer.ip(&[
+        family,
+        "route",
+        "add",
+        "default",
+        "via",
+        &t.ips.relay.to_string(),
+    ]);
+    t.server.sysctl("net/ipv4/conf/lo/forwarding", "1");
+    t.server.sysctl("net/ipv6/conf/lo/forwarding", "1");
+    // The server's interfaces finish checksums in software on the way out, so the
+    // receivers verify every checksum the program wrote (over veth they would
+    // otherwise trust a packet still marked "checksum to be computed").
+    t.server.exec("ethtool", &["-K", "s0", "tx", "off"]);
+    t.server.exec("ethtool", &["-K", "s1", "tx", "off"]);
+    if !offload {
+        t.client.exec("ethtool", &["-K", "c0", "tx", "off"]);
+        t.peer.exec("ethtool", &["-K", "p0", "tx", "off"]);
+    }
+    t
+}
+
+/// The four sockets of a TURN relay path; the server's two only ever see what the
+/// program passed on.
+struct Sockets {
+    client: UdpSocket,
+    listener: UdpSocket,
+    relay: UdpSocket,
+    peer: UdpSocket,
+}
+
+impl Sockets {
+    fn binding(&self, channel: u16) -> Binding {
+        Binding {
+            client: self.client.local_addr().unwrap(),
+            server: self.listener.local_addr().unwrap(),
+            relay: self.relay.local_addr().unwrap(),
+            peer: self.peer.local_addr().unwrap(),
+            channel,
+        }
+    }
+}
+
+fn bind(ns: &Namespace, ip: IpAddr) -> UdpSocket {
+    let socket = ns.enter(|| UdpSocket::bind((ip, 0))).expect("bind");
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    socket
+}
+
+fn sockets(t: &Topology) -> Sockets {
+    Sockets {
+        client: bind(&t.client, t.ips.client),
+        listener: bind(&t.server, t.ips.server),
+        relay: bind(&t.server, t.ips.relay),
+        peer: bind(&t.peer, t.ips.peer),
+    }
+}
+
+fn load(ns: &Namespace, config: Config) -> FastPath {
+    ns.enter(|| FastPath::load(&config))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn channel_data(channel: u16, data: &[u8]) -> Vec<u8> {
+    let mut out = channel.to_be_bytes().to_vec();
+    out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+fn payload(seed: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + seed * 31) as u8).collect()
+}
+
+fn recv(socket: &UdpSocket, what: &str) -> (Vec<u8>, SocketAddr) {
+    let mut buf = [0u8; 2048];
+    let (n, from) = socket
+        .recv_from(&mut buf)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    (buf[..n].to_vec(), from)
+}
+
+fn nothing_waiting(socket: &UdpSocket, what: &str) {
+    socket.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 2048];
+    match socket.recv_from(&mut buf) {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        other => panic!("{what} received {other:?}"),
+    }
+    socket.set_nonblocking(false).unwrap();
+}
+
+fn traffic(sizes: &[usize]) -> Traffic {
+    Traffic {
+        packets: sizes.len() as u64,
+        bytes: sizes.iter().sum::<usize>() as u64,
+    }
+}
+
+/// Every size both ways, byte for byte, then the counters.
+fn round_trip(t: &Topology) {
+    let s = sockets(t);
+    let mut fast = load(&t.server, Config::new(["s0", "s1"]));
+    let b = s.binding(CHANNEL);
+    fast.install(b).unwrap();
+
+    for (i, &n) in SIZES.iter().enumerate() {
+        let data = payload(i, n);
+        s.client
+            .send_to(&channel_data(CHANNEL, &data), b.server)
+            .unwrap();
+        let (got, from) = recv(&s.peer, &format!("peer, {n} bytes"));
+        assert_eq!((got.len(), from), (n, b.relay));
+        assert_eq!(got, data);
+    }
+    for (i, &n) in SIZES.iter().enumerate() {
+        let data = payload(i + 100, n);
+        s.peer.send_to(&data, b.relay).unwrap();
+        let (got, from) = recv(&s.client, &format!("client, {n} bytes"));
+        assert_eq!(from, b.server);
+        assert_eq!(got, channel_data(CHANNEL, &data));
+    }
+    nothing_waiting(&s.listener, "the server's listener");
+    nothing_waiting(&s.relay, "the server's relay socket");
+
+    let expected = Counters {
+        to_peer: traffic(&SIZES),
+        to_client: traffic(&SIZES),
+    };
+    assert_eq!(fast.counters(&b).unwrap(), Some(expected));
+    assert_eq!(fast.take_counters().unwrap(), vec![(b, expected)]);
+    assert_eq!(
+        fast.take_counters().unwrap(),
+        vec![],
+        "taken counters are not repeated"
+    );
+    assert_eq!(fast.remove(&b).unwrap(), Some(Counters::default()));
+    assert!(fast.is_empty());
+}
+
+#[test]
+fn relays_both_ways_ipv4() {
+    round_trip(&topology(false, true));
+}
+
+#[test]
+fn relays_both_ways_ipv6() {
+    round_trip(&topology(true, true));
+}
+
+#[test]
+fn relays_fully_checksummed_datagrams_ipv4() {
+    round_trip(&topology(false, false));
+}
+
+#[test]
+fn relays_fully_checksummed_datagrams_ipv6() {
+    round_trip(&topology(true, false));
+}
+
+/// One namespace, everything on loopback: what `loadtest compare` runs.
+#[test]
+fn relays_on_loopback() {
+    let ns = Namespace::new("l");
+    ns.sysctl("net/ipv4/conf/lo/forwarding", "1");
+    ns.sysctl("net/ipv6/conf/lo/forwarding", "1");
+    let mut fast = load(&ns, Config::new(["lo"]));
+    for ip in ["127.0.0.1", "::1"] {
+        let ip: IpAddr = ip.parse().unwrap();
+        let s = Sockets {
+            client: bind(&ns, ip),
+            listener: bind(&ns, ip),
+            relay: bind(&ns, ip),
+            peer: bind(&ns, ip),
+        };
+        let b = s.binding(CHANNEL);
+        fast.install(b).unwrap();
+        for &n in &SIZES {
+            let data = payload(n, n);
+            s.client
+                .send_to(&channel_data(CHANNEL, &data), b.server)
+                .unwrap();
+            assert_eq!(recv(&s.peer, "peer"), (data.clone(), b.relay));
+            s.peer.send_to(&data, b.relay).unwrap();
+            assert_eq!(
+                recv(&s.client, "client"),
+                (channel_data(CHANNEL, &data), b.server)
+            );
+        }
+        nothing_waiting(&s.listener, "the server's listener");
+        nothing_waiting(&s.relay, "the server's relay socket");
+        let expected = Counters {
+            to_peer: traffic(&SIZES),
+            to_client: traffic(&SIZES),
+        };
+        assert_eq!(fast.remove(&b).unwrap(), Some(expected), "{ip}");
+    }
+}
+
+fn stun_binding_request() -> Vec<u8> {
+    let mut out = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    out.extend_from_slice(b"offload-test");
+    out
+}
+
+#[test]
+fn passes_to_userspace_what_it_does_not_relay() {
+    let t = topology(false, true);
+    let s = sockets(&t);
+    let mut fast = load(&t.server, Config::new(["s0", "s1"]));
+    let b = s.binding(CHANNEL);
+    fast.install(b).unwrap();
+
+    // The binding works...
+    s.client
+        .send_to(&channel_data(CHANNEL, b"media"), b.server)
+        .unwrap();
+    assert_eq!(recv(&s.peer, "peer").0, b"media");
+
+    // ...and none of these is for it: each reaches the listener exactly as sent.
+    let mut padded = channel_data(CHANNEL, b"abc");
+    padded.push(0);
+    let cases: [(&str, Vec<u8>); 6] = [
+        ("an unbound channel", channel_data(0x4002, b"media")),
+        ("a STUN Binding request", stun_binding_request()),
+        ("padded ChannelData", padded),
+        (
+            "a length field past the end",
+            vec![0x40, 0x01, 0x00, 0x09, 1, 2, 3],
+        ),
+        (
+            "a length field short of the end",
+            vec![0x40, 0x01, 0x00, 0x01, 1, 2, 3],
+        ),
+        ("a 2-byte datagram", vec![0x40, 0x01]),
+    ];
+    for (what, bytes) in &cases {
+        s.client.send_to(bytes, b.server).unwrap();
+        assert_eq!(recv(&s.listener, what), (bytes.clone(), b.client), "{what}");
+    }
+    // A TTL of 1 would leave with 0: userspace relays it with the default TTL.
+    s.client.set_ttl(1).unwrap();
+    let data = channel_data(CHANNEL, b"last hop");
+    s.client.send_to(&data, b.server).unwrap();
+    assert_eq!(recv(&s.listener, "TTL 1"), (data, b.client));
+    s.client.set_ttl(64).unwrap();
+
+    // A peer on another port has no channel: its datagram goes to the relay socket.
+    let stranger = bind(&t.peer, t.ips.peer);
+    stranger.send_to(b"not bound", b.relay).unwrap();
+    assert_eq!(recv(&s.relay, "relay").0, b"not bound");
+
+    let relayed = Counters {
+        to_peer: traffic(&[5]),
+        to_client: Traffic::default(),
+    };
+    assert_eq!(fast.remove(&b).unwrap(), Some(relayed));
+
+    // Once removed, the binding's own traffic goes to userspace too.
+    let data = channel_data(CHANNEL, b"after removal");
+    s.client.send_to(&data, b.server).unwrap();
+    assert_eq!(
+        recv(&s.listener, "listener after removal"),
+        (data, b.client)
+    );
+    s.peer.send_to(b"late peer", b.relay).unwrap();
+    assert_eq!(
+        recv(&s.relay, "relay after removal"),
+        (b"late peer".to_vec(), b.peer)
+    );
+    nothing_waiting(&s.peer, "the peer");
+    nothing_waiting(&s.client, "the client");
+    assert_eq!(fast.counters(&b).unwrap(), None);
+
+    // Dropping the fast path detaches the program, even with bindings installed.
+    fast.install(b).unwrap();
+    drop(fast);
+    let data = channel_data(CHANNEL, b"after drop");
+    s.client.send_to(&data, b.server).unwrap();
+    assert_eq!(recv(&s.listener, "listener after drop"), (data, b.client));
+    nothing_waiting(&s.peer, "the peer after drop");
+}
+
+#[test]
+fn install_refuses_conflicts_and_a_full_table() {
+    let ns = Namespace::new("f");
+    ns.sysctl("net/ipv4/conf/lo/forwarding", "1");
+    ns.sysctl("net/ipv6/conf/lo/forwarding", "1");
+    let mut fast = load(
+        &ns,
+        Config {
+            max_bindings: 1,
+            ..Config::new(["lo"])
+        },
+    );
+    let first = Binding {
+        client: "127.0.0.1:40000".parse().unwrap(),
+        server: "127.0.0.1:3478".parse().unwrap(),
+        relay: "127.0.0.1:49152".parse().unwrap(),
+        peer: "127.0.0.1:50000".parse().unwrap(),
+        channel: 0x4000,
+    };
+    let second = Binding {
+        client: "127.0.0.1:40001".parse().unwrap(),
+        peer: "127.0.0.1:50001".parse().unwrap(),
+        ..first
+    };
+    fast.install(first).unwrap();
+    fast.install(first).unwrap();
+    assert_eq!(fast.len(), 1);
+    assert!(matches!(fast.install(second), Err(InstallError::Full(1))));
+    fast.remove(&first).unwrap();
+    fast.install(second).unwrap();
+    // One channel of one client 5-tuple leads to one peer, and back.
+    let same_channel = Binding {
+        peer: "127.0.0.1:50002".parse().unwrap(),
+        ..second
+    };
+    let same_peer = Binding {
+        client: "127.0.0.1:40002".parse().unwrap(),
+        ..second
+    };
+    for conflicting in [same_channel, same_peer] {
+        match fast.install(conflicting) {
+            Err(InstallError::Conflict(with)) => assert_eq!(*with, second),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+    let mixed = Binding {
+        peer: "[::1]:50000".parse().unwrap(),
+        ..second
+    };
+    assert!(matches!(fast.install(mixed), Err(InstallError::Binding(_))));
+}
+
+#[test]
+fn missing_interfaces_and_lo_forwarding_are_reported() {
+    let ns = Namespace::new("m");
+    let err = ns
+        .enter(|| FastPath::load(&Config::new(["lo"])))
+        .unwrap_err();
+    assert!(err.reason.contains("net.ipv4.conf.lo.forwarding"), "{err}");
+    ns.sysctl("net/ipv4/conf/lo/forwarding", "1");
+    ns.sysctl("net/ipv6/conf/lo/forwarding", "1");
+    let err = ns
+        .enter(|| FastPath::load(&Config::new(["lo", "missing0"])))
+        .unwrap_err();
+    assert_eq!(err.reason, "interface missing0 does not exist");
+}
