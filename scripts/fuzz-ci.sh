@@ -27,11 +27,12 @@ toolchain=${FUZZ_TOOLCHAIN:-}
 if [ -z "$toolchain" ] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   toolchain=nightly
 fi
-fuzz=(cargo)
+# Only cargo-fuzz's builds get RUSTC_BOOTSTRAP: clippy keeps sharing the workspace's
+# check artifacts.
 if [ -n "$toolchain" ] && [ "$toolchain" != stable ]; then
   fuzz=(cargo "+$toolchain")
 else
-  export RUSTC_BOOTSTRAP=1
+  fuzz=(env RUSTC_BOOTSTRAP=1 cargo)
 fi
 echo "fuzz-ci: $("${fuzz[@]}" --version), ${seconds}s per target, $jobs at a time"
 
@@ -92,7 +93,7 @@ run_target() {
     [ -f "$crash" ] || continue
     echo "fuzz-ci: reproducer $(basename "$crash") ($(stat -c %s "$crash") bytes), base64:" >&2
     base64 -w 76 "$crash" | head -n 200 >&2
-    echo "fuzz-ci: replay: base64 -d > crash.bin, then" \
+    echo "fuzz-ci: replay: decode the base64 above into crash.bin (base64 -d), then" \
       "cargo +nightly fuzz run --fuzz-dir $dir $target crash.bin" >&2
   done
   return 1

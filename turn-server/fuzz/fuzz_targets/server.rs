@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use turn_proto::auth::Credentials;
 use turn_proto::ConnectionId;
+use turn_proto::auth::Credentials;
 use turn_proto::connection::Direction;
 use turn_proto::policy::PeerPolicy;
 use turn_proto::testing::FakeDriver;
