@@ -6,6 +6,7 @@
 use axum::body::to_bytes;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 
 pub use super::go_json_body::MAX_BODY_BYTES;
 use crate::error::ApiError;
@@ -16,8 +17,9 @@ pub struct MatrixJson<T>(pub T);
 
 impl<T: DeserializeOwned> MatrixJson<T> {
     /// Decodes a body read in full as serde_json does, as the extractor does (public for
-    /// the fuzz targets). The error names the field, the line and column and the kind of
-    /// failure, never a value (serde_json's own messages quote it): it is logged.
+    /// the fuzz targets). The error names the kind of failure, its line and column and,
+    /// for a value of the wrong type, the field; never a value (serde_json's own messages
+    /// quote it): it is logged.
     pub fn decode(body: &[u8]) -> Result<Self, String> {
         let mut deserializer = serde_json::Deserializer::from_slice(body);
         let value = serde_path_to_error::deserialize(&mut deserializer)
@@ -43,14 +45,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MatrixJson<T> {
 }
 
 /// A decode failure at `path` (`.` for the body itself), without serde_json's message.
+/// A data error (a known field with a value of the wrong type) names that field; a syntax
+/// error only its line and column, since it may lie in an ignored field whose key is the
+/// client's text.
 fn describe(path: &str, error: &serde_json::Error) -> String {
-    let place = if path == "." { "the body" } else { path };
-    format!(
-        "{:?} error in {place} at line {} column {}",
-        error.classify(),
-        error.line(),
-        error.column()
-    )
+    let (line, column) = (error.line(), error.column());
+    match error.classify() {
+        Category::Data if path == "." => {
+            format!("data error in the body at line {line} column {column}")
+        }
+        Category::Data => format!("data error in field {path} at line {line} column {column}"),
+        Category::Syntax => format!("syntax error at line {line} column {column}"),
+        Category::Eof => format!("unexpected end of the body at line {line} column {column}"),
+        Category::Io => "read error".to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -66,8 +74,13 @@ mod tests {
     fn errors_name_the_place_not_the_value() {
         const SECRET: &str = "syt_c2VjcmV0_VALUE";
         let error = decode(format!(r#"{{"member":"{SECRET}"}}"#).as_bytes()).unwrap_err();
-        assert_eq!(error, "Data error in member at line 1 column 30");
+        assert_eq!(error, "data error in field member at line 1 column 30");
+        assert_eq!(
+            decode(br#"{"room_id":"!r""#).unwrap_err(),
+            "unexpected end of the body at line 1 column 15"
+        );
         for body in [
+            format!(r#"{{"x_{SECRET}":"\u0001\x"}}"#),
             format!(r#"{{"room_id":{{"{SECRET}":1}}}}"#),
             format!(r#"{{"member":{{"id":["{SECRET}"]}}}}"#),
             format!(r#"{{"room_id":"{SECRET}\x"}}"#),
