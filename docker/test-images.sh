@@ -293,6 +293,17 @@ with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/healthz", timeout=5
     assert response.status == 200, response.status
 print(f"  lk-jwt-service compose: GET http://127.0.0.1:{sys.argv[1]}/healthz -> 200 (published port)")
 EOF
+# The docs' `docker compose exec lk-jwt-service lk-jwt-service doctor <server>` runs in the
+# image: against a server that does not answer it names the failure and exits 1 (2 would
+# mean the command itself is wrong).
+doctor_out=$(cd "$work/lk-jwt-service" && "${compose[@]}" -p rtcimagetestjwt exec -T lk-jwt-service \
+  lk-jwt-service doctor http://127.0.0.1:9 --timeout 2 2>&1) && doctor_rc=0 || doctor_rc=$?
+if [ "$doctor_rc" != 1 ] || ! grep -q "well-known" <<<"$doctor_out"; then
+  echo "test-images: lk-jwt-service doctor in the image: exit $doctor_rc" >&2
+  echo "$doctor_out" >&2
+  exit 1
+fi
+echo "  lk-jwt-service compose: exec lk-jwt-service doctor -> exit 1 naming the unreachable well-known"
 (cd "$work/turn-server" && "${compose[@]}" -p rtcimagetestturn down >/dev/null 2>&1)
 (cd "$work/lk-jwt-service" && "${compose[@]}" -p rtcimagetestjwt down >/dev/null 2>&1)
 phase "docker-compose up of docker/compose/turn-server and docker/compose/lk-jwt-service: healthy"

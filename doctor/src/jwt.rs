@@ -206,7 +206,8 @@ pub async fn token_flow(
                 ),
                 "see the jwt-* checks above when they failed too; else lk-jwt-service could not \
                  verify the token over the homeserver's federation API: see the federation check \
-                 and lk-jwt-service's log",
+                 and lk-jwt-service's log (a homeserver on a private network is reached only when \
+                 named in LIVEKIT_FULL_ACCESS_HOMESERVERS or LIVEKIT_PRIVATE_HOMESERVERS)",
             );
             None
         }

@@ -6,6 +6,7 @@
 //! touching the process environment. Every error names the variable at fault.
 
 mod app_service;
+mod outgoing;
 mod rtc_transports;
 
 pub use app_service::AppServiceConfig;
@@ -15,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rtc_auth::ip_range::{IpRange, IpRangeSet, NEVER_ALLOWED};
+use rtc_auth::ip_range::IpRangeSet;
 use rtc_auth::secret::{Secret, trim};
 use url::Url;
 
@@ -80,11 +81,16 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// `LIVEKIT_REDIS_PASSWORD` (upstream v0.7): replaces a password in the URL.
     pub redis_password: Option<Secret>,
-    /// Outgoing Matrix requests to these addresses are refused: the never-allowed
-    /// ranges (link-local, cloud metadata, unspecified) plus `LIVEKIT_DENY_OUTGOING_IPS`
-    /// (ours). Loopback and private ranges stay reachable unless listed, so existing
-    /// setups keep working.
+    /// Outgoing Matrix requests to these addresses are refused whatever the server name:
+    /// the never-allowed ranges (link-local, cloud metadata, unspecified) plus
+    /// `LIVEKIT_DENY_OUTGOING_IPS` (ours). Server names not in `full_access` or
+    /// `private_homeservers` are also kept off loopback and private ranges
+    /// ([`crate::openid::reach`]).
     pub outgoing_deny: IpRangeSet,
+    /// `LIVEKIT_PRIVATE_HOMESERVERS` (ours): server names, besides those of
+    /// `LIVEKIT_FULL_ACCESS_HOMESERVERS`, whose homeservers may be reached on loopback
+    /// and private addresses.
+    pub private_homeservers: Vec<String>,
     /// `LIVEKIT_TRUSTED_PROXIES` (ours): reverse proxies (CIDRs) whose
     /// `X-Forwarded-For`/`Forwarded` headers name the client for the rate limit and the
     /// logs. Empty (nobody trusted) by default.
@@ -266,12 +272,8 @@ impl Config {
             warnings
                 .push("LIVEKIT_REDIS_PASSWORD is set without LIVEKIT_REDIS_URL; ignored".into());
         }
-        let mut outgoing_deny: IpRangeSet = NEVER_ALLOWED.iter().copied().collect();
-        if let Some(v) = var("LIVEKIT_DENY_OUTGOING_IPS") {
-            let extra = IpRangeSet::parse(split_list(&v))
-                .map_err(|e| ConfigError(format!("LIVEKIT_DENY_OUTGOING_IPS: {e}")))?;
-            outgoing_deny.extend(extra.ranges().collect::<Vec<IpRange>>());
-        }
+        let outgoing_deny = outgoing::deny_list(&var)?;
+        let private_homeservers = outgoing::private_homeservers(&var);
         let trusted_proxies = match var("LIVEKIT_TRUSTED_PROXIES") {
             Some(v) => IpRangeSet::parse(split_list(&v))
                 .map_err(|e| ConfigError(format!("LIVEKIT_TRUSTED_PROXIES: {e}")))?,
@@ -327,6 +329,7 @@ impl Config {
             redis_url,
             redis_password,
             outgoing_deny,
+            private_homeservers,
             trusted_proxies,
             rate_limit_per_minute,
             openid_cache,
@@ -633,6 +636,7 @@ mod tests {
         assert!(c.outgoing_deny.matches("169.254.169.254".parse().unwrap()));
         assert!(!c.outgoing_deny.matches("127.0.0.1".parse().unwrap()));
         assert!(!c.outgoing_deny.matches("10.1.2.3".parse().unwrap()));
+        assert!(c.private_homeservers.is_empty());
     }
 
     #[test]

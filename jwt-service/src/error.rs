@@ -75,15 +75,6 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", message)
     }
 
-    /// 503 M_UNKNOWN: no new jobs while shutting down.
-    pub fn shutting_down() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "M_UNKNOWN",
-            "Service is shutting down",
-        )
-    }
-
     /// 400 M_BAD_JSON: the homeserver's client-server API could not be found.
     pub fn cs_api_unresolvable() -> Self {
         Self::bad_json("Unable to resolve client-server API")
@@ -126,7 +117,21 @@ impl From<FlowError> for ApiError {
             FlowError::CsApiUnresolvable => Self::cs_api_unresolvable(),
             FlowError::Signing => Self::internal(),
             FlowError::RoomCreation => Self::room_creation_failed(),
-            FlowError::ShuttingDown => Self::shutting_down(),
+            FlowError::ShuttingDown => Self::new(
+                S::SERVICE_UNAVAILABLE,
+                "M_UNKNOWN",
+                "Service is shutting down",
+            ),
+            FlowError::TooManyJobs => Self::new(
+                S::SERVICE_UNAVAILABLE,
+                "M_UNKNOWN",
+                "Too many delegated leave jobs",
+            ),
+            FlowError::TooManyJobsForUser => Self::new(
+                S::TOO_MANY_REQUESTS,
+                "M_LIMIT_EXCEEDED",
+                "Too many delegated leave jobs for this user",
+            ),
             FlowError::MissingIdentity(message) => {
                 Self::new(S::UNAUTHORIZED, "M_UNAUTHORIZED", message)
             }
@@ -197,6 +202,21 @@ mod tests {
         assert_eq!(
             ApiError::room_creation_failed().message,
             "Unable to create room on SFU"
+        );
+        let shutting_down = ApiError::from(FlowError::ShuttingDown);
+        assert_eq!(
+            (shutting_down.status, shutting_down.message.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "Service is shutting down")
+        );
+        let too_many = ApiError::from(FlowError::TooManyJobs);
+        assert_eq!(
+            (too_many.status, too_many.errcode),
+            (StatusCode::SERVICE_UNAVAILABLE, "M_UNKNOWN")
+        );
+        let per_user = ApiError::from(FlowError::TooManyJobsForUser);
+        assert_eq!(
+            (per_user.status, per_user.errcode),
+            (StatusCode::TOO_MANY_REQUESTS, "M_LIMIT_EXCEEDED")
         );
     }
 }

@@ -22,9 +22,14 @@ pub struct Schema {
 }
 
 /// Why a body is not acceptable JSON (the detail is for logs, clients get M_NOT_JSON).
+/// Like Go's messages it names the place and the kind of value, never the value: a body
+/// carries an OpenID access token, and this message is logged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct DecodeError(String);
+
+/// Longest field name quoted in a [`DecodeError`].
+const MAX_QUOTED_KEY: usize = 64;
 
 /// Decodes the first JSON value of `body` into `T` with Go's rules (module docs). `T`
 /// and the structs inside it must deny unknown fields, as the request bodies do.
@@ -39,21 +44,36 @@ pub fn decode<T: DeserializeOwned>(body: &[u8], schema: &Schema) -> Result<T, De
     {
         return Ok(value);
     }
+    // Syntax errors name a line and column, never the text there.
     let first = serde_json::Deserializer::from_slice(body)
         .into_iter::<Value>()
         .next()
         .ok_or_else(|| DecodeError("empty body".into()))?
         .map_err(|e| DecodeError(e.to_string()))?;
-    let normalised = normalise(first, schema)?;
-    serde_json::from_value(normalised).map_err(|e| DecodeError(e.to_string()))
+    let normalised = normalise(first, schema, "")?;
+    serde_path_to_error::deserialize(&normalised).map_err(|e| {
+        let path = e.path().to_string();
+        let kind = value_at(&normalised, e.path()).map_or("value", kind);
+        DecodeError(format!("cannot unmarshal {kind} into field {path}"))
+    })
 }
 
-/// Renames keys to their field names, rejects unknown keys and non-objects.
-fn normalise(value: Value, schema: &Schema) -> Result<Value, DecodeError> {
+/// Renames keys to their field names, rejects unknown keys and non-objects. `path` is
+/// where `value` sits (`""` for the body, else `field.` prefixes), for messages.
+fn normalise(value: Value, schema: &Schema, path: &str) -> Result<Value, DecodeError> {
     let object = match value {
         Value::Null => return Ok(Value::Object(Map::new())),
         Value::Object(object) => object,
-        other => return Err(DecodeError(format!("expected an object, got {other}"))),
+        other => {
+            let place = match path.strip_suffix('.') {
+                Some(field) => format!("field {field}"),
+                None => "the body".to_owned(),
+            };
+            return Err(DecodeError(format!(
+                "cannot unmarshal {} into {place}, an object",
+                kind(&other)
+            )));
+        }
     };
     let mut out = Map::new();
     for (key, value) in object {
@@ -62,15 +82,39 @@ fn normalise(value: Value, schema: &Schema) -> Result<Value, DecodeError> {
             .iter()
             .find(|(name, _)| *name == key)
             .or_else(|| schema.fields.iter().find(|(name, _)| fold_eq(name, &key)))
-            .ok_or_else(|| DecodeError(format!("unknown field {key:?}")))?;
+            .ok_or_else(|| {
+                let quoted: String = key.chars().take(MAX_QUOTED_KEY).collect();
+                DecodeError(format!("unknown field {path}{quoted:?}"))
+            })?;
         let value = match (nested, value) {
             (_, Value::Null) => Value::Null,
-            (Some(nested), value) => normalise(value, nested)?,
+            (Some(nested), value) => normalise(value, nested, &format!("{path}{name}."))?,
             (None, value) => value,
         };
         out.insert((*name).to_owned(), value);
     }
     Ok(Value::Object(out))
+}
+
+/// The JSON kind of `value`, as Go's messages name it.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// The value at `path` inside `root`, if the path leads anywhere.
+fn value_at<'a>(root: &'a Value, path: &serde_path_to_error::Path) -> Option<&'a Value> {
+    path.iter().try_fold(root, |value, segment| match segment {
+        serde_path_to_error::Segment::Map { key } => value.get(key),
+        serde_path_to_error::Segment::Seq { index } => value.get(index),
+        _ => None,
+    })
 }
 
 /// Case-insensitive comparison as Go's field matching does it (simple Unicode folding,
@@ -257,6 +301,44 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should fail");
         }
+    }
+
+    #[test]
+    fn errors_never_quote_values() {
+        const SECRET: &str = "syt_c2VjcmV0_TOKENVALUE_0xBEEF";
+        for body in [
+            format!(r#"{{"inner":"{SECRET}"}}"#),
+            format!(r#"{{"inner":["{SECRET}"]}}"#),
+            format!(r#"{{"inner":{{"token":"x","n":"{SECRET}"}}}}"#),
+            format!(r#"{{"inner":{{"token":["{SECRET}"]}}}}"#),
+            format!(r#"{{"room_id":{{"{SECRET}":1}}}}"#),
+            format!(r#"["{SECRET}"]"#),
+            format!(r#""{SECRET}""#),
+            format!(r#"{{"inner":{{"token":"{SECRET}","n":1e400}}}}"#),
+            format!(r#"{{"inner":{{"token":"{SECRET}\x"}}}}"#),
+            format!(r#"{{"inner":{{"token":"{SECRET}"#),
+        ] {
+            let error = parse(&body).expect_err(&body).to_string();
+            assert!(!error.contains("c2VjcmV0"), "{body} -> {error}");
+        }
+        assert_eq!(
+            parse(&format!(r#"{{"inner":"{SECRET}"}}"#)).unwrap_err().0,
+            "cannot unmarshal string into field inner, an object"
+        );
+        assert_eq!(
+            parse(&format!(r#"{{"inner":{{"n":"{SECRET}"}}}}"#))
+                .unwrap_err()
+                .0,
+            "cannot unmarshal string into field inner.n"
+        );
+        assert_eq!(
+            parse(r#"{"inner":{"nope":1}}"#).unwrap_err().0,
+            r#"unknown field inner."nope""#
+        );
+        assert_eq!(
+            parse("42").unwrap_err().0,
+            "cannot unmarshal number into the body, an object"
+        );
     }
 
     #[test]

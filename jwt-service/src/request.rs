@@ -52,7 +52,7 @@ pub static SFU_GET: Schema = Schema {
 };
 
 /// The OpenID token object a client got from its homeserver.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenIdTokenBody {
     /// The token; never logged.
@@ -63,6 +63,20 @@ pub struct OpenIdTokenBody {
     pub matrix_server_name: Option<String>,
     /// Seconds the token stays valid; bounds how long its verification is cached.
     pub expires_in: Option<i64>,
+}
+
+impl std::fmt::Debug for OpenIdTokenBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenIdTokenBody")
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("token_type", &self.token_type)
+            .field("matrix_server_name", &self.matrix_server_name)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 /// The MSC4195 member object.
@@ -361,6 +375,16 @@ mod tests {
             matches!(req.subject, Subject::Member { ref claimed_user_id, .. } if claimed_user_id == "@u:hs")
         );
         assert!(!format!("{req:?}").contains("\"t\""));
+    }
+
+    #[test]
+    fn bodies_never_print_the_token() {
+        let body = format!(r#"{{"room_id":"!r","slot_id":"s",{OPENID},{MEMBER}}}"#)
+            .replace(r#""access_token":"t""#, r#""access_token":"syt_SECRET""#);
+        let parsed = decode::<GetTokenBody>(body.as_bytes(), &GET_TOKEN).unwrap();
+        let printed = format!("{parsed:?}");
+        assert!(!printed.contains("syt_SECRET"), "{printed}");
+        assert!(printed.contains("<redacted>"), "{printed}");
     }
 
     #[test]

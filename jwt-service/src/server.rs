@@ -20,7 +20,9 @@ use crate::livekit::twirp::{RoomService, TwirpError};
 use crate::membership::Membership;
 use crate::membership::book::{Book, MemoryBook, RedisBook};
 use crate::metrics::Metrics;
-use crate::openid::net::{self, DenyingResolver, MatrixTls};
+use crate::openid::discovery::Lookup;
+use crate::openid::net::{self, MatrixClient, MatrixTls};
+use crate::openid::reach::{PerReach, ReachPolicy};
 use crate::openid::token_cache::CachingVerifier;
 use crate::openid::userinfo::FederationVerifier;
 use crate::rate_limit::RateLimiter;
@@ -51,21 +53,22 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
         skip_verify: config.insecure_skip_verify_tls,
         extra_roots_pem,
     };
-    let federation_resolver = Arc::new(DenyingResolver::new(config.outgoing_deny.clone()));
-    let federation = net::matrix_client(&tls, federation_resolver.clone(), 0)
-        .map_err(|e| StartError(e.to_string()))?;
-    // Well-known and client-server API traffic: its own resolver, so SRV targets chosen
-    // for federation never redirect these requests.
-    let web_resolver = Arc::new(DenyingResolver::new(config.outgoing_deny.clone()));
-    let well_known_client =
-        net::matrix_client(&tls, web_resolver.clone(), 5).map_err(|e| StartError(e.to_string()))?;
-    let lookup = Arc::new(net::NetworkLookup::new(well_known_client.clone()));
-    let verifier = FederationVerifier::new(
-        federation,
-        federation_resolver,
-        lookup,
-        config.federation_url_overrides.clone(),
-    );
+    // One client per purpose and reach: federation (no redirects; SRV targets pinned in
+    // its resolver) and well-known / client-server API traffic (its own resolver, so
+    // federation's SRV targets never redirect these requests).
+    let policy = Arc::new(ReachPolicy::from_config(config));
+    let tls = &tls;
+    let client = |redirects| {
+        move |deny| MatrixClient::new(tls, deny, redirects).map_err(|e| StartError(e.to_string()))
+    };
+    let federation = PerReach::build(policy.clone(), client(0))?;
+    let web = PerReach::build(policy, client(5))?;
+    let dns = net::system_dns();
+    let lookups = web.map(|http| -> Arc<dyn Lookup> {
+        Arc::new(net::NetworkLookup::new(dns.clone(), http.clone()))
+    });
+    let verifier =
+        FederationVerifier::new(federation, lookups, config.federation_url_overrides.clone());
 
     // LiveKit traffic keeps full TLS verification whatever the Matrix setting.
     let livekit_http = reqwest::Client::builder()
@@ -76,24 +79,18 @@ pub async fn services(config: &Config) -> Result<AppState, StartError> {
     let signer = TokenSigner::new(&config.key, &config.secret);
     let rooms = RoomService::new(livekit_http, config.livekit_api_url.clone(), signer.clone());
 
-    let cs_api = Arc::new(CsApiResolver::new(
-        config.cs_api_url_overrides.clone(),
-        well_known_client.clone(),
-        web_resolver.clone(),
-    ));
+    let cs_api = Arc::new(CsApiResolver::new(config.cs_api_url_overrides.clone(), web));
     let app_service = config.app_service.as_ref().map(|app| AppService {
         server_name: app.server_name.clone(),
         hs_token: app.hs_token.clone(),
         api: Arc::new(HttpAppServiceApi::new(
-            well_known_client.clone(),
             cs_api.clone(),
-            web_resolver.clone(),
             app.server_name.clone(),
             app.as_token.clone(),
         )),
         require_membership: app.require_membership,
     });
-    let homeserver = HomeserverClient::new(well_known_client, cs_api.clone(), web_resolver);
+    let homeserver = HomeserverClient::new(cs_api.clone());
     let deps = Arc::new(JobDeps {
         homeserver: Arc::new(homeserver),
         participants: Arc::new(rooms.clone()),

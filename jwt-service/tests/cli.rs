@@ -299,3 +299,43 @@ async fn trusted_proxies_name_the_client() {
     assert_eq!(post(&untrusted, "203.0.113.2").await, 400);
     assert_eq!(post(&untrusted, "203.0.113.3").await, 429);
 }
+
+/// OpenID access tokens never reach the log, however malformed the body that carries
+/// them: Go-style decode errors name the field and the kind of value only.
+#[tokio::test]
+async fn tokens_in_malformed_bodies_are_not_logged() {
+    const TOKEN: &str = "syt_bGVha2VkLXRva2Vu_NeverLogMe_0a1b2c";
+    let sfu = LiveKitFake::start().await;
+    let service = Service::start(&[
+        ("LIVEKIT_URL", sfu.url()),
+        ("LIVEKIT_KEY", "devkey".into()),
+        ("LIVEKIT_SECRET", "devsecret".into()),
+        ("LIVEKIT_FULL_ACCESS_HOMESERVERS", "*".into()),
+    ])
+    .await;
+    let member =
+        serde_json::json!({"id": "m", "claimed_user_id": "@u:hs", "claimed_device_id": "D"});
+    let bodies = [
+        serde_json::json!({"room_id": "!r", "slot_id": "s", "openid_token": TOKEN, "member": member}),
+        serde_json::json!({"room_id": "!r", "slot_id": "s", "openid_token": [TOKEN], "member": member}),
+        serde_json::json!({"room": "!r", "openid_token": {"access_token": "t", "expires_in": TOKEN}}),
+        serde_json::json!({"openid_token": {"access_token": TOKEN, "matrix_server_name": 1}}),
+        serde_json::json!({"openid_token": {"access_token": TOKEN, "token_type": ["Bearer"]}}),
+    ];
+    for path in ["/get_token", "/sfu/get", "/delegate_delayed_leave"] {
+        for body in &bodies {
+            let (status, answer) = service.post(path, body).await;
+            assert_eq!(status, 400, "{path} {body}: {answer}");
+            assert!(!answer.contains(TOKEN));
+        }
+    }
+    let log = service.log();
+    assert!(
+        log.contains("cannot unmarshal string into field openid_token, an object"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(TOKEN),
+        "the token leaked into the log:\n{log}"
+    );
+}

@@ -134,6 +134,8 @@ async fn service(
         ("LIVEKIT_KEY", KEY.into()),
         ("LIVEKIT_SECRET", SECRET.into()),
         ("LIVEKIT_FULL_ACCESS_HOMESERVERS", "*".into()),
+        // Synapse listens on loopback, which only named homeservers may reach.
+        ("LIVEKIT_PRIVATE_HOMESERVERS", synapse.server_name.clone()),
         (
             "LIVEKIT_MATRIX_CA_FILE",
             synapse.ca_pem.display().to_string(),

@@ -8,8 +8,26 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use common::{KEY, LiveKitFake, SECRET, Service, Synapse};
 use serde_json::{Value, json};
 
-/// The environment for a service that trusts Synapse's CA and talks to `sfu`.
+/// The environment for a service that trusts Synapse's CA and talks to `sfu`. Synapse
+/// listens on loopback, which only trusted server names may reach: its names (the
+/// `127.0.0.1:<port>` it calls itself and `localhost:<port>`) are opted in.
 fn env(synapse: &Synapse, sfu: &LiveKitFake, full_access: &str) -> Vec<(&'static str, String)> {
+    let mut vars = env_without_opt_in(synapse, sfu, full_access);
+    vars.push((
+        "LIVEKIT_PRIVATE_HOMESERVERS",
+        format!(
+            "{} localhost:{}",
+            synapse.server_name, synapse.federation_port
+        ),
+    ));
+    vars
+}
+
+fn env_without_opt_in(
+    synapse: &Synapse,
+    sfu: &LiveKitFake,
+    full_access: &str,
+) -> Vec<(&'static str, String)> {
     vec![
         ("LIVEKIT_URL", sfu.url()),
         ("LIVEKIT_KEY", KEY.into()),
@@ -350,6 +368,64 @@ async fn federation_override_and_outgoing_deny_list() {
     assert!(service.log().contains("deny list"), "{}", service.log());
 }
 
+/// A homeserver on loopback is reached only for a server name the operator named: a
+/// full-access homeserver or one in `LIVEKIT_PRIVATE_HOMESERVERS`. `*` names nobody, and
+/// no spelling of the address gets around the rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_addresses_only_for_named_homeservers() {
+    let synapse = Synapse::shared();
+    let openid = synapse.openid_token("ivy");
+    let (ivy, _) = synapse.user("ivy");
+    let sfu = LiveKitFake::start().await;
+
+    for stranger in ["other.example", "*"] {
+        let service = Service::start(&env_without_opt_in(synapse, &sfu, stranger)).await;
+        let (status, body) = service
+            .post("/get_token", &get_token_body(&openid, &ivy))
+            .await;
+        assert_eq!((status, body.as_str()), (401, UNAUTHORIZED), "{stranger}");
+        assert!(
+            service
+                .log()
+                .contains("127.0.0.1 is on the outgoing deny list"),
+            "{}",
+            service.log()
+        );
+        // Other spellings of 127.0.0.1 are not server names at all.
+        for spelling in ["0x7f000001", "2130706433", "127.1", "0177.0.0.1"] {
+            let mut renamed = openid.clone();
+            renamed["matrix_server_name"] =
+                json!(format!("{spelling}:{}", synapse.federation_port));
+            let (status, _) = service
+                .post("/get_token", &get_token_body(&renamed, &ivy))
+                .await;
+            assert_eq!(status, 401, "{spelling}");
+        }
+        assert!(
+            service.log().contains("invalid server name \"0x7f000001:"),
+            "{}",
+            service.log()
+        );
+    }
+
+    // Named as full-access homeserver: reached, and the user gets a room.
+    let service = Service::start(&env_without_opt_in(synapse, &sfu, &synapse.server_name)).await;
+    let (status, body) = service
+        .post("/get_token", &get_token_body(&openid, &ivy))
+        .await;
+    assert_eq!(status, 200, "{body}\n{}", service.log());
+    assert_eq!(sfu.calls().len(), 1);
+    drop(service);
+
+    // Opted in without full access: reached, a token but no room.
+    let service = Service::start(&env(synapse, &sfu, "other.example")).await;
+    let (status, body) = service
+        .post("/get_token", &get_token_body(&openid, &ivy))
+        .await;
+    assert_eq!(status, 200, "{body}\n{}", service.log());
+    assert_eq!(sfu.calls().len(), 1);
+}
+
 /// Discovery against the real TLS listener: a well-known delegation to a name whose SRV
 /// record points at `localhost:<port>`. TLS must verify the delegated name (in Synapse's
 /// certificate) while connecting to the SRV target.
@@ -357,8 +433,11 @@ async fn federation_override_and_outgoing_deny_list() {
 async fn delegation_and_srv_use_the_right_tls_name() {
     use std::sync::Arc;
 
-    use lk_jwt_service::openid::discovery::{BoxFuture, Lookup, SrvAnswer, SrvError, WellKnown};
-    use lk_jwt_service::openid::net::{DenyingResolver, MatrixTls, matrix_client};
+    use lk_jwt_service::openid::discovery::{
+        BoxFuture, Lookup, SrvAnswer, SrvError, SrvRecord, WellKnown,
+    };
+    use lk_jwt_service::openid::net::{MatrixClient, MatrixTls};
+    use lk_jwt_service::openid::reach::{PerReach, ReachPolicy};
     use lk_jwt_service::openid::userinfo::{FederationVerifier, OpenIdError, Verifier};
     use lk_jwt_service::request::OpenIdToken;
 
@@ -372,13 +451,21 @@ async fn delegation_and_srv_use_the_right_tls_name() {
                     let calls = self.2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let port = if calls == 0 { self.1 } else { self.0 };
                     Ok(SrvAnswer {
-                        records: vec![("localhost".to_owned(), port)],
+                        records: vec![SrvRecord {
+                            priority: 0,
+                            target: "localhost".to_owned(),
+                            port,
+                        }],
                         ttl: std::time::Duration::from_secs(60),
                     })
                 }
                 "_matrix-fed._tcp.matrix.example.test" | "_matrix-fed._tcp.wrong.example.test" => {
                     Ok(SrvAnswer {
-                        records: vec![("localhost.".to_owned(), self.0)],
+                        records: vec![SrvRecord {
+                            priority: 0,
+                            target: "localhost.".to_owned(),
+                            port: self.0,
+                        }],
                         ttl: std::time::Duration::from_secs(60),
                     })
                 }
@@ -388,7 +475,7 @@ async fn delegation_and_srv_use_the_right_tls_name() {
         }
         fn well_known<'a>(&'a self, server: &'a str) -> BoxFuture<'a, WellKnown> {
             let server = match server {
-                "example.test" => Some("matrix.example.test".to_owned()),
+                "example.test" | "stranger.test" => Some("matrix.example.test".to_owned()),
                 "wrong.test" => Some("wrong.example.test".to_owned()),
                 "moved.test" => Some("moved.example.test".to_owned()),
                 _ => None,
@@ -409,18 +496,26 @@ async fn delegation_and_srv_use_the_right_tls_name() {
         skip_verify: false,
         extra_roots_pem: Some(std::fs::read(&synapse.ca_pem).unwrap()),
     };
-    let resolver = Arc::new(DenyingResolver::new(Default::default()));
-    let client = matrix_client(&tls, resolver.clone(), 0).unwrap();
-    let verifier = FederationVerifier::new(
-        client,
-        resolver,
-        Arc::new(Fake(
-            synapse.federation_port,
-            common::free_port(),
-            Default::default(),
-        )),
+    // Synapse lives on loopback: the test's names may reach it, a stranger's may not.
+    let trusted = [
+        "example.test",
+        "wrong.test",
+        "moved.test",
+        &synapse.server_name,
+    ];
+    let policy = Arc::new(ReachPolicy::new(
+        trusted.map(str::to_owned),
         Default::default(),
-    );
+    ));
+    let clients = PerReach::build(policy.clone(), |deny| MatrixClient::new(&tls, deny, 0)).unwrap();
+    let fake: Arc<dyn Lookup> = Arc::new(Fake(
+        synapse.federation_port,
+        common::free_port(),
+        Default::default(),
+    ));
+    let lookups =
+        PerReach::build(policy, |_| Ok::<_, std::convert::Infallible>(fake.clone())).unwrap();
+    let verifier = FederationVerifier::new(clients, lookups, Default::default());
     let token = |server: &str| OpenIdToken {
         access_token: openid["access_token"].as_str().unwrap().to_owned(),
         matrix_server_name: server.to_owned(),
@@ -451,6 +546,14 @@ async fn delegation_and_srv_use_the_right_tls_name() {
     match verifier.verify(&token("moved.test")).await {
         Err(OpenIdError::ServerMismatch { sub, .. }) => assert_eq!(sub, heidi),
         other => panic!("expected Synapse to answer after re-resolving, got {other:?}"),
+    }
+    // The same delegation and SRV target for a name the operator did not trust: the SRV
+    // target resolves to loopback only, which a stranger's name may not reach.
+    match verifier.verify(&token("stranger.test")).await {
+        Err(OpenIdError::Transport { cause, .. }) => {
+            assert!(cause.contains("deny list"), "{cause}");
+        }
+        other => panic!("expected the loopback SRV target to be refused, got {other:?}"),
     }
     // The direct IP-literal path returns the user.
     assert_eq!(

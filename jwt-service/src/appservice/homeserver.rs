@@ -22,10 +22,13 @@ use url::Url;
 
 use crate::delegation::cs_api::CsApiResolver;
 use crate::openid::discovery::BoxFuture;
-use crate::openid::net::{DenyingResolver, describe};
+use crate::openid::net::{describe, read_capped};
 
 /// Bound on one call.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest answer read: a big room's `joined_members` (about 100 bytes a member) fits
+/// many times over, an endless body does not fill memory.
+pub const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 /// Where a remote server's federation route lives.
 pub const FEDERATION_GET_TOKEN: &str =
     "/_matrix/federation/unstable/io.element.msc4195/rtc/livekit/get_token";
@@ -102,28 +105,19 @@ pub trait AppServiceApi: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<HashSet<String>>, String>>;
 }
 
-/// The production implementation.
+/// The production implementation: the homeserver found and reached through `cs_api`
+/// (with the client of `server_name`'s reach).
 pub struct HttpAppServiceApi {
-    http: reqwest::Client,
     cs_api: Arc<CsApiResolver>,
-    resolver: Arc<DenyingResolver>,
     server_name: String,
     as_token: Secret,
 }
 
 impl HttpAppServiceApi {
-    /// `http` carries the Matrix TLS settings and uses `resolver` (the deny list).
-    pub fn new(
-        http: reqwest::Client,
-        cs_api: Arc<CsApiResolver>,
-        resolver: Arc<DenyingResolver>,
-        server_name: String,
-        as_token: Secret,
-    ) -> Self {
+    /// Calls `server_name`'s homeserver with `as_token`.
+    pub fn new(cs_api: Arc<CsApiResolver>, server_name: String, as_token: Secret) -> Self {
         Self {
-            http,
             cs_api,
-            resolver,
             server_name,
             as_token,
         }
@@ -132,9 +126,6 @@ impl HttpAppServiceApi {
     /// `segments` under the homeserver's client-server API, each percent-encoded.
     async fn url(&self, segments: &[&str]) -> Result<Url, String> {
         let mut url = self.cs_api.resolve(&self.server_name).await?;
-        if let Err(ip) = self.resolver.check_url(&url) {
-            return Err(format!("{ip} is on the outgoing deny list"));
-        }
         let display = url.to_string();
         url.path_segments_mut()
             .map_err(|()| format!("{display} cannot take a path"))?
@@ -143,12 +134,27 @@ impl HttpAppServiceApi {
         Ok(url)
     }
 
-    /// Sends `request` with the application-service token; the status and JSON body.
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(StatusCode, Value), String> {
+    /// Sends a `method` request to `url` (with `body` as JSON) and the
+    /// application-service token; the status and JSON body. A URL whose host is on the
+    /// deny list is refused before anything is sent.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), String> {
         let token = self
             .as_token
             .expose_str()
             .ok_or("the application-service token is not UTF-8")?;
+        let mut request = self
+            .cs_api
+            .client_for(&self.server_name)
+            .request(method, url)
+            .map_err(|denied| denied.to_string())?;
+        if let Some(body) = body {
+            request = request.json(body);
+        }
         let response = request
             .bearer_auth(token)
             .timeout(CALL_TIMEOUT)
@@ -156,7 +162,7 @@ impl HttpAppServiceApi {
             .await
             .map_err(|e| describe(&e))?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| describe(&e))?;
+        let body = read_capped(response, MAX_ANSWER_BYTES).await?;
         Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
     }
 }
@@ -192,7 +198,7 @@ impl AppServiceApi for HttpAppServiceApi {
                 Member::User(user) => url.query_pairs_mut().append_pair("mxid", user),
                 Member::Server(server) => url.query_pairs_mut().append_pair("server_name", server),
             };
-            let (status, body) = self.send(self.http.get(url)).await?;
+            let (status, body) = self.send(reqwest::Method::GET, url, None).await?;
             match (status, body["joined"].as_bool()) {
                 (StatusCode::OK, Some(joined)) => Ok(joined),
                 _ => Err(failure(status, &body)),
@@ -222,7 +228,9 @@ impl AppServiceApi for HttpAppServiceApi {
                 "path": FEDERATION_GET_TOKEN,
                 "body": body,
             });
-            let (status, answer) = self.send(self.http.post(url).json(&request)).await?;
+            let (status, answer) = self
+                .send(reqwest::Method::POST, url, Some(&request))
+                .await?;
             if status != StatusCode::OK {
                 return Err(failure(status, &answer));
             }
@@ -257,7 +265,7 @@ impl AppServiceApi for HttpAppServiceApi {
                 .map_err(LookupError::Failed)?;
             url.query_pairs_mut().append_pair("user_id", user_id);
             let (status, body) = self
-                .send(self.http.get(url))
+                .send(reqwest::Method::GET, url, None)
                 .await
                 .map_err(LookupError::Failed)?;
             if status == StatusCode::NOT_FOUND && body["errcode"] == "M_NOT_FOUND" {
@@ -290,12 +298,89 @@ impl AppServiceApi for HttpAppServiceApi {
                     "joined_members",
                 ])
                 .await?;
-            let (status, body) = self.send(self.http.get(url)).await?;
+            let (status, body) = self.send(reqwest::Method::GET, url, None).await?;
             match (status, body["joined"].as_object()) {
                 (StatusCode::OK, Some(joined)) => Ok(Some(joined.keys().cloned().collect())),
                 (StatusCode::FORBIDDEN, _) => Ok(None),
                 _ => Err(failure(status, &body)),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openid::net::{MatrixClient, MatrixTls};
+    use crate::openid::reach::{PerReach, ReachPolicy};
+    use rtc_auth::ip_range::IpRangeSet;
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An application-service client of `hs`, whose client-server API is at `base`
+    /// (an override, as an operator configures it), `always_denied` refused.
+    fn api(base: &str, always_denied: &[&str]) -> HttpAppServiceApi {
+        let policy = ReachPolicy::new(
+            [],
+            IpRangeSet::parse(always_denied.iter().copied()).unwrap(),
+        );
+        let web = PerReach::build(Arc::new(policy), |deny| {
+            MatrixClient::new(&MatrixTls::default(), deny, 0)
+        })
+        .unwrap();
+        let overrides = BTreeMap::from([("hs".to_owned(), base.to_owned())]);
+        HttpAppServiceApi::new(
+            Arc::new(CsApiResolver::new(overrides, web)),
+            "hs".to_owned(),
+            Secret::new("as-token"),
+        )
+    }
+
+    /// A homeserver on loopback answering every request with `body`; its URL and a
+    /// request counter.
+    async fn homeserver(body: Vec<u8>) -> (String, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let body = body.clone();
+            async move { body }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}"), hits)
+    }
+
+    #[tokio::test]
+    async fn answers_past_the_cap_are_not_read() {
+        let members = br#"{"joined":{"@a:hs":{}}}"#.to_vec();
+        let (base, _) = homeserver(members.clone()).await;
+        assert_eq!(
+            api(&base, &[]).joined_members("!r").await.unwrap(),
+            Some(HashSet::from(["@a:hs".to_owned()]))
+        );
+        let mut huge = members;
+        huge.resize(MAX_ANSWER_BYTES + 1, b' ');
+        let (base, _) = homeserver(huge).await;
+        let error = api(&base, &[]).joined_members("!r").await.unwrap_err();
+        assert!(error.contains("larger than"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn denied_addresses_are_not_called() {
+        let (base, hits) = homeserver(br#"{"joined":true}"#.to_vec()).await;
+        let error = api(&base, &["127.0.0.0/8"])
+            .is_joined("!r", Member::User("@a:hs"))
+            .await
+            .unwrap_err();
+        assert!(error.contains("deny list"), "{error}");
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+        assert!(
+            api(&base, &[])
+                .is_joined("!r", Member::User("@a:hs"))
+                .await
+                .unwrap()
+        );
     }
 }

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
-use std::sync::Arc;
-
-use crate::openid::net::{DenyingResolver, fetch_capped};
+use crate::openid::net::{MatrixClient, fetch_capped};
+use crate::openid::reach::{PerReach, Reach};
 use crate::openid::server_name::ServerName;
 
 /// How long a resolved URL is reused.
@@ -24,24 +23,18 @@ const CACHE_MAX: usize = 10_000;
 /// Resolves and caches CS-API base URLs.
 pub struct CsApiResolver {
     overrides: BTreeMap<String, String>,
-    http: reqwest::Client,
-    resolver: Arc<DenyingResolver>,
+    web: PerReach<MatrixClient>,
     cache: Mutex<HashMap<String, (Instant, Url)>>,
     /// `https` except in tests, which serve the well-known over plain HTTP.
     scheme: &'static str,
 }
 
 impl CsApiResolver {
-    /// `http` carries the Matrix TLS settings and uses `resolver` (the deny list).
-    pub fn new(
-        overrides: BTreeMap<String, String>,
-        http: reqwest::Client,
-        resolver: Arc<DenyingResolver>,
-    ) -> Self {
+    /// Well-known documents are fetched with `web`, the client of the server name's reach.
+    pub fn new(overrides: BTreeMap<String, String>, web: PerReach<MatrixClient>) -> Self {
         Self {
             overrides,
-            http,
-            resolver,
+            web,
             cache: Mutex::default(),
             scheme: "https",
         }
@@ -58,11 +51,9 @@ impl CsApiResolver {
             return Ok(url);
         }
         ServerName::parse(server).map_err(|e| e.to_string())?;
+        let well_known = format!("{}://{server}/.well-known/matrix/client", self.scheme);
         let url = self
-            .base_url_from(&format!(
-                "{}://{server}/.well-known/matrix/client",
-                self.scheme
-            ))
+            .base_url_from(self.client_for(server), &well_known)
             .await?;
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_MAX {
@@ -73,41 +64,59 @@ impl CsApiResolver {
         Ok(url)
     }
 
-    /// `m.homeserver.base_url` of the well-known document at `url`.
-    pub async fn base_url_from(&self, url: &str) -> Result<Url, String> {
-        let parsed = Url::parse(url).map_err(|e| format!("bad well-known URL: {e}"))?;
-        if let Err(ip) = self.resolver.check_url(&parsed) {
-            return Err(format!("{ip} is on the outgoing deny list"));
+    /// The client for requests to `server`'s client-server API: an override is the
+    /// operator's, so of private reach; otherwise the server name's reach.
+    pub fn client_for(&self, server: &str) -> &MatrixClient {
+        if self.overrides.contains_key(server) {
+            self.web.get(Reach::Private)
+        } else {
+            self.web.for_server(server)
         }
-        let body = fetch_capped(&self.http, url, MAX_BYTES).await?;
-        let document: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| format!("well-known is not JSON: {e}"))?;
-        let base = document["m.homeserver"]["base_url"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .ok_or("well-known has no m.homeserver.base_url")?;
-        Url::parse(base).map_err(|e| format!("base_url {base:?} is not a URL: {e}"))
     }
+
+    /// `m.homeserver.base_url` of the well-known document at `url`.
+    async fn base_url_from(&self, client: &MatrixClient, url: &str) -> Result<Url, String> {
+        let parsed = Url::parse(url).map_err(|e| format!("bad well-known URL: {e}"))?;
+        let (body, _) = fetch_capped(client, parsed, MAX_BYTES).await?;
+        parse_client_well_known(&body)
+    }
+}
+
+/// `m.homeserver.base_url` of a `/.well-known/matrix/client` document.
+pub fn parse_client_well_known(body: &[u8]) -> Result<Url, String> {
+    let document: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("well-known is not JSON: {e}"))?;
+    let base = document["m.homeserver"]["base_url"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or("well-known has no m.homeserver.base_url")?;
+    Url::parse(base).map_err(|e| format!("base_url {base:?} is not a URL: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::openid::net::MatrixTls;
+    use crate::openid::reach::ReachPolicy;
+    use rtc_auth::ip_range::IpRangeSet;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    fn open() -> Arc<DenyingResolver> {
-        Arc::new(DenyingResolver::new(Default::default()))
+    /// Clients under a policy trusting `trusted` and denying `always` for everyone.
+    fn web(trusted: &[&str], always: &[&str]) -> PerReach<MatrixClient> {
+        let policy = ReachPolicy::new(
+            trusted.iter().map(|s| (*s).to_owned()),
+            IpRangeSet::parse(always.iter().copied()).unwrap(),
+        );
+        PerReach::build(Arc::new(policy), |deny| {
+            MatrixClient::new(&MatrixTls::default(), deny, 0)
+        })
+        .unwrap()
     }
 
     #[tokio::test]
     async fn denied_ip_literals_are_not_fetched() {
-        let deny = rtc_auth::ip_range::IpRangeSet::parse(["169.254.0.0/16"]).unwrap();
-        let resolver = CsApiResolver::new(
-            BTreeMap::new(),
-            reqwest::Client::new(),
-            Arc::new(DenyingResolver::new(deny)),
-        );
+        let resolver = CsApiResolver::new(BTreeMap::new(), web(&[], &["169.254.0.0/16"]));
         let error = resolver.resolve("169.254.169.254").await.unwrap_err();
         assert!(error.contains("deny list"), "{error}");
     }
@@ -125,45 +134,37 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
-        (format!("http://{addr}/.well-known/matrix/client"), hits)
+        (addr.to_string(), hits)
     }
 
-    #[tokio::test]
-    async fn well_known_parsing() {
-        let resolver = CsApiResolver::new(BTreeMap::new(), reqwest::Client::new(), open());
-        let (ok, _) = serve(
-            r#"{"m.homeserver":{"base_url":"https://matrix.example.com"}}"#,
-            200,
-        )
-        .await;
+    #[test]
+    fn well_known_parsing() {
         assert_eq!(
-            resolver.base_url_from(&ok).await.unwrap().as_str(),
+            parse_client_well_known(
+                br#"{"m.homeserver":{"base_url":"https://matrix.example.com"}}"#
+            )
+            .unwrap()
+            .as_str(),
             "https://matrix.example.com/"
         );
-        for (body, status) in [
-            (r#"{"m.homeserver":{"base_url":"https://x"}}"#, 404),
-            (r#"{"m.homeserver":{"base_url":""}}"#, 200),
-            (r#"{"m.homeserver":{}}"#, 200),
-            ("not json", 200),
+        for body in [
+            r#"{"m.homeserver":{"base_url":""}}"#,
+            r#"{"m.homeserver":{}}"#,
+            r#"{"m.homeserver":{"base_url":"not a url"}}"#,
+            "not json",
         ] {
-            let (url, _) = serve(body, status).await;
-            assert!(
-                resolver.base_url_from(&url).await.is_err(),
-                "{body} {status}"
-            );
+            assert!(parse_client_well_known(body.as_bytes()).is_err(), "{body}");
         }
     }
 
     #[tokio::test]
     async fn successes_are_cached_failures_are_not() {
-        let (url, hits) = serve(r#"{"m.homeserver":{"base_url":"https://hs.example"}}"#, 200).await;
-        let server = url
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap()
-            .to_owned();
-        let mut resolver = CsApiResolver::new(BTreeMap::new(), reqwest::Client::new(), open());
+        let (server, hits) =
+            serve(r#"{"m.homeserver":{"base_url":"https://hs.example"}}"#, 200).await;
+        let (empty, empty_hits) = serve("{}", 200).await;
+        let (missing, _) = serve(r#"{"m.homeserver":{"base_url":"https://x"}}"#, 404).await;
+        let mut resolver =
+            CsApiResolver::new(BTreeMap::new(), web(&[&server, &empty, &missing], &[]));
         resolver.scheme = "http";
         for _ in 0..3 {
             assert_eq!(
@@ -172,29 +173,41 @@ mod tests {
             );
         }
         assert_eq!(hits.load(Ordering::SeqCst), 1);
-
-        let (url, hits) = serve("{}", 200).await;
-        let server = url
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap()
-            .to_owned();
         for _ in 0..2 {
-            assert!(resolver.resolve(&server).await.is_err());
+            assert!(resolver.resolve(&empty).await.is_err());
         }
-        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        assert_eq!(empty_hits.load(Ordering::SeqCst), 2);
+        assert_eq!(resolver.resolve(&missing).await.unwrap_err(), "HTTP 404");
+    }
+
+    #[tokio::test]
+    async fn strangers_never_reach_private_addresses() {
+        let (server, hits) =
+            serve(r#"{"m.homeserver":{"base_url":"https://hs.example"}}"#, 200).await;
+        let mut resolver = CsApiResolver::new(BTreeMap::new(), web(&["hs.example"], &[]));
+        resolver.scheme = "http";
+        let error = resolver.resolve(&server).await.unwrap_err();
+        assert_eq!(error, "127.0.0.1 is on the outgoing deny list");
+        // Nor through a name that resolves there.
+        let port = server.rsplit_once(':').unwrap().1;
+        let error = resolver
+            .resolve(&format!("localhost:{port}"))
+            .await
+            .unwrap_err();
+        assert!(error.contains("deny list"), "{error}");
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
     async fn overrides_win_and_bad_names_fail() {
         let overrides =
             BTreeMap::from([("example.com".to_owned(), "http://127.0.0.1:8008".to_owned())]);
-        let resolver = CsApiResolver::new(overrides, reqwest::Client::new(), open());
+        let resolver = CsApiResolver::new(overrides, web(&[], &[]));
         assert_eq!(
             resolver.resolve("example.com").await.unwrap().as_str(),
             "http://127.0.0.1:8008/"
         );
         assert!(resolver.resolve("bad name/x").await.is_err());
+        assert!(resolver.resolve("0x7f000001").await.is_err());
     }
 }

@@ -12,10 +12,15 @@ use url::Url;
 
 use super::cs_api::CsApiResolver;
 use crate::openid::discovery::BoxFuture;
-use crate::openid::net::{DenyingResolver, describe};
+use crate::openid::net::{MatrixClient, describe, read_capped};
 
 /// Bound on one attempt.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest delay a homeserver's 429 may ask for: a job never sleeps longer than this
+/// between attempts, whatever `Retry-After` or `retry_after_ms` say.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// Largest answer body read; only a 429's is read at all (for `retry_after_ms`).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Which management action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +47,7 @@ pub enum Outcome {
     Done,
     /// 404: the delayed event is gone (sent, cancelled or never existed).
     NotFound,
-    /// 429 with a server-given delay.
+    /// 429 with a server-given delay (at most [`MAX_RETRY_AFTER`]).
     RetryAfter(Duration),
     /// Anything else worth retrying (5xx, other statuses including other 2xx, network).
     Transient(String),
@@ -62,37 +67,29 @@ pub trait DelayedEvents: Send + Sync {
     ) -> BoxFuture<'a, Outcome>;
 }
 
-/// The production implementation.
+/// The production implementation: the CS-API URL from `cs_api`, the request with the
+/// client of the server's reach.
 pub struct HomeserverClient {
-    http: reqwest::Client,
     cs_api: Arc<CsApiResolver>,
-    resolver: Arc<DenyingResolver>,
 }
 
 impl HomeserverClient {
-    /// `http` carries the Matrix TLS settings and uses `resolver` (the deny list).
-    pub fn new(
-        http: reqwest::Client,
-        cs_api: Arc<CsApiResolver>,
-        resolver: Arc<DenyingResolver>,
-    ) -> Self {
-        Self {
-            http,
-            cs_api,
-            resolver,
-        }
+    /// Calls homeservers found (and reached) through `cs_api`.
+    pub fn new(cs_api: Arc<CsApiResolver>) -> Self {
+        Self { cs_api }
     }
 
     /// One attempt against a known base URL.
-    pub async fn act_at(&self, base: &Url, delay_id: &str, action: Action) -> Outcome {
+    async fn act_at(client: &MatrixClient, base: &Url, delay_id: &str, action: Action) -> Outcome {
+        let Ok(url) = Url::parse(&action_url(base, delay_id, action)) else {
+            return Outcome::Unresolvable(format!("no action URL under {base}"));
+        };
         // A base URL (from an override or a well-known) may name a denied IP literal.
-        if let Err(ip) = self.resolver.check_url(base) {
-            return Outcome::Unresolvable(format!("{ip} is on the outgoing deny list"));
-        }
-        let url = action_url(base, delay_id, action);
-        let response = self
-            .http
-            .post(url)
+        let request = match client.request(reqwest::Method::POST, url) {
+            Ok(request) => request,
+            Err(denied) => return Outcome::Unresolvable(denied.to_string()),
+        };
+        let response = request
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body("{}")
             .timeout(ATTEMPT_TIMEOUT)
@@ -108,7 +105,14 @@ impl HomeserverClient {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = response.bytes().await.unwrap_or_default();
+        // Only a 429's body matters; an unreadable or oversized one just has no delay.
+        let body = if status == StatusCode::TOO_MANY_REQUESTS {
+            read_capped(response, MAX_BODY_BYTES)
+                .await
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         classify(status, retry_after.as_deref(), &body, SystemTime::now())
     }
 }
@@ -122,7 +126,10 @@ impl DelayedEvents for HomeserverClient {
     ) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             match self.cs_api.resolve(server).await {
-                Ok(base) => self.act_at(&base, delay_id, action).await,
+                Ok(base) => {
+                    let client = self.cs_api.client_for(server);
+                    Self::act_at(client, &base, delay_id, action).await
+                }
                 Err(e) => Outcome::Unresolvable(e),
             }
         })
@@ -169,7 +176,7 @@ pub fn action_url(base: &Url, delay_id: &str, action: Action) -> String {
     )
 }
 
-/// Upstream's classification of an answer.
+/// Upstream's classification of an answer; delays are capped at [`MAX_RETRY_AFTER`].
 pub fn classify(
     status: StatusCode,
     retry_after: Option<&str>,
@@ -181,14 +188,16 @@ pub fn classify(
         404 => Outcome::NotFound,
         429 => {
             if let Some(delay) = retry_after.and_then(|v| parse_retry_after(v, now)) {
-                return Outcome::RetryAfter(delay);
+                return Outcome::RetryAfter(delay.min(MAX_RETRY_AFTER));
             }
             let ms = serde_json::from_slice::<serde_json::Value>(body)
                 .ok()
                 .and_then(|v| v["retry_after_ms"].as_u64());
             match ms {
                 // Rounded up to whole seconds, as upstream.
-                Some(ms) => Outcome::RetryAfter(Duration::from_secs(ms.div_ceil(1000))),
+                Some(ms) => {
+                    Outcome::RetryAfter(Duration::from_secs(ms.div_ceil(1000)).min(MAX_RETRY_AFTER))
+                }
                 None => Outcome::Transient("HTTP 429 without a delay".into()),
             }
         }
@@ -209,6 +218,9 @@ fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::openid::net::MatrixTls;
+    use crate::openid::reach::{PerReach, ReachPolicy};
+    use std::collections::BTreeMap;
     use std::sync::Mutex;
 
     #[test]
@@ -276,6 +288,99 @@ mod tests {
         assert!(action_url(&base, "é", Action::Send).ends_with("/delayed_events/%C3%A9/send"));
     }
 
+    #[test]
+    fn server_chosen_delays_are_capped() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let too_many = StatusCode::TOO_MANY_REQUESTS;
+        for huge in [
+            "18446744073709551615",
+            "99999999999",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            assert_eq!(
+                classify(too_many, Some(huge), b"", now),
+                Outcome::RetryAfter(MAX_RETRY_AFTER),
+                "{huge}"
+            );
+        }
+        assert_eq!(
+            classify(
+                too_many,
+                None,
+                br#"{"retry_after_ms":18446744073709551615}"#,
+                now
+            ),
+            Outcome::RetryAfter(MAX_RETRY_AFTER)
+        );
+    }
+
+    /// A homeserver at 127.0.0.1 answering every action with `status`, `headers` and
+    /// `body`; returns the overrides naming it `hs`.
+    async fn homeserver(
+        status: u16,
+        headers: &'static [(&'static str, &'static str)],
+        body: Vec<u8>,
+    ) -> BTreeMap<String, String> {
+        let app = axum::Router::new().fallback(move || {
+            let body = body.clone();
+            async move {
+                let mut response = axum::response::Response::new(axum::body::Body::from(body));
+                *response.status_mut() = StatusCode::from_u16(status).unwrap();
+                for (name, value) in headers {
+                    response
+                        .headers_mut()
+                        .insert(*name, axum::http::HeaderValue::from_static(value));
+                }
+                response
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        BTreeMap::from([("hs".to_owned(), format!("http://{addr}"))])
+    }
+
+    fn homeserver_client(
+        overrides: BTreeMap<String, String>,
+        always_denied: &[&str],
+    ) -> HomeserverClient {
+        let policy = ReachPolicy::new(
+            [],
+            rtc_auth::ip_range::IpRangeSet::parse(always_denied.iter().copied()).unwrap(),
+        );
+        let web = PerReach::build(Arc::new(policy), |deny| {
+            MatrixClient::new(&MatrixTls::default(), deny, 0)
+        })
+        .unwrap();
+        HomeserverClient::new(Arc::new(CsApiResolver::new(overrides, web)))
+    }
+
+    #[tokio::test]
+    async fn huge_answers_are_not_read() {
+        // A delay at the end of a body past the cap is never seen.
+        let mut body = vec![b' '; MAX_BODY_BYTES];
+        body.extend_from_slice(br#"{"retry_after_ms":5000}"#);
+        let hs = homeserver_client(homeserver(429, &[], body).await, &[]);
+        assert!(matches!(
+            hs.act("hs", "d", Action::Send).await,
+            Outcome::Transient(_)
+        ));
+        let small = br#"{"retry_after_ms":5000}"#.to_vec();
+        let hs = homeserver_client(homeserver(429, &[], small).await, &[]);
+        assert_eq!(
+            hs.act("hs", "d", Action::Send).await,
+            Outcome::RetryAfter(Duration::from_secs(5))
+        );
+        let hs = homeserver_client(
+            homeserver(429, &[("retry-after", "18446744073709551615")], Vec::new()).await,
+            &[],
+        );
+        assert_eq!(
+            hs.act("hs", "d", Action::Send).await,
+            Outcome::RetryAfter(MAX_RETRY_AFTER)
+        );
+    }
+
     #[tokio::test]
     async fn requests_on_the_wire() {
         /// (path, content type, body, had an Authorization header)
@@ -311,15 +416,8 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let overrides =
-            std::collections::BTreeMap::from([("hs".to_owned(), format!("http://{addr}"))]);
-        let open = Arc::new(DenyingResolver::new(Default::default()));
-        let cs_api = Arc::new(CsApiResolver::new(
-            overrides,
-            reqwest::Client::new(),
-            open.clone(),
-        ));
-        let client = HomeserverClient::new(reqwest::Client::new(), cs_api.clone(), open);
+        let overrides = BTreeMap::from([("hs".to_owned(), format!("http://{addr}"))]);
+        let client = homeserver_client(overrides.clone(), &[]);
         assert_eq!(
             client.act("hs", "d/1", Action::Restart).await,
             Outcome::Done
@@ -332,13 +430,9 @@ mod tests {
             client.act("not a server name", "d", Action::Send).await,
             Outcome::Unresolvable(_)
         ));
-        // With loopback denied, the same override is refused before any request.
-        let deny = rtc_auth::ip_range::IpRangeSet::parse(["127.0.0.0/8"]).unwrap();
-        let strict = HomeserverClient::new(
-            reqwest::Client::new(),
-            cs_api,
-            Arc::new(DenyingResolver::new(deny)),
-        );
+        // With loopback denied for everyone, the same override is refused before any
+        // request.
+        let strict = homeserver_client(overrides, &["127.0.0.0/8"]);
         assert!(matches!(
             strict.act("hs", "d", Action::Restart).await,
             Outcome::Unresolvable(e) if e.contains("deny list")

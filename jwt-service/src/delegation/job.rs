@@ -18,8 +18,13 @@ use super::backoff::Backoff;
 use super::homeserver::{Action, DelayedEvents, Outcome};
 use crate::openid::discovery::BoxFuture;
 
-/// No job waits or retries longer than this.
+/// No job waits or retries longer than this; also the largest `delay_timeout` a job
+/// works with.
 pub const MAX_WAIT: Duration = Duration::from_secs(3600);
+/// The smallest `delay_timeout` a job works with: restarts come every 80 % of it, so a
+/// client asking for a millisecond must not make the service call its homeserver a
+/// thousand times a second.
+pub const MIN_DELAY_TIMEOUT: Duration = Duration::from_secs(1);
 /// Least time a final send gets.
 pub const MIN_SEND_BUDGET: Duration = Duration::from_secs(1);
 
@@ -143,14 +148,19 @@ pub async fn run(
     observer: Arc<dyn JobObserver>,
     start: Start,
 ) -> End {
+    // The timeout the job works with, whatever the client asked for.
+    let params = JobParams {
+        delay_timeout: params.delay_timeout.clamp(MIN_DELAY_TIMEOUT, MAX_WAIT),
+        ..params
+    };
     let (lookup_tx, mut lookup_rx) = mpsc::unbounded_channel();
     let _lookup = AbortOnDrop(tokio::spawn(lookup_participant(
         params.key.clone(),
-        params.delay_timeout.min(MAX_WAIT),
+        params.delay_timeout,
         deps.clone(),
         lookup_tx,
     )));
-    let deadline = Instant::now() + params.delay_timeout.min(MAX_WAIT);
+    let deadline = Instant::now() + params.delay_timeout;
     if start == Start::Connected {
         if deps.participants.presence(&params.key).await == Presence::Absent {
             tracing::info!(key = ?params.key, "taken-over participant is gone; sending the leave event");
@@ -173,7 +183,7 @@ async fn wait(
     lookup_rx: &mut mpsc::UnboundedReceiver<Signal>,
     observer: &Arc<dyn JobObserver>,
 ) -> Option<End> {
-    let wait_until = Instant::now() + params.delay_timeout.min(MAX_WAIT);
+    let wait_until = Instant::now() + params.delay_timeout;
     let deadline = wait_until;
     loop {
         let signal = tokio::select! {
@@ -296,9 +306,9 @@ async fn send(
     }
 }
 
-/// Retries `action` with backoff (or the server's `Retry-After`) until `until`.
-/// Returns the last outcome: `Done`, `NotFound`, `Unresolvable`, or a retryable one when
-/// time ran out.
+/// Retries `action` with backoff (or the server's `Retry-After`, at most [`MAX_WAIT`])
+/// until `until`. Returns the last outcome: `Done`, `NotFound`, `Unresolvable`, or a
+/// retryable one when the next wait would end after `until`.
 async fn retry(params: &JobParams, deps: &JobDeps, action: Action, until: Instant) -> Outcome {
     let mut backoff = Backoff::new();
     loop {
@@ -314,7 +324,8 @@ async fn retry(params: &JobParams, deps: &JobDeps, action: Action, until: Instan
                 backoff.next_delay()
             }
         };
-        if Instant::now() + wait >= until {
+        let wait = wait.min(MAX_WAIT);
+        if until.saturating_duration_since(Instant::now()) <= wait {
             return outcome;
         }
         sleep(wait).await;
@@ -338,7 +349,7 @@ async fn lookup_participant(
             break;
         }
         let wait = backoff.next_delay();
-        if Instant::now() + wait >= stop {
+        if stop.saturating_duration_since(Instant::now()) <= wait {
             return;
         }
         sleep(wait).await;
@@ -449,6 +460,15 @@ mod tests {
     }
 
     fn start_at(timeout_secs: u64, presence: Presence, sanity: Option<u64>, at: Start) -> Run {
+        start_with(Duration::from_secs(timeout_secs), presence, sanity, at)
+    }
+
+    fn start_with(
+        delay_timeout: Duration,
+        presence: Presence,
+        sanity: Option<u64>,
+        at: Start,
+    ) -> Run {
         let homeserver = Arc::new(FakeHomeserver::default());
         *homeserver.start.lock().unwrap() = Some(Instant::now());
         let sfu = Arc::new(FakeSfu(Mutex::new(presence)));
@@ -460,7 +480,7 @@ mod tests {
         });
         let params = JobParams {
             delay_id: "syd_1".into(),
-            delay_timeout: Duration::from_secs(timeout_secs),
+            delay_timeout,
             server_name: "hs.example".into(),
             key: JobKey {
                 room: "R".into(),
@@ -653,5 +673,62 @@ mod tests {
         assert_eq!(run.task.await.unwrap(), End::Dropped);
         assert!(run.homeserver.calls().is_empty());
         assert_eq!(*run.recorder.finished.lock().unwrap(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_retry_after_ends_the_job_instead_of_panicking() {
+        let run = start(10, Presence::Unknown, None);
+        run.homeserver.answer(
+            Action::Send,
+            Outcome::RetryAfter(Duration::from_secs(u64::MAX)),
+        );
+        assert_eq!(run.task.await.unwrap(), End::SendFailed);
+        assert_eq!(run.homeserver.calls(), [(Action::Send, 10)]);
+        assert_eq!(*run.recorder.finished.lock().unwrap(), 1);
+
+        let run = start(10, Presence::Unknown, None);
+        run.homeserver
+            .answer(Action::Restart, Outcome::RetryAfter(Duration::MAX));
+        at(1).await;
+        run.events.send(Event::Joined).unwrap();
+        assert_eq!(run.task.await.unwrap(), End::Aborted);
+        assert_eq!(run.homeserver.calls(), [(Action::Restart, 1)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tiny_delay_timeouts_are_floored() {
+        let run = start_with(
+            Duration::from_millis(1),
+            Presence::Present,
+            None,
+            Start::Waiting,
+        );
+        at(10).await;
+        run.events
+            .send(Event::Left {
+                client_initiated: true,
+            })
+            .unwrap();
+        assert_eq!(run.task.await.unwrap(), End::Sent);
+        let restarts = run
+            .homeserver
+            .calls()
+            .iter()
+            .filter(|(action, _)| *action == Action::Restart)
+            .count();
+        // One restart at the start, then one every 0.8 s of the 1 s floor.
+        assert!((12..=14).contains(&restarts), "{restarts} restarts in 10 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn huge_delay_timeouts_are_capped() {
+        let run = start_with(
+            Duration::from_millis(i64::MAX as u64),
+            Presence::Unknown,
+            None,
+            Start::Waiting,
+        );
+        assert_eq!(run.task.await.unwrap(), End::Sent);
+        assert_eq!(run.homeserver.calls(), [(Action::Send, 3600)]);
     }
 }

@@ -18,12 +18,26 @@ use super::job::{self, Event, JobDeps, JobKey, JobObserver, JobParams, Start};
 use super::store::{JobRecord, LEASE_RENEWAL, Store};
 use crate::openid::discovery::BoxFuture;
 
+/// Jobs one Matrix user may start on one replica (a few devices in a few calls): each
+/// job calls the user's homeserver every 80 % of its timeout, so one user must not start
+/// thousands.
+pub const MAX_JOBS_PER_USER: usize = 16;
+/// Jobs one replica runs at once, taken-over ones included; past it, stored jobs are left
+/// to other replicas (or to their own timeout).
+pub const MAX_JOBS: usize = 10_000;
+
 /// A job could not be added.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddError {
     /// The service is shutting down.
     #[error("Service is shutting down")]
     ShuttingDown,
+    /// The user already has [`MAX_JOBS_PER_USER`] other jobs.
+    #[error("Too many delegated leave jobs for this user")]
+    TooManyForUser,
+    /// The service already runs [`MAX_JOBS`] other jobs.
+    #[error("Too many delegated leave jobs")]
+    TooMany,
 }
 
 /// Where a webhook event went.
@@ -39,6 +53,8 @@ pub enum Routed {
 
 struct Handle {
     id: u64,
+    /// The Matrix user who asked for the job (unknown for restored and taken-over jobs).
+    owner: Option<String>,
     params: JobParams,
     events: mpsc::UnboundedSender<Event>,
     task: JoinHandle<()>,
@@ -50,6 +66,9 @@ pub struct Manager {
     store: Arc<dyn Store>,
     deps: Arc<JobDeps>,
     next_id: AtomicU64,
+    /// [`MAX_JOBS`] and [`MAX_JOBS_PER_USER`] (smaller in tests).
+    max_jobs: usize,
+    max_jobs_per_user: usize,
     shutting_down: AtomicBool,
     this: Weak<Manager>,
 }
@@ -62,19 +81,35 @@ impl Manager {
             store,
             deps,
             next_id: AtomicU64::new(1),
+            max_jobs: MAX_JOBS,
+            max_jobs_per_user: MAX_JOBS_PER_USER,
             shutting_down: AtomicBool::new(false),
             this: this.clone(),
         })
     }
 
-    /// Persists and starts a job, replacing any job with the same key (here or on
-    /// another replica). The record is written before this returns, so the HTTP answer
-    /// comes after persistence.
-    pub async fn add(&self, params: JobParams) -> Result<(), AddError> {
+    /// Persists and starts a job for `owner` (a Matrix user id), replacing any job with
+    /// the same key (here or on another replica). The record is written before this
+    /// returns, so the HTTP answer comes after persistence.
+    pub async fn add(&self, params: JobParams, owner: &str) -> Result<(), AddError> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(AddError::ShuttingDown);
         }
         let mut jobs = self.jobs.lock().await;
+        // A replacement takes its predecessor's place. Counting the owner's jobs walks
+        // the map (at most MAX_JOBS entries, one add per delegating token request).
+        let others = |job: &(&JobKey, &Handle)| *job.0 != params.key;
+        if jobs.iter().filter(others).count() >= self.max_jobs {
+            return Err(AddError::TooMany);
+        }
+        let owned = jobs
+            .iter()
+            .filter(others)
+            .filter(|(_, handle)| handle.owner.as_deref() == Some(owner))
+            .count();
+        if owned >= self.max_jobs_per_user {
+            return Err(AddError::TooManyForUser);
+        }
         let record = JobRecord {
             params: params.clone(),
             restarted_at: SystemTime::now(),
@@ -83,11 +118,17 @@ impl Manager {
         if let Err(e) = self.store.take(&record).await {
             tracing::warn!(key = ?params.key, "{e}; the job runs in memory only");
         }
-        self.start_locked(&mut jobs, params, Start::Waiting);
+        self.start_locked(&mut jobs, params, Some(owner.to_owned()), Start::Waiting);
         Ok(())
     }
 
-    fn start_locked(&self, jobs: &mut HashMap<JobKey, Handle>, params: JobParams, start: Start) {
+    fn start_locked(
+        &self,
+        jobs: &mut HashMap<JobKey, Handle>,
+        params: JobParams,
+        owner: Option<String>,
+        start: Start,
+    ) {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let (events, receiver) = mpsc::unbounded_channel();
         let observer: Arc<dyn JobObserver> = Arc::new(Observer(self.this.clone()));
@@ -103,6 +144,7 @@ impl Manager {
             key.clone(),
             Handle {
                 id,
+                owner,
                 params,
                 events,
                 task,
@@ -148,10 +190,12 @@ impl Manager {
     }
 
     /// Takes the stored jobs nobody holds: expired ones are deleted unsent, the rest
-    /// start over (connected ones check the SFU at once). At start, and then every
-    /// [`LEASE_RENEWAL`] to take over the jobs of replicas that died.
+    /// start over (connected ones check the SFU at once) while this replica runs fewer
+    /// than [`MAX_JOBS`]. At start, and then every [`LEASE_RENEWAL`] to take over the
+    /// jobs of replicas that died.
     pub async fn restore(&self) -> usize {
-        if self.shutting_down.load(Ordering::SeqCst) {
+        // At the cap nothing is claimed: other replicas may take the jobs.
+        if self.shutting_down.load(Ordering::SeqCst) || self.len().await >= self.max_jobs {
             return 0;
         }
         let records = match self.store.claim_free().await {
@@ -164,6 +208,7 @@ impl Manager {
         let mut jobs = self.jobs.lock().await;
         let now = SystemTime::now();
         let mut restored = 0;
+        let mut over_cap = Vec::new();
         for record in records {
             if jobs.contains_key(&record.params.key) {
                 continue;
@@ -176,14 +221,29 @@ impl Manager {
                 }
                 continue;
             }
+            if jobs.len() >= self.max_jobs {
+                over_cap.push(record.params.key);
+                continue;
+            }
             tracing::info!(key = ?record.params.key, connected = record.connected, "took over a delegated leave job");
             let start = if record.connected {
                 Start::Connected
             } else {
                 Start::Waiting
             };
-            self.start_locked(&mut jobs, record.params, start);
+            self.start_locked(&mut jobs, record.params, None, start);
             restored += 1;
+        }
+        if !over_cap.is_empty() {
+            tracing::warn!(
+                "{} jobs already running; {} stored jobs are left to another replica or \
+                 their own timeout",
+                self.max_jobs,
+                over_cap.len()
+            );
+            if let Err(e) = self.store.release(&over_cap).await {
+                tracing::warn!("cannot release job leases: {e}");
+            }
         }
         restored
     }
@@ -354,9 +414,10 @@ mod tests {
         }
     }
 
-    /// An in-memory store of one replica that holds every job.
+    /// An in-memory store of one replica that holds every job: the records, and the
+    /// keys it was asked to release.
     #[derive(Default)]
-    struct MemoryStore(StdMutex<BTreeMap<JobKey, JobRecord>>);
+    struct MemoryStore(StdMutex<BTreeMap<JobKey, JobRecord>>, StdMutex<Vec<JobKey>>);
 
     impl Store for MemoryStore {
         fn take<'a>(&'a self, record: &'a JobRecord) -> BoxFuture<'a, Result<(), StoreError>> {
@@ -387,7 +448,8 @@ mod tests {
             let all = self.0.lock().unwrap().values().cloned().collect();
             Box::pin(async move { Ok(all) })
         }
-        fn release<'a>(&'a self, _: &'a [JobKey]) -> BoxFuture<'a, Result<(), StoreError>> {
+        fn release<'a>(&'a self, keys: &'a [JobKey]) -> BoxFuture<'a, Result<(), StoreError>> {
+            self.1.lock().unwrap().extend_from_slice(keys);
             Box::pin(async { Ok(()) })
         }
         fn forward<'a>(
@@ -429,10 +491,10 @@ mod tests {
     async fn replacement_only_affects_the_latest_job() {
         let store = Arc::new(MemoryStore::default());
         let (manager, homeserver) = manager(store.clone());
-        manager.add(params("old", 10)).await.unwrap();
+        manager.add(params("old", 10), "@u:hs").await.unwrap();
         assert_eq!(store.0.lock().unwrap()[&key()].params.delay_id, "old");
         tokio::time::sleep(Duration::from_secs(2)).await;
-        manager.add(params("new", 10)).await.unwrap();
+        manager.add(params("new", 10), "@u:hs").await.unwrap();
         assert_eq!(manager.len().await, 1);
         assert_eq!(store.0.lock().unwrap()[&key()].params.delay_id, "new");
         assert_eq!(manager.notify(&key(), Event::Joined).await, Routed::Here);
@@ -500,14 +562,90 @@ mod tests {
     async fn shutdown_keeps_records_and_refuses_new_jobs() {
         let store = Arc::new(MemoryStore::default());
         let (manager, homeserver) = manager(store.clone());
-        manager.add(params("d", 10)).await.unwrap();
+        manager.add(params("d", 10), "@u:hs").await.unwrap();
         manager.shutdown().await;
         assert_eq!(
-            manager.add(params("e", 10)).await,
+            manager.add(params("e", 10), "@u:hs").await,
             Err(AddError::ShuttingDown)
         );
         tokio::time::sleep(Duration::from_secs(30)).await;
         assert!(homeserver.0.lock().unwrap().is_empty());
         assert_eq!(store.0.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jobs_are_capped_per_user() {
+        let (manager, _) = manager(Arc::new(MemoryStore::default()));
+        let job = |n: usize| {
+            let mut job = params(&format!("d{n}"), 600);
+            job.key.room = format!("room{n}");
+            job
+        };
+        for n in 0..MAX_JOBS_PER_USER {
+            manager.add(job(n), "@greedy:hs").await.unwrap();
+        }
+        assert_eq!(
+            manager.add(job(MAX_JOBS_PER_USER), "@greedy:hs").await,
+            Err(AddError::TooManyForUser)
+        );
+        // Replacing one of them is fine, and other users are not affected.
+        manager.add(job(0), "@greedy:hs").await.unwrap();
+        manager
+            .add(job(MAX_JOBS_PER_USER), "@other:hs")
+            .await
+            .unwrap();
+        assert_eq!(manager.len().await, MAX_JOBS_PER_USER + 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jobs_are_capped_in_total() {
+        let store = Arc::new(MemoryStore::default());
+        let deps = Arc::new(JobDeps {
+            homeserver: Arc::new(Homeserver::default()),
+            participants: Arc::new(Absent),
+            sanity_interval: None,
+        });
+        let manager = Arc::new_cyclic(|this| Manager {
+            jobs: Mutex::default(),
+            store: store.clone(),
+            deps,
+            next_id: AtomicU64::new(1),
+            max_jobs: 50,
+            max_jobs_per_user: MAX_JOBS_PER_USER,
+            shutting_down: AtomicBool::new(false),
+            this: this.clone(),
+        });
+        for n in 0..49 {
+            let mut job = params("d", 600);
+            job.key.identity = format!("id{n}");
+            manager.add(job, &format!("@u{n}:hs")).await.unwrap();
+        }
+        // Taking over stops at the cap too: of two stored jobs one starts, the other is
+        // let go for another replica.
+        for n in 0..2 {
+            let mut stored = params("stored", 600);
+            stored.key.identity = format!("stored{n}");
+            store.0.lock().unwrap().insert(
+                stored.key.clone(),
+                JobRecord {
+                    params: stored,
+                    restarted_at: SystemTime::now(),
+                    connected: false,
+                },
+            );
+        }
+        assert_eq!(manager.restore().await, 1);
+        assert_eq!(manager.len().await, 50);
+        assert_eq!(store.1.lock().unwrap().len(), 1);
+        let mut one_more = params("d", 600);
+        one_more.key.identity = "one more".into();
+        assert_eq!(
+            manager.add(one_more, "@new:hs").await,
+            Err(AddError::TooMany)
+        );
+        // At the cap nothing is claimed at all.
+        assert_eq!(manager.restore().await, 0);
+        assert_eq!(store.1.lock().unwrap().len(), 1);
+        manager.shutdown().await;
     }
 }

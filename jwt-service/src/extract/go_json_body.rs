@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
-use crate::go_json::{self, Schema};
+use crate::go_json::{self, DecodeError, Schema};
 
 /// Largest body read (real bodies are under 2 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -22,6 +22,14 @@ pub trait GoBody: DeserializeOwned {
 #[derive(Debug)]
 pub struct GoJson<T>(pub T);
 
+impl<T: GoBody> GoJson<T> {
+    /// Decodes a body read in full, as the extractor does (public for the fuzz targets).
+    /// The error names places and kinds of values, never a value: it is logged.
+    pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        go_json::decode::<T>(body, T::SCHEMA).map(GoJson)
+    }
+}
+
 impl<S: Send + Sync, T: GoBody> FromRequest<S> for GoJson<T> {
     type Rejection = ApiError;
 
@@ -30,11 +38,9 @@ impl<S: Send + Sync, T: GoBody> FromRequest<S> for GoJson<T> {
             tracing::warn!("request body larger than {MAX_BODY_BYTES} bytes");
             return Err(ApiError::too_large());
         };
-        go_json::decode::<T>(&body, T::SCHEMA)
-            .map(GoJson)
-            .map_err(|e| {
-                tracing::warn!("request body is not acceptable JSON: {e}");
-                ApiError::not_json()
-            })
+        Self::decode(&body).map_err(|e| {
+            tracing::warn!("request body is not acceptable JSON: {e}");
+            ApiError::not_json()
+        })
     }
 }

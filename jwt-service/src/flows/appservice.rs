@@ -150,6 +150,7 @@ pub async fn delegate_cs(
                 identity,
             },
         },
+        user,
     )
     .await?;
     tracing::info!(%user, %room, delay = ?event.delay, "delegated delayed leave");

@@ -1,6 +1,8 @@
 //! Why a token flow refused: one variant per cause, each mapped to upstream's status,
 //! `errcode` and message in one place (`From<FlowError> for ApiError`).
 
+use crate::delegation::manager::AddError;
+
 /// Why a flow ended without a token or a job.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FlowError {
@@ -29,6 +31,12 @@ pub enum FlowError {
     /// The service is shutting down and takes no new jobs.
     #[error("shutting down")]
     ShuttingDown,
+    /// The service runs as many delegated jobs as it may.
+    #[error("too many delegated jobs")]
+    TooManyJobs,
+    /// The user runs as many delegated jobs as one user may.
+    #[error("too many delegated jobs for this user")]
+    TooManyJobsForUser,
     /// The homeserver did not name a user (`X-Matrix-User-Identifier`) or origin.
     #[error("no authenticated user or origin")]
     MissingIdentity(&'static str),
@@ -64,4 +72,14 @@ pub enum FlowError {
     /// The delayed event could not be looked up.
     #[error("the delayed event could not be looked up")]
     DelayLookupFailed,
+}
+
+impl From<AddError> for FlowError {
+    fn from(error: AddError) -> Self {
+        match error {
+            AddError::ShuttingDown => Self::ShuttingDown,
+            AddError::TooMany => Self::TooManyJobs,
+            AddError::TooManyForUser => Self::TooManyJobsForUser,
+        }
+    }
 }

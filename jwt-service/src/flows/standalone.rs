@@ -60,7 +60,7 @@ pub async fn issue(services: &Services, request: TokenRequest) -> Result<Issued,
         };
         create_room(services, &room).await?;
         if let Some(job) = job {
-            register(services, job).await?;
+            register(services, job, &user_id).await?;
         }
     }
     tracing::info!(%user_id, %room, %identity, full_access, "issued LiveKit token");
@@ -91,7 +91,7 @@ pub async fn delegate(services: &Services, request: TokenRequest) -> Result<(), 
     };
     let (room, identity) = derive_ids(&request.subject, &user_id);
     let job = job_params(services, server, delay, &room, &identity).await?;
-    register(services, job).await?;
+    register(services, job, &user_id).await?;
     tracing::info!(%user_id, %room, "delegated delayed leave");
     Ok(())
 }
@@ -131,12 +131,16 @@ pub(crate) async fn create_room(services: &Services, room: &str) -> Result<(), F
     }
 }
 
-/// Hands a job to the delegation manager (persisted before this returns).
-pub(crate) async fn register(services: &Services, job: JobParams) -> Result<(), FlowError> {
-    let key = job.key.clone();
-    services.delegation.add(job).await.map_err(|_| {
-        tracing::warn!(room = %key.room, "shutting down: delegation refused");
-        FlowError::ShuttingDown
+/// Hands `user_id`'s job to the delegation manager (persisted before this returns).
+pub(crate) async fn register(
+    services: &Services,
+    job: JobParams,
+    user_id: &str,
+) -> Result<(), FlowError> {
+    let room = job.key.room.clone();
+    services.delegation.add(job, user_id).await.map_err(|e| {
+        tracing::warn!(%user_id, %room, "delegation refused: {e}");
+        FlowError::from(e)
     })
 }
 

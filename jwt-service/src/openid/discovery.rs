@@ -43,15 +43,29 @@ pub enum SrvError {
     Failed(String),
 }
 
-/// SRV records as `(target, port)` in answer order (priority and weight are ignored, as
-/// upstream), and how long they may be cached (the DNS TTL).
+/// One SRV record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvRecord {
+    /// Lower is tried first (RFC 2782).
+    pub priority: u16,
+    /// The host to connect to; `.` means "no service here".
+    pub target: String,
+    /// The port.
+    pub port: u16,
+}
+
+/// SRV records in answer order, and how long they may be cached (the DNS TTL).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SrvAnswer {
     /// The records.
-    pub records: Vec<(String, u16)>,
+    pub records: Vec<SrvRecord>,
     /// Cache lifetime.
     pub ttl: Duration,
 }
+
+/// At most this many SRV targets are tried for one name: a name must not make one
+/// token request fan out into connections to hundreds of hosts.
+pub const MAX_SRV_TARGETS: usize = 3;
 
 /// A well-known answer: `m.server` (`None` on any failure) and its cache lifetime.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,20 +170,22 @@ async fn srv_or_default(name: &str, lookup: &dyn Lookup) -> Discovery {
         }
     };
     let ttl = answer.as_ref().map_or(ERROR_TTL, |a| a.ttl);
-    let destinations: Vec<Destination> = answer
-        .map(|a| a.records)
-        .unwrap_or_default()
+    let mut records = answer.map(|a| a.records).unwrap_or_default();
+    // Stable: equal priorities keep the answer's order (weights are ignored, as upstream).
+    records.sort_by_key(|record| record.priority);
+    let destinations: Vec<Destination> = records
         .into_iter()
-        .filter_map(|(target, port)| {
-            let target = target.trim_end_matches('.');
+        .filter_map(|record| {
+            let target = record.target.trim_end_matches('.');
             // A target of "." means "no service here" (RFC 2782).
             (!target.is_empty()).then(|| Destination {
                 tls_host: name.to_owned(),
-                port,
+                port: record.port,
                 host_header: name.to_owned(),
                 connect_host: Some(target.to_ascii_lowercase()),
             })
         })
+        .take(MAX_SRV_TARGETS)
         .collect();
     let destinations = if destinations.is_empty() {
         vec![Destination {
@@ -184,6 +200,19 @@ async fn srv_or_default(name: &str, lookup: &dyn Lookup) -> Discovery {
     Discovery { destinations, ttl }
 }
 
+/// `m.server` of a `/.well-known/matrix/server` document, if it has a non-empty one.
+pub fn parse_server_well_known(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Document {
+        #[serde(rename = "m.server")]
+        server: Option<String>,
+    }
+    serde_json::from_slice::<Document>(body)
+        .ok()
+        .and_then(|document| document.server)
+        .filter(|server| !server.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,7 +221,7 @@ mod tests {
 
     #[derive(Default)]
     struct FakeLookup {
-        srv: HashMap<String, Result<Vec<(String, u16)>, SrvError>>,
+        srv: HashMap<String, Result<Vec<SrvRecord>, SrvError>>,
         well_known: HashMap<String, String>,
         asked: Mutex<Vec<String>>,
     }
@@ -228,6 +257,17 @@ mod tests {
         }
     }
 
+    /// Records of equal priority.
+    fn records(list: &[(&str, u16)]) -> Vec<SrvRecord> {
+        list.iter()
+            .map(|(target, port)| SrvRecord {
+                priority: 10,
+                target: (*target).to_owned(),
+                port: *port,
+            })
+            .collect()
+    }
+
     fn dest(tls: &str, port: u16, host: &str, connect: Option<&str>) -> Destination {
         Destination {
             tls_host: tls.into(),
@@ -261,7 +301,7 @@ mod tests {
             .insert("b.example".into(), "fed.b.example".into());
         lookup.srv.insert(
             "_matrix-fed._tcp.fed.b.example".into(),
-            Ok(vec![("t".into(), 1)]),
+            Ok(records(&[("t", 1)])),
         );
         // Static answers last a day; a well-known answer its own lifetime; SRV its TTL;
         // failures an hour.
@@ -307,17 +347,17 @@ mod tests {
             .insert("c.example".into(), "fed.c.example".into());
         lookup.srv.insert(
             "_matrix-fed._tcp.fed.c.example".into(),
-            Ok(vec![
-                ("host1.c.example.".into(), 8449),
-                ("host2.c.example".into(), 8450),
-            ]),
+            Ok(records(&[
+                ("host1.c.example.", 8449),
+                ("host2.c.example", 8450),
+            ])),
         );
         lookup
             .well_known
             .insert("d.example".into(), "fed.d.example".into());
         lookup.srv.insert(
             "_matrix._tcp.fed.d.example".into(),
-            Ok(vec![("old.d.example".into(), 1)]),
+            Ok(records(&[("old.d.example", 1)])),
         );
         lookup
             .well_known
@@ -379,11 +419,11 @@ mod tests {
         let mut lookup = FakeLookup::default();
         lookup.srv.insert(
             "_matrix-fed._tcp.a.example".into(),
-            Ok(vec![("t.a.example".into(), 8000)]),
+            Ok(records(&[("t.a.example", 8000)])),
         );
         lookup.srv.insert(
             "_matrix._tcp.a.example".into(),
-            Ok(vec![("legacy".into(), 1)]),
+            Ok(records(&[("legacy", 1)])),
         );
         lookup.srv.insert(
             "_matrix-fed._tcp.b.example".into(),
@@ -391,11 +431,11 @@ mod tests {
         );
         lookup.srv.insert(
             "_matrix._tcp.b.example".into(),
-            Ok(vec![("legacy".into(), 1)]),
+            Ok(records(&[("legacy", 1)])),
         );
         lookup.srv.insert(
             "_matrix-fed._tcp.c.example".into(),
-            Ok(vec![(".".into(), 0)]),
+            Ok(records(&[(".", 0)])),
         );
         assert_eq!(
             run("a.example", &lookup).await,
@@ -428,5 +468,58 @@ mod tests {
             !asked.contains(&"srv _matrix._tcp.b.example".to_owned()),
             "{asked:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_few_srv_targets_by_priority() {
+        let mut lookup = FakeLookup::default();
+        let mut many: Vec<SrvRecord> = (0..200)
+            .map(|i| SrvRecord {
+                priority: 20,
+                target: format!("t{i}.a.example"),
+                port: 8000 + i,
+            })
+            .collect();
+        many.push(SrvRecord {
+            priority: 1,
+            target: "first.a.example".into(),
+            port: 443,
+        });
+        lookup
+            .srv
+            .insert("_matrix-fed._tcp.a.example".into(), Ok(many));
+        let found = run("a.example", &lookup).await;
+        let targets: Vec<(&str, u16)> = found
+            .iter()
+            .map(|d| (d.connect_host.as_deref().unwrap(), d.port))
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                ("first.a.example", 443),
+                ("t0.a.example", 8000),
+                ("t1.a.example", 8001)
+            ]
+        );
+    }
+
+    #[test]
+    fn server_well_known_documents() {
+        let parse = |body: &str| parse_server_well_known(body.as_bytes());
+        assert_eq!(
+            parse(r#"{"m.server":"matrix.example.com:443"}"#).as_deref(),
+            Some("matrix.example.com:443")
+        );
+        assert_eq!(parse(r#"{"m.server":"a","other":1}"#).as_deref(), Some("a"));
+        for bad in [
+            "",
+            "{}",
+            r#"{"m.server":""}"#,
+            r#"{"m.server":5}"#,
+            "[]",
+            "nonsense",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
     }
 }

@@ -1,6 +1,7 @@
-//! The network side of Matrix traffic: one shared HTTP client (connection reuse, TLS
-//! settings scoped to Matrix), DNS through hickory for SRV and the system resolver for
-//! addresses, and the outgoing deny list applied to every address we would connect to.
+//! The network side of Matrix traffic: HTTP clients with TLS settings scoped to Matrix,
+//! one per purpose and [reach](super::reach), DNS through hickory for SRV and the system
+//! resolver for addresses, and the reach's deny list applied to every URL, redirect hop
+//! and resolved address before we connect.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -9,8 +10,12 @@ use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use rtc_auth::ip_range::IpRangeSet;
+use url::Url;
 
-use super::discovery::{BoxFuture, ERROR_TTL, Lookup, STATIC_TTL, SrvAnswer, SrvError, WellKnown};
+use super::discovery::{
+    BoxFuture, ERROR_TTL, Lookup, STATIC_TTL, SrvAnswer, SrvError, SrvRecord, WellKnown,
+    parse_server_well_known,
+};
 
 /// Bound on connecting to a homeserver.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -112,60 +117,122 @@ impl Resolve for DenyingResolver {
     }
 }
 
-/// A client for Matrix servers with the given TLS settings and resolver, following at
-/// most `max_redirects` redirects and none to a denied IP literal.
-pub fn matrix_client(
-    tls: &MatrixTls,
+/// An HTTP client for Matrix traffic bound to one deny list: its resolver drops denied
+/// addresses, [`Self::request`] refuses a URL whose host is a denied IP literal (reqwest
+/// connects to those without asking the resolver), and its redirect policy applies both
+/// rules to every hop and follows https→https only.
+#[derive(Clone)]
+pub struct MatrixClient {
+    http: reqwest::Client,
     resolver: Arc<DenyingResolver>,
-    max_redirects: usize,
-) -> Result<reqwest::Client, ClientBuildError> {
-    let policy_resolver = resolver.clone();
-    let redirects = reqwest::redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() > max_redirects {
-            attempt.error("too many redirects")
-        } else if let Err(ip) = policy_resolver.check_url(attempt.url()) {
-            attempt.error(format!(
-                "redirect to {ip}, which is on the outgoing deny list"
-            ))
-        } else {
-            attempt.follow()
-        }
-    });
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .dns_resolver(resolver)
-        .redirect(redirects)
-        .user_agent(concat!("lk-jwt-service-rs/", env!("CARGO_PKG_VERSION")));
-    if let Some(pem) = &tls.extra_roots_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| ClientBuildError(format!("bad CA bundle: {e}")))?;
-        if certs.is_empty() {
-            return Err(ClientBuildError(
-                "the CA bundle holds no certificate".into(),
-            ));
-        }
-        builder = builder.tls_certs_merge(certs);
-    }
-    if tls.skip_verify {
-        builder = builder.tls_danger_accept_invalid_certs(true);
-    }
-    builder.build().map_err(|e| ClientBuildError(e.to_string()))
 }
 
-/// The production [`Lookup`]: SRV via hickory, well-known over HTTPS.
+/// A request refused before it was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is on the outgoing deny list")]
+pub struct Denied(pub IpAddr);
+
+impl MatrixClient {
+    /// A client with `tls`, refusing `deny`, following at most `max_redirects` redirects.
+    pub fn new(
+        tls: &MatrixTls,
+        deny: IpRangeSet,
+        max_redirects: usize,
+    ) -> Result<Self, ClientBuildError> {
+        let resolver = Arc::new(DenyingResolver::new(deny));
+        let policy_resolver = resolver.clone();
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            let from = attempt.previous().last();
+            match redirect_refusal(from, attempt.url(), attempt.previous().len(), max_redirects)
+                .or_else(|| {
+                    policy_resolver
+                        .check_url(attempt.url())
+                        .err()
+                        .map(|ip| format!("redirect to {ip}, which is on the outgoing deny list"))
+                }) {
+                Some(why) => attempt.error(why),
+                None => attempt.follow(),
+            }
+        });
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .dns_resolver(resolver.clone())
+            .redirect(redirects)
+            .user_agent(concat!("lk-jwt-service-rs/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &tls.extra_roots_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientBuildError(format!("bad CA bundle: {e}")))?;
+            if certs.is_empty() {
+                return Err(ClientBuildError(
+                    "the CA bundle holds no certificate".into(),
+                ));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        if tls.skip_verify {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ClientBuildError(e.to_string()))?;
+        Ok(Self { http, resolver })
+    }
+
+    /// A `method` request to `url`, unless its host is a denied IP literal.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        url: Url,
+    ) -> Result<reqwest::RequestBuilder, Denied> {
+        self.resolver.check_url(&url).map_err(Denied)?;
+        Ok(self.http.request(method, url))
+    }
+
+    /// From now on, connections to `tls_host` go to `connect_host`'s addresses (an SRV
+    /// target; see [`DenyingResolver::set_connect_host`]).
+    pub fn set_connect_host(&self, tls_host: &str, connect_host: &str) {
+        self.resolver.set_connect_host(tls_host, connect_host);
+    }
+}
+
+/// Why a redirect from `from` to `to` (hop number `hops`) is not followed, if it is not:
+/// too many hops, or anything but https to https (a downgrade would expose the request,
+/// and other schemes reach other services).
+pub fn redirect_refusal(
+    from: Option<&Url>,
+    to: &Url,
+    hops: usize,
+    max_redirects: usize,
+) -> Option<String> {
+    if hops > max_redirects {
+        return Some("too many redirects".into());
+    }
+    match from.map(Url::scheme) {
+        Some("https") if to.scheme() == "https" => None,
+        Some("https") => Some(format!("redirect to a {} URL", to.scheme())),
+        _ => Some("redirect from a URL that is not https".into()),
+    }
+}
+
+/// The production [`Lookup`]: SRV via hickory, well-known over HTTPS with one reach's
+/// client.
 pub struct NetworkLookup {
     dns: Option<hickory_resolver::TokioResolver>,
-    http: reqwest::Client,
+    http: MatrixClient,
+}
+
+/// The DNS resolver of the system configuration, for SRV look-ups; without one, SRV
+/// look-ups fail (and discovery falls back to port 8448).
+pub fn system_dns() -> Option<hickory_resolver::TokioResolver> {
+    hickory_resolver::TokioResolver::builder_tokio()
+        .and_then(|b| b.build())
+        .map_err(|e| tracing::warn!("no DNS resolver for SRV look-ups: {e}"))
+        .ok()
 }
 
 impl NetworkLookup {
-    /// DNS from the system configuration; without one, SRV look-ups fail (and discovery
-    /// falls back to port 8448).
-    pub fn new(http: reqwest::Client) -> Self {
-        let dns = hickory_resolver::TokioResolver::builder_tokio()
-            .and_then(|b| b.build())
-            .map_err(|e| tracing::warn!("no DNS resolver for SRV look-ups: {e}"))
-            .ok();
+    /// Look-ups through `dns` (see [`system_dns`]) and `http`.
+    pub fn new(dns: Option<hickory_resolver::TokioResolver>, http: MatrixClient) -> Self {
         Self { dns, http }
     }
 }
@@ -184,9 +251,11 @@ impl Lookup for NetworkLookup {
                     let records = answers
                         .iter()
                         .filter_map(|record| match &record.data {
-                            hickory_resolver::proto::rr::RData::SRV(srv) => {
-                                Some((srv.target.to_utf8(), srv.port))
-                            }
+                            hickory_resolver::proto::rr::RData::SRV(srv) => Some(SrvRecord {
+                                priority: srv.priority,
+                                target: srv.target.to_utf8(),
+                                port: srv.port,
+                            }),
                             _ => None,
                         })
                         .collect();
@@ -207,25 +276,17 @@ impl Lookup for NetworkLookup {
                 server: None,
                 ttl: ERROR_TTL,
             };
-            let url = format!("https://{server}/.well-known/matrix/server");
-            let (body, max_age) =
-                match fetch_capped_with_max_age(&self.http, &url, WELL_KNOWN_MAX_BYTES).await {
-                    Ok(answer) => answer,
-                    Err(e) => {
-                        tracing::debug!(%server, "no usable well-known: {e}");
-                        return failed;
-                    }
-                };
-            #[derive(serde::Deserialize)]
-            struct Document {
-                #[serde(rename = "m.server")]
-                server: Option<String>,
-            }
-            match serde_json::from_slice::<Document>(&body)
-                .ok()
-                .and_then(|w| w.server)
-                .filter(|s| !s.is_empty())
-            {
+            let Ok(url) = Url::parse(&format!("https://{server}/.well-known/matrix/server")) else {
+                return failed;
+            };
+            let (body, max_age) = match fetch_capped(&self.http, url, WELL_KNOWN_MAX_BYTES).await {
+                Ok(answer) => answer,
+                Err(e) => {
+                    tracing::debug!(%server, "no usable well-known: {e}");
+                    return failed;
+                }
+            };
+            match parse_server_well_known(&body) {
                 Some(delegated) => WellKnown {
                     server: Some(delegated),
                     ttl: max_age.unwrap_or(STATIC_TTL).min(MAX_CACHE),
@@ -251,19 +312,24 @@ pub fn max_age(cache_control: &str) -> Option<Duration> {
     })
 }
 
-/// [`fetch_capped`], also returning the response's `Cache-Control: max-age`.
-pub async fn fetch_capped_with_max_age(
-    client: &reqwest::Client,
-    url: &str,
+/// GET `url` and return a 200 body of at most `cap` bytes, with the response's
+/// `Cache-Control: max-age`.
+pub async fn fetch_capped(
+    client: &MatrixClient,
+    url: Url,
     cap: usize,
 ) -> Result<(Vec<u8>, Option<Duration>), String> {
     let response = client
-        .get(url)
+        .request(reqwest::Method::GET, url)
+        .map_err(|e| e.to_string())?
         .header(reqwest::header::ACCEPT, "application/json")
         .timeout(WELL_KNOWN_TIMEOUT)
         .send()
         .await
         .map_err(|e| describe(&e))?;
+    if response.status() != reqwest::StatusCode::OK {
+        return Err(format!("HTTP {}", response.status().as_u16()));
+    }
     let max_age = response
         .headers()
         .get(reqwest::header::CACHE_CONTROL)
@@ -272,26 +338,9 @@ pub async fn fetch_capped_with_max_age(
     read_capped(response, cap).await.map(|body| (body, max_age))
 }
 
-/// GET `url` and return a 200 body of at most `cap` bytes.
-pub async fn fetch_capped(
-    client: &reqwest::Client,
-    url: &str,
-    cap: usize,
-) -> Result<Vec<u8>, String> {
-    let response = client
-        .get(url)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .timeout(WELL_KNOWN_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| describe(&e))?;
-    read_capped(response, cap).await
-}
-
-async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
-    if response.status() != reqwest::StatusCode::OK {
-        return Err(format!("HTTP {}", response.status().as_u16()));
-    }
+/// The body of `response`, refused once it grows past `cap` bytes (read chunk by chunk,
+/// so a huge or endless body never sits in memory).
+pub async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
         if body.len() + chunk.len() > cap {
@@ -358,60 +407,158 @@ mod tests {
         assert!(addrs.iter().any(|a| a.ip().is_loopback()));
     }
 
+    /// Serves `app` over TLS on 127.0.0.1 with a self-signed certificate for `localhost`.
+    async fn https_server(app: axum::Router) -> SocketAddr {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    fn url(text: &str) -> Url {
+        Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn redirects_go_from_https_to_https_only() {
+        let https = url("https://a.example/x");
+        let refusal = |from: &Url, to: &str, hops| redirect_refusal(Some(from), &url(to), hops, 5);
+        assert_eq!(refusal(&https, "https://b.example/y", 1), None);
+        assert_eq!(refusal(&https, "https://b.example/y", 5), None);
+        assert!(refusal(&https, "https://b.example/y", 6).is_some());
+        for elsewhere in [
+            "http://b.example/",
+            "ftp://b.example/",
+            "file:///etc/passwd",
+        ] {
+            assert!(refusal(&https, elsewhere, 1).is_some(), "{elsewhere}");
+        }
+        let http = url("http://a.example/x");
+        assert!(refusal(&http, "https://b.example/y", 1).is_some());
+        assert!(redirect_refusal(None, &https, 1, 5).is_some());
+    }
+
     #[tokio::test]
-    async fn redirects_to_denied_ip_literals_are_refused() {
-        let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let target_port = target.local_addr().unwrap().port();
-        let ok = axum::Router::new().route("/ok", axum::routing::get(|| async { "reached" }));
-        tokio::spawn(async move { axum::serve(target, ok).await });
+    async fn every_url_and_redirect_hop_is_checked() {
+        let target = https_server(
+            axum::Router::new().route("/ok", axum::routing::get(|| async { "reached" })),
+        )
+        .await;
+        let target_port = target.port();
+        let to = move |location: String| {
+            axum::routing::get(
+                move || async move { axum::response::Redirect::temporary(&location) },
+            )
+        };
         let redirector = axum::Router::new()
             .route(
                 "/allowed",
-                axum::routing::get(move || async move {
-                    axum::response::Redirect::temporary(&format!(
-                        "http://127.0.0.1:{target_port}/ok"
-                    ))
-                }),
+                to(format!("https://localhost:{target_port}/ok")),
             )
             .route(
-                "/denied",
-                axum::routing::get(move || async move {
-                    axum::response::Redirect::temporary(&format!(
-                        "http://127.0.0.2:{target_port}/ok"
-                    ))
-                }),
-            );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, redirector).await });
-
+                "/downgrade",
+                to(format!("http://localhost:{target_port}/ok")),
+            )
+            .route("/denied", to(format!("https://127.0.0.2:{target_port}/ok")))
+            .route("/hex", to(format!("https://0x7f000002:{target_port}/ok")));
+        let addr = https_server(redirector.clone()).await;
+        let tls = MatrixTls {
+            skip_verify: true,
+            extra_roots_pem: None,
+        };
         let deny = IpRangeSet::parse(["127.0.0.2"]).unwrap();
-        let client = matrix_client(
-            &MatrixTls::default(),
-            Arc::new(DenyingResolver::new(deny)),
-            5,
-        )
-        .unwrap();
-        let body = fetch_capped(&client, &format!("http://{addr}/allowed"), 1024)
-            .await
-            .unwrap();
-        assert_eq!(body, b"reached");
-        let error = fetch_capped(&client, &format!("http://{addr}/denied"), 1024)
+        let client = MatrixClient::new(&tls, deny, 5).unwrap();
+        let get = |path: &str| {
+            fetch_capped(
+                &client,
+                url(&format!("https://localhost:{}{path}", addr.port())),
+                1024,
+            )
+        };
+        assert_eq!(get("/allowed").await.unwrap().0, b"reached");
+        let error = get("/downgrade").await.unwrap_err();
+        assert!(error.contains("redirect to a http URL"), "{error}");
+        for denied in ["/denied", "/hex"] {
+            let error = get(denied).await.unwrap_err();
+            assert!(
+                error.contains("127.0.0.2, which is on the outgoing deny list"),
+                "{error}"
+            );
+        }
+        // The first URL too, in whatever form the URL parser reads as an IP.
+        for first in [
+            "https://127.0.0.2/",
+            "https://0x7f000002/",
+            "https://2130706434/",
+        ] {
+            let error = fetch_capped(&client, url(first), 1024).await.unwrap_err();
+            assert_eq!(error, "127.0.0.2 is on the outgoing deny list", "{first}");
+        }
+        // No redirects at all for a client built with 0, nor from plain HTTP.
+        let strict = MatrixClient::new(&tls, IpRangeSet::new(), 0).unwrap();
+        let strict_get = fetch_capped(
+            &strict,
+            url(&format!("https://localhost:{}/allowed", addr.port())),
+            1024,
+        );
+        assert!(strict_get.await.unwrap_err().contains("too many redirects"));
+        let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let plain_addr = plain.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(plain, redirector).await });
+        let error = fetch_capped(&client, url(&format!("http://{plain_addr}/allowed")), 1024)
             .await
             .unwrap_err();
-        assert!(error.contains("deny list"), "{error}");
-        // No redirects at all for a client built with 0.
-        let strict = matrix_client(
-            &MatrixTls::default(),
-            Arc::new(DenyingResolver::default()),
-            0,
+        assert!(error.contains("not https"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn bodies_are_capped_while_read() {
+        let big = https_server(
+            axum::Router::new().route("/", axum::routing::get(|| async { "x".repeat(4096) })),
         )
-        .unwrap();
-        assert!(
-            fetch_capped(&strict, &format!("http://{addr}/allowed"), 1024)
+        .await;
+        let tls = MatrixTls {
+            skip_verify: true,
+            extra_roots_pem: None,
+        };
+        let client = MatrixClient::new(&tls, IpRangeSet::new(), 0).unwrap();
+        let at = url(&format!("https://localhost:{}/", big.port()));
+        assert_eq!(
+            fetch_capped(&client, at.clone(), 4096)
                 .await
-                .is_err()
+                .unwrap()
+                .0
+                .len(),
+            4096
         );
+        let error = fetch_capped(&client, at, 4095).await.unwrap_err();
+        assert_eq!(error, "body larger than 4095 bytes");
     }
 
     #[tokio::test]

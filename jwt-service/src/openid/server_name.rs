@@ -1,5 +1,6 @@
 //! Matrix server names (`host[:port]`, the host a DNS name, IPv4 or `[IPv6]`), validated
-//! per the spec's appendix before anything is resolved or fetched.
+//! per the spec's appendix before anything is resolved or fetched, and refused where a
+//! URL parser would read the name as an IP address.
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -49,7 +50,7 @@ impl ServerName {
             };
             let host = if let Ok(ip) = host.parse::<std::net::Ipv4Addr>() {
                 Host::Ip(IpAddr::V4(ip))
-            } else if is_dns_name(host) {
+            } else if is_dns_name(host) && url_reads_as_name(host) {
                 Host::Name(host.to_ascii_lowercase())
             } else {
                 return Err(invalid());
@@ -82,8 +83,15 @@ fn is_dns_name(host: &str) -> bool {
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        // A name of digits and dots that failed IPv4 parsing is not a name.
-        && !host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
+/// Whether a URL parser reads `host` as a name too. WHATWG URL parsing (the `url` crate,
+/// browsers) turns `0x7f000001`, `127.1`, `2130706433` or `0177.0.0.1` into IPv4
+/// addresses, and rejects a name whose last label is a number: a request to such a name
+/// would reach an address that was never checked as one, or nothing. IP addresses are
+/// accepted only as the spec's literals, which [`ServerName::parse`] reads first.
+fn url_reads_as_name(host: &str) -> bool {
+    matches!(url::Host::parse(host), Ok(url::Host::Domain(_)))
 }
 
 #[cfg(test)]
@@ -108,6 +116,9 @@ mod tests {
         assert_eq!(p("[::1]:80").port, Some(80));
         assert_eq!(p("[::1]:80").url_host(), "[::1]");
         assert_eq!(p("localhost").url_host(), "localhost");
+        assert_eq!(p("0x7f.example").host, Host::Name("0x7f.example".into()));
+        assert_eq!(p("123.example:1").port, Some(1));
+        assert_eq!(p("example.com.").url_host(), "example.com.");
     }
 
     #[test]
@@ -130,6 +141,17 @@ mod tests {
             "a:1:2",
             "@user:hs",
             "exa\u{e9}mple.com",
+            // Names a URL parser turns into an IP address, or refuses.
+            "0x7f000001",
+            "0x7f000001:8448",
+            "0x7f.1",
+            "127.1",
+            "2130706433",
+            "0177.0.0.1",
+            "127.0.0.0x1",
+            "1.2.3.4.",
+            "a.0x10",
+            "matrix.123",
         ] {
             assert!(ServerName::parse(bad).is_err(), "{bad:?}");
         }

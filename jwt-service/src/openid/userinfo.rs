@@ -14,7 +14,8 @@ use std::time::Instant;
 use url::Url;
 
 use super::discovery::{self, BoxFuture, Destination, Lookup};
-use super::net::{DenyingResolver, REQUEST_TIMEOUT, describe};
+use super::net::{Denied, MatrixClient, REQUEST_TIMEOUT, describe};
+use super::reach::{PerReach, Reach};
 use super::server_name::ServerName;
 use crate::request::OpenIdToken;
 
@@ -85,29 +86,28 @@ pub trait Verifier: Send + Sync {
     fn verify<'a>(&'a self, token: &'a OpenIdToken) -> BoxFuture<'a, Result<String, OpenIdError>>;
 }
 
-/// The production verifier: federation discovery, one shared client, cached results.
+/// The production verifier: federation discovery, one shared client per reach, cached
+/// results.
 pub struct FederationVerifier {
-    client: reqwest::Client,
-    resolver: Arc<DenyingResolver>,
-    lookup: Arc<dyn Lookup>,
+    clients: PerReach<MatrixClient>,
+    lookups: PerReach<Arc<dyn Lookup>>,
     overrides: BTreeMap<String, Url>,
     /// Server name → (valid until, destinations).
     cache: Mutex<HashMap<String, (Instant, Vec<Destination>)>>,
 }
 
 impl FederationVerifier {
-    /// `client` must use `resolver`; `overrides` maps server names to federation base URLs
-    /// that replace discovery.
+    /// Federation requests go through `clients` and discovery through `lookups`, each
+    /// picked by the reach of the server name; `overrides` maps server names to
+    /// federation base URLs that replace discovery (the operator's, so of private reach).
     pub fn new(
-        client: reqwest::Client,
-        resolver: Arc<DenyingResolver>,
-        lookup: Arc<dyn Lookup>,
+        clients: PerReach<MatrixClient>,
+        lookups: PerReach<Arc<dyn Lookup>>,
         overrides: BTreeMap<String, Url>,
     ) -> Self {
         Self {
-            client,
-            resolver,
-            lookup,
+            clients,
+            lookups,
             overrides,
             cache: Mutex::default(),
         }
@@ -120,7 +120,8 @@ impl FederationVerifier {
             return Ok(cached);
         }
         let name = ServerName::parse(server)?;
-        let discovery = discovery::discover(&name, server, self.lookup.as_ref()).await;
+        let lookup = self.lookups.for_server(server);
+        let discovery = discovery::discover(&name, server, lookup.as_ref()).await;
         let found = discovery.destinations;
         if found.is_empty() {
             return Err(OpenIdError::NoDestination(server.to_owned()));
@@ -147,14 +148,20 @@ impl FederationVerifier {
         }
     }
 
-    async fn query(&self, url: Url, host_header: Option<&str>) -> Result<String, OpenIdError> {
+    async fn query(
+        client: &MatrixClient,
+        url: Url,
+        host_header: Option<&str>,
+    ) -> Result<String, OpenIdError> {
         let destination = format!(
             "{}:{}",
             url.host_str().unwrap_or_default(),
             url.port_or_known_default().unwrap_or_default()
         );
-        self.resolver.check_url(&url).map_err(OpenIdError::Denied)?;
-        let mut request = self.client.get(url).timeout(REQUEST_TIMEOUT);
+        let mut request = client
+            .request(reqwest::Method::GET, url)
+            .map_err(|Denied(ip)| OpenIdError::Denied(ip))?
+            .timeout(REQUEST_TIMEOUT);
         if let Some(host) = host_header {
             request = request.header(reqwest::header::HOST, host);
         }
@@ -195,10 +202,11 @@ impl FederationVerifier {
         if let Some(base) = self.overrides.get(server) {
             let url = userinfo_url(base, &token.access_token)
                 .ok_or_else(|| OpenIdError::NoDestination(server.clone()))?;
-            return self.query(url, None).await;
+            return Self::query(self.clients.get(Reach::Private), url, None).await;
         }
+        let client = self.clients.for_server(server);
         let destinations = self.destinations(server).await?;
-        match self.try_each(&destinations, token).await {
+        match Self::try_each(client, &destinations, token).await {
             Err(e @ OpenIdError::Transport { .. }) => {
                 // Every destination failed: resolve once more (the cached answer may be
                 // stale), as upstream does, and try again only if it changed.
@@ -208,7 +216,7 @@ impl FederationVerifier {
                     self.forget(server);
                     return Err(e);
                 }
-                let result = self.try_each(&fresh, token).await;
+                let result = Self::try_each(client, &fresh, token).await;
                 if matches!(result, Err(OpenIdError::Transport { .. })) {
                     self.forget(server);
                 }
@@ -220,21 +228,20 @@ impl FederationVerifier {
 
     /// Tries `destinations` in order; only an unreachable one moves on to the next.
     async fn try_each(
-        &self,
+        client: &MatrixClient,
         destinations: &[Destination],
         token: &OpenIdToken,
     ) -> Result<String, OpenIdError> {
         let mut last_error = OpenIdError::NoDestination(token.matrix_server_name.clone());
         for destination in destinations {
             if let Some(connect) = &destination.connect_host {
-                self.resolver
-                    .set_connect_host(&destination.tls_host, connect);
+                client.set_connect_host(&destination.tls_host, connect);
             }
             let origin = format!("https://{}:{}", destination.tls_host, destination.port);
             let Some(url) = userinfo_at(&origin, &token.access_token) else {
                 continue;
             };
-            match self.query(url, Some(&destination.host_header)).await {
+            match Self::query(client, url, Some(&destination.host_header)).await {
                 Err(e @ OpenIdError::Transport { .. }) => last_error = e,
                 other => return other,
             }

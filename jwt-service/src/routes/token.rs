@@ -188,8 +188,14 @@ mod tests {
                     "example.com".to_owned(),
                     "http://127.0.0.1:9".to_owned(),
                 )]),
-                reqwest::Client::new(),
-                Arc::new(crate::openid::net::DenyingResolver::new(Default::default())),
+                crate::openid::reach::PerReach::build(
+                    Arc::new(crate::openid::reach::ReachPolicy::new(
+                        [],
+                        Default::default(),
+                    )),
+                    |deny| crate::openid::net::MatrixClient::new(&Default::default(), deny, 0),
+                )
+                .unwrap(),
             )),
             api_key: "devkey".into(),
             api_secret: Secret::new("devsecret"),

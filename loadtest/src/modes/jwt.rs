@@ -50,7 +50,8 @@ loadtest jwt (--spawn PATH | --service http://127.0.0.1:PORT [--service-pid PID]
              [--fresh-tokens] [--service-log FILE] [--json FILE]
   --spawn starts that lk-jwt-service binary on a free loopback port with the settings this
   mode needs (its log is deleted afterwards unless --service-log names a file); an external --service must accept self-signed homeserver certificates
-  (LIVEKIT_INSECURE_SKIP_VERIFY_TLS=YES_I_KNOW_WHAT_I_AM_DOING) and reach 127.0.0.1.
+  (LIVEKIT_INSECURE_SKIP_VERIFY_TLS=YES_I_KNOW_WHAT_I_AM_DOING) and reach 127.0.0.1
+  (LIVEKIT_PRIVATE_HOMESERVERS naming the homeserver printed at the start).
   Each client reuses one OpenID token unless --fresh-tokens gives every request a new
   one (then no service-side cache can answer for the homeserver). Loopback only.";
 
@@ -275,8 +276,14 @@ pub struct SpawnedService {
 }
 
 impl SpawnedService {
-    /// Starts `bin` on a free loopback port and waits until it accepts connections.
-    pub fn start(bin: &std::path::Path, log: Option<&std::path::Path>) -> Result<Self, String> {
+    /// Starts `bin` on a free loopback port and waits until it accepts connections. The
+    /// fake homeserver `homeserver` (a server name) lives on loopback, which the service
+    /// reaches only for homeservers it is told about (`LIVEKIT_PRIVATE_HOMESERVERS`).
+    pub fn start(
+        bin: &std::path::Path,
+        log: Option<&std::path::Path>,
+        homeserver: &str,
+    ) -> Result<Self, String> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("free port: {e}"))?
@@ -300,6 +307,7 @@ impl SpawnedService {
             .env("LIVEKIT_KEY", SPAWN_KEY)
             .env("LIVEKIT_SECRET", SPAWN_SECRET)
             .env("LIVEKIT_FULL_ACCESS_HOMESERVERS", "full-access.invalid")
+            .env("LIVEKIT_PRIVATE_HOMESERVERS", homeserver)
             .env("LIVEKIT_JWT_BIND", addr.to_string())
             .env(
                 "LIVEKIT_INSECURE_SKIP_VERIFY_TLS",
@@ -572,7 +580,8 @@ pub fn run(cfg: &JwtConfig) -> Result<JwtReport, String> {
     let mut spawned = None;
     let (addr, pid) = match &cfg.service {
         Service::Spawn(bin) => {
-            let service = spawned.insert(SpawnedService::start(bin, cfg.service_log.as_deref())?);
+            let log = cfg.service_log.as_deref();
+            let service = spawned.insert(SpawnedService::start(bin, log, &hs.server_name)?);
             (service.addr, Some(service.pid()))
         }
         Service::Running { addr, pid } => (*addr, *pid),

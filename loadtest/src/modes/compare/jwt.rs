@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::stats::{fmt, median};
-use crate::modes::jwt::{JwtConfig, JwtReport, Service, SpawnedService};
+use crate::modes::jwt::{JwtConfig, JwtReport, Service};
 
 /// Concurrent clients in the goal of issue 8.
 const CONCURRENCY: usize = 16;
@@ -19,8 +19,9 @@ const GOAL_CPU_MS: f64 = 0.065;
 /// Goal of issue 8: p99 latency, ms.
 const GOAL_P99_MS: f64 = 5.0;
 
-/// Runs `rounds` rounds of both variants against one spawned service; failures go to
-/// `notes`. Results are keyed by variant.
+/// Runs `rounds` rounds of both variants, each against a service spawned for it (only
+/// then is that run's fake homeserver known, which the service must be told it may reach
+/// on loopback); failures go to `notes`. Results are keyed by variant.
 pub(super) fn series(
     bin: &Path,
     rounds: usize,
@@ -29,28 +30,19 @@ pub(super) fn series(
     notes: &mut Vec<String>,
 ) -> BTreeMap<String, Vec<JwtReport>> {
     let mut out = BTreeMap::new();
-    let service = match SpawnedService::start(bin, Some(&logdir.join("lk-jwt-service.log"))) {
-        Ok(service) => service,
-        Err(e) => {
-            notes.push(format!("lk-jwt-service: {e}"));
-            return out;
-        }
-    };
     for round in 0..rounds {
         let mut order = VARIANTS;
         order.rotate_left(round % 2);
         for (name, fresh_tokens) in order {
+            let log = logdir.join(format!("lk-jwt-service-{name}-{}.log", round + 1));
             let cfg = JwtConfig {
-                service: Service::Running {
-                    addr: service.addr,
-                    pid: Some(service.pid()),
-                },
+                service: Service::Spawn(bin.to_path_buf()),
                 concurrency: CONCURRENCY,
                 duration,
                 warmup: Duration::from_secs(1),
                 max_requests: 10_000_000,
                 fresh_tokens,
-                service_log: None,
+                service_log: Some(log),
                 progress: false,
             };
             let what = format!("round {}/{rounds} jwt {name} tokens", round + 1);
@@ -100,7 +92,8 @@ pub(super) fn section(s: &mut String, runs: &BTreeMap<String, Vec<JwtReport>>, r
          self-signed certificate (`LIVEKIT_INSECURE_SKIP_VERIFY_TLS`) on 127.0.0.1, answering \
          the federation userinfo call. *per-client*: each client reuses one OpenID token; \
          *fresh*: every request carries a new token, so the homeserver must be asked every \
-         time, as upstream always does. Service CPU is utime+stime of the service process \
+         time, as upstream always does. Each run has its own service, told it may reach that \
+         run's homeserver on loopback (`LIVEKIT_PRIVATE_HOMESERVERS`). Service CPU is utime+stime of the service process \
          divided by requests; the service logs at its default level (info) to a file. \
          Latency is measured by loadtest, which shares the 2 cores with the service.\n"
     );
