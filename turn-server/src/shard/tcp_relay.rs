@@ -21,7 +21,7 @@ use tokio::task::AbortHandle;
 
 use super::Shard;
 use super::peer_connections::Peer;
-use crate::io::tcp;
+use crate::io::{device, tcp};
 use turn_proto::connection::{CONNECT_TIMEOUT, Direction};
 use turn_proto::{AllocId, ConnectionId};
 
@@ -188,7 +188,9 @@ async fn connect_to_peer(
     relay: SocketAddr,
     peer: SocketAddr,
 ) {
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect_from(relay, peer)).await {
+    let device = shard.relays.borrow().device().map(str::to_owned);
+    let connecting = connect_from(relay, peer, device.as_deref());
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok(stream)) => Some(stream),
         Ok(Err(error)) => {
             tracing::debug!(%relay, %peer, %error, "TCP connect to peer failed");
@@ -217,8 +219,12 @@ async fn connect_to_peer(
 }
 
 /// A connection from the relayed address itself (RFC 6062 §5.2), which its listener
-/// also holds: both sockets need SO_REUSEPORT.
-async fn connect_from(relay: SocketAddr, peer: SocketAddr) -> io::Result<TcpStream> {
+/// also holds: both sockets need SO_REUSEPORT, and `relay-device` (`device`) too.
+async fn connect_from(
+    relay: SocketAddr,
+    peer: SocketAddr,
+    device: Option<&str>,
+) -> io::Result<TcpStream> {
     let socket = if relay.is_ipv6() {
         TcpSocket::new_v6()?
     } else {
@@ -226,6 +232,7 @@ async fn connect_from(relay: SocketAddr, peer: SocketAddr) -> io::Result<TcpStre
     };
     socket.set_reuseaddr(true)?;
     socket.set_reuseport(true)?;
+    device::bind_to_device(&socket, device)?;
     socket.bind(relay)?;
     let stream = socket.connect(peer).await?;
     let _ = stream.set_nodelay(true);
