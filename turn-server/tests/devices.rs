@@ -213,6 +213,19 @@ fn listening_device_binds_every_listener_to_it() {
         }
     }
     assert!(tcp_connects(&net.client, ON_S0));
+    // Loopback does not reach these listeners: the health check probes s0's address.
+    let health = Command::new("ip")
+        .args(["netns", "exec", &net.server.name])
+        .arg(env!("CARGO_BIN_EXE_turn-server"))
+        .arg("healthcheck")
+        .args(args(&["--listening-device=s0"]))
+        .output()
+        .expect("run turn-server healthcheck");
+    assert!(
+        health.status.success(),
+        "{}",
+        String::from_utf8_lossy(&health.stderr)
+    );
     // The peer side reaches the server's s1 address through s1: no listener there.
     assert!(!stun_answers(&net.peer, PEER, ON_S1), "answered through s1");
     assert!(!tcp_connects(&net.peer, ON_S1), "accepted through s1");
