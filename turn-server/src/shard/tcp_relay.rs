@@ -238,3 +238,25 @@ async fn connect_from(
     let _ = stream.set_nodelay(true);
     Ok(stream)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{getsockopt, sockopt::BindToDevice};
+
+    /// `relay-device` reaches the connections to peers too (loopback: present everywhere,
+    /// and Linux 5.7+ lets anyone bind an unbound socket to it).
+    #[tokio::test]
+    async fn connections_to_peers_are_bound_to_relay_device() {
+        if device::probe("lo").is_err() {
+            return;
+        }
+        let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let relay = SocketAddr::from(([127, 0, 0, 1], 0));
+        let peer = peer.local_addr().unwrap();
+        let stream = connect_from(relay, peer, Some("lo")).await.unwrap();
+        assert_eq!(getsockopt(&stream, BindToDevice).unwrap(), "lo");
+        let stream = connect_from(relay, peer, None).await.unwrap();
+        assert_eq!(getsockopt(&stream, BindToDevice).unwrap(), "");
+    }
+}
