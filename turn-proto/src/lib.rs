@@ -36,7 +36,7 @@ pub use event::{
 };
 pub use names::{AllocId, ConnectionId, FiveTuple, SocketId, Transport};
 pub use server::Server;
-pub use server_config::ServerConfig;
+pub use server_config::{DefaultFamily, ServerConfig};
 pub use shards::ShardContext;
 pub use stats::Stats;
 pub use transmit::PEER_HEADROOM;

@@ -46,6 +46,9 @@ pub struct ServerConfig {
     pub relay_ipv4: bool,
     /// See `relay_ipv4`.
     pub relay_ipv6: bool,
+    /// `allocation-default-address-family`: the relay family of an Allocate that names
+    /// none. RFC 8656 says IPv4; coturn lets the operator choose, and clients rely on it.
+    pub default_family: DefaultFamily,
     /// Most permissions one allocation may hold (508 beyond; coturn caps them too).
     pub max_permissions: usize,
     /// Most channels one allocation may bind.
@@ -95,6 +98,7 @@ impl Default for ServerConfig {
             external_ip: Vec::new(),
             relay_ipv4: true,
             relay_ipv6: false,
+            default_family: DefaultFamily::Ipv4,
             max_permissions: 64,
             max_channels: 64,
             max_tcp_connections: 32,
@@ -109,4 +113,16 @@ impl Default for ServerConfig {
             challenge_rate: 10,
         }
     }
+}
+
+/// The relay family of an Allocate without REQUESTED-ADDRESS-FAMILY or
+/// ADDITIONAL-ADDRESS-FAMILY (coturn's `allocation-default-address-family`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultFamily {
+    /// IPv4, as RFC 8656 §7.2 says.
+    Ipv4,
+    /// IPv6.
+    Ipv6,
+    /// The family of the client's own transport address (coturn's `keep`).
+    Keep,
 }

@@ -62,13 +62,15 @@ impl Listeners {
     /// Binds, per shard: a UDP socket per `udp` address with `udp_buffer` bytes of kernel
     /// buffer each way, a TCP listener per `tcp` address, and a TCP listener expecting
     /// PROXY protocol headers per `proxied` address (`tcp-proxy-port`), which serves only
-    /// connections from `proxy_sources`; `clients` bounds the TCP and TLS clients.
+    /// connections from `proxy_sources`; `clients` bounds the TCP and TLS clients. All
+    /// are bound to the interface `device` when set (`listening-device`).
     pub fn bind(
         udp: &[SocketAddr],
         tcp: &[SocketAddr],
         (proxied, proxy_sources): (&[SocketAddr], IpRangeSet),
         (shards, udp_buffer): (usize, usize),
         clients: ClientLimits,
+        device: Option<&str>,
     ) -> io::Result<Self> {
         let shards = shards.max(1);
         let mut listeners = Self {
@@ -80,15 +82,15 @@ impl Listeners {
             shards,
         };
         for &address in proxied {
-            let sockets = tcp::bind_listeners(address, shards, "tcp")?;
+            let sockets = tcp::bind_listeners(address, shards, "tcp", device)?;
             listeners.proxied.push((sockets[0].local_addr()?, sockets));
         }
         for &address in udp {
-            let sockets = udp::bind_listeners(address, shards, udp_buffer)?;
+            let sockets = udp::bind_listeners(address, shards, udp_buffer, device)?;
             listeners.udp.push((sockets[0].local_addr()?, sockets));
         }
         for &address in tcp {
-            let sockets = tcp::bind_listeners(address, shards, "tcp")?;
+            let sockets = tcp::bind_listeners(address, shards, "tcp", device)?;
             listeners.tcp.push((sockets[0].local_addr()?, sockets));
         }
         Ok(listeners)

@@ -13,15 +13,45 @@ const TRIES: usize = 3;
 const TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where to probe: the first `listening-ip`, or loopback of its family when listening on
-/// every address (or the embedded default).
+/// every address (or the embedded default). With `listening-device`, loopback does not
+/// reach the listeners, so the first address of that interface instead.
 pub fn target(config: &Config) -> SocketAddr {
     let ip = match config.listening_ips.first() {
-        Some(ip) if ip.is_unspecified() && ip.is_ipv6() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        Some(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        Some(ip) => *ip,
-        None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        Some(ip) if !ip.is_unspecified() => *ip,
+        first => {
+            let ipv6 = first.is_some_and(IpAddr::is_ipv6);
+            let loopback = if ipv6 {
+                IpAddr::V6(Ipv6Addr::LOCALHOST)
+            } else {
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            };
+            config
+                .listening_device
+                .as_deref()
+                .and_then(|device| device_address(device, ipv6))
+                .unwrap_or(loopback)
+        }
     };
     SocketAddr::new(ip, config.listening_port)
+}
+
+/// The first address of `family` on the interface `device` (IPv6 link-local ones need a
+/// scope and are skipped).
+fn device_address(device: &str, ipv6: bool) -> Option<IpAddr> {
+    nix::ifaddrs::getifaddrs()
+        .ok()?
+        .filter(|interface| interface.interface_name == device)
+        .filter_map(|interface| {
+            let address = interface.address?;
+            match (address.as_sockaddr_in(), address.as_sockaddr_in6()) {
+                (Some(v4), _) if !ipv6 => Some(IpAddr::V4(v4.ip())),
+                (_, Some(v6)) if ipv6 && !v6.ip().is_unicast_link_local() => {
+                    Some(IpAddr::V6(v6.ip()))
+                }
+                _ => None,
+            }
+        })
+        .next()
 }
 
 /// Sends Binding requests to `server` until one is answered with a success response.
@@ -95,5 +125,13 @@ mod tests {
         assert_eq!(target(&config), "[::1]:3479".parse().unwrap());
         config.listening_ips = vec!["192.0.2.1".parse().unwrap()];
         assert_eq!(target(&config), "192.0.2.1:3479".parse().unwrap());
+        // `listening-device`: an address of it (the netns test covers other interfaces).
+        config.listening_ips.clear();
+        config.listening_device = Some("nosuchdev9".into());
+        assert_eq!(target(&config), "127.0.0.1:3479".parse().unwrap());
+        assert_eq!(
+            device_address("lo", false),
+            Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        );
     }
 }

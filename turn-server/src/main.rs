@@ -14,6 +14,7 @@ use turn_server::clock::unix_now;
 use turn_server::config::{self, Action, AuthMode, ConfigError, SearchPath, SystemHost};
 use turn_server::control::{self, ClientLimits, Listeners, MetricsListener, Operations, Reloaded};
 use turn_server::healthcheck;
+use turn_server::io::device;
 use turn_server::io::relay::{RelayRange, parked_per_shard};
 use turn_server::io::tls::TlsFiles;
 use turn_server::metrics::http as metrics_http;
@@ -126,6 +127,18 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow::bail!("{}", lines.join("\n"));
     }
+    // A kernel that refuses SO_BINDTODEVICE (before 5.7, without CAP_NET_RAW) stops the
+    // start here. coturn logs it per socket and runs unbound: traffic would leave by
+    // other interfaces than the operator named.
+    let devices = [
+        ("listening-device", &config.listening_device),
+        ("relay-device", &config.relay_device),
+    ];
+    for (option, device) in devices {
+        if let Some(name) = device {
+            device::probe(name).map_err(|error| anyhow::anyhow!("{option}={name}: {error}"))?;
+        }
+    }
     // Nothing configured: a random secret, and loopback unless told where to listen.
     let embedded = config.auth_mode() == AuthMode::Unconfigured;
     let generated = embedded.then(embedded_default::generate_secret);
@@ -171,7 +184,14 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
         per_source: config.max_tcp_clients_per_ip,
         max_allocate_timeout: config.max_allocate_timeout,
     };
-    let listeners = Listeners::bind(&udp, &tcp, proxy, (shards, listener_buffer), clients)?;
+    let listeners = Listeners::bind(
+        &udp,
+        &tcp,
+        proxy,
+        (shards, listener_buffer),
+        clients,
+        config.listening_device.as_deref(),
+    )?;
     let metrics = if config.prometheus {
         let ip = config
             .prometheus_address
@@ -219,6 +239,7 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
         max_port: config.max_port,
         socket_buffer: config.relay_socket_buffer as usize,
         max_parked: parked_per_shard(config.min_port, config.max_port, shards),
+        device: config.relay_device.clone(),
     };
     let operations = Operations {
         metrics,

@@ -14,6 +14,7 @@ use crate::codec::attribute::AttrType;
 use crate::codec::{Class, ErrorCode, Message, MessageWriter, Method};
 use crate::event::{BindOutcome, BindRequest, Event, NoRelayPort, RelayRequest};
 use crate::names::{AllocId, FiveTuple, Transport};
+use crate::server_config::DefaultFamily;
 use crate::transmit::{Destination, Payload, Transmit};
 
 /// How long an EVEN-PORT reservation is held (RFC 8656 §7.2: about 30 s).
@@ -131,7 +132,14 @@ impl Server {
         }
         let ipv6 = match family {
             // Without IPv4 relays, a dual allocation's IPv6 half leads.
-            None => dual.is_some() && !self.config.relay_ipv4,
+            None if dual.is_some() => !self.config.relay_ipv4,
+            // A reserved socket keeps the family it was bound with.
+            None if token.is_some() => false,
+            None => match self.config.default_family {
+                DefaultFamily::Ipv4 => false,
+                DefaultFamily::Ipv6 => true,
+                DefaultFamily::Keep => tuple.client.is_ipv6(),
+            },
             Some([0x01, _, _, _]) => false,
             Some([0x02, _, _, _]) => true,
             Some([_, _, _, _]) => return Err(ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED),

@@ -46,6 +46,9 @@ pub struct RelayRange {
     pub socket_buffer: usize,
     /// Released sockets one shard keeps parked at most (see [`parked_per_shard`]).
     pub max_parked: usize,
+    /// `relay-device`: the interface every relay socket is bound to (a parked socket
+    /// keeps it, as the option needs a restart).
+    pub device: Option<String>,
 }
 
 /// How many released relay sockets each of `shards` shards may keep parked: a quarter
@@ -139,6 +142,11 @@ impl RelaySockets {
     /// True when no relay socket is open.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// `relay-device`, for the RFC 6062 connections to peers made from relay addresses.
+    pub(crate) fn device(&self) -> Option<&str> {
+        self.range.device.as_deref()
     }
 
     /// Binds what `request` asks for at `now`; the sockets whose tasks must start go to
@@ -347,7 +355,7 @@ impl RelaySockets {
             .map(|port| SocketAddr::new(ip, port))
             .filter(|address| !self.holds_listener(*address))
             .find_map(|address| {
-                super::tcp::relay_listener(address)
+                super::tcp::relay_listener(address, self.range.device.as_deref())
                     .ok()
                     .map(|listener| (address, listener))
             });
@@ -385,6 +393,7 @@ impl RelaySockets {
         let _ = socket.set_recv_buffer_size(self.range.socket_buffer);
         let _ = socket.set_send_buffer_size(self.range.socket_buffer);
         socket.set_nonblocking(true)?;
+        super::device::bind_to_device(&socket, self.range.device.as_deref())?;
         socket.bind(&address.into())?;
         let std: StdUdpSocket = socket.into();
         Ok(Rc::new(UdpSocket::from_std(std)?))
@@ -441,6 +450,8 @@ impl RelayRange {
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsFd;
+
     use super::*;
     use turn_proto::AllocId;
 
@@ -451,6 +462,7 @@ mod tests {
             max_port,
             socket_buffer: 1 << 20,
             max_parked: 16,
+            device: None,
         })
     }
 
@@ -529,5 +541,39 @@ mod tests {
         relays.release(only.socket, t0);
         let again = bind(&mut relays, false, t0 + Duration::from_secs(1));
         assert_eq!(again.address, only.address);
+    }
+
+    /// `relay-device`: UDP relay sockets, parked ones handed out again, and TCP relay
+    /// listeners are all bound to it (loopback: present everywhere, and Linux 5.7+ lets
+    /// anyone bind an unbound socket to it; the netns test covers real interfaces).
+    #[tokio::test]
+    async fn relay_sockets_are_bound_to_relay_device() {
+        let device = |fd: &dyn AsFd| {
+            nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::BindToDevice).unwrap()
+        };
+        if super::super::device::probe("lo").is_err() {
+            return;
+        }
+        let mut relays = range(20_000, 60_000);
+        relays.range.device = Some("lo".into());
+        let t0 = Instant::now();
+        let first = bind(&mut relays, false, t0);
+        assert_eq!(device(&**relays.socket(first.socket).unwrap()), "lo");
+        relays.release(first.socket, t0);
+        let again = bind(&mut relays, false, t0 + QUARANTINE);
+        assert_eq!(again.address, first.address, "the parked socket is reused");
+        assert_eq!(device(&**relays.socket(again.socket).unwrap()), "lo");
+
+        let mut tcp = request(false);
+        tcp.tcp = true;
+        let mut started = Vec::new();
+        relays
+            .bind(&tcp, &mut started, t0)
+            .relay
+            .expect("a TCP relay");
+        let [Started::Tcp(_, listener)] = &started[..] else {
+            panic!("one TCP listener to start");
+        };
+        assert_eq!(device(listener), "lo");
     }
 }

@@ -12,8 +12,8 @@ use tokio::net::{TcpListener, TcpStream};
 const RELAY_LISTEN_BACKLOG: i32 = 128;
 
 /// A non-blocking TCP socket for `address`'s family (IPv6 sockets take IPv6 only) with
-/// SO_REUSEADDR, ready to bind and listen.
-fn listening_socket(address: SocketAddr) -> io::Result<Socket> {
+/// SO_REUSEADDR, bound to the interface `device` if any, ready to bind and listen.
+fn listening_socket(address: SocketAddr, device: Option<&str>) -> io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(address),
         Type::STREAM,
@@ -24,34 +24,42 @@ fn listening_socket(address: SocketAddr) -> io::Result<Socket> {
     }
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
+    super::device::bind_to_device(&socket, device)?;
     Ok(socket)
 }
 
 /// Binds a TCP listener (before the runtime starts, so errors reach `main`); `purpose`
 /// names it in the error ("tcp", "prometheus").
 pub fn bind_listener(address: SocketAddr, purpose: &str) -> io::Result<StdTcpListener> {
-    bind(address, false, purpose)
+    bind(address, false, purpose, None)
 }
 
 /// Binds `count` TCP client listeners on `address`, one per shard, sharing the port with
 /// SO_REUSEPORT so the kernel spreads new connections (and their TLS handshakes) over the
-/// shards. Port 0 picks one port for all.
+/// shards. Port 0 picks one port for all. `device`: the interface to bind them to
+/// (`listening-device`).
 pub fn bind_listeners(
     address: SocketAddr,
     count: usize,
     purpose: &str,
+    device: Option<&str>,
 ) -> io::Result<Vec<StdTcpListener>> {
-    let first = bind(address, count > 1, purpose)?;
+    let first = bind(address, count > 1, purpose, device)?;
     let address = first.local_addr()?;
     let mut listeners = vec![first];
     for _ in 1..count {
-        listeners.push(bind(address, true, purpose)?);
+        listeners.push(bind(address, true, purpose, device)?);
     }
     Ok(listeners)
 }
 
-fn bind(address: SocketAddr, reuse_port: bool, purpose: &str) -> io::Result<StdTcpListener> {
-    let socket = listening_socket(address)?;
+fn bind(
+    address: SocketAddr,
+    reuse_port: bool,
+    purpose: &str,
+    device: Option<&str>,
+) -> io::Result<StdTcpListener> {
+    let socket = listening_socket(address, device)?;
     if reuse_port {
         socket.set_reuse_port(true)?;
     }
@@ -82,9 +90,13 @@ pub(crate) async fn accept(listener: &TcpListener, what: &str) -> (TcpStream, So
     }
 }
 
-/// A TCP relay listener on `address`.
-pub(crate) fn relay_listener(address: SocketAddr) -> io::Result<StdTcpListener> {
-    let socket = listening_socket(address)?;
+/// A TCP relay listener on `address`, bound to the interface `device` if any
+/// (`relay-device`).
+pub(crate) fn relay_listener(
+    address: SocketAddr,
+    device: Option<&str>,
+) -> io::Result<StdTcpListener> {
+    let socket = listening_socket(address, device)?;
     socket.set_reuse_port(true)?;
     socket.bind(&address.into())?;
     socket.listen(RELAY_LISTEN_BACKLOG)?;

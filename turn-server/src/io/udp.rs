@@ -9,22 +9,29 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// with SO_REUSEPORT so the kernel spreads clients over the shards by 5-tuple hash
 /// (before the runtime starts, so errors reach `main`). Port 0 picks one port for all.
 /// `buffer`: SO_RCVBUF and SO_SNDBUF asked for (the kernel caps them at
-/// net.core.rmem_max and wmem_max).
+/// net.core.rmem_max and wmem_max); `device`: the interface to bind them to
+/// (`listening-device`).
 pub fn bind_listeners(
     address: SocketAddr,
     count: usize,
     buffer: usize,
+    device: Option<&str>,
 ) -> io::Result<Vec<StdUdpSocket>> {
-    let first = bind_listener(address, count > 1, buffer)?;
+    let first = bind_listener(address, count > 1, buffer, device)?;
     let address = first.local_addr()?;
     let mut sockets = vec![first];
     for _ in 1..count {
-        sockets.push(bind_listener(address, true, buffer)?);
+        sockets.push(bind_listener(address, true, buffer, device)?);
     }
     Ok(sockets)
 }
 
-fn bind_listener(address: SocketAddr, reuse_port: bool, buffer: usize) -> io::Result<StdUdpSocket> {
+fn bind_listener(
+    address: SocketAddr,
+    reuse_port: bool,
+    buffer: usize,
+    device: Option<&str>,
+) -> io::Result<StdUdpSocket> {
     let socket = Socket::new(
         Domain::for_address(address),
         Type::DGRAM,
@@ -39,6 +46,7 @@ fn bind_listener(address: SocketAddr, reuse_port: bool, buffer: usize) -> io::Re
     let _ = socket.set_recv_buffer_size(buffer);
     let _ = socket.set_send_buffer_size(buffer);
     socket.set_nonblocking(true)?;
+    super::device::bind_to_device(&socket, device)?;
     socket.bind(&address.into()).map_err(|error| {
         io::Error::new(
             error.kind(),

@@ -21,7 +21,7 @@ use tokio::task::AbortHandle;
 
 use super::Shard;
 use super::peer_connections::Peer;
-use crate::io::tcp;
+use crate::io::{device, tcp};
 use turn_proto::connection::{CONNECT_TIMEOUT, Direction};
 use turn_proto::{AllocId, ConnectionId};
 
@@ -188,7 +188,9 @@ async fn connect_to_peer(
     relay: SocketAddr,
     peer: SocketAddr,
 ) {
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect_from(relay, peer)).await {
+    let device = shard.relays.borrow().device().map(str::to_owned);
+    let connecting = connect_from(relay, peer, device.as_deref());
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok(stream)) => Some(stream),
         Ok(Err(error)) => {
             tracing::debug!(%relay, %peer, %error, "TCP connect to peer failed");
@@ -217,8 +219,12 @@ async fn connect_to_peer(
 }
 
 /// A connection from the relayed address itself (RFC 6062 §5.2), which its listener
-/// also holds: both sockets need SO_REUSEPORT.
-async fn connect_from(relay: SocketAddr, peer: SocketAddr) -> io::Result<TcpStream> {
+/// also holds: both sockets need SO_REUSEPORT, and `relay-device` (`device`) too.
+async fn connect_from(
+    relay: SocketAddr,
+    peer: SocketAddr,
+    device: Option<&str>,
+) -> io::Result<TcpStream> {
     let socket = if relay.is_ipv6() {
         TcpSocket::new_v6()?
     } else {
@@ -226,8 +232,31 @@ async fn connect_from(relay: SocketAddr, peer: SocketAddr) -> io::Result<TcpStre
     };
     socket.set_reuseaddr(true)?;
     socket.set_reuseport(true)?;
+    device::bind_to_device(&socket, device)?;
     socket.bind(relay)?;
     let stream = socket.connect(peer).await?;
     let _ = stream.set_nodelay(true);
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{getsockopt, sockopt::BindToDevice};
+
+    /// `relay-device` reaches the connections to peers too (loopback: present everywhere,
+    /// and Linux 5.7+ lets anyone bind an unbound socket to it).
+    #[tokio::test]
+    async fn connections_to_peers_are_bound_to_relay_device() {
+        if device::probe("lo").is_err() {
+            return;
+        }
+        let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let relay = SocketAddr::from(([127, 0, 0, 1], 0));
+        let peer = peer.local_addr().unwrap();
+        let stream = connect_from(relay, peer, Some("lo")).await.unwrap();
+        assert_eq!(getsockopt(&stream, BindToDevice).unwrap(), "lo");
+        let stream = connect_from(relay, peer, None).await.unwrap();
+        assert_eq!(getsockopt(&stream, BindToDevice).unwrap(), "");
+    }
 }

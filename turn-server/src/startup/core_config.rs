@@ -8,10 +8,10 @@ use rtc_auth::ip_range::{IpRange, IpRangeSet};
 use rtc_auth::rest::RestVerifier;
 use rtc_auth::secret::Secret;
 
-use crate::config::{AuthMode, Config, Host, StaticUser, UserKey};
-use turn_proto::ServerConfig;
+use crate::config::{AddressFamilyPolicy, AuthMode, Config, Host, StaticUser, UserKey};
 use turn_proto::auth::{Credentials, UserKeys};
 use turn_proto::policy::{OwnHost, PeerPolicy};
+use turn_proto::{DefaultFamily, ServerConfig};
 
 /// The core settings for `config`; `generated_secret` is the embedded default's secret,
 /// used when no credential mechanism is configured; `host_addresses` are the machine's
@@ -74,6 +74,11 @@ pub fn core_config(
         // Without relay-ip the relay address is found per client, in either family.
         relay_ipv4: config.relay_ips.is_empty() || config.relay_ips.iter().any(IpAddr::is_ipv4),
         relay_ipv6: config.relay_ips.is_empty() || config.relay_ips.iter().any(IpAddr::is_ipv6),
+        default_family: match config.allocation_default_address_family {
+            AddressFamilyPolicy::Ipv4 => DefaultFamily::Ipv4,
+            AddressFamilyPolicy::Ipv6 => DefaultFamily::Ipv6,
+            AddressFamilyPolicy::Keep => DefaultFamily::Keep,
+        },
         alternate_servers: config.alternate_servers.clone(),
         udp_alternate_servers: config.udp_alternate_servers.clone(),
         tcp_alternate_servers: config.tcp_alternate_servers.clone(),
@@ -217,6 +222,19 @@ mod tests {
         assert_eq!(core.stale_nonce, None);
         assert_eq!(core.max_lifetime, Duration::from_secs(1800));
         assert!(core.fingerprint);
+    }
+
+    /// `-A` (and `-K`, coturn's older spelling of `-A keep`) reach the core.
+    #[test]
+    fn allocation_default_address_family_reaches_the_core() {
+        let family = |args: &[&str]| core_config(&load(args), None, &[]).default_family;
+        assert_eq!(family(&["-n"]), DefaultFamily::Ipv4);
+        assert_eq!(family(&["-n", "-A", "ipv6"]), DefaultFamily::Ipv6);
+        assert_eq!(
+            family(&["-n", "--allocation-default-address-family=keep"]),
+            DefaultFamily::Keep
+        );
+        assert_eq!(family(&["-n", "-K"]), DefaultFamily::Keep);
     }
 
     #[test]

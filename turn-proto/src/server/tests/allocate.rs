@@ -444,3 +444,91 @@ fn expiry_releases_the_relay() {
     assert_ne!(new_id, id);
     assert!(h.peer_sends(id, PEER, b"x").is_none());
 }
+
+/// `allocation-default-address-family` (coturn's `-A`): the relay family of an Allocate
+/// without REQUESTED-ADDRESS-FAMILY; a requested family always wins.
+mod default_family {
+    use std::sync::atomic::{AtomicU16, Ordering};
+
+    use super::*;
+    use crate::DefaultFamily;
+
+    const CLIENT4: &str = "192.0.2.1";
+    const CLIENT6: &str = "2001:db8:1::1";
+
+    /// A new client port for each Allocate, so none meets an earlier allocation.
+    static NEXT_PORT: AtomicU16 = AtomicU16::new(5000);
+
+    fn harness(default_family: DefaultFamily) -> Harness {
+        let mut config = rest_config();
+        config.relay_ipv6 = true;
+        config.default_family = default_family;
+        Harness::new(config)
+    }
+
+    /// Allocates for a new client at `ip` (reached on an address of its family) with
+    /// `family` as REQUESTED-ADDRESS-FAMILY, if any: the answer.
+    fn allocate(h: &mut Harness, ip: &str, family: Option<u8>) -> Vec<u8> {
+        let ip: IpAddr = ip.parse().unwrap();
+        let port = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+        let address = SocketAddr::new(ip, port).to_string();
+        let mut client = h.client(&address, "@alice:example.org", UNIX + 7200);
+        if client.tuple.client.is_ipv6() {
+            client.tuple.server = "[2001:db8::10]:3478".parse().unwrap();
+        }
+        let mut attrs = vec![udp()];
+        attrs.extend(family.map(|f| (AttrType::REQUESTED_ADDRESS_FAMILY, vec![f, 0, 0, 0])));
+        h.request(&mut client, Method::ALLOCATE, &attrs)
+    }
+
+    fn relay_is_ipv6(h: &mut Harness, ip: &str, family: Option<u8>) -> bool {
+        relayed(&allocate(h, ip, family)).is_ipv6()
+    }
+
+    #[test]
+    fn ipv4_is_the_default_for_clients_of_either_family() {
+        let mut h = harness(DefaultFamily::Ipv4);
+        assert!(!relay_is_ipv6(&mut h, CLIENT4, None));
+        assert!(!relay_is_ipv6(&mut h, CLIENT6, None));
+        assert!(relay_is_ipv6(&mut h, CLIENT4, Some(2)));
+    }
+
+    #[test]
+    fn ipv6_gives_ipv6_relays_unless_ipv4_is_asked_for() {
+        let mut h = harness(DefaultFamily::Ipv6);
+        assert!(relay_is_ipv6(&mut h, CLIENT4, None));
+        assert!(relay_is_ipv6(&mut h, CLIENT6, None));
+        assert!(!relay_is_ipv6(&mut h, CLIENT4, Some(1)));
+        assert!(!relay_is_ipv6(&mut h, CLIENT6, Some(1)));
+    }
+
+    #[test]
+    fn keep_follows_the_client_transport_unless_a_family_is_asked_for() {
+        let mut h = harness(DefaultFamily::Keep);
+        assert!(!relay_is_ipv6(&mut h, CLIENT4, None));
+        assert!(relay_is_ipv6(&mut h, CLIENT6, None));
+        assert!(!relay_is_ipv6(&mut h, CLIENT6, Some(1)));
+        assert!(relay_is_ipv6(&mut h, CLIENT4, Some(2)));
+    }
+
+    /// RFC 8656 §7.2: a family the server has no relay address of is answered 440,
+    /// whether the client asked for it or the default chose it.
+    #[test]
+    fn a_default_family_without_relay_addresses_is_answered_440() {
+        let mut config = rest_config();
+        config.relay_ipv6 = false;
+        config.default_family = DefaultFamily::Ipv6;
+        let mut h = Harness::new(config);
+        assert_eq!(code_of(&allocate(&mut h, CLIENT4, None)), Some(440));
+        assert!(!relay_is_ipv6(&mut h, CLIENT4, Some(1)));
+
+        let mut config = rest_config();
+        config.relay_ipv4 = false;
+        config.relay_ipv6 = true;
+        config.default_family = DefaultFamily::Keep;
+        let mut h = Harness::new(config);
+        assert_eq!(code_of(&allocate(&mut h, CLIENT4, None)), Some(440));
+        assert!(relay_is_ipv6(&mut h, CLIENT6, None));
+        assert_eq!(h.server.allocation_count(), 1);
+    }
+}

@@ -1,6 +1,7 @@
 //! Dual allocations (RFC 8656 §7.2, ADDITIONAL-ADDRESS-FAMILY) through the core.
 
 use super::*;
+use crate::DefaultFamily;
 
 const PEER6: &str = "[2001:db8:77::9]:9000";
 
@@ -84,6 +85,25 @@ fn a_dual_allocation_relays_each_family_from_its_own_address() {
     let mut expected = relays.clone();
     expected.sort();
     assert_eq!(released, expected);
+}
+
+/// A dual allocation names both families: `allocation-default-address-family` does not
+/// apply (coturn alike), and the IPv4 address still comes first.
+#[test]
+fn the_default_family_leaves_dual_allocations_alone() {
+    for default_family in [DefaultFamily::Ipv6, DefaultFamily::Keep] {
+        let mut config = dual_config();
+        config.default_family = default_family;
+        let mut h = Harness::new(config);
+        let mut alice = h.client("[2001:db8:1::1]:5000", "@alice:example.org", UNIX + 7200);
+        let response = h.request(&mut alice, Method::ALLOCATE, &[udp(), additional(2)]);
+        let relays = relays_of(&response);
+        assert_eq!(relays.len(), 2, "{default_family:?}");
+        assert!(
+            relays[0].is_ipv4() && relays[1].is_ipv6(),
+            "{default_family:?}"
+        );
+    }
 }
 
 #[test]
