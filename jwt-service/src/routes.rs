@@ -115,8 +115,8 @@ async fn token_gate(
         .headers()
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+        .unwrap_or("");
+    // The span writes its fields out when created, so `origin` need not outlive it.
     let span = tracing::info_span!("request", endpoint, client = ?client.0, origin);
     let response = async {
         if request.method() == Method::POST

@@ -158,6 +158,10 @@ impl MatrixClient {
             .connect_timeout(CONNECT_TIMEOUT)
             .dns_resolver(resolver.clone())
             .redirect(redirects)
+            // reqwest retries only HTTP/2 and HTTP/3 protocol refusals, and this client
+            // speaks HTTP/1.1; the default policy still copied every request (headers,
+            // extensions) in case it would retry.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .user_agent(concat!("lk-jwt-service-rs/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = &tls.extra_roots_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
