@@ -7,6 +7,7 @@
 //! token left out.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -86,14 +87,18 @@ pub trait Verifier: Send + Sync {
     fn verify<'a>(&'a self, token: &'a OpenIdToken) -> BoxFuture<'a, Result<String, OpenIdError>>;
 }
 
+/// A server name's federation destinations, in the order to try them.
+type Destinations = Arc<[Destination]>;
+
 /// The production verifier: federation discovery, one shared client per reach, cached
 /// results.
 pub struct FederationVerifier {
     clients: PerReach<MatrixClient>,
     lookups: PerReach<Arc<dyn Lookup>>,
     overrides: BTreeMap<String, Url>,
-    /// Server name → (valid until, destinations).
-    cache: Mutex<HashMap<String, (Instant, Vec<Destination>)>>,
+    /// Server name → (valid until, destinations). Shared, so a request takes the list
+    /// without copying its strings.
+    cache: Mutex<HashMap<String, (Instant, Destinations)>>,
 }
 
 impl FederationVerifier {
@@ -113,7 +118,7 @@ impl FederationVerifier {
         }
     }
 
-    async fn destinations(&self, server: &str) -> Result<Vec<Destination>, OpenIdError> {
+    async fn destinations(&self, server: &str) -> Result<Destinations, OpenIdError> {
         if let Some((until, cached)) = self.cache.lock().ok().and_then(|c| c.get(server).cloned())
             && Instant::now() < until
         {
@@ -122,7 +127,7 @@ impl FederationVerifier {
         let name = ServerName::parse(server)?;
         let lookup = self.lookups.for_server(server);
         let discovery = discovery::discover(&name, server, lookup.as_ref()).await;
-        let found = discovery.destinations;
+        let found: Destinations = discovery.destinations.into();
         if found.is_empty() {
             return Err(OpenIdError::NoDestination(server.to_owned()));
         }
@@ -237,8 +242,10 @@ impl FederationVerifier {
             if let Some(connect) = &destination.connect_host {
                 client.set_connect_host(&destination.tls_host, connect);
             }
-            let origin = format!("https://{}:{}", destination.tls_host, destination.port);
-            let Some(url) = userinfo_at(&origin, &token.access_token) else {
+            let Some(url) = userinfo_at(
+                format_args!("https://{}:{}", destination.tls_host, destination.port),
+                &token.access_token,
+            ) else {
                 continue;
             };
             match Self::query(client, url, Some(&destination.host_header)).await {
@@ -252,20 +259,23 @@ impl FederationVerifier {
 
 /// `<base>/_matrix/federation/v1/openid/userinfo?access_token=<token, URL-encoded>`.
 pub fn userinfo_url(base: &Url, access_token: &str) -> Option<Url> {
-    let prefix = format!(
-        "{}{}",
-        &base[..url::Position::BeforePath],
-        base.path().trim_end_matches('/')
-    );
-    userinfo_at(&prefix, access_token)
+    userinfo_at(
+        format_args!(
+            "{}{}",
+            &base[..url::Position::BeforePath],
+            base.path().trim_end_matches('/')
+        ),
+        access_token,
+    )
 }
 
 /// The userinfo URL under `prefix` (scheme, authority and an optional path without a
-/// trailing `/`), written out and parsed once: `Url::set_path` and `query_pairs_mut`
-/// each re-serialise the URL, a measurable cost per request.
-fn userinfo_at(prefix: &str, access_token: &str) -> Option<Url> {
-    let mut text = String::with_capacity(prefix.len() + 64 + access_token.len());
-    text.push_str(prefix);
+/// trailing `/`, written straight into the URL's text), written out and parsed once:
+/// `Url::set_path` and `query_pairs_mut` each re-serialise the URL, a measurable cost
+/// per request.
+fn userinfo_at(prefix: fmt::Arguments<'_>, access_token: &str) -> Option<Url> {
+    let mut text = String::with_capacity(128 + access_token.len());
+    text.write_fmt(prefix).ok()?;
     text.push_str("/_matrix/federation/v1/openid/userinfo?access_token=");
     text.extend(url::form_urlencoded::byte_serialize(
         access_token.as_bytes(),
