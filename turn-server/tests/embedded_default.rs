@@ -86,13 +86,12 @@ fn embedded_default_prints_a_working_credential() {
     assert!(healthcheck(port), "healthcheck sees the running server");
 
     // Run the printed command as a user would (with its own arguments).
-    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
-    let output = Command::new("turnutils_uclient")
-        .args(&args)
-        .output()
-        .expect("turnutils_uclient (package coturn) is installed by scripts/install-test-deps.sh");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
+    let args: Vec<String> = command
+        .split_whitespace()
+        .skip(1)
+        .map(str::to_owned)
+        .collect();
+    let text = support::run_bounded("turnutils_uclient", &args, Duration::from_secs(120)).output;
     let summary = support::parse_summary(&text)
         .unwrap_or_else(|| panic!("no summary in uclient output:\n{text}"));
     let (sent, received) = (summary.sent_msgs, summary.recv_msgs);

@@ -145,13 +145,11 @@ fn echo_peer_on(ip: &str) -> u16 {
 }
 
 /// Runs uclient and returns (sent, received) from its final summary.
+/// How long one uclient run may take (a stuck run fails the test instead of hanging it).
+const UCLIENT_LIMIT: Duration = Duration::from_secs(120);
+
 fn uclient(args: &[String]) -> (u64, u64) {
-    let output = Command::new("turnutils_uclient")
-        .args(args)
-        .output()
-        .expect("turnutils_uclient (package coturn) is installed by scripts/install-test-deps.sh");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
+    let text = support::run_bounded("turnutils_uclient", args, UCLIENT_LIMIT).output;
     let summary = support::parse_summary(&text)
         .unwrap_or_else(|| panic!("no summary in uclient output:\n{text}"));
     assert_eq!(summary.lost, 0, "uclient counted lost packets:\n{text}");
@@ -371,13 +369,11 @@ fn uclient_ipv6_relay_to_the_loopback_peer_is_refused_by_default() {
     ];
     args.extend(common(server.port));
     args.push("127.0.0.1".into());
-    let output = Command::new("turnutils_uclient")
-        .args(&args)
-        .output()
-        .expect("turnutils_uclient (package coturn) is installed by scripts/install-test-deps.sh");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "uclient relayed to ::1:\n{text}");
+    let support::RunOutput {
+        status,
+        output: text,
+    } = support::run_bounded("turnutils_uclient", &args, UCLIENT_LIMIT);
+    assert!(!status.success(), "uclient relayed to ::1:\n{text}");
     assert!(
         text.contains("channel bind: error 403"),
         "the ChannelBind to ::1 must get 403:\n{text}"

@@ -14,13 +14,21 @@
 //! close (17 % of an allocation's CPU in the benchmark's profile) when allocations come
 //! and go, without handing a port to a new client while the old one's peers may still
 //! be sending to it.
+//!
+//! **TCP relay ports across shards.** An RFC 6062 relay listener carries SO_REUSEPORT
+//! (its connections to peers leave from the same address), so the kernel would let two
+//! shards listen on one port and split that allocation's incoming peer connections
+//! between them. The shards therefore claim TCP relay ports in one shared
+//! [`TcpRelayPorts`] set before binding them; it is touched only when an RFC 6062
+//! allocation starts or ends.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::net::UdpSocket as StdUdpSocket;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener as StdTcpListener};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{MsgFlags, recv};
@@ -49,6 +57,30 @@ pub struct RelayRange {
     /// `relay-device`: the interface every relay socket is bound to (a parked socket
     /// keeps it, as the option needs a restart).
     pub device: Option<String>,
+    /// The TCP relay ports every shard holds (a clone of the range shares it).
+    pub tcp_ports: TcpRelayPorts,
+}
+
+/// TCP relay addresses held by any shard (see the module docs).
+#[derive(Debug, Clone, Default)]
+pub struct TcpRelayPorts(Arc<Mutex<HashSet<SocketAddr>>>);
+
+impl TcpRelayPorts {
+    /// Claims `address` for a listener of the calling shard: false when a shard holds it.
+    fn claim(&self, address: SocketAddr) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(address)
+    }
+
+    /// Gives `address` back once its listener is closed (or could not be bound).
+    fn release(&self, address: SocketAddr) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&address);
+    }
 }
 
 /// How many released relay sockets each of `shards` shards may keep parked: a quarter
@@ -195,6 +227,9 @@ impl RelaySockets {
             task.abort();
         }
         self.free.push(id.0);
+        if let Bound::Tcp | Bound::TcpPending(_) = slot.bound {
+            self.range.tcp_ports.release(slot.address);
+        }
         if let Bound::Udp(socket) = slot.bound {
             if self.parked.len() >= self.range.max_parked {
                 self.parked.pop_front();
@@ -342,34 +377,33 @@ impl RelaySockets {
     }
 
     /// Binds a TCP listener at the first free port from a random start, walking the range
-    /// once as the UDP relays do. Ports our other listeners hold are skipped:
-    /// SO_REUSEPORT (needed to connect out from a listening address) would let the
-    /// kernel share them.
+    /// once as the UDP relays do. Ports any shard's listeners hold are skipped: their
+    /// SO_REUSEPORT would let the kernel share them (see the module docs).
     fn listen(&mut self, request: &RelayRequest) -> Result<Relay, NoRelayPort> {
         let ip = self.range.relay_ip(request).map_err(|_| NoRelayPort)?;
         let (min, max) = self.span();
         let span = max - min + 1;
         let start = rand::rng().random_range(0..span);
+        let ports = &self.range.tcp_ports;
+        let device = self.range.device.as_deref();
         let found = (0..span)
             .filter_map(|step| u16::try_from(min + (start + step) % span).ok())
             .map(|port| SocketAddr::new(ip, port))
-            .filter(|address| !self.holds_listener(*address))
-            .find_map(|address| {
-                super::tcp::relay_listener(address, self.range.device.as_deref())
-                    .ok()
-                    .map(|listener| (address, listener))
-            });
+            .filter(|address| ports.claim(*address))
+            .find_map(
+                |address| match super::tcp::relay_listener(address, device) {
+                    Ok(listener) => Some((address, listener)),
+                    Err(_) => {
+                        ports.release(address);
+                        None
+                    }
+                },
+            );
         let Some((address, listener)) = found else {
             tracing::warn!(%ip, "no free TCP relay port");
             return Err(NoRelayPort);
         };
         Ok(self.insert(address, Bound::TcpPending(listener)))
-    }
-
-    fn holds_listener(&self, address: SocketAddr) -> bool {
-        self.slots.iter().flatten().any(|slot| {
-            slot.address == address && matches!(slot.bound, Bound::Tcp | Bound::TcpPending(_))
-        })
     }
 
     fn span(&self) -> (u32, u32) {
@@ -463,6 +497,7 @@ mod tests {
             socket_buffer: 1 << 20,
             max_parked: 16,
             device: None,
+            tcp_ports: TcpRelayPorts::default(),
         })
     }
 
@@ -517,6 +552,32 @@ mod tests {
         );
         let buffer = SockRef::from(&**socket).recv_buffer_size().unwrap();
         assert!(buffer > 100_000, "full receive buffer again: {buffer}");
+    }
+
+    /// Two shards (each with its own slab, one shared range) never listen on the same
+    /// TCP relay port, though SO_REUSEPORT would let them; a closed listener's port is
+    /// free again for either.
+    #[tokio::test]
+    async fn shards_never_share_a_tcp_relay_port() {
+        let mut first = range(30_100, 30_101);
+        let mut second = RelaySockets::new(first.range.clone());
+        let mut tcp = request(false);
+        tcp.tcp = true;
+        let t0 = Instant::now();
+        let listen = |relays: &mut RelaySockets| {
+            relays
+                .bind(&tcp, &mut Vec::new(), t0)
+                .relay
+                .map(|binding| binding.relay)
+        };
+        let a = listen(&mut first).expect("a port for the first shard");
+        let b = listen(&mut second).expect("the other port for the second shard");
+        assert_ne!(a.address, b.address);
+        assert!(listen(&mut first).is_err(), "both ports are held");
+        assert!(listen(&mut second).is_err(), "both ports are held");
+        second.release(b.socket, t0);
+        let c = listen(&mut first).expect("the released port");
+        assert_eq!(c.address, b.address);
     }
 
     #[test]
