@@ -10,7 +10,7 @@
 #[path = "../../turn-offload/tests/netns/mod.rs"]
 mod netns;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket as StdUdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -77,29 +77,9 @@ struct Server {
 impl Server {
     /// Starts the server and waits until it answers STUN from the client namespace.
     fn start(net: &Net, extra: &[&str]) -> Self {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &net.server.name])
-            .arg(env!("CARGO_BIN_EXE_turn-server"))
-            .args(args(extra))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start turn-server");
-        let log = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
-        }
+        let mut argv = vec![env!("CARGO_BIN_EXE_turn-server").to_owned()];
+        argv.extend(args(extra));
+        let (child, log) = net.server.spawn_logged(&argv);
         let mut server = Self { child, log };
         let deadline = Instant::now() + WAIT;
         while !stun_answers(&net.client, CLIENT, ON_S0) {

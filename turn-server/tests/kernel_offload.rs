@@ -11,7 +11,7 @@
 #[path = "../../turn-offload/tests/netns/mod.rs"]
 mod netns;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, TcpStream, UdpSocket as StdUdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -156,30 +156,10 @@ impl Server {
     /// Starts `wrapper... turn-server args` in the server namespace and waits until it
     /// answers STUN from the client namespace.
     fn start(net: &Net, wrapper: &[&str], args: &[String]) -> Self {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &net.server.name])
-            .args(wrapper)
-            .arg(env!("CARGO_BIN_EXE_turn-server"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start turn-server");
-        let log = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
-        }
+        let mut argv: Vec<String> = wrapper.iter().map(|w| (*w).to_owned()).collect();
+        argv.push(env!("CARGO_BIN_EXE_turn-server").to_owned());
+        argv.extend_from_slice(args);
+        let (child, log) = net.server.spawn_logged(&argv);
         let mut server = Self { child, log };
         server.wait_ready(net);
         server

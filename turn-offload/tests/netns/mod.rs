@@ -5,8 +5,10 @@
 #![allow(dead_code)] // each test binary uses part of the harness
 
 use std::fs::File;
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use nix::sched::{CloneFlags, setns};
@@ -40,6 +42,35 @@ impl Namespace {
         let mut all = vec!["netns", "exec", &self.name, program];
         all.extend_from_slice(args);
         run("ip", &all);
+    }
+
+    /// Starts `argv` inside the namespace (`ip netns exec`, which execs it: the child is
+    /// the program) with its stdout and stderr collected line by line into one log, for
+    /// the test to print when it fails.
+    pub(crate) fn spawn_logged(&self, argv: &[String]) -> (Child, Arc<Mutex<String>>) {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {argv:?} in {}: {e}", self.name));
+        let log = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let log = log.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
+        (child, log)
     }
 
     /// Writes a sysctl of this namespace, e.g. `net/ipv4/conf/lo/forwarding`.
