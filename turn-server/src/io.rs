@@ -8,6 +8,7 @@ pub(crate) mod batch;
 pub mod client_stream;
 pub mod device;
 pub mod relay;
+pub mod relay_ports;
 pub mod tcp;
 pub mod tls;
 pub mod udp;

@@ -15,7 +15,8 @@ use turn_server::config::{self, Action, AuthMode, ConfigError, SearchPath, Syste
 use turn_server::control::{self, ClientLimits, Listeners, MetricsListener, Operations, Reloaded};
 use turn_server::healthcheck;
 use turn_server::io::device;
-use turn_server::io::relay::{RelayRange, TcpRelayPorts, parked_per_shard};
+use turn_server::io::relay::{RelayRange, parked_per_shard};
+use turn_server::io::relay_ports::RelayPorts;
 use turn_server::io::tls::TlsFiles;
 use turn_server::metrics::http as metrics_http;
 use turn_server::startup::core_config::{core_config, host_addresses};
@@ -240,7 +241,7 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
         socket_buffer: config.relay_socket_buffer as usize,
         max_parked: parked_per_shard(config.min_port, config.max_port, shards),
         device: config.relay_device.clone(),
-        tcp_ports: TcpRelayPorts::default(),
+        ports: RelayPorts::default(),
     };
     let operations = Operations {
         metrics,

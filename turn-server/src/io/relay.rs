@@ -15,20 +15,16 @@
 //! and go, without handing a port to a new client while the old one's peers may still
 //! be sending to it.
 //!
-//! **TCP relay ports across shards.** An RFC 6062 relay listener carries SO_REUSEPORT
-//! (its connections to peers leave from the same address), so the kernel would let two
-//! shards listen on one port and split that allocation's incoming peer connections
-//! between them. The shards therefore claim TCP relay ports in one shared
-//! [`TcpRelayPorts`] set before binding them; it is touched only when an RFC 6062
-//! allocation starts or ends.
+//! **Ports across shards.** The shards claim every port in one shared [`RelayPorts`]
+//! before binding it and give it back when its socket closes, so a free port is found
+//! without a bind attempt per taken one, and no two shards listen on one TCP port.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::net::UdpSocket as StdUdpSocket;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener as StdTcpListener};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{MsgFlags, recv};
@@ -37,6 +33,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::task::AbortHandle;
 
+use super::relay_ports::{PortKind, RelayPorts, Walk};
 use turn_proto::{
     BindOutcome, BindRequest, NoRelayPort, Relay, RelayBinding, RelayRequest, SocketId,
 };
@@ -57,30 +54,8 @@ pub struct RelayRange {
     /// `relay-device`: the interface every relay socket is bound to (a parked socket
     /// keeps it, as the option needs a restart).
     pub device: Option<String>,
-    /// The TCP relay ports every shard holds (a clone of the range shares it).
-    pub tcp_ports: TcpRelayPorts,
-}
-
-/// TCP relay addresses held by any shard (see the module docs).
-#[derive(Debug, Clone, Default)]
-pub struct TcpRelayPorts(Arc<Mutex<HashSet<SocketAddr>>>);
-
-impl TcpRelayPorts {
-    /// Claims `address` for a listener of the calling shard: false when a shard holds it.
-    fn claim(&self, address: SocketAddr) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(address)
-    }
-
-    /// Gives `address` back once its listener is closed (or could not be bound).
-    fn release(&self, address: SocketAddr) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&address);
-    }
+    /// The relay ports every shard holds (a clone of the range shares them).
+    pub ports: RelayPorts,
 }
 
 /// How many released relay sockets each of `shards` shards may keep parked: a quarter
@@ -228,14 +203,17 @@ impl RelaySockets {
         }
         self.free.push(id.0);
         if let Bound::Tcp | Bound::TcpPending(_) = slot.bound {
-            self.range.tcp_ports.release(slot.address);
+            self.range.ports.release(PortKind::Tcp, slot.address);
         }
         if let Bound::Udp(socket) = slot.bound {
-            if self.parked.len() >= self.range.max_parked {
-                self.parked.pop_front();
-            }
             if self.range.max_parked == 0 {
+                self.range.ports.release(PortKind::Udp, slot.address);
                 return;
+            }
+            if self.parked.len() >= self.range.max_parked
+                && let Some(oldest) = self.parked.pop_front()
+            {
+                self.range.ports.release(PortKind::Udp, oldest.address);
             }
             let _ = SockRef::from(&*socket).set_recv_buffer_size(PARKED_BUFFER);
             self.parked.push_back(Parked {
@@ -331,32 +309,38 @@ impl RelaySockets {
                 reserved: None,
             });
         }
-        let (min, max) = self.span();
-        let span = max - min + 1;
-        let start = rand::rng().random_range(0..span);
-        // Walk the whole range once from a random start, as coturn does.
-        for step in 0..span {
-            let Ok(port) = u16::try_from(min + (start + step) % span) else {
-                continue;
-            };
-            if request.even_port && port % 2 == 1 {
-                continue;
-            }
-            if request.reserve_next && u32::from(port) + 1 > max {
-                continue;
-            }
+        let walk = Walk {
+            even: request.even_port,
+            pair: request.reserve_next,
+            ..self.walk(ip)
+        };
+        // Walk the whole range once from a random start, as coturn does, over the ports
+        // no shard holds; a bind fails only where another program holds the port.
+        let mut step = 0;
+        while let Some((port, at)) = self.range.ports.claim(PortKind::Udp, &walk, step) {
+            step = at + 1;
+            let address = SocketAddr::new(ip, port);
             let Ok(socket) = self.bind_port(ip, port) else {
+                self.range.ports.release(PortKind::Udp, address);
+                if walk.pair {
+                    self.range
+                        .ports
+                        .release(PortKind::Udp, SocketAddr::new(ip, port + 1));
+                }
                 continue;
             };
-            let reserved = if request.reserve_next {
-                let Ok(next) = self.bind_port(ip, port + 1) else {
+            let reserved = if walk.pair {
+                let next = SocketAddr::new(ip, port + 1);
+                let Ok(socket) = self.bind_port(ip, port + 1) else {
+                    self.range.ports.release(PortKind::Udp, address);
+                    self.range.ports.release(PortKind::Udp, next);
                     continue;
                 };
-                Some(self.insert(SocketAddr::new(ip, port + 1), Bound::Udp(next)))
+                Some(self.insert(next, Bound::Udp(socket)))
             } else {
                 None
             };
-            let relay = self.insert(SocketAddr::new(ip, port), Bound::Udp(socket));
+            let relay = self.insert(address, Bound::Udp(socket));
             return Ok(RelayBinding { relay, reserved });
         }
         // Every port is taken: a parked one still in quarantine is no worse than what
@@ -372,45 +356,40 @@ impl RelaySockets {
                 reserved: None,
             });
         }
-        tracing::warn!(%ip, min, max, "no free relay port");
+        tracing::warn!(%ip, min = walk.min, span = walk.span, "no free relay port");
         Err(NoRelayPort)
     }
 
     /// Binds a TCP listener at the first free port from a random start, walking the range
-    /// once as the UDP relays do. Ports any shard's listeners hold are skipped: their
-    /// SO_REUSEPORT would let the kernel share them (see the module docs).
+    /// once as the UDP relays do, over the ports no shard holds (see the module docs).
     fn listen(&mut self, request: &RelayRequest) -> Result<Relay, NoRelayPort> {
         let ip = self.range.relay_ip(request).map_err(|_| NoRelayPort)?;
-        let (min, max) = self.span();
-        let span = max - min + 1;
-        let start = rand::rng().random_range(0..span);
-        let ports = &self.range.tcp_ports;
-        let device = self.range.device.as_deref();
-        let found = (0..span)
-            .filter_map(|step| u16::try_from(min + (start + step) % span).ok())
-            .map(|port| SocketAddr::new(ip, port))
-            .filter(|address| ports.claim(*address))
-            .find_map(
-                |address| match super::tcp::relay_listener(address, device) {
-                    Ok(listener) => Some((address, listener)),
-                    Err(_) => {
-                        ports.release(address);
-                        None
-                    }
-                },
-            );
-        let Some((address, listener)) = found else {
-            tracing::warn!(%ip, "no free TCP relay port");
-            return Err(NoRelayPort);
-        };
-        Ok(self.insert(address, Bound::TcpPending(listener)))
+        let walk = self.walk(ip);
+        let mut step = 0;
+        while let Some((port, at)) = self.range.ports.claim(PortKind::Tcp, &walk, step) {
+            step = at + 1;
+            let address = SocketAddr::new(ip, port);
+            match super::tcp::relay_listener(address, self.range.device.as_deref()) {
+                Ok(listener) => return Ok(self.insert(address, Bound::TcpPending(listener))),
+                Err(_) => self.range.ports.release(PortKind::Tcp, address),
+            }
+        }
+        tracing::warn!(%ip, "no free TCP relay port");
+        Err(NoRelayPort)
     }
 
-    fn span(&self) -> (u32, u32) {
-        (
-            u32::from(self.range.min_port),
-            u32::from(self.range.max_port),
-        )
+    /// A walk over `min-port..=max-port` on `ip` from a random start.
+    fn walk(&self, ip: IpAddr) -> Walk {
+        let min = u32::from(self.range.min_port);
+        let span = u32::from(self.range.max_port).saturating_sub(min) + 1;
+        Walk {
+            ip,
+            min,
+            span,
+            start: rand::rng().random_range(0..span),
+            even: false,
+            pair: false,
+        }
     }
 
     fn bind_port(&self, ip: IpAddr, port: u16) -> io::Result<Rc<UdpSocket>> {
@@ -497,7 +476,7 @@ mod tests {
             socket_buffer: 1 << 20,
             max_parked: 16,
             device: None,
-            tcp_ports: TcpRelayPorts::default(),
+            ports: RelayPorts::default(),
         })
     }
 
@@ -602,6 +581,47 @@ mod tests {
         relays.release(only.socket, t0);
         let again = bind(&mut relays, false, t0 + Duration::from_secs(1));
         assert_eq!(again.address, only.address);
+    }
+
+    /// A socket closed at release (parking off) or pushed out of a full parking gives its
+    /// port back to the shared ledger: the next allocation binds it afresh instead of
+    /// finding the range exhausted.
+    #[tokio::test]
+    async fn closed_sockets_give_their_ports_back() {
+        let probe = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let t0 = Instant::now();
+        let mut unparked = range(port, port);
+        unparked.range.max_parked = 0;
+        let first = bind(&mut unparked, false, t0);
+        unparked.release(first.socket, t0);
+        let again = bind(&mut unparked, false, t0);
+        assert_eq!(again.address, first.address, "closed, so free at once");
+
+        let mut relays = range(20_000, 60_000);
+        relays.range.max_parked = 1;
+        let a = bind(&mut relays, false, t0);
+        let b = bind(&mut relays, false, t0);
+        relays.release(a.socket, t0);
+        relays.release(b.socket, t0);
+        let held = |address: SocketAddr| {
+            let walk = Walk {
+                start: u32::from(address.port()) - 20_000,
+                ..relays.walk(address.ip())
+            };
+            relays
+                .range
+                .ports
+                .claim(PortKind::Udp, &walk, 0)
+                .map(|(port, _)| port)
+                != Some(address.port())
+        };
+        assert!(
+            !held(a.address),
+            "a was pushed out of the parking and closed"
+        );
+        assert!(held(b.address), "b is parked, so still held");
     }
 
     /// `relay-device`: UDP relay sockets, parked ones handed out again, and TCP relay
