@@ -309,14 +309,7 @@ impl Outbox {
             headers,
             ..
         } = self;
-        let iovs: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|slot| {
-            let message = first + slot;
-            if slot < run {
-                [IoSlice::new(&bytes[range(ends, message)])]
-            } else {
-                [IoSlice::new(&[])]
-            }
-        });
+        let iovs = message_slices(bytes, ends, first, run);
         let cmsgs: [ControlMessage<'_>; 0] = [];
         send(
             socket,
@@ -340,14 +333,7 @@ impl Outbox {
             gso_headers,
             ..
         } = self;
-        let iovs: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|slot| {
-            let message = first + slot;
-            if slot < run {
-                [IoSlice::new(&bytes[range(ends, message)])]
-            } else {
-                [IoSlice::new(&[])]
-            }
-        });
+        let iovs = message_slices(bytes, ends, first, run);
         let segment = u16::try_from(size).unwrap_or(u16::MAX);
         let cmsgs = [ControlMessage::UdpGsoSegments(&segment)];
         let sent = send(
@@ -461,6 +447,23 @@ fn gso_refused_for_good(errno: Errno) -> bool {
         errno,
         Errno::EIO | Errno::EINVAL | Errno::ENOPROTOOPT | Errno::EOPNOTSUPP
     )
+}
+
+/// One I/O slice per message for `sendmmsg`: messages `first..first + run` of the
+/// buffer, empty slices after them.
+fn message_slices<'a>(
+    bytes: &'a [u8],
+    ends: &[usize],
+    first: usize,
+    run: usize,
+) -> [[IoSlice<'a>; 1]; BATCH] {
+    std::array::from_fn(|slot| {
+        if slot < run {
+            [IoSlice::new(&bytes[range(ends, first + slot)])]
+        } else {
+            [IoSlice::new(&[])]
+        }
+    })
 }
 
 /// Where message `message` lies in the outbox's bytes.
