@@ -418,6 +418,8 @@ fn install_refuses_conflicts_and_a_full_table() {
 #[test]
 fn missing_interfaces_and_lo_forwarding_are_reported() {
     let ns = Namespace::new("m");
+    // A new namespace copies the host's IPv4 defaults (Docker turns forwarding on).
+    ns.sysctl("net/ipv4/conf/lo/forwarding", "0");
     let err = ns
         .enter(|| FastPath::load(&Config::new(["lo"])))
         .unwrap_err();
@@ -448,6 +450,7 @@ fn attached_on_lo(ns: &Namespace) -> usize {
 #[test]
 fn check_attaches_nothing() {
     let ns = Namespace::new("k");
+    ns.sysctl("net/ipv4/conf/lo/forwarding", "0");
     let err = ns
         .enter(|| FastPath::check(&Config::new(["lo"])))
         .unwrap_err();
