@@ -78,11 +78,12 @@ pub const HELP: &str = "\
 loadtest turn --secret S [--server 127.0.0.1:3478] [--clients 10] [--rate 50] [--size 100]
               [--duration 10s] [--drain 1s] [--send] [--c2c] [--threads 1] [--window 64]
               [--inflight 256] [--transport udp|tcp|tls [--insecure-tls]] [--user loadtest]
-              [--server-pid PID] [--json FILE] [--allow-remote]
+              [--server-pid PID] [--json FILE] [--allow-remote] [--peer-ip IP]
   --rate 0 sends flat out with at most --inflight packets in flight per thread (0: open
   loop); --size is the payload (24..=1800 bytes). --transport tcp|tls reaches the server
   over a stream per client (paced rates only); tls needs --insecure-tls, which accepts any
-  server certificate (test servers have self-signed ones).";
+  server certificate (test servers have self-signed ones). --peer-ip is the local address
+  the echo peer listens on (default: the server's IP, for loopback runs).";
 
 impl TurnConfig {
     /// The packet load every sender runs.
@@ -138,7 +139,7 @@ impl TurnConfig {
             server_pid: a.opt("server-pid")?,
             progress: true,
             transport,
-            peer_ip: None,
+            peer_ip: a.opt("peer-ip")?,
         };
         cfg.validate()?;
         Ok(cfg)
