@@ -39,6 +39,33 @@ pub fn own_cpu_seconds() -> io::Result<f64> {
     cpu_seconds_at("/proc/self/stat")
 }
 
+/// Non-idle CPU seconds of the whole machine, all cores (/proc/stat's `cpu` line: user,
+/// nice, system, irq, softirq and steal): the kernel's work that no process is charged
+/// with (softirq run while a core idles, kernel threads) is in here too.
+pub fn machine_busy_seconds() -> io::Result<f64> {
+    let text = std::fs::read_to_string("/proc/stat")?;
+    machine_busy_from(&text).map(|ticks| ticks as f64 / ticks_per_second())
+}
+
+/// Busy ticks from the text of /proc/stat.
+fn machine_busy_from(text: &str) -> io::Result<u64> {
+    let fields: Vec<u64> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("cpu "))
+        .ok_or_else(|| io::Error::other("/proc/stat: no cpu line"))?
+        .split_whitespace()
+        .map(|f| f.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| io::Error::other(format!("/proc/stat: {e}")))?;
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    match fields[..] {
+        [user, nice, system, _idle, _iowait, irq, softirq, steal, ..] => {
+            Ok(user + nice + system + irq + softirq + steal)
+        }
+        _ => Err(io::Error::other("/proc/stat: short cpu line")),
+    }
+}
+
 /// CPU seconds of one thread of this process (for the in-process forwarder).
 pub fn thread_cpu_seconds(tid: i32) -> io::Result<f64> {
     cpu_seconds_at(&format!("/proc/self/task/{tid}/stat"))
@@ -116,5 +143,15 @@ mod tests {
         assert!(check_pid(u32::MAX).is_err());
         assert!(udp_buffer_errors().is_ok());
         assert!((-20..=19).contains(&own_nice().unwrap()));
+        assert!(machine_busy_seconds().unwrap() > 0.0);
+    }
+
+    #[test]
+    fn machine_busy_leaves_out_idle_and_iowait() {
+        let stat = "cpu  10 2 30 1000 50 4 5 6 0 0\ncpu0 10 2 30 1000 50 4 5 6 0 0\n";
+        assert_eq!(machine_busy_from(stat).unwrap(), 10 + 2 + 30 + 4 + 5 + 6);
+        assert!(machine_busy_from("cpu  1 2 3\n").is_err());
+        assert!(machine_busy_from("cpu0 1 2 3 4 5 6 7 8\n").is_err());
+        assert!(machine_busy_from("cpu  1 2 x 4 5 6 7 8\n").is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! turn-server with its kernel fast path (`kernel-offload=on`) as a benchmark target,
-//! and what its cost is made of: the server process's CPU, the eBPF program's own run
-//! time (which no process is charged with; the kernel measures it while
-//! `kernel.bpf_stats_enabled` is 1) and, in the report, loadtest's extra CPU.
+//! and the eBPF program's own run time (the kernel measures it while
+//! `kernel.bpf_stats_enabled` is 1). What the run cost in all is the report's business:
+//! the server process, the machine's CPU no process was charged with, loadtest's extra.
 //!
 //! The server is started for each run and stopped after it, so the program sits on the
 //! interfaces only while its own load runs and costs the other targets nothing.
