@@ -15,6 +15,12 @@
 //! local address is relayed in userspace towards the peer, and gets the peer's data from
 //! that same reply address as before.
 //!
+//! **Devices.** With `relay-device` or `listening-device` the userspace path keeps its
+//! sockets to one interface (SO_BINDTODEVICE), while the program sends wherever the
+//! routing table says and sees packets on every interface it sits on: it would relay
+//! past the operator's choice. Such a server relays in userspace (`auto`) or does not
+//! start (`on`), naming the option.
+//!
 //! **Modes.** `off`: nothing is loaded. `auto`: loaded where possible, else one warning
 //! naming the reason and userspace relaying. `on`: loaded, or the server does not start
 //! and says why.
@@ -31,6 +37,18 @@ fn plan(config: &Config, udp: &[SocketAddr]) -> Result<OffloadConfig, Unavailabl
         return Err(Unavailable {
             reason: "no UDP listener (no-udp): only UDP clients can be relayed in the kernel"
                 .into(),
+        });
+    }
+    let pinned = [
+        ("relay-device", &config.relay_device),
+        ("listening-device", &config.listening_device),
+    ];
+    if let Some((option, Some(device))) = pinned.into_iter().find(|(_, d)| d.is_some()) {
+        return Err(Unavailable {
+            reason: format!(
+                "{option}={device} keeps the server's sockets to one interface, and the fast \
+                 path sends wherever the routing table says: unset {option} to use it"
+            ),
         });
     }
     let mut addresses: Vec<IpAddr> = udp.iter().map(SocketAddr::ip).collect();
@@ -95,5 +113,59 @@ pub fn check(config: &Config, udp: &[SocketAddr]) -> (String, bool) {
             format!("kernel-offload=auto: relaying in userspace: {unavailable}"),
             true,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_device(relay: Option<&str>, listening: Option<&str>) -> Config {
+        Config {
+            relay_device: relay.map(str::to_owned),
+            listening_device: listening.map(str::to_owned),
+            kernel_offload: KernelOffload::Auto,
+            ..Config::default()
+        }
+    }
+
+    const UDP: [SocketAddr; 1] = [SocketAddr::new(
+        IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        3478,
+    )];
+
+    #[test]
+    fn a_pinned_device_keeps_relaying_in_userspace() {
+        for (config, option) in [
+            (with_device(Some("eth1"), None), "relay-device=eth1"),
+            (with_device(None, Some("eth0")), "listening-device=eth0"),
+            (with_device(Some("eth1"), Some("eth0")), "relay-device=eth1"),
+        ] {
+            let reason = plan(&config, &UDP).unwrap_err().reason;
+            assert!(reason.contains(option), "{reason}");
+            let (line, ok) = check(&config, &UDP);
+            assert!(ok, "auto still starts: {line}");
+            assert!(
+                line.starts_with("kernel-offload=auto: relaying in userspace"),
+                "{line}"
+            );
+            assert!(line.contains(option), "{line}");
+        }
+    }
+
+    #[test]
+    fn on_with_a_pinned_device_does_not_start() {
+        let config = Config {
+            kernel_offload: KernelOffload::On,
+            ..with_device(Some("eth1"), None)
+        };
+        let (line, ok) = check(&config, &UDP);
+        assert!(!ok);
+        assert!(
+            line.contains("will not start") && line.contains("relay-device=eth1"),
+            "{line}"
+        );
+        let err = start(&config, &UDP).unwrap_err().to_string();
+        assert!(err.contains("relay-device=eth1"), "{err}");
     }
 }
