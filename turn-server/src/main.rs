@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use rtc_auth::secret::Secret;
 use turn_server::clock::unix_now;
-use turn_server::config::{self, Action, AuthMode, ConfigError, SearchPath, SystemHost};
+use turn_server::config::{self, Action, AuthMode, ConfigError, Host, SearchPath, SystemHost};
 use turn_server::control::{self, ClientLimits, Listeners, MetricsListener, Operations, Reloaded};
 use turn_server::healthcheck;
 use turn_server::io::device;
@@ -41,14 +41,18 @@ fn main() -> ExitCode {
     let loaded = match loaded {
         Ok(loaded) if loaded.action == Action::CheckConfig => {
             let (offload, offload_ok) = check_offload(&loaded.config);
+            let refused = refused_devices(&loaded.config);
             let report = config::check_report(&Ok(loaded), &SystemHost, &SearchPath::coturn());
             print!("{}", report.text);
+            for line in &refused {
+                println!("error: {line}");
+            }
             if offload_ok {
                 println!("{offload}");
             } else {
                 println!("error: {offload}");
             }
-            return if report.passed() && offload_ok {
+            return if report.passed() && refused.is_empty() && offload_ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -131,14 +135,9 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
     // A kernel that refuses SO_BINDTODEVICE (before 5.7, without CAP_NET_RAW) stops the
     // start here. coturn logs it per socket and runs unbound: traffic would leave by
     // other interfaces than the operator named.
-    let devices = [
-        ("listening-device", &config.listening_device),
-        ("relay-device", &config.relay_device),
-    ];
-    for (option, device) in devices {
-        if let Some(name) = device {
-            device::probe(name).map_err(|error| anyhow::anyhow!("{option}={name}: {error}"))?;
-        }
+    let refused = refused_devices(&config);
+    if !refused.is_empty() {
+        anyhow::bail!("{}", refused.join("\n"));
     }
     // Nothing configured: a random secret, and loopback unless told where to listen.
     let embedded = config.auth_mode() == AuthMode::Unconfigured;
@@ -269,6 +268,25 @@ fn run(loaded: config::Loaded, args: Vec<OsString>) -> anyhow::Result<()> {
         shutdown_signal(),
     )?;
     Ok(())
+}
+
+/// `listening-device` and `relay-device` settings this kernel will not bind a socket to,
+/// one line each naming the option; interfaces the machine lacks are `check_host`'s to
+/// report.
+fn refused_devices(config: &config::Config) -> Vec<String> {
+    [
+        ("listening-device", &config.listening_device),
+        ("relay-device", &config.relay_device),
+    ]
+    .into_iter()
+    .filter_map(|(option, device)| {
+        let name = device
+            .as_deref()
+            .filter(|name| SystemHost.has_interface(name))?;
+        let error = device::probe(name).err()?;
+        Some(format!("{option}={name}: {error}"))
+    })
+    .collect()
 }
 
 /// `--check-config`'s line on `kernel-offload` for the listeners `run` would bind; false
