@@ -29,7 +29,11 @@ impl Args {
             } else if booleans.contains(&name) {
                 out.flags.push(name.to_string());
             } else {
-                let v = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
+                // No value starts with "--": `--typo --rounds 2` must not read as
+                // typo="--rounds", which would hide both the typo and --rounds.
+                let v = it.next().filter(|v| !v.starts_with("--")).ok_or_else(|| {
+                    format!("--{name} needs a value (or is not a flag of this mode)")
+                })?;
                 out.values.insert(name.to_string(), v.clone());
             }
         }
@@ -121,6 +125,9 @@ mod tests {
         assert!(Args::parse(&argv("--clients"), &[]).is_err());
         assert!(Args::parse(&argv("clients"), &[]).is_err());
         assert!(Args::parse(&argv("--send=1"), &["send"]).is_err());
+        // An unknown boolean does not swallow the flag after it.
+        let e = Args::parse(&argv("--ofload --rounds 2"), &["offload"]).unwrap_err();
+        assert!(e.contains("--ofload"), "{e}");
         let c = Args::parse(&argv("--clients x"), &[]).unwrap();
         assert!(c.get("clients", 1u32).is_err());
     }
