@@ -32,10 +32,11 @@
 #define LOOPBACK_IFINDEX 1
 #define CHANNEL_HEADER 4
 #define UDP_HEADER 8
-/* Payload bytes are moved in chunks through a per-CPU scratch buffer. */
-#define CHUNK 512
-#define MAX_CHUNKS 8
-#define MAX_DATA (CHUNK * MAX_CHUNKS)
+/* Payload bytes are moved in chunks through a per-CPU scratch buffer; a chunk holds any
+ * payload that fits a 1500-byte MTU, so those cost one load and one store. */
+#define CHUNK 1536
+#define MAX_DATA 4096
+#define MAX_CHUNKS ((MAX_DATA + CHUNK - 1) / CHUNK)
 /* The rewritten headers (at most Ethernet + IPv6 + UDP + ChannelData, 66 bytes) are built
  * in the scratch buffer just before the first payload chunk, which starts at HEADROOM:
  * both then go out with one store. A multiple of 4, so that the IP headers built there

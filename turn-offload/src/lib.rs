@@ -50,11 +50,12 @@
 //! headers outside the skb's linear part are pulled into it first, which changes how the
 //! packet is stored, not what it holds), builds the rewritten headers in a per-CPU
 //! scratch buffer right before the first payload chunk and writes both with one
-//! `bpf_skb_store_bytes`: a datagram of up to 512 payload bytes costs one
-//! `bpf_skb_load_bytes` and one store besides the routing lookup, one or two
-//! `bpf_skb_change_tail` and the two checksum updates. It does not write the packet
-//! directly, which would make the verifier unclone every cloned packet on the interface
-//! (TCP's, or any while a packet socket listens) before the program even looks at it.
+//! `bpf_skb_store_bytes`: a datagram of up to 1536 payload bytes (anything a 1500-byte
+//! MTU carries) costs one `bpf_skb_load_bytes` and one store besides the routing lookup,
+//! one or two `bpf_skb_change_tail` and the two checksum updates. It does not write the
+//! packet directly, which would make the verifier unclone every cloned packet on the
+//! interface (TCP's, or any while a packet socket listens) before the program even looks
+//! at it.
 //!
 //! # What goes to userspace unchanged
 //!

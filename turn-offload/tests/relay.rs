@@ -15,8 +15,11 @@ use turn_offload::{Binding, Config, Counters, FastPath, InstallError, Traffic};
 
 const WAIT: Duration = Duration::from_secs(3);
 const CHANNEL: u16 = 0x4001;
-/// Payload sizes: empty, odd, around the program's 512-byte copy chunk, near the MTU.
-const SIZES: [usize; 12] = [0, 1, 3, 4, 99, 511, 512, 513, 1024, 1025, 1200, 1399];
+/// Payload sizes: empty, odd, near a 1500-byte MTU, around the program's 1536-byte copy
+/// chunk and its multiples, its 4096-byte limit (the test interfaces have a 9000-byte MTU).
+const SIZES: [usize; 16] = [
+    0, 1, 3, 4, 99, 511, 512, 513, 1200, 1399, 1535, 1536, 1537, 3072, 3073, 4096,
+];
 
 /// client — s0 | server | s1 — peer.
 struct Topology {
@@ -59,6 +62,14 @@ fn topology(v6: bool, offload: bool) -> Topology {
     };
     veth(&t.server, "s0", &t.client, "c0");
     veth(&t.server, "s1", &t.peer, "p0");
+    for (ns, dev) in [
+        (&t.server, "s0"),
+        (&t.client, "c0"),
+        (&t.server, "s1"),
+        (&t.peer, "p0"),
+    ] {
+        ns.ip(&["link", "set", dev, "mtu", "9000"]);
+    }
     let (prefix, family) = if v6 { ("64", "-6") } else { ("24", "-4") };
     let addr = |ns: &Namespace, ip: IpAddr, dev: &str| {
         let cidr = format!("{ip}/{prefix}");
@@ -155,7 +166,7 @@ fn payload(seed: usize, len: usize) -> Vec<u8> {
 }
 
 fn recv(socket: &UdpSocket, what: &str) -> (Vec<u8>, SocketAddr) {
-    let mut buf = [0u8; 2048];
+    let mut buf = [0u8; 8192];
     let (n, from) = socket
         .recv_from(&mut buf)
         .unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -164,7 +175,7 @@ fn recv(socket: &UdpSocket, what: &str) -> (Vec<u8>, SocketAddr) {
 
 fn nothing_waiting(socket: &UdpSocket, what: &str) {
     socket.set_nonblocking(true).unwrap();
-    let mut buf = [0u8; 2048];
+    let mut buf = [0u8; 8192];
     match socket.recv_from(&mut buf) {
         Err(e) if e.kind() == ErrorKind::WouldBlock => {}
         other => panic!("{what} received {other:?}"),
