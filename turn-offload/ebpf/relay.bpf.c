@@ -32,10 +32,19 @@
 #define LOOPBACK_IFINDEX 1
 #define CHANNEL_HEADER 4
 #define UDP_HEADER 8
-/* Payload bytes are moved in chunks through a per-CPU scratch buffer. */
-#define CHUNK 512
-#define MAX_CHUNKS 8
-#define MAX_DATA (CHUNK * MAX_CHUNKS)
+/* Payload bytes are moved in chunks through a per-CPU scratch buffer; a chunk holds any
+ * payload that fits a 1500-byte MTU, so those cost one load and one store. */
+#define CHUNK 1536
+#define MAX_DATA 4096
+#define MAX_CHUNKS ((MAX_DATA + CHUNK - 1) / CHUNK)
+/* The rewritten headers (at most Ethernet + IPv6 + UDP + ChannelData, 66 bytes) are built
+ * in the scratch buffer just before the first payload chunk, which starts at HEADROOM:
+ * both then go out with one store. A multiple of 4, so that the IP headers built there
+ * are 4-byte aligned. */
+#define HEADROOM 72
+/* Bytes the parser reads in place: the headers and a ChannelData header. */
+#define V4_HEADERS (ETH_HLEN + sizeof(struct iphdr) + UDP_HEADER)
+#define V6_HEADERS (ETH_HLEN + sizeof(struct ipv6hdr) + UDP_HEADER)
 /* from_client/from_peer: the packet is not one of their bindings'. Not a TC verdict. */
 #define NO_ENTRY (-2)
 
@@ -83,8 +92,10 @@ struct traffic {
 	__u64 to_client_bytes;
 };
 
+/* Headers go at a variable offset below HEADROOM, and the verifier bounds a store from
+ * there by the largest offset plus the largest size: hence 2 * HEADROOM. */
 struct chunk {
-	__u8 bytes[CHUNK];
+	__u8 bytes[2 * HEADROOM + CHUNK];
 };
 
 /* The loader encodes these byte for byte (src/layout.rs). */
@@ -125,8 +136,8 @@ struct {
 
 /* The outer headers of a UDP datagram, as parsed. */
 struct udp_view {
-	__u8 src[16];
-	__u8 dst[16];
+	__u8 src[16] __attribute__((aligned(4))); /* summed as 32-bit words */
+	__u8 dst[16] __attribute__((aligned(4)));
 	__be16 sport;
 	__be16 dport;
 	__u32 l4;      /* offset of the UDP header */
@@ -134,12 +145,13 @@ struct udp_view {
 	__u8 ipv6;
 	__u8 ttl;
 	__u8 no_checksum; /* IPv4 UDP with checksum 0 */
+	__u8 head[CHANNEL_HEADER]; /* the first payload bytes, if there are that many */
 };
 
 /* Where a rewritten datagram goes. */
 struct rewrite {
-	__u8 src[16];
-	__u8 dst[16];
+	__u8 src[16] __attribute__((aligned(4)));
+	__u8 dst[16] __attribute__((aligned(4)));
 	__be16 sport;
 	__be16 dport;
 	__u8 channel_header[CHANNEL_HEADER];
@@ -155,87 +167,156 @@ static __always_inline void mapped_v4(__u8 out[16], __be32 addr)
 	__builtin_memcpy(out + 12, &addr, 4);
 }
 
+/* The parser reads the headers in place (direct packet access), which needs them in the
+ * skb's linear part. They nearly always are; if not, they are pulled in, which changes how
+ * the packet is stored, not what it holds. */
+static __always_inline void pull_headers(struct __sk_buff *skb, __u32 want)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+
+	if (data + want > end)
+		bpf_skb_pull_data(skb, want < skb->len ? want : skb->len);
+}
+
 static __always_inline int parse(struct __sk_buff *skb, struct udp_view *v)
 {
-	struct udphdr udp;
+	void *data, *end;
+	struct udphdr *udp;
 
 	if (skb->vlan_present || skb->gso_segs > 1 || skb->gso_size)
 		return -1;
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		struct iphdr ip;
+		struct iphdr *ip;
 		__u32 total;
 
-		if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)))
+		pull_headers(skb, V4_HEADERS + CHANNEL_HEADER);
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+		if (data + V4_HEADERS > end)
 			return -1;
-		if (ip.version != 4 || ip.ihl != 5 || ip.protocol != IPPROTO_UDP)
+		ip = data + ETH_HLEN;
+		if (ip->version != 4 || ip->ihl != 5 || ip->protocol != IPPROTO_UDP)
 			return -1;
-		if (ip.frag_off & bpf_htons(IPV4_MORE_FRAGMENTS | IPV4_FRAGMENT_OFFSET))
+		if (ip->frag_off & bpf_htons(IPV4_MORE_FRAGMENTS | IPV4_FRAGMENT_OFFSET))
 			return -1;
-		total = bpf_ntohs(ip.tot_len);
-		if (total < sizeof(ip) + UDP_HEADER || ETH_HLEN + total > skb->len)
+		total = bpf_ntohs(ip->tot_len);
+		if (total < sizeof(*ip) + UDP_HEADER || ETH_HLEN + total > skb->len)
 			return -1;
-		mapped_v4(v->src, ip.saddr);
-		mapped_v4(v->dst, ip.daddr);
-		v->l4 = ETH_HLEN + sizeof(ip);
-		v->udp_len = total - sizeof(ip);
+		mapped_v4(v->src, ip->saddr);
+		mapped_v4(v->dst, ip->daddr);
+		v->l4 = ETH_HLEN + sizeof(*ip);
+		v->udp_len = total - sizeof(*ip);
 		v->ipv6 = 0;
-		v->ttl = ip.ttl;
+		v->ttl = ip->ttl;
+		udp = (void *)(ip + 1);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr ip6;
+		struct ipv6hdr *ip6;
 		__u32 payload;
 
-		if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)))
+		pull_headers(skb, V6_HEADERS + CHANNEL_HEADER);
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+		if (data + V6_HEADERS > end)
 			return -1;
+		ip6 = data + ETH_HLEN;
 		/* Any extension header (fragments included) goes to userspace. */
-		if (ip6.version != 6 || ip6.nexthdr != IPPROTO_UDP)
+		if (ip6->version != 6 || ip6->nexthdr != IPPROTO_UDP)
 			return -1;
-		payload = bpf_ntohs(ip6.payload_len);
-		if (payload < UDP_HEADER || ETH_HLEN + sizeof(ip6) + payload > skb->len)
+		payload = bpf_ntohs(ip6->payload_len);
+		if (payload < UDP_HEADER || ETH_HLEN + sizeof(*ip6) + payload > skb->len)
 			return -1;
-		__builtin_memcpy(v->src, &ip6.saddr, 16);
-		__builtin_memcpy(v->dst, &ip6.daddr, 16);
-		v->l4 = ETH_HLEN + sizeof(ip6);
+		__builtin_memcpy(v->src, &ip6->saddr, 16);
+		__builtin_memcpy(v->dst, &ip6->daddr, 16);
+		v->l4 = ETH_HLEN + sizeof(*ip6);
 		v->udp_len = payload;
 		v->ipv6 = 1;
-		v->ttl = ip6.hop_limit;
+		v->ttl = ip6->hop_limit;
+		udp = (void *)(ip6 + 1);
 	} else {
 		return -1;
 	}
-	if (bpf_skb_load_bytes(skb, v->l4, &udp, sizeof(udp)))
-		return -1;
-	if (bpf_ntohs(udp.len) != v->udp_len)
+	if (bpf_ntohs(udp->len) != v->udp_len)
 		return -1;
 	/* IPv6 forbids a zero UDP checksum; the kernel drops such datagrams itself. */
-	if (udp.check == 0 && v->ipv6)
+	if (udp->check == 0 && v->ipv6)
 		return -1;
-	v->no_checksum = udp.check == 0;
-	v->sport = udp.source;
-	v->dport = udp.dest;
+	v->no_checksum = udp->check == 0;
+	v->sport = udp->source;
+	v->dport = udp->dest;
+	if (v->udp_len >= UDP_HEADER + CHANNEL_HEADER) {
+		__u8 *head = (void *)(udp + 1);
+
+		/* Within the datagram, so pulled in above. */
+		if ((void *)head + CHANNEL_HEADER > end)
+			return -1;
+		__builtin_memcpy(v->head, head, CHANNEL_HEADER);
+	}
 	return 0;
 }
 
-static __always_inline __u16 fold(__s64 sum)
+/* Ones-complement arithmetic (RFC 1071) on words as they lie in memory, carried in 64
+ * bits: a 16-bit word counts the same in either half of a 32-bit one, and adding ~x
+ * subtracts x. */
+static __always_inline __u32 fold32(__u64 s)
 {
-	__u32 s = (__u32)sum;
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffffffff) + (s >> 32);
+	return (__u32)s;
+}
+
+static __always_inline __u16 fold(__u64 sum)
+{
+	__u32 s = fold32(sum);
 
 	s = (s & 0xffff) + (s >> 16);
 	s = (s & 0xffff) + (s >> 16);
 	return (__u16)s;
 }
 
-/* Moves `len` bytes at `from` to `to` (4 bytes apart), chunk by chunk, so that
- * overlapping ranges copy correctly in both directions. */
-static __always_inline int move_data(struct __sk_buff *skb, __u32 from, __u32 to, __u32 len)
+static __always_inline __u64 neg(__u32 x)
 {
-	__u32 zero = 0;
-	struct chunk *buf = bpf_map_lookup_elem(&scratch, &zero);
+	return (__u32)~x;
+}
 
-	if (!buf)
-		return -1;
+/* new - old for a 16-byte address; IPv4 ones are mapped, so the equal prefixes cancel. */
+static __always_inline __u64 addr_delta(const __u8 *new_ip, const __u8 *old_ip)
+{
+	const __u32 *n = (const void *)new_ip, *o = (const void *)old_ip;
+
+	return (__u64)n[0] + n[1] + n[2] + n[3] + neg(o[0]) + neg(o[1]) + neg(o[2]) + neg(o[3]);
+}
+
+/* Copies the Ethernet, IP and UDP headers (`len` bytes, a constant) from the packet to the
+ * scratch buffer. Both sit 2 bytes off 4-byte alignment (the IP header on it), so 32-bit
+ * words after the first two bytes are aligned even where the kernel insists on it. */
+static __always_inline void copy_headers(__u8 *to, const __u8 *from, const int len)
+{
+	*(__u16 *)to = *(const __u16 *)from;
+#pragma unroll
+	for (int i = 2; i < len; i += 4)
+		*(__u32 *)(to + i) = *(const __u32 *)(from + i);
+}
+
+/* Moves `len` payload bytes at `from` to `to` (4 bytes apart), chunk by chunk through the
+ * scratch buffer, so that overlapping ranges copy correctly in both directions. The
+ * rewritten headers, `to` bytes the caller built just below HEADROOM, go out in the same
+ * store as the first chunk: a small datagram costs one load and one store. */
+static __always_inline int move_data(struct __sk_buff *skb, struct chunk *buf, __u32 from,
+				     __u32 to, __u32 len)
+{
+	__u64 start = HEADROOM - to, size = to;
+
+	if (len == 0) {
+		asm volatile("" : "+r"(start), "+r"(size));
+		if (start > HEADROOM || size < 1 || size > HEADROOM)
+			return -1;
+		return bpf_skb_store_bytes(skb, 0, buf->bytes + start, size, 0) ? -1 : 0;
+	}
 	for (int i = 0; i < MAX_CHUNKS; i++) {
 		/* 64-bit arithmetic: the verifier then bounds the very register passed on. */
 		__u64 done = (__u64)i * CHUNK;
-		__u64 offset, n;
+		__u64 offset, n, at;
 
 		if (done >= len)
 			break;
@@ -247,96 +328,108 @@ static __always_inline int move_data(struct __sk_buff *skb, __u32 from, __u32 to
 		asm volatile("" : "+r"(n));
 		if (n < 1 || n > CHUNK)
 			return -1;
-		if (bpf_skb_load_bytes(skb, from + offset, buf->bytes, n))
+		if (bpf_skb_load_bytes(skb, from + offset, buf->bytes + HEADROOM, n))
 			return -1;
-		if (bpf_skb_store_bytes(skb, to + offset, buf->bytes, n, 0))
+		if (offset == 0) {
+			/* The first chunk: with the headers in front of it. */
+			start = HEADROOM - to;
+			size = to + n;
+			at = 0;
+		} else {
+			start = HEADROOM;
+			size = n;
+			at = to + offset;
+		}
+		asm volatile("" : "+r"(start), "+r"(size));
+		if (start > HEADROOM || size < 1 || size > HEADROOM + CHUNK)
+			return -1;
+		if (bpf_skb_store_bytes(skb, at, buf->bytes + start, size, 0))
 			return -1;
 	}
 	return 0;
 }
 
-static __always_inline int write_ip(struct __sk_buff *skb, const struct udp_view *v,
-				    const struct rewrite *r, __u32 udp_len)
+/* Builds the rewritten Ethernet (the next hop's MACs from `fib`, or with NULL the packet's
+ * own), IP and UDP
+ * headers, and for a datagram to the client the ChannelData header, in `hdr` (the scratch
+ * buffer, `hdr` + `hlen` = HEADROOM) from the packet's own, read in place. The UDP
+ * checksum field keeps its value; fix_udp_checksum updates it in the packet. */
+static __always_inline int build_headers(struct __sk_buff *skb, const struct udp_view *v,
+					 const struct rewrite *r, __u32 udp_len,
+					 const struct bpf_fib_lookup *fib, __u8 *buf)
 {
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u32 extra = r->to_client ? CHANNEL_HEADER : 0;
+	struct udphdr *udp;
+	__u8 *hdr;
+
 	if (v->ipv6) {
-		struct ipv6hdr ip6;
+		struct ipv6hdr *ip6;
 
-		if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)))
+		if (data + V6_HEADERS > end)
 			return -1;
-		__builtin_memcpy(&ip6.saddr, r->src, 16);
-		__builtin_memcpy(&ip6.daddr, r->dst, 16);
-		ip6.payload_len = bpf_htons(udp_len);
-		ip6.hop_limit = v->ttl - 1;
-		return bpf_skb_store_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6), 0) ? -1 : 0;
+		hdr = buf + HEADROOM - V6_HEADERS - extra;
+		copy_headers(hdr, data, V6_HEADERS);
+		ip6 = (void *)(hdr + ETH_HLEN);
+		__builtin_memcpy(&ip6->saddr, r->src, 16);
+		__builtin_memcpy(&ip6->daddr, r->dst, 16);
+		ip6->payload_len = bpf_htons(udp_len);
+		ip6->hop_limit = v->ttl - 1;
+		udp = (void *)(ip6 + 1);
 	} else {
-		struct iphdr ip;
-		__s64 sum;
+		struct iphdr *ip;
+		__u32 *w;
 
-		if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)))
+		if (data + V4_HEADERS > end)
 			return -1;
-		__builtin_memcpy(&ip.saddr, r->src + 12, 4);
-		__builtin_memcpy(&ip.daddr, r->dst + 12, 4);
-		ip.tot_len = bpf_htons(sizeof(ip) + udp_len);
-		ip.ttl = v->ttl - 1;
-		ip.check = 0;
-		sum = bpf_csum_diff(0, 0, (__be32 *)&ip, sizeof(ip), 0);
-		if (sum < 0)
-			return -1;
-		ip.check = ~fold(sum);
-		return bpf_skb_store_bytes(skb, ETH_HLEN, &ip, sizeof(ip), 0) ? -1 : 0;
+		hdr = buf + HEADROOM - V4_HEADERS - extra;
+		copy_headers(hdr, data, V4_HEADERS);
+		ip = (void *)(hdr + ETH_HLEN);
+		__builtin_memcpy(&ip->saddr, r->src + 12, 4);
+		__builtin_memcpy(&ip->daddr, r->dst + 12, 4);
+		ip->tot_len = bpf_htons(sizeof(*ip) + udp_len);
+		ip->ttl = v->ttl - 1;
+		ip->check = 0;
+		w = (void *)ip;
+		ip->check = ~fold((__u64)w[0] + w[1] + w[2] + w[3] + w[4]);
+		udp = (void *)(ip + 1);
 	}
+	if (fib) {
+		__builtin_memcpy(hdr, fib->dmac, ETH_ALEN);
+		__builtin_memcpy(hdr + ETH_ALEN, fib->smac, ETH_ALEN);
+	}
+	udp->source = r->sport;
+	udp->dest = r->dport;
+	udp->len = bpf_htons(udp_len);
+	if (r->to_client)
+		__builtin_memcpy(udp + 1, r->channel_header, CHANNEL_HEADER);
+	return 0;
 }
 
 /* Updates the UDP checksum for the new pseudo-header, ports, length and the ChannelData
- * header removed or added. The helpers know the skb's checksum state: with
- * CHECKSUM_PARTIAL only the pseudo-header part is applied, as the field then holds
- * the pseudo-header sum and the rest is summed when the packet leaves. */
+ * header removed or added. The deltas are summed here; the kernel helper applies them
+ * knowing the skb's checksum state: with CHECKSUM_PARTIAL only the pseudo-header part,
+ * as the field then holds the pseudo-header sum and the rest is summed when the packet
+ * leaves. */
 static __always_inline int fix_udp_checksum(struct __sk_buff *skb, const struct udp_view *v,
 					    const struct rewrite *r, __u32 udp_len)
 {
-	__be32 old_pseudo[9] = {}, new_pseudo[9] = {};
-	__be32 old_fields[3] = {}, new_fields[3] = {};
-	__u32 addr_words = v->ipv6 ? 8 : 2;
 	__u32 csum_at = v->l4 + offsetof(struct udphdr, check);
-	__s64 diff;
+	__u64 len = (__u64)bpf_htons(udp_len) + neg(bpf_htons(v->udp_len));
+	__u32 channel, pseudo, fields;
 
 	if (v->no_checksum)
 		return 0;
-	if (v->ipv6) {
-		__builtin_memcpy(old_pseudo, v->src, 16);
-		__builtin_memcpy(old_pseudo + 4, v->dst, 16);
-		__builtin_memcpy(new_pseudo, r->src, 16);
-		__builtin_memcpy(new_pseudo + 4, r->dst, 16);
-	} else {
-		__builtin_memcpy(old_pseudo, v->src + 12, 4);
-		__builtin_memcpy(old_pseudo + 1, v->dst + 12, 4);
-		__builtin_memcpy(new_pseudo, r->src + 12, 4);
-		__builtin_memcpy(new_pseudo + 1, r->dst + 12, 4);
-	}
-	old_pseudo[addr_words] = bpf_htonl(v->udp_len);
-	new_pseudo[addr_words] = bpf_htonl(udp_len);
-	diff = bpf_csum_diff(old_pseudo, (addr_words + 1) * 4, new_pseudo,
-			     (addr_words + 1) * 4, 0);
-	if (diff < 0)
-		return -1;
-	if (bpf_l4_csum_replace(skb, csum_at, 0, diff, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0))
+	pseudo = fold32(addr_delta(r->src, v->src) + addr_delta(r->dst, v->dst) + len);
+	if (bpf_l4_csum_replace(skb, csum_at, 0, pseudo, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0))
 		return -1;
 
-	/* Ports and length, as they sit in the header (the checksum field counts as zero). */
-	__builtin_memcpy(&old_fields[0], &v->sport, 2);
-	__builtin_memcpy((__u8 *)&old_fields[0] + 2, &v->dport, 2);
-	old_fields[1] = bpf_htonl(v->udp_len << 16);
-	__builtin_memcpy(&new_fields[0], &r->sport, 2);
-	__builtin_memcpy((__u8 *)&new_fields[0] + 2, &r->dport, 2);
-	new_fields[1] = bpf_htonl(udp_len << 16);
-	if (r->to_client)
-		__builtin_memcpy(&new_fields[2], r->channel_header, CHANNEL_HEADER);
-	else
-		__builtin_memcpy(&old_fields[2], r->channel_header, CHANNEL_HEADER);
-	diff = bpf_csum_diff(old_fields, sizeof(old_fields), new_fields, sizeof(new_fields), 0);
-	if (diff < 0)
-		return -1;
-	if (bpf_l4_csum_replace(skb, csum_at, 0, diff, BPF_F_MARK_MANGLED_0))
+	/* Ports and length, as they sit in the header, and the ChannelData header. */
+	__builtin_memcpy(&channel, r->channel_header, CHANNEL_HEADER);
+	fields = fold32((__u64)r->sport + r->dport + neg(v->sport) + neg(v->dport) + len +
+			(r->to_client ? channel : neg(channel)));
+	if (bpf_l4_csum_replace(skb, csum_at, 0, fields, BPF_F_MARK_MANGLED_0))
 		return -1;
 	return 0;
 }
@@ -400,7 +493,8 @@ static __always_inline int relay(struct __sk_buff *skb, const struct udp_view *v
 {
 	struct bpf_fib_lookup fib;
 	__u32 iph = v->ipv6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr);
-	__u32 data_len, udp_len;
+	__u32 data_len, udp_len, zero = 0;
+	struct chunk *buf;
 	enum route way;
 
 	/* RFC 8656 "IP Header Fields for UDP-to-UDP Translation", preferred behaviour:
@@ -422,6 +516,12 @@ static __always_inline int relay(struct __sk_buff *skb, const struct udp_view *v
 	way = route(skb, v, r, udp_len, &fib);
 	if (way == ROUTE_USERSPACE)
 		return TC_ACT_UNSPEC;
+	buf = bpf_map_lookup_elem(&scratch, &zero);
+	if (!buf)
+		return TC_ACT_UNSPEC;
+	/* Routed packets get the next hop's MACs here; bpf_redirect_neigh fills them in. */
+	if (build_headers(skb, v, r, udp_len, way == ROUTE_REDIRECT ? &fib : NULL, buf->bytes))
+		return TC_ACT_UNSPEC;
 
 	/* From here on the packet is being changed: a failure drops it. */
 	if (r->to_client) {
@@ -432,31 +532,16 @@ static __always_inline int relay(struct __sk_buff *skb, const struct udp_view *v
 			return TC_ACT_SHOT;
 		if (bpf_skb_change_tail(skb, ETH_HLEN + iph + udp_len, 0))
 			return TC_ACT_SHOT;
-		if (move_data(skb, v->l4 + UDP_HEADER, v->l4 + UDP_HEADER + CHANNEL_HEADER,
+		if (move_data(skb, buf, v->l4 + UDP_HEADER, v->l4 + UDP_HEADER + CHANNEL_HEADER,
 			      data_len))
 			return TC_ACT_SHOT;
-		if (bpf_skb_store_bytes(skb, v->l4 + UDP_HEADER, r->channel_header,
-					CHANNEL_HEADER, 0))
-			return TC_ACT_SHOT;
 	} else {
-		if (move_data(skb, v->l4 + UDP_HEADER + CHANNEL_HEADER, v->l4 + UDP_HEADER,
+		if (move_data(skb, buf, v->l4 + UDP_HEADER + CHANNEL_HEADER, v->l4 + UDP_HEADER,
 			      data_len))
 			return TC_ACT_SHOT;
 		if (bpf_skb_change_tail(skb, ETH_HLEN + iph + udp_len, 0))
 			return TC_ACT_SHOT;
 	}
-	{
-		struct {
-			__be16 source;
-			__be16 dest;
-			__be16 len;
-		} udp = { r->sport, r->dport, bpf_htons(udp_len) };
-
-		if (bpf_skb_store_bytes(skb, v->l4, &udp, sizeof(udp), 0))
-			return TC_ACT_SHOT;
-	}
-	if (write_ip(skb, v, r, udp_len))
-		return TC_ACT_SHOT;
 	if (fix_udp_checksum(skb, v, r, udp_len))
 		return TC_ACT_SHOT;
 	count(r->slot, r->to_client, data_len);
@@ -473,14 +558,6 @@ static __always_inline int relay(struct __sk_buff *skb, const struct udp_view *v
 			nh.ipv4_nh = fib.ipv4_dst;
 		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
 	}
-	{
-		__u8 macs[12];
-
-		__builtin_memcpy(macs, fib.dmac, 6);
-		__builtin_memcpy(macs + 6, fib.smac, 6);
-		if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0))
-			return TC_ACT_SHOT;
-	}
 	return bpf_redirect(fib.ifindex, 0);
 }
 
@@ -492,11 +569,9 @@ static __always_inline int from_client(struct __sk_buff *skb, const struct udp_v
 	struct client_key key = {};
 	struct client_value *found;
 	struct rewrite r = {};
-	__u8 header[CHANNEL_HEADER];
+	const __u8 *header = v->head;
 
 	if (v->udp_len < UDP_HEADER + CHANNEL_HEADER)
-		return NO_ENTRY;
-	if (bpf_skb_load_bytes(skb, v->l4 + UDP_HEADER, header, sizeof(header)))
 		return NO_ENTRY;
 	if ((header[0] & 0xc0) != 0x40)
 		return NO_ENTRY;

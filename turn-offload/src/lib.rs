@@ -41,9 +41,21 @@
 //! (moving the headers instead, with `bpf_skb_adjust_room`, leaves a locally sent
 //! packet's `CHECKSUM_PARTIAL` offsets pointing at the wrong bytes). The UDP checksum is
 //! updated incrementally for the new pseudo-header, ports, length and the header bytes
-//! removed or added; the kernel helpers apply only the pseudo-header part when the
-//! checksum is still to be computed (`CHECKSUM_PARTIAL`, packets from the same host).
-//! The IPv4 header checksum is recomputed.
+//! removed or added: the program sums the two deltas itself, and `bpf_l4_csum_replace`
+//! applies them, only the pseudo-header one when the checksum is still to be computed
+//! (`CHECKSUM_PARTIAL`, packets from the same host). The IPv4 header checksum is
+//! recomputed.
+//!
+//! **Cost per packet.** The program reads the headers in place (direct packet access;
+//! headers outside the skb's linear part are pulled into it first, which changes how the
+//! packet is stored, not what it holds), builds the rewritten headers in a per-CPU
+//! scratch buffer right before the first payload chunk and writes both with one
+//! `bpf_skb_store_bytes`: a datagram of up to 1536 payload bytes (anything a 1500-byte
+//! MTU carries) costs one `bpf_skb_load_bytes` and one store besides the routing lookup,
+//! one or two `bpf_skb_change_tail` and the two checksum updates. It does not write the
+//! packet directly, which would make the verifier unclone every cloned packet on the
+//! interface (TCP's, or any while a packet socket listens) before the program even looks
+//! at it.
 //!
 //! # What goes to userspace unchanged
 //!

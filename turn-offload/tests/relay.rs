@@ -15,8 +15,11 @@ use turn_offload::{Binding, Config, Counters, FastPath, InstallError, Traffic};
 
 const WAIT: Duration = Duration::from_secs(3);
 const CHANNEL: u16 = 0x4001;
-/// Payload sizes: empty, odd, around the program's 512-byte copy chunk, near the MTU.
-const SIZES: [usize; 12] = [0, 1, 3, 4, 99, 511, 512, 513, 1024, 1025, 1200, 1399];
+/// Payload sizes: empty, odd, near a 1500-byte MTU, around the program's 1536-byte copy
+/// chunk and its multiples, its 4096-byte limit (the test interfaces have a 9000-byte MTU).
+const SIZES: [usize; 16] = [
+    0, 1, 3, 4, 99, 511, 512, 513, 1200, 1399, 1535, 1536, 1537, 3072, 3073, 4096,
+];
 
 /// client — s0 | server | s1 — peer.
 struct Topology {
@@ -59,6 +62,14 @@ fn topology(v6: bool, offload: bool) -> Topology {
     };
     veth(&t.server, "s0", &t.client, "c0");
     veth(&t.server, "s1", &t.peer, "p0");
+    for (ns, dev) in [
+        (&t.server, "s0"),
+        (&t.client, "c0"),
+        (&t.server, "s1"),
+        (&t.peer, "p0"),
+    ] {
+        ns.ip(&["link", "set", dev, "mtu", "9000"]);
+    }
     let (prefix, family) = if v6 { ("64", "-6") } else { ("24", "-4") };
     let addr = |ns: &Namespace, ip: IpAddr, dev: &str| {
         let cidr = format!("{ip}/{prefix}");
@@ -155,7 +166,7 @@ fn payload(seed: usize, len: usize) -> Vec<u8> {
 }
 
 fn recv(socket: &UdpSocket, what: &str) -> (Vec<u8>, SocketAddr) {
-    let mut buf = [0u8; 2048];
+    let mut buf = [0u8; 8192];
     let (n, from) = socket
         .recv_from(&mut buf)
         .unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -164,7 +175,7 @@ fn recv(socket: &UdpSocket, what: &str) -> (Vec<u8>, SocketAddr) {
 
 fn nothing_waiting(socket: &UdpSocket, what: &str) {
     socket.set_nonblocking(true).unwrap();
-    let mut buf = [0u8; 2048];
+    let mut buf = [0u8; 8192];
     match socket.recv_from(&mut buf) {
         Err(e) if e.kind() == ErrorKind::WouldBlock => {}
         other => panic!("{what} received {other:?}"),
@@ -574,4 +585,212 @@ fn a_second_program_on_the_interface_sees_what_the_first_passes_on() {
             to_client: traffic(&[4]),
         })
     );
+}
+
+/// Ones-complement sum (RFC 1071) of `bytes` added to `sum`, not yet folded.
+fn csum_add(mut sum: u32, bytes: &[u8]) -> u32 {
+    for pair in bytes.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));
+    }
+    sum
+}
+
+fn csum_fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An Ethernet frame carrying a fully checksummed UDP datagram.
+fn udp_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    from: SocketAddr,
+    to: SocketAddr,
+    data: &[u8],
+) -> Vec<u8> {
+    let udp_len = 8 + data.len();
+    let mut udp = Vec::with_capacity(udp_len);
+    udp.extend_from_slice(&from.port().to_be_bytes());
+    udp.extend_from_slice(&to.port().to_be_bytes());
+    udp.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend_from_slice(data);
+    let (ethertype, mut ip, pseudo) = match (from.ip(), to.ip()) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let total = (20 + udp_len) as u16;
+            let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0];
+            ip[2..4].copy_from_slice(&total.to_be_bytes());
+            ip.extend_from_slice(&src.octets());
+            ip.extend_from_slice(&dst.octets());
+            let check = csum_fold(csum_add(0, &ip));
+            ip[10..12].copy_from_slice(&check.to_be_bytes());
+            let pseudo = [
+                &src.octets()[..],
+                &dst.octets()[..],
+                &[0, 17],
+                &(udp_len as u16).to_be_bytes(),
+            ]
+            .concat();
+            (0x0800u16, ip, pseudo)
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let mut ip = vec![0x60, 0, 0, 0];
+            ip.extend_from_slice(&(udp_len as u16).to_be_bytes());
+            ip.extend_from_slice(&[17, 64]);
+            ip.extend_from_slice(&src.octets());
+            ip.extend_from_slice(&dst.octets());
+            let pseudo = [
+                &src.octets()[..],
+                &dst.octets()[..],
+                &(udp_len as u32).to_be_bytes(),
+                &[0, 0, 0, 17],
+            ]
+            .concat();
+            (0x86ddu16, ip, pseudo)
+        }
+        _ => panic!("mixed families"),
+    };
+    let check = match csum_fold(csum_add(csum_add(0, &pseudo), &udp)) {
+        0 => 0xffff,
+        check => check,
+    };
+    udp[6..8].copy_from_slice(&check.to_be_bytes());
+    let mut frame = [&dst_mac[..], &src_mac[..], &ethertype.to_be_bytes()].concat();
+    frame.append(&mut ip);
+    frame.append(&mut udp);
+    frame
+}
+
+/// A tap interface whose frames the kernel receives in page fragments (IFF_NAPI_FRAGS):
+/// only the first iovec of a write lands in the skb's linear part.
+// The one ioctl (TUNSETIFF) has no safe wrapper in std or nix.
+#[allow(unsafe_code)]
+fn frags_tap(ns: &Namespace, name: &str) -> std::fs::File {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+
+    let tun = ns
+        .enter(|| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/net/tun")
+        })
+        .expect("/dev/net/tun");
+    let mut ifr = [0u8; 40]; // struct ifreq: name[16], flags
+    ifr[..name.len()].copy_from_slice(name.as_bytes());
+    let flags: libc::c_short = 0x0002 | 0x1000 | 0x0010 | 0x0020; // TAP, NO_PI, NAPI, NAPI_FRAGS
+    ifr[16..18].copy_from_slice(&flags.to_ne_bytes());
+    // SAFETY: TUNSETIFF reads and writes a struct ifreq (40 bytes), which `ifr` holds.
+    // The interface is created in the namespace the file was opened in.
+    let rc = unsafe { libc::ioctl(tun.as_raw_fd(), 0x4004_54ca, ifr.as_mut_ptr()) };
+    assert_eq!(rc, 0, "TUNSETIFF: {}", std::io::Error::last_os_error());
+    tun
+}
+
+/// Headers outside the skb's linear part (a NIC that receives into page fragments): the
+/// program pulls them in and still relays, byte for byte.
+fn relays_with_headers_in_fragments(v6: bool) {
+    use std::io::Write;
+
+    let server = Namespace::new("s");
+    let peer = Namespace::new("p");
+    veth(&server, "s1", &peer, "p0");
+    let (family, prefix, client, server_ip, relay, peer_ip) = if v6 {
+        (
+            "-6",
+            "64",
+            "2001:db8:3::2",
+            "2001:db8:3::1",
+            "2001:db8:2::1",
+            "2001:db8:2::2",
+        )
+    } else {
+        (
+            "-4",
+            "24",
+            "198.18.3.2",
+            "198.18.3.1",
+            "198.18.2.1",
+            "198.18.2.2",
+        )
+    };
+    let tap = frags_tap(&server, "t0");
+    let (tap_mac, client_mac) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+    server.ip(&["link", "set", "t0", "address", "02:00:00:00:00:01"]);
+    for (ns, ip, dev) in [
+        (&server, server_ip, "t0"),
+        (&server, relay, "s1"),
+        (&peer, peer_ip, "p0"),
+    ] {
+        let cidr = format!("{ip}/{prefix}");
+        let mut args = vec![family, "addr", "add", &cidr, "dev", dev];
+        if v6 {
+            args.push("nodad");
+        }
+        ns.ip(&args);
+    }
+    server.ip(&["link", "set", "t0", "up"]);
+    server.ip(&[
+        family,
+        "neigh",
+        "add",
+        client,
+        "lladdr",
+        "02:00:00:00:00:02",
+        "dev",
+        "t0",
+        "nud",
+        "permanent",
+    ]);
+    server.sysctl("net/ipv4/conf/lo/forwarding", "1");
+    server.sysctl("net/ipv6/conf/lo/forwarding", "1");
+
+    let peer_socket = bind(&peer, peer_ip.parse().unwrap());
+    let b = Binding {
+        client: SocketAddr::new(client.parse().unwrap(), 40000),
+        server: SocketAddr::new(server_ip.parse().unwrap(), 3478),
+        relay: SocketAddr::new(relay.parse().unwrap(), 49152),
+        peer: peer_socket.local_addr().unwrap(),
+        channel: CHANNEL,
+    };
+    let mut fast = load(&server, Config::new(["t0", "s1"]));
+    fast.install(b).unwrap();
+
+    let sizes = [0, 3, 99, 1200];
+    for (i, &n) in sizes.iter().enumerate() {
+        let data = payload(i, n);
+        let frame = udp_frame(
+            tap_mac,
+            client_mac,
+            b.client,
+            b.server,
+            &channel_data(CHANNEL, &data),
+        );
+        // Ethernet header linear, the IP header, UDP header and ChannelData in fragments.
+        let iph = if v6 { 40 } else { 20 };
+        let parts = [&frame[..14], &frame[14..14 + iph], &frame[14 + iph..]];
+        let parts = parts.map(std::io::IoSlice::new);
+        let written = (&tap).write_vectored(&parts).expect("writev");
+        assert_eq!(written, frame.len());
+        let (got, from) = recv(&peer_socket, &format!("peer, {n} bytes"));
+        assert_eq!((got, from), (data, b.relay));
+    }
+    let expected = Counters {
+        to_peer: traffic(&sizes),
+        to_client: Traffic::default(),
+    };
+    assert_eq!(fast.remove(&b).unwrap(), Some(expected));
+}
+
+#[test]
+fn relays_with_headers_in_fragments_ipv4() {
+    relays_with_headers_in_fragments(false);
+}
+
+#[test]
+fn relays_with_headers_in_fragments_ipv6() {
+    relays_with_headers_in_fragments(true);
 }
