@@ -663,33 +663,6 @@ fn udp_frame(
     frame
 }
 
-/// A tap interface whose frames the kernel receives in page fragments (IFF_NAPI_FRAGS):
-/// only the first iovec of a write lands in the skb's linear part.
-// The one ioctl (TUNSETIFF) has no safe wrapper in std or nix.
-#[allow(unsafe_code)]
-fn frags_tap(ns: &Namespace, name: &str) -> std::fs::File {
-    use nix::libc;
-    use std::os::fd::AsRawFd;
-
-    let tun = ns
-        .enter(|| {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/net/tun")
-        })
-        .expect("/dev/net/tun");
-    let mut ifr = [0u8; 40]; // struct ifreq: name[16], flags
-    ifr[..name.len()].copy_from_slice(name.as_bytes());
-    let flags: libc::c_short = 0x0002 | 0x1000 | 0x0010 | 0x0020; // TAP, NO_PI, NAPI, NAPI_FRAGS
-    ifr[16..18].copy_from_slice(&flags.to_ne_bytes());
-    // SAFETY: TUNSETIFF reads and writes a struct ifreq (40 bytes), which `ifr` holds.
-    // The interface is created in the namespace the file was opened in.
-    let rc = unsafe { libc::ioctl(tun.as_raw_fd(), 0x4004_54ca, ifr.as_mut_ptr()) };
-    assert_eq!(rc, 0, "TUNSETIFF: {}", std::io::Error::last_os_error());
-    tun
-}
-
 /// Headers outside the skb's linear part (a NIC that receives into page fragments): the
 /// program pulls them in and still relays, byte for byte.
 fn relays_with_headers_in_fragments(v6: bool) {
@@ -717,7 +690,7 @@ fn relays_with_headers_in_fragments(v6: bool) {
             "198.18.2.2",
         )
     };
-    let tap = frags_tap(&server, "t0");
+    let tap = server.frags_tap("t0");
     let (tap_mac, client_mac) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
     server.ip(&["link", "set", "t0", "address", "02:00:00:00:00:01"]);
     for (ns, ip, dev) in [

@@ -80,6 +80,33 @@ impl Namespace {
             .unwrap_or_else(|e| panic!("writing {path} in {}: {e}", self.name));
     }
 
+    /// A tap interface whose frames the kernel receives in page fragments (IFF_NAPI_FRAGS):
+    /// only the first iovec of a write lands in the skb's linear part.
+    // The one ioctl (TUNSETIFF) has no safe wrapper in std or nix.
+    #[allow(unsafe_code)]
+    pub(crate) fn frags_tap(&self, name: &str) -> File {
+        use nix::libc;
+        use std::os::fd::AsRawFd;
+
+        let tun = self
+            .enter(|| {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/net/tun")
+            })
+            .expect("/dev/net/tun");
+        let mut ifr = [0u8; 40]; // struct ifreq: name[16], flags
+        ifr[..name.len()].copy_from_slice(name.as_bytes());
+        let flags: libc::c_short = 0x0002 | 0x1000 | 0x0010 | 0x0020; // TAP, NO_PI, NAPI, NAPI_FRAGS
+        ifr[16..18].copy_from_slice(&flags.to_ne_bytes());
+        // SAFETY: TUNSETIFF reads and writes a struct ifreq (40 bytes), which `ifr` holds.
+        // The interface is created in the namespace the file was opened in.
+        let rc = unsafe { libc::ioctl(tun.as_raw_fd(), 0x4004_54ca, ifr.as_mut_ptr()) };
+        assert_eq!(rc, 0, "TUNSETIFF: {}", std::io::Error::last_os_error());
+        tun
+    }
+
     /// Runs `f` on a thread inside the namespace: sockets it creates live there, and
     /// a fast path it loads attaches there.
     pub(crate) fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
