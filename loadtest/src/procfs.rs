@@ -39,16 +39,44 @@ pub fn own_cpu_seconds() -> io::Result<f64> {
     cpu_seconds_at("/proc/self/stat")
 }
 
-/// Non-idle CPU seconds of the whole machine, all cores (/proc/stat's `cpu` line: user,
-/// nice, system, irq, softirq and steal): the kernel's work that no process is charged
-/// with (softirq run while a core idles, kernel threads) is in here too.
-pub fn machine_busy_seconds() -> io::Result<f64> {
-    let text = std::fs::read_to_string("/proc/stat")?;
-    machine_busy_from(&text).map(|ticks| ticks as f64 / ticks_per_second())
+/// The whole machine's time not spent working, read at one instant: with it, the CPU all
+/// cores were busy between two readings is their wall time less the idle time, and the
+/// kernel's work that no process is charged with (softirq run while a core idles, kernel
+/// threads) is in it too. Idle and iowait come from /proc/stat, which a tickless kernel
+/// measures at each idle entry and exit; its busy columns are sampled at the tick, which
+/// misses most of a load paced in step with it.
+#[derive(Debug, Clone, Copy)]
+pub struct MachineIdle {
+    /// Idle + iowait + steal seconds of all cores (steal: the hypervisor ran something else).
+    idle_s: f64,
+    /// Cores counted in /proc/stat.
+    cores: usize,
+    at: std::time::Instant,
 }
 
-/// Busy ticks from the text of /proc/stat.
-fn machine_busy_from(text: &str) -> io::Result<u64> {
+impl MachineIdle {
+    /// Reads /proc/stat now.
+    pub fn read() -> io::Result<Self> {
+        let text = std::fs::read_to_string("/proc/stat")?;
+        let at = std::time::Instant::now();
+        let (ticks, cores) = idle_ticks_and_cores(&text)?;
+        Ok(Self {
+            idle_s: ticks as f64 / ticks_per_second(),
+            cores,
+            at,
+        })
+    }
+
+    /// CPU seconds all cores together were busy since `earlier`.
+    pub fn busy_since(&self, earlier: &Self) -> f64 {
+        let wall = self.at.duration_since(earlier.at).as_secs_f64();
+        let cores = self.cores.min(earlier.cores) as f64;
+        (wall * cores - (self.idle_s - earlier.idle_s)).max(0.0)
+    }
+}
+
+/// Idle + iowait + steal ticks of the `cpu` line and the number of `cpuN` lines.
+fn idle_ticks_and_cores(text: &str) -> io::Result<(u64, usize)> {
     let fields: Vec<u64> = text
         .lines()
         .find_map(|l| l.strip_prefix("cpu "))
@@ -57,13 +85,21 @@ fn machine_busy_from(text: &str) -> io::Result<u64> {
         .map(|f| f.parse())
         .collect::<Result<_, _>>()
         .map_err(|e| io::Error::other(format!("/proc/stat: {e}")))?;
-    // user nice system idle iowait irq softirq steal (guest time is inside user).
-    match fields[..] {
-        [user, nice, system, _idle, _iowait, irq, softirq, steal, ..] => {
-            Ok(user + nice + system + irq + softirq + steal)
-        }
-        _ => Err(io::Error::other("/proc/stat: short cpu line")),
+    // user nice system idle iowait irq softirq steal ...
+    let [_, _, _, idle, iowait, _, _, steal, ..] = fields[..] else {
+        return Err(io::Error::other("/proc/stat: short cpu line"));
+    };
+    let cores = text
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("cpu")
+                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count();
+    if cores == 0 {
+        return Err(io::Error::other("/proc/stat: no cpuN lines"));
     }
+    Ok((idle + iowait + steal, cores))
 }
 
 /// CPU seconds of one thread of this process (for the in-process forwarder).
@@ -143,15 +179,31 @@ mod tests {
         assert!(check_pid(u32::MAX).is_err());
         assert!(udp_buffer_errors().is_ok());
         assert!((-20..=19).contains(&own_nice().unwrap()));
-        assert!(machine_busy_seconds().unwrap() > 0.0);
+        let first = MachineIdle::read().unwrap();
+        assert!(MachineIdle::read().unwrap().busy_since(&first) >= 0.0);
     }
 
     #[test]
-    fn machine_busy_leaves_out_idle_and_iowait() {
-        let stat = "cpu  10 2 30 1000 50 4 5 6 0 0\ncpu0 10 2 30 1000 50 4 5 6 0 0\n";
-        assert_eq!(machine_busy_from(stat).unwrap(), 10 + 2 + 30 + 4 + 5 + 6);
-        assert!(machine_busy_from("cpu  1 2 3\n").is_err());
-        assert!(machine_busy_from("cpu0 1 2 3 4 5 6 7 8\n").is_err());
-        assert!(machine_busy_from("cpu  1 2 x 4 5 6 7 8\n").is_err());
+    fn machine_idle_counts_idle_iowait_and_steal_of_every_core() {
+        let stat = "cpu  10 2 30 1000 50 4 5 6 0 0\ncpu0 5 1 15 500 25 2 2 3 0 0\n\
+                    cpu1 5 1 15 500 25 2 3 3 0 0\nintr 1 2 3\nctxt 9\n";
+        assert_eq!(idle_ticks_and_cores(stat).unwrap(), (1000 + 50 + 6, 2));
+        assert!(idle_ticks_and_cores("cpu  1 2 3\ncpu0 1 2 3\n").is_err());
+        assert!(idle_ticks_and_cores("cpu0 1 2 3 4 5 6 7 8\n").is_err());
+        assert!(idle_ticks_and_cores("cpu  1 2 x 4 5 6 7 8\n").is_err());
+        assert!(idle_ticks_and_cores("cpu  1 2 3 4 5 6 7 8\n").is_err());
+        let t = std::time::Instant::now();
+        let earlier = MachineIdle {
+            idle_s: 10.0,
+            cores: 2,
+            at: t,
+        };
+        let later = MachineIdle {
+            idle_s: 11.5,
+            cores: 2,
+            at: t + std::time::Duration::from_secs(2),
+        };
+        // 2 cores × 2 s, of which 1.5 s idle: 2.5 s busy.
+        assert!((later.busy_since(&earlier) - 2.5).abs() < 1e-9);
     }
 }

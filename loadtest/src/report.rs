@@ -83,8 +83,9 @@ pub struct TrafficReport {
     /// drain: on loopback and veth the kernel charges part of the receiving side's work
     /// to the sender, so a server that does less may make loadtest do more.
     pub loadtest_cpu_s: Option<f64>,
-    /// Non-idle CPU seconds of the whole machine over the same window as
-    /// `loadtest_cpu_s`: what the kernel did outside any measured process shows here.
+    /// Busy CPU seconds of the whole machine (all cores' wall time less their idle time)
+    /// over the same window as `loadtest_cpu_s`: what the kernel did outside any measured
+    /// process shows here.
     pub machine_cpu_s: Option<f64>,
     /// CPU seconds spent in the server's eBPF fast path during the run (compare mode,
     /// `kernel.bpf_stats_enabled`). Not in the server process's CPU: the kernel charges

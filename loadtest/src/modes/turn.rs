@@ -435,7 +435,7 @@ pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
     });
     let udp_before = procfs::udp_buffer_errors().ok();
     let own_before = procfs::own_cpu_seconds().ok();
-    let machine_before = procfs::machine_busy_seconds().ok();
+    let machine_before = procfs::MachineIdle::read().ok();
     let started = Instant::now();
     let result = if flows.is_empty() {
         datapath::WorkerResult::default()
@@ -448,7 +448,7 @@ pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
         .and_then(|p| procfs::process_cpu_seconds(p).ok());
     let wall = started.elapsed();
     let own_after = procfs::own_cpu_seconds().ok();
-    let machine_after = procfs::machine_busy_seconds().ok();
+    let machine_after = procfs::MachineIdle::read().ok();
     let udp_after = procfs::udp_buffer_errors().ok();
     drop(progress);
     let peer_dropped = peer.map_or(0, |p| p.stop().1);
@@ -465,7 +465,9 @@ pub fn run(cfg: &TurnConfig) -> Result<TrafficReport, String> {
         .zip(udp_after)
         .map(|(b, a)| a.0.saturating_sub(b.0));
     report.loadtest_cpu_s = own_before.zip(own_after).map(|(b, a)| a - b);
-    report.machine_cpu_s = machine_before.zip(machine_after).map(|(b, a)| a - b);
+    report.machine_cpu_s = machine_before
+        .zip(machine_after)
+        .map(|(b, a)| a.busy_since(&b));
     Ok(report)
 }
 

@@ -241,7 +241,9 @@ pub(super) fn markdown(
              a discarded 1 s warm-up and stopped after it, so its program sits on the \
              interfaces only during its own runs. Its cost per packet counts three parts, \
              reported separately and summed: the server process's CPU; the machine's busy CPU \
-             (all cores, /proc/stat) that neither the server nor loadtest was charged with \
+             (all cores' wall time less their idle time, which /proc/stat measures at each \
+             idle entry and exit; its busy columns are sampled at the tick and miss much of \
+             a paced load) that neither the server nor loadtest was charged with \
              (*unattributed*: softirq work done while a core idled, kernel threads, anything \
              else running); and loadtest's extra CPU over the same load relayed by \
              turn-server in userspace (on loopback and veth the kernel charges the receiving \
@@ -515,8 +517,8 @@ fn packet_section(s: &mut String, res: &Results, phase: &str) {
     let _ = writeln!(
         s,
         "What the fast path costs over {phase} (CPU seconds per run, medians; *unattributed* \
-         is the machine's busy CPU (/proc/stat) that neither loadtest nor the server process \
-         was charged with; *loadtest extra* is loadtest's CPU beyond what it spends per \
+         is the machine's busy CPU (all cores' wall time less their idle time, /proc/stat) \
+         that neither loadtest nor the server process was charged with; *loadtest extra* is loadtest's CPU beyond what it spends per \
          packet when turn-server relays the same load in userspace; the *eBPF run* time is \
          inside those two, as the kernel charges the program to the task its softirq \
          interrupted, so the sum is server + unattributed + loadtest extra, never less than \
