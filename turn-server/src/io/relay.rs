@@ -165,7 +165,7 @@ impl RelaySockets {
         now: Instant,
     ) -> BindOutcome {
         let relay = if request.tcp {
-            self.listen(&request.relay).map(|relay| RelayBinding {
+            self.listen(&request.relay, now).map(|relay| RelayBinding {
                 relay,
                 reserved: None,
             })
@@ -315,28 +315,40 @@ impl RelaySockets {
             ..self.walk(ip)
         };
         // Walk the whole range once from a random start, as coturn does, over the ports
-        // no shard holds; a bind fails only where another program holds the port.
+        // no shard holds; a bind fails only where another program holds the port, and the
+        // socket it failed on tries the next one.
+        let mut spare = None;
         let mut step = 0;
-        while let Some((port, at)) = self.range.ports.claim(PortKind::Udp, &walk, step) {
+        while let Some((port, at)) = self.range.ports.claim(PortKind::Udp, &walk, step, now) {
             step = at + 1;
             let address = SocketAddr::new(ip, port);
-            let Ok(socket) = self.bind_port(ip, port) else {
-                self.range.ports.release(PortKind::Udp, address);
-                if walk.pair {
-                    self.range
-                        .ports
-                        .release(PortKind::Udp, SocketAddr::new(ip, port + 1));
+            let next = SocketAddr::new(ip, port.wrapping_add(1));
+            let socket = match self.bind_port(spare.take(), address, now) {
+                Ok(socket) => socket,
+                Err(Unbound::Taken(socket)) => {
+                    spare = Some(socket);
+                    if walk.pair {
+                        self.range.ports.release(PortKind::Udp, next);
+                    }
+                    continue;
                 }
-                continue;
+                Err(Unbound::Failed(e)) => {
+                    if walk.pair {
+                        self.range.ports.release(PortKind::Udp, next);
+                    }
+                    tracing::warn!(%address, error = %e, "cannot open a relay socket");
+                    return Err(NoRelayPort);
+                }
             };
             let reserved = if walk.pair {
-                let next = SocketAddr::new(ip, port + 1);
-                let Ok(socket) = self.bind_port(ip, port + 1) else {
-                    self.range.ports.release(PortKind::Udp, address);
-                    self.range.ports.release(PortKind::Udp, next);
-                    continue;
-                };
-                Some(self.insert(next, Bound::Udp(socket)))
+                match self.bind_port(None, next, now) {
+                    Ok(socket) => Some(self.insert(next, Bound::Udp(socket))),
+                    Err(_) => {
+                        // Closing `socket` gives its port back.
+                        self.range.ports.release(PortKind::Udp, address);
+                        continue;
+                    }
+                }
             } else {
                 None
             };
@@ -362,16 +374,16 @@ impl RelaySockets {
 
     /// Binds a TCP listener at the first free port from a random start, walking the range
     /// once as the UDP relays do, over the ports no shard holds (see the module docs).
-    fn listen(&mut self, request: &RelayRequest) -> Result<Relay, NoRelayPort> {
+    fn listen(&mut self, request: &RelayRequest, now: Instant) -> Result<Relay, NoRelayPort> {
         let ip = self.range.relay_ip(request).map_err(|_| NoRelayPort)?;
         let walk = self.walk(ip);
         let mut step = 0;
-        while let Some((port, at)) = self.range.ports.claim(PortKind::Tcp, &walk, step) {
+        while let Some((port, at)) = self.range.ports.claim(PortKind::Tcp, &walk, step, now) {
             step = at + 1;
             let address = SocketAddr::new(ip, port);
             match super::tcp::relay_listener(address, self.range.device.as_deref()) {
                 Ok(listener) => return Ok(self.insert(address, Bound::TcpPending(listener))),
-                Err(_) => self.range.ports.release(PortKind::Tcp, address),
+                Err(_) => self.range.ports.held_elsewhere(PortKind::Tcp, address, now),
             }
         }
         tracing::warn!(%ip, "no free TCP relay port");
@@ -392,10 +404,11 @@ impl RelaySockets {
         }
     }
 
-    fn bind_port(&self, ip: IpAddr, port: u16) -> io::Result<Rc<UdpSocket>> {
-        let address = SocketAddr::new(ip, port);
+    /// A UDP socket for relay addresses of `ip`'s family, with the range's buffers and
+    /// device, not yet bound.
+    fn open_udp(&self, ip: IpAddr) -> io::Result<Socket> {
         let socket = Socket::new(
-            Domain::for_address(address),
+            Domain::for_address(SocketAddr::new(ip, 0)),
             Type::DGRAM,
             Some(Protocol::UDP),
         )?;
@@ -407,10 +420,49 @@ impl RelaySockets {
         let _ = socket.set_send_buffer_size(self.range.socket_buffer);
         socket.set_nonblocking(true)?;
         super::device::bind_to_device(&socket, self.range.device.as_deref())?;
-        socket.bind(&address.into())?;
-        let std: StdUdpSocket = socket.into();
-        Ok(Rc::new(UdpSocket::from_std(std)?))
+        Ok(socket)
     }
+
+    /// Binds `socket` (a new one when `None`) to the claimed `address`, whose claim a
+    /// failure gives back. A failed bind marks the port as held by another program (see
+    /// [`RelayPorts`]) and hands the socket back, still unbound, for the next port.
+    fn bind_port(
+        &self,
+        socket: Option<Socket>,
+        address: SocketAddr,
+        now: Instant,
+    ) -> Result<Rc<UdpSocket>, Unbound> {
+        let socket = match socket {
+            Some(socket) => socket,
+            None => match self.open_udp(address.ip()) {
+                Ok(socket) => socket,
+                Err(e) => {
+                    self.range.ports.release(PortKind::Udp, address);
+                    return Err(Unbound::Failed(e));
+                }
+            },
+        };
+        if socket.bind(&address.into()).is_err() {
+            self.range.ports.held_elsewhere(PortKind::Udp, address, now);
+            return Err(Unbound::Taken(socket));
+        }
+        let std: StdUdpSocket = socket.into();
+        match UdpSocket::from_std(std) {
+            Ok(socket) => Ok(Rc::new(socket)),
+            Err(e) => {
+                self.range.ports.release(PortKind::Udp, address);
+                Err(Unbound::Failed(e))
+            }
+        }
+    }
+}
+
+/// Why [`RelaySockets::bind_port`] bound nothing.
+enum Unbound {
+    /// The port is taken: the socket, unbound, can try another.
+    Taken(Socket),
+    /// No socket could be opened (e.g. out of file descriptors): no port will do.
+    Failed(io::Error),
 }
 
 impl RelayRange {
@@ -466,6 +518,7 @@ mod tests {
     use std::os::fd::AsFd;
 
     use super::*;
+    use crate::io::relay_ports::ELSEWHERE_FOR;
     use turn_proto::AllocId;
 
     fn range(min_port: u16, max_port: u16) -> RelaySockets {
@@ -583,6 +636,72 @@ mod tests {
         assert_eq!(again.address, only.address);
     }
 
+    /// Three consecutive ports no socket holds now, and sockets of "another program"
+    /// on the first two.
+    fn crowded_ports() -> (u16, Vec<StdUdpSocket>) {
+        (30_200..30_400)
+            .find_map(|first| {
+                let held: Vec<_> = (first..first + 2)
+                    .map_while(|port| StdUdpSocket::bind(("127.0.0.1", port)).ok())
+                    .collect();
+                let free = StdUdpSocket::bind(("127.0.0.1", first + 2)).is_ok();
+                (held.len() == 2 && free).then_some((first, held))
+            })
+            .expect("three free ports")
+    }
+
+    /// Ports other programs hold cost one failed bind, then walks skip them until
+    /// ELSEWHERE_FOR has passed; a port they let go is then ours again.
+    #[tokio::test]
+    async fn ports_held_by_other_programs_are_skipped_then_retried() {
+        let (first, others) = crowded_ports();
+        let mut relays = range(first, first + 2);
+        relays.range.max_parked = 0;
+        let t0 = Instant::now();
+        let only = bind(&mut relays, false, t0);
+        assert_eq!(only.address.port(), first + 2, "the one port nobody holds");
+        let full = relays.bind(&request(false), &mut Vec::new(), t0);
+        assert!(full.relay.is_err(), "the rest are held elsewhere");
+        drop(others);
+        let soon = relays.bind(
+            &request(false),
+            &mut Vec::new(),
+            t0 + Duration::from_secs(1),
+        );
+        assert!(soon.relay.is_err(), "still skipped within ELSEWHERE_FOR");
+        let later = bind(&mut relays, false, t0 + ELSEWHERE_FOR);
+        assert!(
+            later.address.port() < first + 2,
+            "freed by the other program"
+        );
+    }
+
+    /// EVEN-PORT with R needs the port after it as well: one held elsewhere makes the
+    /// walk move on, and the even port it had bound is given back.
+    #[tokio::test]
+    async fn a_pair_moves_on_when_its_second_port_is_held_elsewhere() {
+        let probe = |port: u16| StdUdpSocket::bind(("127.0.0.1", port)).ok();
+        let (even, other) = (30_400..30_600)
+            .step_by(2)
+            .find_map(|even| {
+                let free = (even..even + 4).all(|port| probe(port).is_some());
+                free.then(|| (even, probe(even + 1).expect("just free")))
+            })
+            .expect("four free ports");
+        let mut relays = range(even, even + 3);
+        let mut pair = request(true);
+        pair.relay.reserve_next = true;
+        let t0 = Instant::now();
+        let outcome = relays
+            .bind(&pair, &mut Vec::new(), t0)
+            .relay
+            .expect("a pair");
+        assert_eq!(outcome.relay.address.port(), even + 2);
+        assert_eq!(outcome.reserved.expect("reserved").address.port(), even + 3);
+        assert!(probe(even).is_some(), "the first even port was given back");
+        drop(other);
+    }
+
     /// A socket closed at release (parking off) or pushed out of a full parking gives its
     /// port back to the shared ledger: the next allocation binds it afresh instead of
     /// finding the range exhausted.
@@ -613,7 +732,7 @@ mod tests {
             relays
                 .range
                 .ports
-                .claim(PortKind::Udp, &walk, 0)
+                .claim(PortKind::Udp, &walk, 0, t0)
                 .map(|(port, _)| port)
                 != Some(address.port())
         };
