@@ -688,17 +688,21 @@ mod tests {
                 free.then(|| (even, probe(even + 1).expect("just free")))
             })
             .expect("four free ports");
-        let mut relays = range(even, even + 3);
         let mut pair = request(true);
         pair.relay.reserve_next = true;
         let t0 = Instant::now();
-        let outcome = relays
-            .bind(&pair, &mut Vec::new(), t0)
-            .relay
-            .expect("a pair");
-        assert_eq!(outcome.relay.address.port(), even + 2);
-        assert_eq!(outcome.reserved.expect("reserved").address.port(), even + 3);
-        assert!(probe(even).is_some(), "the first even port was given back");
+        // The walk starts at a random port, at `even` (whose partner is held elsewhere)
+        // half the time: ten fresh sets all miss that start once in a thousand runs.
+        for _ in 0..10 {
+            let mut relays = range(even, even + 3);
+            let outcome = relays
+                .bind(&pair, &mut Vec::new(), t0)
+                .relay
+                .expect("a pair");
+            assert_eq!(outcome.relay.address.port(), even + 2);
+            assert_eq!(outcome.reserved.expect("reserved").address.port(), even + 3);
+            assert!(probe(even).is_some(), "the first even port was given back");
+        }
         drop(other);
     }
 
